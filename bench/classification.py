@@ -1,0 +1,174 @@
+"""MiniLM sentiment classification on Rotten Tomatoes: Hugging Face `Trainer` against `sft_nb`.
+
+Contenders (same examples, epochs, learning rate, batch size, max length, seed):
+  hf_default   `Trainer` with its defaults (random batches, fused AdamW, linear schedule, no warm-up, wd 0)
+  hf_grouped   the same with `train_sampling_strategy="group_by_length"` (HF's length grouping)
+  sft_nb       `Learner` on `sft_nb.data.dataloaders(...)` with their defaults (length-grouped batches, AdamW,
+               linear schedule with 10% warm-up, wd 0.01, clip 1.0); validated at each epoch end as by default
+  sft_nb_fast  (opt-in, `--fast`) the speed knobs found while profiling: fused AdamW, frozen word embeddings
+
+Each run is a fresh subprocess (peak RSS per run) and the contenders alternate (ABC, CBA, ...) in one
+invocation. Measured per run: training wall time (only `trainer.train()` / `learn.fit()`, with validation passes
+subtracted), training samples/s and real (non-padding) tokens/s, padding fraction of the training batches, peak
+RSS, validation accuracy, and model FLOP utilisation (MFU): `common.train_flops` (6 x non-embedding params x real
+tokens + 12 x layers x hidden x sum(len^2)) / training time / the fp32 matmul peak measured in the same process
+just before and after training (a 960x384x1536 matmul, the best of the two). The parent prints medians and the
+sft_nb / HF ratios of each repeat (adjacent runs), and saves bench/results/classification[_quick].json and .md.
+
+    .venv/bin/python bench/classification.py                 # reference: 1,000 examples, 2 epochs, 2 repeats
+    .venv/bin/python bench/classification.py --quick         # 300 examples, 1 epoch, 1 repeat (smoke test)
+    .venv/bin/python bench/classification.py --device cuda   # same comparison in bf16 on a GPU
+"""
+from __future__ import annotations
+import argparse, os, sys, time, tempfile
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (TokenCounter, alternate, check_device, command_line, device_memory, environment, main_or_worker,
+                    matmul_gflops, md_table, median, paired_ratios, param_counts, precision_for, save, train_flops, fmt)
+
+SCRIPT = Path(__file__).resolve()
+
+def splits(cfg):
+    "The same train subset and validation examples for every contender."
+    from datasets import DatasetDict
+    from sft_nb.assets import rotten_tomatoes
+    dsd = rotten_tomatoes(seed=cfg['seed'])
+    train = dsd['train'].shuffle(seed=cfg['seed']).select(range(cfg['n_train']))
+    return DatasetDict(train=train, validation=dsd['validation'].select(range(cfg['n_valid'])))
+
+def tokenizer():
+    from transformers import AutoTokenizer
+    from sft_nb.assets import minilm_path
+    return AutoTokenizer.from_pretrained(minilm_path())
+
+def finish(cfg, model, counter, train_s, acc, peak_before, curve=None, **extra)->dict:
+    "The result record of one run."
+    c, st = model.config, counter.stats()
+    pc = param_counts(model)
+    peak = max(peak_before, matmul_gflops())
+    flops = train_flops(pc['non_embedding'], c.num_hidden_layers, c.hidden_size, st['real_tokens'], st['sum_len_sq'])
+    return {'train_s': round(train_s, 2), 'samples_per_s': round(st['examples'] / train_s, 2),
+            'tokens_per_s': round(st['real_tokens'] / train_s, 1), 'padding_pct': st['padding_pct'], 'accuracy': round(acc, 4),
+            'matmul_gflops': round(peak, 1), 'achieved_gflops': round(flops / train_s / 1e9, 1),
+            'mfu_pct': round(100 * flops / train_s / 1e9 / peak, 1), **device_memory(cfg['device']),
+            'trainable_params': pc['trainable'], 'curve': curve or [], **st, **extra}
+
+# ---------------------------------------------------------------- Hugging Face Trainer
+def run_hf(cfg, grouped:bool)->dict:
+    import numpy as np, torch
+    from transformers import (AutoModelForSequenceClassification, Trainer, TrainingArguments, DataCollatorWithPadding, set_seed)
+    from sft_nb.assets import minilm_path
+    tok, dsd = tokenizer(), splits(cfg)
+    tds = dsd.map(lambda b: tok(b['text'], truncation=True, max_length=cfg['max_length']), batched=True, remove_columns=['text'])
+    set_seed(cfg['seed'])
+    model = AutoModelForSequenceClassification.from_pretrained(minilm_path(), num_labels=2)
+    prec = precision_for(cfg['device'])
+    args = TrainingArguments(output_dir=tempfile.mkdtemp(), num_train_epochs=cfg['epochs'], learning_rate=cfg['lr'],
+                             per_device_train_batch_size=cfg['batch_size'], per_device_eval_batch_size=2 * cfg['batch_size'],
+                             seed=cfg['seed'], report_to='none', save_strategy='no', disable_tqdm=True,
+                             train_sampling_strategy='group_by_length' if grouped else 'random',
+                             use_cpu=cfg['device'] == 'cpu', bf16=prec == 'bf16', fp16=prec == 'fp16')
+    counter = TokenCounter(DataCollatorWithPadding(tok))
+    trainer = Trainer(model=model, args=args, train_dataset=tds['train'], data_collator=counter)
+    peak = matmul_gflops()
+    t = time.perf_counter(); trainer.train(); train_s = time.perf_counter() - t
+    counter.active = False
+    pred = trainer.predict(tds['validation'])
+    acc = float((np.argmax(pred.predictions, -1) == pred.label_ids).mean())
+    return finish(cfg, model, counter, train_s, acc, peak, curve=[[round(train_s, 2), acc]])
+
+# ---------------------------------------------------------------- sft_nb
+def run_sft(cfg, fast:bool=False)->dict:
+    import torch
+    from functools import partial
+    from sft_nb.core import Callback
+    from sft_nb.data import dataloaders
+    from sft_nb.learner import Learner, load_model
+    from sft_nb.metrics import Accuracy
+    tok, dsd = tokenizer(), splits(cfg)
+    dls = dataloaders(dsd, tok, 'classification', batch_size=cfg['batch_size'], max_length=cfg['max_length'], seed=cfg['seed'])
+    counter = dls.train.collate_fn = TokenCounter(dls.train.collate_fn)
+    torch.manual_seed(cfg['seed'])
+    model = load_model('minilm', 'classification', id2label=dls.id2label)
+    kw = {}
+    if fast:
+        kw['opt_func'] = partial(torch.optim.AdamW, fused=True)
+        model.get_input_embeddings().weight.requires_grad_(False)
+
+    class EvalClock(Callback):
+        "Take validation passes out of the training time, and record (training seconds, accuracy) after each."
+        def before_fit(self): self.eval_s, self.curve = 0., []
+        def before_validate(self): self.t = time.perf_counter()
+        def after_validate(self):
+            now = time.perf_counter(); self.eval_s += now - self.t
+            self.curve.append([round(now - self.learn._t0 - self.eval_s, 2), self.learn._valid_res.get('accuracy')])
+
+    clock = EvalClock()
+    learn = Learner(model, dls, metrics=[Accuracy()], cbs=[clock], lr=cfg['lr'], seed=cfg['seed'],
+                    precision=precision_for(cfg['device']), eval_every=cfg.get('eval_every'), **kw)
+    peak = matmul_gflops()
+    t = time.perf_counter(); learn.fit(cfg['epochs']); train_s = time.perf_counter() - t - clock.eval_s
+    return finish(cfg, model, counter, train_s, clock.curve[-1][1], peak, curve=clock.curve, eval_s=round(clock.eval_s, 1))
+
+RUNNERS = {'hf_default': lambda c: run_hf(c, False), 'hf_grouped': lambda c: run_hf(c, True),
+           'sft_nb': run_sft, 'sft_nb_fast': lambda c: run_sft(c, fast=True)}
+
+# ---------------------------------------------------------------- parent
+COLS = ['contender', 'train_s', 'samples_per_s', 'tokens_per_s', 'padding_pct', 'accuracy', 'peak_rss_mb', 'mfu_pct', 'matmul_gflops']
+
+def time_to(curve, target):
+    "Training seconds at the first evaluation reaching `target` accuracy (None if never)."
+    return next((t for t, a in curve if a is not None and a >= target - 1e-9), None)
+
+def report(results, names, cfg, args)->str:
+    rows = [{'contender': n, **{k: median(results, n, k) for k in COLS[1:]}} for n in names]
+    out = [f"## MiniLM / Rotten Tomatoes: {cfg['n_train']} train examples, {cfg['epochs']} epochs, batch {cfg['batch_size']}, "
+           f"max length {cfg['max_length']}, lr {cfg['lr']}, {cfg['device']}, {args.repeats} repeat(s) alternated\n",
+           "Medians over repeats.\n", md_table(rows, COLS)]
+    hf_acc = median(results, 'hf_default', 'accuracy')
+    hf_s = median(results, 'hf_default', 'train_s')
+    lines = ["\n| ratio (per repeat) | " + ' | '.join(f"vs {b}" for b in ('hf_default', 'hf_grouped')) + " |\n|---|---|---|"]
+    for a in [n for n in names if n.startswith('sft')]:
+        for key, lab in (('samples_per_s', 'samples/s'), ('peak_rss_mb', 'peak RSS'), ('accuracy', 'accuracy')):
+            cells = [', '.join(f"{r:.2f}" for r in paired_ratios(results, a, b, key)) or '-' for b in ('hf_default', 'hf_grouped')]
+            lines.append(f"| {a} {lab} | " + ' | '.join(cells) + ' |')
+    out.append('\n'.join(lines) + '\n')
+    if hf_acc is not None and hf_s:
+        tta = []
+        for n in names:
+            ts = [time_to(r['curve'], hf_acc) for r in results if r['name'] == n and 'error' not in r]
+            ts = [t for t in ts if t is not None]
+            tta.append(f"| {n} | {fmt(min(ts) if ts else None, 1)} | {fmt(min(ts) / hf_s if ts else None, 2)} |")
+        out.append(f"\nTime to reach hf_default's final accuracy ({hf_acc:.3f}), in training seconds (best run), and as a fraction "
+                   f"of hf_default's median training time ({hf_s:.1f} s):\n\n| contender | seconds | fraction |\n|---|---|---|\n" + '\n'.join(tta) + '\n')
+    return '\n'.join(out)
+
+def parent(args):
+    if args.quick: args.n_train, args.epochs, args.repeats = min(args.n_train, 300), 1, 1
+    check_device(args.device)
+    cfg = dict(n_train=args.n_train, n_valid=args.n_valid, epochs=args.epochs, max_length=args.max_length, batch_size=args.batch_size,
+               lr=args.lr, seed=args.seed, device=args.device, threads=args.threads,
+               eval_every=args.eval_every)
+    names = [n for n in args.contenders.split(',')] + (['sft_nb_fast'] if args.fast else [])
+    env = environment()
+    print(f"{command_line()}\n{env}\n{cfg}", flush=True)
+    results = alternate(SCRIPT, names, cfg, args.repeats)
+    md = f"# classification benchmark\n\n`{command_line()}`\n\n{env['date_utc']}, {env['cpu']}, {env['cores']} cores, " \
+         f"load average {env['load_avg_1m']} at start (shared machine)\n\n" + report(results, names, cfg, args)
+    print(md)
+    save('classification' + ('_quick' if args.quick else '') + ('_cuda' if args.device == 'cuda' else ''),
+         {'command': command_line(), 'env': env, 'cfg': cfg, 'results': results}, md)
+
+if __name__ == '__main__':
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--n-train', type=int, default=1000); p.add_argument('--n-valid', type=int, default=500)
+    p.add_argument('--epochs', type=int, default=2); p.add_argument('--max-length', type=int, default=48)
+    p.add_argument('--batch-size', type=int, default=32); p.add_argument('--lr', type=float, default=1e-4)
+    p.add_argument('--seed', type=int, default=42); p.add_argument('--repeats', type=int, default=2)
+    p.add_argument('--threads', type=int, default=0, help='torch threads in each run (0: torch default)')
+    p.add_argument('--eval-every', type=int, default=None, help='sft_nb: also validate every N steps (time-to-accuracy curve)')
+    p.add_argument('--contenders', default='hf_default,hf_grouped,sft_nb')
+    p.add_argument('--fast', action='store_true', help='add sft_nb_fast (fused AdamW, frozen word embeddings)')
+    p.add_argument('--quick', action='store_true', help='300 examples, 1 epoch, 1 repeat')
+    p.add_argument('--device', default='cpu', help="'cpu' or 'cuda' (bf16 on a GPU)")
+    main_or_worker(RUNNERS, parent, p)
