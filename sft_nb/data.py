@@ -439,6 +439,7 @@ def _cls_index(ids:list[int], tokenizer)->int:
 
 def _enc_qa(b:dict, tokenizer, max_length:int, stride:int=64, **_)->dict:
     "Split question + context into overlapping windows with answer start/end token positions (CLS when outside)."
+    stride = min(stride, max_length // 4)  # the tokenizer refuses a stride as long as the window; keep windows mostly new text
     enc = tokenizer(b['question'], b['context'], truncation='only_second', max_length=max_length, stride=stride,
                     return_overflowing_tokens=True, return_offsets_mapping=True)
     out = {k: [] for k in ('input_ids', 'start_positions', 'end_positions', 'example_idx', 'offset_mapping', 'length', 'truncated')}

@@ -10,6 +10,15 @@ NBS_PATH = Path(CFG.nbs_path)
 NOTEBOOKS = sorted(p for p in NBS_PATH.rglob('*.ipynb')
                    if not any(part.startswith(('_', '.')) for part in p.relative_to(NBS_PATH).parts))
 
+@pytest.fixture(scope='module', autouse=True)
+def one_thread_for_tiny_models(request):
+    "Tiny models run many times faster on one thread (no thread start-up per op); real models in --slow runs keep them all."
+    import torch
+    n = torch.get_num_threads()
+    if not request.config.getoption('--slow'): torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 @pytest.mark.parametrize('nb', NOTEBOOKS, ids=[str(p.relative_to(NBS_PATH)) for p in NOTEBOOKS])
 def test_notebook(nb, request):
     slow = request.config.getoption('--slow')
