@@ -1,0 +1,127 @@
+"Shared helpers of the reliability tests: a tiny run (model, data, config), the training subprocess, folder hashes."
+from __future__ import annotations
+import os, sys, json, time, random, shutil, hashlib, signal, subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The `sft-nb` command without relying on the console script being on PATH (same code path: `sft_nb.cli.main`)
+SFT_NB = [sys.executable, '-c', 'import sys; from sft_nb.cli import main; sys.exit(main())']
+
+# --------------------------------------------------------------------------------------------------- tiny workspace
+def make_data(folder:Path, n_train:int=200, n_valid:int=40, seed:int=0)->dict:
+    "Write train.csv and valid.csv (text, label in {neg, pos}) into `folder`; returns their paths."
+    import pandas as pd
+    from sft_nb.assets import tiny_corpus
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    rng, texts = random.Random(seed), tiny_corpus(n_train + n_valid, seed=seed + 1)
+    labels = [rng.choice(['neg', 'pos']) for _ in texts]
+    out = {}
+    for name, sl in (('train', slice(0, n_train)), ('valid', slice(n_train, n_train + n_valid))):
+        out[name] = folder/f'{name}.csv'
+        pd.DataFrame({'text': texts[sl], 'label': labels[sl]}).to_csv(out[name], index=False)
+    return out
+
+def make_model(folder:Path, family:str='bert', task:str='classification', **kw)->Path:
+    "Save a random-init tiny model with its tokenizer in `folder`, with dropout off (runs are deterministic)."
+    from sft_nb.assets import tiny_model
+    drop = {'bert': dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, classifier_dropout=0.0),
+            'roberta': dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, classifier_dropout=0.0)}.get(family, {})
+    tiny_model(family, task, save_to=folder, **{**drop, **kw})
+    return Path(folder)
+
+def run_config(ws:Path, **over)->dict:
+    "A config dict for a tiny classification run in workspace `ws` (model/, train.csv, valid.csv); `over` replaces keys."
+    ws = Path(ws)
+    cfg = {'task': 'classification', 'model': str(ws/'model'),
+           'data': {'name': None, 'train': str(ws/'train.csv'), 'validation': str(ws/'valid.csv')},
+           'epochs': 2, 'batch_size': 4, 'max_length': 32, 'lr': 1e-3, 'checkpoint_every': 2,
+           'precision': 'no', 'metrics': ['accuracy'], 'output_dir': str(ws/'out')}
+    for k, v in over.items():
+        if k == 'data': cfg['data'] = {**cfg['data'], **v}
+        else: cfg[k] = v
+    return cfg
+
+def write_config(path:Path, cfg:dict)->Path:
+    import yaml
+    Path(path).write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return Path(path)
+
+def build_workspace(ws:Path, family:str='bert', n_train:int=200, n_valid:int=40)->Path:
+    "model/, train.csv, valid.csv in `ws`."
+    make_model(Path(ws)/'model', family)
+    make_data(ws, n_train, n_valid)
+    return Path(ws)
+
+# --------------------------------------------------------------------------------------------------- hashes
+def sha256(p:Path)->str:
+    h = hashlib.sha256()
+    with open(p, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
+    return h.hexdigest()
+
+def tree_hashes(root:Path)->dict[str, str]:
+    "relative path -> sha256 of every file under `root` (empty when `root` does not exist)."
+    root = Path(root)
+    if root.is_file(): return {'.': sha256(root)}
+    return {str(p.relative_to(root)): sha256(p) for p in sorted(root.rglob('*')) if p.is_file()} if root.exists() else {}
+
+def damaged(before:dict, after:dict)->list[str]:
+    "Files of `before` that are gone or changed in `after` (new files are allowed)."
+    return [k for k, h in before.items() if after.get(k) != h]
+
+# --------------------------------------------------------------------------------------------------- weights
+def load_weights(path:Path)->dict:
+    "The tensors of a safetensors file (or of `model.safetensors` in a folder)."
+    from safetensors.torch import load_file
+    path = Path(path)
+    return load_file(str(path/'model.safetensors' if path.is_dir() else path))
+
+def max_weight_diff(a:dict, b:dict)->float:
+    "Largest absolute difference between two state dicts with the same keys."
+    assert set(a) == set(b), set(a) ^ set(b)
+    return max(float((a[k].float() - b[k].float()).abs().max()) if a[k].numel() else 0. for k in a)
+
+# --------------------------------------------------------------------------------------------------- subprocesses
+def run_env(cache:Path, **extra)->dict:
+    "Environment of a training subprocess: private tokenization cache, offline, one thread (same numerics every run)."
+    env = {**os.environ, 'SFT_NB_CACHE': str(cache), 'HF_HUB_OFFLINE': '1', 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1',
+           'PYTHONUNBUFFERED': '1', 'TOKENIZERS_PARALLELISM': 'false', 'PYTHONPATH': str(ROOT)}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+def train_cmd(cfg_path:Path, *sets:str)->list[str]:
+    "`sft-nb train CFG --quiet --set ...` as an argv."
+    return [*SFT_NB, 'train', str(cfg_path), '--quiet', *[a for s in sets for a in ('--set', s)]]
+
+def start_train(cfg_path:Path, cache:Path, log:Path, *sets:str)->subprocess.Popen:
+    "Start `sft-nb train` in its own process group, output appended to `log`."
+    f = open(log, 'ab')
+    return subprocess.Popen(train_cmd(cfg_path, *sets), stdout=f, stderr=subprocess.STDOUT, env=run_env(cache),
+                            cwd=str(Path(cfg_path).parent), start_new_session=True)
+
+def run_train(cfg_path:Path, cache:Path, log:Path, timeout:float=900, *sets:str)->int:
+    "Run `sft-nb train` to the end; returns its exit status."
+    p = start_train(cfg_path, cache, log, *sets)
+    try: return p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL); p.wait()
+        raise
+
+def checkpoint_steps(out:Path)->list[int]:
+    "Steps of the visible checkpoint folders of a run."
+    from sft_nb.learner import list_checkpoints
+    return [int(p.name.split('-')[-1]) for p in list_checkpoints(Path(out)/'checkpoints')]
+
+def wait_for(pred, timeout:float, every:float=0.05, proc:subprocess.Popen|None=None)->bool:
+    "Poll `pred()` until true (True), the process ends or `timeout` passes (False)."
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred(): return True
+        if proc is not None and proc.poll() is not None: return bool(pred())
+        time.sleep(every)
+    return False
+
+def tail(path:Path, n:int=3000)->str:
+    try: return Path(path).read_text(errors='replace')[-n:]
+    except OSError: return ''
