@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Sampler
-from datasets import Dataset, DatasetDict, ClassLabel, load_from_disk
+from datasets import Dataset, DatasetDict, ClassLabel, Value, load_from_disk
 from .core import SftError, did_you_mean, check_choice, cache_dir, atomic_dir, in_notebook, show_df
 
 # %% ../nbs/02_data.ipynb #623e5c1b
@@ -85,12 +85,17 @@ def read_table(path:str|Path, # A .csv, .tsv, .json, .jsonl or .parquet file (op
         sib = [f.name for f in p.parent.iterdir()] if p.parent.is_dir() else []
         raise SftError(f"file not found: {p.name}.{did_you_mean(p.name, sib)}", where=str(p), fix="check the path")
     fmt = check_choice(fmt, _FORMATS, 'format') if fmt else _file_format(p)
-    if fmt == 'parquet': df = pd.read_parquet(p)
-    else:
-        text = _read_text(p, encoding)
-        if not text.strip(): raise SftError(f"{p.name} is empty", where=str(p), fix="give a file with a header and rows")
-        if fmt in ('csv', 'tsv'): df = pd.read_csv(io.StringIO(text), sep=',' if fmt == 'csv' else '\t', keep_default_na=True)
-        else: df = _read_json(text, p, fmt)
+    try:
+        if fmt == 'parquet': df = pd.read_parquet(p)
+        else:
+            text = _read_text(p, encoding)
+            if not text.strip(): raise SftError(f"{p.name} is empty", where=str(p), fix="give a file with a header and rows")
+            if fmt in ('csv', 'tsv'): df = pd.read_csv(io.StringIO(text), sep=',' if fmt == 'csv' else '\t', keep_default_na=True)
+            else: df = _read_json(text, p, fmt)
+    except SftError: raise
+    except Exception as e:  # pandas/pyarrow parse errors (unclosed quote, ragged rows, damaged parquet, non-record JSON)
+        raise SftError(f"{p.name} could not be read as {fmt}: {type(e).__name__}: {str(e).strip()[:300]}", where=str(p),
+                       fix=f"check that the file is valid {fmt} (quotes closed, the same number of fields on every line, records with named fields)") from None
     if len(df) == 0: raise SftError(f"{p.name} has no rows", where=str(p), fix="give a file with at least one example")
     return df
 
@@ -196,6 +201,9 @@ def encode_labels(dsd:DatasetDict, # Splits with a `label` column
     "Turn the `label` column of every split into a `ClassLabel` with stable ids, rejecting missing and unseen labels."
     where = where or {k: f"the {k!r} split" for k in dsd}
     for k, ds in dsd.items():
+        odd = [i for i, v in enumerate(ds['label']) if isinstance(v, (list, dict))]
+        if odd: raise SftError(f"label at row {odd[0]} of the {k!r} split is a {type(ds['label'][odd[0]]).__name__}, not one class", where=f"{where[k]}, row {odd[0]}, column 'label'",
+                               fix="give one class name or id per row (multi-label classification is not supported)")
         bad = [i for i, v in enumerate(ds['label']) if _is_missing(v)]
         if bad: raise SftError(f"{len(bad)} missing (NaN/None) label(s) in the {k!r} split, first at row {bad[0]}", where=f"{where[k]}, row {bad[0]}, column 'label'",
                                fix="fill or drop rows without a label (e.g. df.dropna(subset=['label']))")
@@ -263,6 +271,9 @@ def _validate(ds:Dataset, task:str, where:str)->Dataset:
     for role in [r for r in (*req, *opt) if r in ds.column_names and r not in ('label', 'answers', 'messages')]:
         bad = [i for i, v in enumerate(ds[role]) if _is_missing(v)]
         if bad: raise SftError(f"{len(bad)} empty value(s) in column {role!r}, first at row {bad[0]}", where=f"{where}, row {bad[0]}, column {role!r}", fix="fill or drop those rows")
+        if ds.features[role] != Value('string'):  # a CSV column of digits is read as numbers; tokenizers need text
+            if not isinstance(ds.features[role], Value): raise SftError(f"column {role!r} holds {ds.features[role]}, not text", where=f"{where}, column {role!r}", fix="give one string per row")
+            ds = ds.cast_column(role, Value('string'))
     if 'messages' in req:
         for i, m in enumerate(ds['messages']): check_messages(m, where=f"{where}, row {i}, column 'messages'")
     if task == 'qa':
@@ -755,6 +766,8 @@ def dataloaders(data, # Anything `load_data` accepts, or a tokenized `DatasetDic
                 )->DataLoaders:
     "Load, tokenize (cached), check and batch `data` for `task`: everything between a file and a training loop."
     check_choice(task, TASKS, 'task')
+    for k, v in (('batch_size', batch_size), ('valid_batch_size', valid_batch_size or 1)):
+        if not (isinstance(v, int) and v > 0): raise SftError(f"{k} must be a positive integer, got {v!r}", where=f'dataloaders({k}=...)', fix=f'use e.g. {k}=32')
     if packing and task != 'causal': raise SftError(f"packing is for causal SFT, not {task}", where='packing=True', fix="use packing=False, or task='causal'")
     ensure_pad_token(tokenizer, task)
     max_length = max_length or default_max_length(tokenizer)
