@@ -48,3 +48,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+@_pytest.fixture(scope='session')
+def reference_run(tmp_path_factory):
+    "One uninterrupted, jailed `sft-nb train` of the fault-injection config, shared by the fault and security tests."
+    from helpers_reliability import reference_run as run
+    r = run(tmp_path_factory.mktemp('reference_run'))
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r

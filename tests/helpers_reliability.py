@@ -125,3 +125,69 @@ def wait_for(pred, timeout:float, every:float=0.05, proc:subprocess.Popen|None=N
 def tail(path:Path, n:int=3000)->str:
     try: return Path(path).read_text(errors='replace')[-n:]
     except OSError: return ''
+
+# --------------------------------------------------------------------------------------------------- the fault-injection run
+FAULT_N_TRAIN = 320  # 80 steps per epoch at batch 4: long enough to be killed many times
+
+def fault_config(ws:Path, out:Path, **over)->dict:
+    "The run every fault test interrupts: 3 epochs x 80 steps of a tiny BERT, a checkpoint every 2 steps."
+    return run_config(ws, epochs=3, batch_size=4, checkpoint_every=2, output_dir=str(out), **over)
+
+def reference_run(root:Path)->'SimpleNamespace':
+    """One uninterrupted `sft-nb train` of the fault config, in a subprocess whose HOME, TMPDIR, HF_HOME, XDG_CACHE_HOME
+    and working folder are fresh empty folders (the security test checks nothing was written there)."""
+    from types import SimpleNamespace
+    root = Path(root)
+    ws = build_workspace(root/'ws', n_train=FAULT_N_TRAIN)
+    jail = {k: root/'jail'/k for k in ('home', 'tmp', 'hf_home', 'xdg', 'cwd', 'cache')}
+    for d in jail.values(): d.mkdir(parents=True)
+    out = ws/'out'
+    cfg = write_config(ws/'run.yaml', fault_config(ws, out))
+    before = tree_hashes(ws)
+    env = run_env(jail['cache'], HOME=jail['home'], TMPDIR=jail['tmp'], HF_HOME=jail['hf_home'], XDG_CACHE_HOME=jail['xdg'])
+    t0 = time.time()
+    r = subprocess.run(train_cmd(cfg), cwd=jail['cwd'], env=env, capture_output=True, text=True, timeout=1200)
+    return SimpleNamespace(ws=ws, out=out, cfg=cfg, jail=jail, cache=jail['cache'], before=before, after=tree_hashes(ws),
+                           returncode=r.returncode, stderr=r.stderr, stdout=r.stdout, seconds=time.time() - t0)
+
+# --------------------------------------------------------------------------------------------------- the distributed run
+DIST_SCRIPT = r'''
+"One data-parallel run of the tiny classification workspace: python this.py WS OUT BATCH GRAD_ACCUM DIE_AT"
+import os, sys, json, time
+from pathlib import Path
+import torch
+from transformers import AutoTokenizer
+from safetensors.torch import save_model
+from sft_nb.core import Callback
+from sft_nb.data import dataloaders
+from sft_nb.learner import Learner, load_model
+
+ws, out, bs, accum, die_at = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+rank = int(os.environ.get('RANK', 0))
+
+class DieAt(Callback):
+    "Rank 1 dies abruptly (no cleanup, like an OOM kill) after optimizer step `die_at`."
+    def after_step(self):
+        if rank == 1 and self.learn.step == die_at:
+            print(f"rank 1: dying at step {die_at}", flush=True); os._exit(1)
+
+tok = AutoTokenizer.from_pretrained(ws/'model')
+dls = dataloaders({'train': str(ws/'train.csv'), 'validation': str(ws/'valid.csv')}, tok, 'classification',
+                  batch_size=bs, max_length=32, seed=0)
+model = load_model(ws/'model', 'classification', id2label=dls.id2label)
+learn = Learner(model, dls, tokenizer=tok, precision='no', lr=1e-3, grad_accum=accum, seed=0, cbs=[DieAt()] if die_at else [])
+learn.fit(2)
+acc = learn.accelerator
+print(json.dumps({'rank': rank, 'num_processes': acc.num_processes, 'steps': learn.step,
+                  'backend': str(getattr(acc.state, 'backend', None))}), flush=True)
+if acc.is_main_process:
+    out.mkdir(parents=True, exist_ok=True)
+    save_model(acc.unwrap_model(learn.model), str(out/'model.safetensors'))
+acc.wait_for_everyone()
+'''
+
+def dist_cmd(script:Path, nproc:int, *args)->list[str]:
+    "torchrun (as `python -m torch.distributed.run`) with `nproc` CPU processes, or plain python for one."
+    if nproc == 1: return [sys.executable, str(script), *map(str, args)]
+    return [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}',
+            '--monitor-interval=0.5', str(script), *map(str, args)]

@@ -429,29 +429,23 @@ def test_yaml_python_tag_in_override_is_an_sft_error(tmp_path):
     from sft_nb.cli import load_config
     load_config(None, [f"lr=!!python/object/apply:os.system ['touch {tmp_path}/EXECUTED']"])
 
-def test_run_writes_only_under_output_dir(tiny_ws, tmp_path):
+def test_run_writes_only_under_output_dir(reference_run):
     """A whole `sft-nb train` run in a subprocess with fresh, empty HOME, TMPDIR, HF_HOME, XDG_CACHE_HOME and working folder:
     afterwards every new or changed file is under output_dir or $SFT_NB_CACHE, the saved model holds no pickle,
     and the checkpoints' one pickle-format file (state.pt) loads with weights_only=True."""
     from sft_nb.inference import pickle_files
-    from helpers_reliability import run_env, train_cmd
-    jail = {k: tmp_path/k for k in ('home', 'tmp', 'hf_home', 'xdg', 'cwd', 'cache')}
-    for d in jail.values(): d.mkdir()
-    cfg = write_config(tiny_ws/'run.yaml', run_config(tiny_ws, epochs=1, output_dir=str(tiny_ws/'out')))
-    before = tree_hashes(tiny_ws)
-    env = run_env(jail['cache'], HOME=jail['home'], TMPDIR=jail['tmp'], HF_HOME=jail['hf_home'], XDG_CACHE_HOME=jail['xdg'])
-    r = subprocess.run(train_cmd(cfg), cwd=jail['cwd'], env=env, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
-    after = tree_hashes(tiny_ws)
-    outside = [k for k in set(after) | set(before) if after.get(k) != before.get(k) and not k.startswith('out/')]
+    r = reference_run
+    outside = [k for k in set(r.after) | set(r.before) if r.after.get(k) != r.before.get(k) and not k.startswith('out/')]
     assert not outside, f"files written or changed outside output_dir: {outside}"
     for k in ('home', 'tmp', 'hf_home', 'xdg', 'cwd'):
-        left = [str(p.relative_to(jail[k])) for p in jail[k].rglob('*')]
+        left = [str(p.relative_to(r.jail[k])) for p in r.jail[k].rglob('*')]
         assert not left, f"the run wrote into {k}: {left[:10]}"
-    assert list(jail['cache'].iterdir()), "the tokenization cache should live under SFT_NB_CACHE"
-    out = tiny_ws/'out'
+    assert list(r.cache.iterdir()), "the tokenization cache should live under SFT_NB_CACHE"
+    out = r.out
     assert pickle_files(out/'model') == [] and (out/'model'/'model.safetensors').exists()
-    for ck in (out/'checkpoints').iterdir():
+    cks = list((out/'checkpoints').iterdir())
+    assert cks
+    for ck in cks:
         assert sorted(p.name for p in ck.iterdir()) == ['manifest.json', 'model.safetensors', 'state.pt', 'trainer_state.json']
         torch.load(ck/'state.pt', weights_only=True)
     assert [p for p in pickle_files(out) if not p.endswith('state.pt')] == []
