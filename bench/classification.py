@@ -6,6 +6,7 @@ Contenders (same examples, epochs, learning rate, batch size, max length, seed):
   sft_nb       `Learner` on `sft_nb.data.dataloaders(...)` with their defaults (length-grouped batches, AdamW,
                linear schedule with 10% warm-up, wd 0.01, clip 1.0); validated at each epoch end as by default
   sft_nb_fast  (opt-in, `--fast`) the speed knobs found while profiling: fused AdamW, frozen word embeddings
+  sft_nb_tta   (opt-in, `--tta`) sft_nb_fast trained for time to accuracy: `--tta-epochs` (1) at `--tta-lr` (2e-4)
 
 Each run is a fresh subprocess (peak RSS per run) and the contenders alternate (ABC, CBA, ...) in one
 invocation. Measured per run: training wall time (only `trainer.train()` / `learn.fit()`, with validation passes
@@ -78,7 +79,7 @@ def run_hf(cfg, grouped:bool)->dict:
     return finish(cfg, model, counter, train_s, acc, peak, curve=[[round(train_s, 2), acc]])
 
 # ---------------------------------------------------------------- sft_nb
-def run_sft(cfg, fast:bool=False)->dict:
+def run_sft(cfg, fast:bool=False, tta:bool=False)->dict:
     import torch
     from functools import partial
     from sft_nb.core import Callback
@@ -104,14 +105,16 @@ def run_sft(cfg, fast:bool=False)->dict:
             self.curve.append([round(now - self.learn._t0 - self.eval_s, 2), self.learn._valid_res.get('accuracy')])
 
     clock = EvalClock()
-    learn = Learner(model, dls, metrics=[Accuracy()], cbs=[clock], lr=cfg['lr'], seed=cfg['seed'],
+    lr, epochs = (cfg['tta_lr'], cfg['tta_epochs']) if tta else (cfg['lr'], cfg['epochs'])
+    learn = Learner(model, dls, metrics=[Accuracy()], cbs=[clock], lr=lr, seed=cfg['seed'],
                     precision=precision_for(cfg['device']), eval_every=cfg.get('eval_every'), **kw)
     peak = matmul_gflops()
-    t = time.perf_counter(); learn.fit(cfg['epochs']); train_s = time.perf_counter() - t - clock.eval_s
+    t = time.perf_counter(); learn.fit(epochs); train_s = time.perf_counter() - t - clock.eval_s
     return finish(cfg, model, counter, train_s, clock.curve[-1][1], peak, curve=clock.curve, eval_s=round(clock.eval_s, 1))
 
 RUNNERS = {'hf_default': lambda c: run_hf(c, False), 'hf_grouped': lambda c: run_hf(c, True),
-           'sft_nb': run_sft, 'sft_nb_fast': lambda c: run_sft(c, fast=True)}
+           'sft_nb': run_sft, 'sft_nb_fast': lambda c: run_sft(c, fast=True),
+           'sft_nb_tta': lambda c: run_sft(c, fast=True, tta=True)}
 
 # ---------------------------------------------------------------- parent
 COLS = ['contender', 'train_s', 'samples_per_s', 'tokens_per_s', 'padding_pct', 'accuracy', 'peak_rss_mb', 'mfu_pct', 'matmul_gflops']
@@ -144,15 +147,21 @@ def report(results, names, cfg, args)->str:
     return '\n'.join(out)
 
 def parent(args):
+    if args.report:  # re-render the tables from a saved (possibly partial) results file
+        import json
+        d = json.load(open(args.report)); cfg = d['cfg']
+        names = list(dict.fromkeys(r['name'] for r in d['results']))
+        args.repeats = len({r['repeat'] for r in d['results']})
+        print(report(d['results'], names, cfg, args)); return
     if args.quick: args.n_train, args.epochs, args.repeats = min(args.n_train, 300), 1, 1
     check_device(args.device)
     cfg = dict(n_train=args.n_train, n_valid=args.n_valid, epochs=args.epochs, max_length=args.max_length, batch_size=args.batch_size,
                lr=args.lr, seed=args.seed, device=args.device, threads=args.threads,
-               eval_every=args.eval_every)
-    names = [n for n in args.contenders.split(',')] + (['sft_nb_fast'] if args.fast else [])
+               eval_every=args.eval_every, tta_epochs=args.tta_epochs, tta_lr=args.tta_lr)
+    names = [n for n in args.contenders.split(',')] + (['sft_nb_fast'] if args.fast else []) + (['sft_nb_tta'] if args.tta else [])
     env = environment()
     print(f"{command_line()}\n{env}\n{cfg}", flush=True)
-    results = alternate(SCRIPT, names, cfg, args.repeats)
+    results = alternate(SCRIPT, names, cfg, args.repeats, partial='classification' + ('_quick' if args.quick else '') + ('_cuda' if args.device == 'cuda' else ''))
     md = f"# classification benchmark\n\n`{command_line()}`\n\n{env['date_utc']}, {env['cpu']}, {env['cores']} cores, " \
          f"load average {env['load_avg_1m']} at start (shared machine)\n\n" + report(results, names, cfg, args)
     print(md)
@@ -169,6 +178,9 @@ if __name__ == '__main__':
     p.add_argument('--eval-every', type=int, default=None, help='sft_nb: also validate every N steps (time-to-accuracy curve)')
     p.add_argument('--contenders', default='hf_default,hf_grouped,sft_nb')
     p.add_argument('--fast', action='store_true', help='add sft_nb_fast (fused AdamW, frozen word embeddings)')
+    p.add_argument('--tta', action='store_true', help='add sft_nb_tta (sft_nb_fast, --tta-epochs at --tta-lr)')
+    p.add_argument('--tta-epochs', type=int, default=1); p.add_argument('--tta-lr', type=float, default=2e-4)
     p.add_argument('--quick', action='store_true', help='300 examples, 1 epoch, 1 repeat')
     p.add_argument('--device', default='cpu', help="'cpu' or 'cuda' (bf16 on a GPU)")
+    p.add_argument('--report', help='print the tables of a saved results JSON (e.g. a .partial.json) and exit')
     main_or_worker(RUNNERS, parent, p)

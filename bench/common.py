@@ -60,28 +60,31 @@ def matmul_gflops(m:int=960, k:int=384, n:int=1536, seconds:float=1.5, dtype=Non
         best = min(best, (time.perf_counter() - t) / 10)
     return 2 * m * k * n / best / 1e9
 
+def _seq_lens(e:dict):
+    "Lengths of the examples in one (possibly packed) row: sft_nb packs into `seq_lens`, TRL into `seq_lengths`."
+    return e.get('seq_lens', e.get('seq_lengths', [len(e['input_ids'])]))
+
 class TokenCounter:
     """Wrap a collate function to count what it batches: examples, real tokens (the examples' own lengths, before
-    padding), padded slots, supervised tokens (labels != -100 in token-level labels) and the sum of squared sequence
-    lengths (for the attention FLOPs; a packed row counts each of its examples separately)."""
-    def __init__(self, collate):
-        self.collate, self.active = collate, True
-        self.examples = self.real = self.slots = self.supervised = self.sq = self.batches = 0
+    padding), padded slots, supervised tokens (labels != -100 in token-level labels, after the one-token shift) and
+    the sum of squared sequence lengths (attention FLOPs; a packed row counts each of its examples separately).
+    Loaders may collate one batch ahead of training (accelerate prefetches to detect the last batch):
+    `stats(n_batches)` counts only the first `n_batches`."""
+    def __init__(self, collate): self.collate, self.active, self.per = collate, True, []
     def __call__(self, examples):
         b = self.collate(examples)
         if self.active:
-            self.batches += 1
-            self.examples += sum(len(e.get('seq_lens', [0])) for e in examples) if 'seq_lens' in examples[0] else len(examples)
-            self.real += sum(len(e['input_ids']) for e in examples)
-            self.sq += sum(l * l for e in examples for l in e.get('seq_lens', [len(e['input_ids'])]))
-            self.slots += b['input_ids'].numel()
+            seqs = [list(_seq_lens(e)) for e in examples]
             lab = b.get('labels')
-            if lab is not None and lab.dim() == 2: self.supervised += int(lab[:, 1:].ne(-100).sum())
+            self.per.append((sum(len(s) for s in seqs), sum(len(e['input_ids']) for e in examples), b['input_ids'].numel(),
+                             int(lab[:, 1:].ne(-100).sum()) if lab is not None and lab.dim() == 2 else 0,
+                             sum(l * l for s in seqs for l in s)))
         return b
-    def stats(self)->dict:
-        return {'examples': self.examples, 'real_tokens': self.real, 'padded_slots': self.slots, 'batches': self.batches,
-                'padding_pct': round(100 * (1 - self.real / max(self.slots, 1)), 1), 'supervised_tokens': self.supervised,
-                'sum_len_sq': self.sq}
+    def stats(self, n_batches:int|None=None)->dict:
+        per = self.per[:n_batches] if n_batches else self.per
+        ex, real, slots, sup, sq = (sum(x[i] for x in per) for i in range(5))
+        return {'examples': ex, 'real_tokens': real, 'padded_slots': slots, 'batches': len(per),
+                'padding_pct': round(100 * (1 - real / max(slots, 1)), 1), 'supervised_tokens': sup, 'sum_len_sq': sq}
 
 def param_counts(model)->dict:
     "Parameter counts: total, trainable, and non-embedding (everything but `nn.Embedding` tables)."
@@ -118,15 +121,17 @@ def run_worker(script:str|Path, name:str, cfg:dict, timeout:float=3600)->dict:
     res.update(name=name, process_s=round(time.perf_counter() - t, 1))
     return res
 
-def alternate(script, names:list[str], cfg:dict, repeats:int, timeout:float=3600, log=print)->list[dict]:
+def alternate(script, names:list[str], cfg:dict, repeats:int, timeout:float=3600, log=print, partial:str|None=None)->list[dict]:
     "Run every contender `repeats` times, alternating the order (ABC, CBA, ABC, ...); returns all results."
     out = []
+    if partial: RESULTS.mkdir(exist_ok=True)
     for r in range(repeats):
         for name in (names if r % 2 == 0 else names[::-1]):
             load = os.getloadavg()[0]
             res = run_worker(script, name, cfg, timeout)
             res.update(repeat=r, load_before=round(load, 2))
             out.append(res)
+            if partial: (RESULTS / f'{partial}.partial.json').write_text(json.dumps({'cfg': cfg, 'results': out}, indent=1))
             log(f"  [{r+1}/{repeats}] {name}: " + (res['error'][-400:] if 'error' in res else
                 ', '.join(f"{k}={res[k]}" for k in res if isinstance(res[k], (int, float)) and k not in ('repeat',))), flush=True)
     return out
@@ -174,6 +179,7 @@ def save(name:str, payload:dict, markdown:str):
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f'{name}.json').write_text(json.dumps(payload, indent=1, default=str))
     (RESULTS / f'{name}.md').write_text(markdown)
+    (RESULTS / f'{name}.partial.json').unlink(missing_ok=True)
     print(f"saved {RESULTS / name}.json and .md")
 
 def command_line()->str: return ' '.join(['.venv/bin/python', *[a if ' ' not in a else repr(a) for a in sys.argv]])

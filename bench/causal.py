@@ -1,0 +1,138 @@
+"""SmolLM2-135M-Instruct supervised fine-tuning on instruction-formatted Rotten Tomatoes: TRL `SFTTrainer` against `sft_nb`.
+
+Data: `sft_nb.cli.rotten_tomatoes_instruct()` (prompt = instruction + review, completion = 'positive'/'negative'),
+the same `--n-train` examples for everyone, rendered with the model's chat template, loss on the completion only.
+Contenders (batch 8 rows, max length 256, `--steps` optimizer steps, fp32 on CPU):
+  trl_default    `SFTTrainer` defaults except `bf16=False` (its default bf16=True runs ~140 s/step on this CPU: see
+                 `--with-bf16`); note TRL's defaults include gradient checkpointing
+  trl_packed     the same with `packing=True` (TRL's best-fit-decreasing packing, padding-free)
+  sft_nb         `Learner` on `dataloaders(..., task='causal')` defaults (length-grouped batches), full fine-tuning
+  sft_nb_packed  the same with `packing=True` (block-diagonal attention mask)
+  sft_nb_lora    `apply_lora` defaults (r=8 on every projection), length-grouped batches, lr x10
+  trl_bf16       (opt-in, `--with-bf16`) TRL's real default (bf16 autocast on CPU), ONE step only
+Measured per run (fresh subprocess each): training wall time of the steps, real tokens/s (the examples' own tokens,
+no padding), supervised tokens/s (completion tokens that carry a loss), padding fraction, peak RSS, last training
+loss. The parent records what `SFTConfig()` picks for bf16 on this machine, alternates the contenders over
+`--repeats`, prints medians and ratios, and saves bench/results/causal.json and .md.
+
+    .venv/bin/python bench/causal.py                  # 4 steps, batch 8, max length 256, 1 repeat
+    .venv/bin/python bench/causal.py --device cuda    # bf16 on a GPU
+"""
+from __future__ import annotations
+import argparse, sys, time, tempfile
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (TokenCounter, alternate, check_device, command_line, device_memory, environment, main_or_worker,
+                    md_table, median, paired_ratios, precision_for, save)
+
+SCRIPT = Path(__file__).resolve()
+
+def data(cfg):
+    from datasets import DatasetDict
+    from sft_nb.cli import rotten_tomatoes_instruct
+    dsd = rotten_tomatoes_instruct(seed=cfg['seed'])
+    return DatasetDict(train=dsd['train'].shuffle(seed=cfg['seed']).select(range(cfg['n_train'])))
+
+def model_and_tokenizer():
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from sft_nb.assets import smollm2_path
+    p = smollm2_path()
+    return AutoModelForCausalLM.from_pretrained(p, dtype=torch.float32), AutoTokenizer.from_pretrained(p)
+
+def record(cfg, counter, train_s, steps, loss, **extra)->dict:
+    st = counter.stats(steps)  # gradient accumulation 1: one batch per step; ignore a prefetched batch
+    return {'train_s': round(train_s, 2), 's_per_step': round(train_s / max(steps, 1), 2), 'steps': steps,
+            'tokens_per_s': round(st['real_tokens'] / train_s, 1), 'supervised_per_s': round(st['supervised_tokens'] / train_s, 2),
+            'padding_pct': st['padding_pct'], 'final_loss': round(loss, 4) if loss is not None else None,
+            **device_memory(cfg['device']), **st, **extra}
+
+# ---------------------------------------------------------------- TRL
+def run_trl(cfg, packing=False, bf16_default=False)->dict:
+    import torch
+    from trl import SFTConfig, SFTTrainer
+    torch.manual_seed(cfg['seed'])
+    model, tok = model_and_tokenizer()
+    steps = 1 if bf16_default else cfg['steps']
+    kw = {} if bf16_default else {'bf16': precision_for(cfg['device']) == 'bf16'}
+    args = SFTConfig(output_dir=tempfile.mkdtemp(), max_steps=steps, per_device_train_batch_size=cfg['batch_size'],
+                     max_length=cfg['max_length'], packing=packing, learning_rate=cfg['lr'], seed=cfg['seed'],
+                     logging_steps=1, save_strategy='no', report_to='none', disable_tqdm=True,
+                     use_cpu=cfg['device'] == 'cpu', **kw)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=data(cfg)['train'], processing_class=tok)
+    counter = trainer.data_collator = TokenCounter(trainer.data_collator)
+    t = time.perf_counter(); trainer.train(); train_s = time.perf_counter() - t
+    losses = [h['loss'] for h in trainer.state.log_history if 'loss' in h]
+    return record(cfg, counter, train_s, trainer.state.global_step, losses[-1] if losses else None,
+                  bf16=bool(args.bf16), gradient_checkpointing=bool(args.gradient_checkpointing))
+
+# ---------------------------------------------------------------- sft_nb
+def run_sft(cfg, packing=False, lora=False)->dict:
+    import torch
+    from sft_nb.core import Callback, CancelFitException
+    from sft_nb.data import dataloaders
+    from sft_nb.learner import Learner
+    from sft_nb.freeze import apply_lora
+    torch.manual_seed(cfg['seed'])
+    model, tok = model_and_tokenizer()
+    dls = dataloaders(data(cfg), tok, 'causal', batch_size=cfg['batch_size'], max_length=cfg['max_length'],
+                      packing=packing, seed=cfg['seed'])
+    counter = dls.train.collate_fn = TokenCounter(dls.train.collate_fn)
+    if lora: model = apply_lora(model)
+
+    class StopAfter(Callback):
+        def after_step(self):
+            if self.learn.step >= cfg['steps']: raise CancelFitException()
+
+    learn = Learner(model, dls, cbs=[StopAfter()], lr=cfg['lr'] * (10 if lora else 1), seed=cfg['seed'],
+                    precision=precision_for(cfg['device']))
+    learn.valid_dl = None  # training throughput only
+    t = time.perf_counter(); learn.fit(1); train_s = time.perf_counter() - t
+    return record(cfg, counter, train_s, learn.step, learn.train_losses[-1][1] if learn.train_losses else None,
+                  trainable=sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+RUNNERS = {'trl_default': run_trl, 'trl_packed': lambda c: run_trl(c, packing=True),
+           'trl_bf16': lambda c: run_trl(c, bf16_default=True),
+           'sft_nb': run_sft, 'sft_nb_packed': lambda c: run_sft(c, packing=True),
+           'sft_nb_lora': lambda c: run_sft(c, lora=True)}
+
+COLS = ['contender', 's_per_step', 'tokens_per_s', 'supervised_per_s', 'padding_pct', 'examples', 'peak_rss_mb', 'final_loss']
+
+def parent(args):
+    check_device(args.device)
+    cfg = dict(n_train=args.n_train, steps=args.steps, batch_size=args.batch_size, max_length=args.max_length, lr=args.lr,
+               seed=args.seed, device=args.device, threads=args.threads)
+    names = args.contenders.split(',') + (['trl_bf16'] if args.with_bf16 else [])
+    env = environment()
+    from trl import SFTConfig
+    try: SFTConfig(output_dir=tempfile.mkdtemp()); env['trl_sftconfig_no_args'] = 'ok'
+    except ValueError as e: env['trl_sftconfig_no_args'] = f'ValueError: {e}'  # bf16 default without a GPU
+    env['trl_default_bf16_here'] = bool(SFTConfig(output_dir=tempfile.mkdtemp(), use_cpu=args.device == 'cpu').bf16)
+    print(f"{command_line()}\n{env}\n{cfg}", flush=True)
+    results = alternate(SCRIPT, names, cfg, args.repeats, partial='causal' + ('_cuda' if args.device == 'cuda' else ''))
+    rows = [{'contender': n, **{k: median(results, n, k) for k in COLS[1:]}} for n in names]
+    ratios = ["| ratio (per repeat) | vs trl_default | vs trl_packed |\n|---|---|---|"]
+    for a in [n for n in names if n.startswith('sft')]:
+        for key, lab in (('supervised_per_s', 'supervised tok/s'), ('tokens_per_s', 'real tok/s'), ('peak_rss_mb', 'peak RSS')):
+            ratios.append(f"| {a} {lab} | " + ' | '.join(', '.join(f"{r:.2f}" for r in paired_ratios(results, a, b, key)) or '-'
+                                                         for b in ('trl_default', 'trl_packed')) + ' |')
+    md = (f"# causal SFT benchmark: SmolLM2-135M, Rotten Tomatoes instructions\n\n`{command_line()}`\n\n"
+          f"{env['date_utc']}, {env['cpu']}, {env['cores']} cores, load average {env['load_avg_1m']} at start (shared machine). "
+          f"{args.n_train} examples available, {args.steps} optimizer steps of {args.batch_size} rows, max length {args.max_length}, "
+          f"lr {args.lr} (LoRA x10), {args.device}. TRL's `SFTConfig()` default bf16 on this machine: {env['trl_default_bf16_here']} "
+          f"(measured earlier on this machine at about 140 s/step, vs 10.7 s/step with bf16=False); "
+          f"`SFTConfig()` with no arguments here: {env['trl_sftconfig_no_args']}\n\n"
+          f"Medians over {args.repeats} repeat(s).\n\n" + md_table(rows, COLS) + '\n' + '\n'.join(ratios) + '\n')
+    print(md)
+    save('causal' + ('_cuda' if args.device == 'cuda' else ''), {'command': command_line(), 'env': env, 'cfg': cfg, 'results': results}, md)
+
+if __name__ == '__main__':
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--n-train', type=int, default=256); p.add_argument('--steps', type=int, default=4)
+    p.add_argument('--batch-size', type=int, default=8); p.add_argument('--max-length', type=int, default=256)
+    p.add_argument('--lr', type=float, default=2e-5); p.add_argument('--seed', type=int, default=42)
+    p.add_argument('--repeats', type=int, default=1); p.add_argument('--threads', type=int, default=0)
+    p.add_argument('--contenders', default='trl_default,trl_packed,sft_nb,sft_nb_packed,sft_nb_lora')
+    p.add_argument('--with-bf16', action='store_true', help="add one step of TRL's default bf16 (slow on CPUs without bf16)")
+    p.add_argument('--device', default='cpu')
+    main_or_worker(RUNNERS, parent, p)

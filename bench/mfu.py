@@ -1,0 +1,89 @@
+"""Model FLOP utilisation (MFU) of MiniLM full fine-tuning, and where a training step's time goes.
+
+One process, fixed batches (no data pipeline): for each optimizer variant, time the forward + backward pass,
+gradient clipping and the optimizer step of MiniLM on a 32 x 28 batch (the mean padded shape of length-grouped
+Rotten Tomatoes batches at max length 48), alternating the variants round by round, and measure the fp32 matmul
+peak (960x384x1536) in every round too, so that load from other processes hits both the same way.
+
+FLOPs of one step (see `common.train_flops`): 6 x non-embedding parameters x tokens (forward 2, backward 4 per
+weight and token) + 12 x layers x hidden x batch x seq^2 (attention scores and weighted sums: 4 x seq^2 x hidden
+per layer and sequence forward, x3 with backward). Embedding lookups, layer norms, softmax, GELU and the
+optimizer count as zero: they are overhead. MFU = step FLOPs / step time / matmul peak.
+
+Variants: `adamw` (torch.optim.AdamW defaults: the for-loop implementation on CPU; what `Learner` uses),
+`adamw_foreach`, `adamw_fused` (what HF Trainer uses: `optim="adamw_torch_fused"`), and `fused_frozen_emb`
+(fused, word embeddings frozen: half of MiniLM's 22.7 M parameters leave the optimizer and get no gradient).
+
+    .venv/bin/python bench/mfu.py [--rounds 5] [--steps 3] [--device cuda]
+"""
+from __future__ import annotations
+import argparse, copy, statistics, sys, time
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import check_device, command_line, environment, matmul_gflops, md_table, param_counts, save, train_flops
+
+VARIANTS = {'adamw': dict(), 'adamw_foreach': dict(foreach=True), 'adamw_fused': dict(fused=True),
+            'fused_frozen_emb': dict(fused=True, freeze_emb=True)}
+
+def main(args):
+    import os, torch
+    check_device(args.device); os.environ['BENCH_DEVICE'] = args.device
+    if args.threads: torch.set_num_threads(args.threads)
+    from sft_nb.learner import load_model
+    dev = torch.device(args.device)
+    base = load_model('minilm', 'classification', num_labels=2).to(dev)
+    c = base.config
+    ids = torch.randint(1000, 30000, (args.batch, args.seq), device=dev)
+    batch = dict(input_ids=ids, attention_mask=torch.ones_like(ids), labels=torch.randint(0, 2, (args.batch,), device=dev))
+    amp = torch.autocast('cuda', dtype=torch.bfloat16) if args.device == 'cuda' else torch.autocast('cpu', enabled=False)
+    sync = torch.cuda.synchronize if args.device == 'cuda' else (lambda: None)
+    runs = {}
+    for name, v in VARIANTS.items():
+        m = copy.deepcopy(base).train()
+        if v.get('freeze_emb'): m.get_input_embeddings().weight.requires_grad_(False)
+        opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-5, weight_decay=0.01,
+                                **{k: x for k, x in v.items() if k != 'freeze_emb'})
+        runs[name] = (m, opt)
+    pc = param_counts(base)
+    flops = train_flops(pc['non_embedding'], c.num_hidden_layers, c.hidden_size, args.batch * args.seq, args.batch * args.seq ** 2)
+    rec = {n: {'fwd_bwd': [], 'clip': [], 'opt': []} for n in VARIANTS}
+    peaks = []
+    def step(m, opt):
+        t0 = time.perf_counter()
+        with amp: loss = m(**batch).loss
+        loss.backward(); sync(); t1 = time.perf_counter()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0); sync(); t2 = time.perf_counter()
+        opt.step(); opt.zero_grad(set_to_none=True); sync(); t3 = time.perf_counter()
+        return t1 - t0, t2 - t1, t3 - t2
+    for m, opt in runs.values(): step(m, opt)  # warm-up: optimizer state, allocator
+    for r in range(args.rounds):
+        peaks.append(matmul_gflops(seconds=1.0))
+        for name in (list(VARIANTS) if r % 2 == 0 else list(VARIANTS)[::-1]):
+            for _ in range(args.steps):
+                for k, t in zip(('fwd_bwd', 'clip', 'opt'), step(*runs[name])): rec[name][k].append(t)
+        print(f"round {r+1}/{args.rounds}: matmul {peaks[-1]:.1f} GFLOP/s, " +
+              ', '.join(f"{n} {sum(statistics.median(rec[n][k]) for k in rec[n]):.3f} s" for n in VARIANTS), flush=True)
+    peak = statistics.median(peaks)
+    rows = []
+    for n in VARIANTS:
+        med = {k: statistics.median(v) for k, v in rec[n].items()}
+        total = sum(med.values())
+        rows.append({'variant': n, 'fwd_bwd_s': med['fwd_bwd'], 'clip_s': med['clip'], 'opt_s': med['opt'], 'step_s': total,
+                     'opt_pct': 100 * med['opt'] / total, 'gflops': flops / total / 1e9,
+                     'mfu_pct': 100 * flops / total / 1e9 / peak, 'fwd_bwd_mfu_pct': 100 * flops / med['fwd_bwd'] / 1e9 / peak})
+    env = environment()
+    md = (f"# MFU and step breakdown: MiniLM, batch {args.batch} x {args.seq} tokens, {args.device}\n\n`{command_line()}`\n\n"
+          f"{env['date_utc']}, {env['cpu']}, {env['cores']} cores, load average {env['load_avg_1m']} (shared machine). "
+          f"Step FLOPs {flops / 1e9:.1f} GFLOP ({pc['non_embedding'] / 1e6:.1f} M non-embedding params of {pc['params'] / 1e6:.1f} M); "
+          f"matmul peak (median of {len(peaks)} rounds) {peak:.1f} GFLOP/s, range {min(peaks):.1f}-{max(peaks):.1f}.\n\n"
+          "Medians over rounds x steps (seconds per optimizer step).\n\n" + md_table(rows, list(rows[0])))
+    print(md)
+    save('mfu' + ('_cuda' if args.device == 'cuda' else ''), {'command': command_line(), 'env': env, 'flops_per_step': flops,
+         'params': pc, 'matmul_peaks': peaks, 'rows': rows, 'raw': rec}, md)
+
+if __name__ == '__main__':
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--rounds', type=int, default=5); p.add_argument('--steps', type=int, default=3)
+    p.add_argument('--batch', type=int, default=32); p.add_argument('--seq', type=int, default=28)
+    p.add_argument('--threads', type=int, default=0); p.add_argument('--device', default='cpu')
+    main(p.parse_args())
