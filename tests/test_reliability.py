@@ -184,7 +184,8 @@ BATTERY = [
     C('unknown_valid_label',   lambda ws, mp, p: _load(ws, {'train': ws/'train.csv', 'validation': p}), F('v.csv', 'text,label\na,pos\nb,maybe\n')),
     C('negative_int_label',    lambda ws, mp, p: _load(ws, p), F('i.csv', 'text,label\na,-1\nb,0\nc,1\n')),
     C('label_is_list',         lambda ws, mp, p: _load(ws, p), F('l.jsonl', '{"text": "a", "label": [1, 2]}\n{"text": "b", "label": [0]}\n')),
-    C('text_is_number',        lambda ws, mp, p: _train(ws), _write('train.csv', b'text,label\n' + b''.join(b'%d,%s\n' % (i, l) for i, l in zip(range(20), [b'pos', b'neg'] * 10)))),
+    C('text_is_mapping',       lambda ws, mp, p: _train(ws, data={'train': str(p), 'validation': None}),
+                               F('m.jsonl', ''.join(f'{{"text": {{"a": {i}}}, "label": "{l}"}}\n' for i, l in enumerate(['pos', 'neg'] * 10)))),
     C('bad_chat_role',         lambda ws, mp, p: _load(ws, [{'messages': [{'role': 'robot', 'content': 'hi'}]}], task='causal')),
     C('qa_answer_not_in_context', lambda ws, mp, p: _load(ws, [{'question': 'q?', 'context': 'abc', 'answers': 'xyz'}], task='qa')),
     # ---- configs
@@ -245,39 +246,10 @@ BATTERY = [
 
 # Cases that expose library bugs: the library is fixed elsewhere; strict xfail flags the day they start passing.
 XFAIL = {
-    'json_not_records': "data.read_table: a .json file holding an array of non-objects ([1, 2, 3]) escapes as a raw TypeError "
-                        "('int' object is not iterable) from pandas.DataFrame.from_records instead of an SftError naming the file",
-    'csv_unbalanced_quote': "data.read_table: a CSV with an unclosed quote escapes as a raw pandas ParserError "
-                            "('EOF inside string starting at row 1'); pd.read_csv is not wrapped in an SftError with the file and line",
-    'csv_ragged_rows': "data.read_table: a CSV row with more fields than the header escapes as a raw pandas ParserError "
-                       "('Expected 2 fields in line 3, saw 4') instead of an SftError naming the file and line",
-    'corrupt_parquet': "data.read_table: a damaged .parquet file escapes as a raw pyarrow ArrowInvalid "
-                       "('Parquet magic bytes not found in footer'); pd.read_parquet is not wrapped",
-    'label_is_list': "data.load_data (encode_labels): a label that is a list (JSONL {'label': [1, 2]}) escapes as a raw "
-                     "TypeError (unhashable type: 'list') instead of an SftError naming the row and column",
-    'text_is_number': "load_data accepts a numeric `text` column (a CSV of digits is read as int64); training then fails in "
-                      "data.tokenize with transformers' raw ValueError 'text input must be of type str ...'",
-    'config_not_mapping': "cli.load_config: a YAML file whose top level is a list raises an SftError with neither `where` "
-                          "(the file name) nor `fix` (_from_dict passes where='' for the top level)",
-    'config_negative_label_smoothing': "cli.check_config does not check label_smoothing (-0.5 accepted); cli.train does not "
-                                       "even pass cfg.label_smoothing to the loss",
-    'config_negative_checkpoint_every': "cli.check_config does not check checkpoint_every: -3 is accepted (and then "
-                                        "checkpoints every 3 steps, since step % -3 == 0)",
-    'config_lora_rank_zero': "cli.check_config does not check lora.r: r=0 is accepted and training later fails inside peft "
-                             "with a raw ValueError ('`r` should be a positive integer value')",
     'model_config_not_json': "learner.load_model: a model folder whose config.json is not JSON escapes as transformers' raw "
                              "OSError ('is not a valid JSON file') instead of an SftError",
     'model_weights_truncated': "learner.load_model: a truncated model.safetensors escapes as a raw safetensors "
                                "SafetensorError ('invalid header length') instead of an SftError naming the file",
-    'oversized_max_length': "max_length (512) larger than the model's max_position_embeddings (128) is not checked: "
-                            "training crashes inside BertEmbeddings with a raw torch RuntimeError "
-                            "('expanded size of the tensor (402) must match the existing size (128)')",
-    'dataloaders_batch_size_zero': "data.dataloaders(batch_size=0) is not checked: torch's DataLoader raises a raw "
-                                   "ValueError ('batch_size should be a positive integer value')",
-    'output_dir_readonly_on_write': "cli.train: when output_dir passes os.access but creating a file fails (read-only "
-                                    "mount, ACLs), the PermissionError from atomic_write escapes raw",
-    'output_dir_unwritable_parent': "cli._check_output_dir: output_dir under an unwritable parent (/proc/...) escapes as a "
-                                    "raw FileNotFoundError from Path.mkdir instead of an SftError",
     'disk_full_on_checkpoint': "Learner.save_checkpoint: OSError(ENOSPC) while writing a checkpoint escapes raw (no SftError "
                                "saying the disk is full and that the previous checkpoint is intact); "
                                "nothing is damaged (see test_disk_full_keeps_previous_checkpoint)",
@@ -419,15 +391,17 @@ def test_yaml_python_tags_rejected(tiny_ws, capsys):
     with pytest.raises(SftError, match='not valid YAML'): load_config(p)
     assert main(['train', str(p)]) == 2
     assert 'sft-nb: error:' in capsys.readouterr().err and not marker.exists()
-    with pytest.raises(Exception): load_config(None, [f"lr=!!python/object/apply:os.system ['touch {marker}']"])
-    assert not marker.exists()
 
-@pytest.mark.xfail(strict=True, reason="cli.apply_overrides: a `--set key=!!python/...` override is refused by yaml.safe_load "
-                   "(nothing runs) but escapes as a raw yaml ConstructorError, and `sft-nb train` prints a traceback instead "
-                   "of 'sft-nb: error:' (load_config wraps only the file's YAMLError, not the overrides')")
-def test_yaml_python_tag_in_override_is_an_sft_error(tmp_path):
-    from sft_nb.cli import load_config
-    load_config(None, [f"lr=!!python/object/apply:os.system ['touch {tmp_path}/EXECUTED']"])
+def test_yaml_python_tag_in_override_refused(tmp_path, capsys):
+    "`--set lr=!!python/...` is refused the same way: an SftError naming --set, exit status 2, nothing executed."
+    from sft_nb.cli import load_config, main
+    marker = tmp_path/'EXECUTED'
+    evil = f"lr=!!python/object/apply:os.system ['touch {marker}']"
+    with pytest.raises(SftError) as ei: load_config(None, [evil])
+    assert ei.value.where == '--set'
+    assert main(['train', '--set', evil]) == 2
+    err = capsys.readouterr().err
+    assert 'sft-nb: error:' in err and 'Traceback' not in err and not marker.exists()
 
 def test_run_writes_only_under_output_dir(reference_run):
     """A whole `sft-nb train` run in a subprocess with fresh, empty HOME, TMPDIR, HF_HOME, XDG_CACHE_HOME and working folder:
