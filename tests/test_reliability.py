@@ -187,6 +187,8 @@ BATTERY = [
     C('text_is_mapping',       lambda ws, mp, p: _train(ws, data={'train': str(p), 'validation': None}),
                                F('m.jsonl', ''.join(f'{{"text": {{"a": {i}}}, "label": "{l}"}}\n' for i, l in enumerate(['pos', 'neg'] * 10)))),
     C('bad_chat_role',         lambda ws, mp, p: _load(ws, [{'messages': [{'role': 'robot', 'content': 'hi'}]}], task='causal')),
+    C('chat_without_assistant', lambda ws, mp, p: _load(ws, [{'messages': [{'role': 'user', 'content': 'hi'}]}], task='causal')),
+    C('seq2seq_missing_target', lambda ws, mp, p: _load(ws, [{'source': 'a b c'}, {'source': 'd e'}], task='seq2seq')),
     C('qa_answer_not_in_context', lambda ws, mp, p: _load(ws, [{'question': 'q?', 'context': 'abc', 'answers': 'xyz'}], task='qa')),
     # ---- configs
     C('config_missing',        lambda ws, mp, p: _expect_exit(_cli('train', ws/'nope.yaml'))),
