@@ -13,14 +13,14 @@ from collections.abc import Mapping
 
 # %% auto #0
 __all__ = ['RecordCallback', 'monitor_mode', 'is_improvement', 'MonitorCallback', 'EarlyStopping', 'save_weights', 'load_weights',
-           'SaveBestModel', 'NonFiniteLossError', 'TerminateOnNaN', 'append_jsonl', 'csv_header', 'append_csv',
-           'read_log', 'MetricsLogger', 'tensorboard_available', 'TensorBoardCallback', 'TokenAugment', 'TokenDropout',
-           'TokenSwap', 'format_time', 'format_value', 'text_table', 'html_table', 'Rendered', 'ProgressCallback',
-           'smooth_ema', 'plot_history', 'figure_png', 'LivePlotCallback', 'memory_report', 'free_memory']
+           'SaveBestModel', 'TerminateOnNaN', 'append_jsonl', 'csv_header', 'append_csv', 'read_log', 'MetricsLogger',
+           'tensorboard_available', 'TensorBoardCallback', 'TokenAugment', 'TokenDropout', 'TokenSwap', 'format_time',
+           'format_value', 'text_table', 'html_table', 'Rendered', 'ProgressCallback', 'smooth_ema', 'plot_history',
+           'figure_png', 'LivePlotCallback', 'memory_report', 'free_training_state']
 
 # %% ../nbs/06_callbacks.ipynb #da4ad33b
 import torch
-from .core import (SftError, did_you_mean, check_choice, atomic_write, atomic_dir, in_notebook, Callback,
+from .core import (SftError, NonFiniteLossError, did_you_mean, check_choice, atomic_write, atomic_dir, in_notebook, Callback,
                          CancelFitException)
 
 # %% ../nbs/06_callbacks.ipynb #2515f28a
@@ -220,9 +220,6 @@ class SaveBestModel(MonitorCallback):
         if self.verbose: print(f"Loaded the best weights: {self.monitor}={self.saved['value']:.4g} at epoch {self.saved['epoch']} (step {self.saved['step']}).")
 
 # %% ../nbs/06_callbacks.ipynb #b2dd7ca2
-class NonFiniteLossError(SftError):
-    "Training produced a NaN or infinite loss or gradient; the weights are those of the last good step."
-
 def _current_lr(learn)->float|None:
     opt = getattr(learn, 'opt', None)
     try: return float(opt.param_groups[0]['lr'])
@@ -795,9 +792,9 @@ def memory_report()->dict:
         r.update(cuda_allocated_mb=round(torch.cuda.memory_allocated()/2**20, 1), cuda_reserved_mb=round(torch.cuda.memory_reserved()/2**20, 1))
     return r
 
-def free_memory(learn=None, # A Learner whose optimizer state, gradients and last batch/outputs can go
+def free_training_state(learn=None, # A Learner whose optimizer state, gradients and last batch/outputs can go
                 )->dict:
-    "Release what a finished run holds (optimizer state, gradients, cached blocks); return `memory_report()`."
+    "Release a run's optimizer state, gradients and last batch but keep the model, to train again; return `memory_report()`. (`sft_nb.learner.free_memory` drops the model too.)"
     import gc
     if learn is not None:
         for k in ('opt', 'sched', 'batch', 'outputs', 'loss', 'grad_norm'):
