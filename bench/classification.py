@@ -161,11 +161,12 @@ def parent(args):
     names = [n for n in args.contenders.split(',')] + (['sft_nb_fast'] if args.fast else []) + (['sft_nb_tta'] if args.tta else [])
     env = environment()
     print(f"{command_line()}\n{env}\n{cfg}", flush=True)
-    results = alternate(SCRIPT, names, cfg, args.repeats, partial='classification' + ('_quick' if args.quick else '') + ('_cuda' if args.device == 'cuda' else ''))
+    name = 'classification' + ('_quick' if args.quick else '') + ('_cuda' if args.device == 'cuda' else '') + (f'_{args.tag}' if args.tag else '')
+    results = alternate(SCRIPT, names, cfg, args.repeats, partial=name)
     md = f"# classification benchmark\n\n`{command_line()}`\n\n{env['date_utc']}, {env['cpu']}, {env['cores']} cores, " \
          f"load average {env['load_avg_1m']} at start (shared machine)\n\n" + report(results, names, cfg, args)
     print(md)
-    save('classification' + ('_quick' if args.quick else '') + ('_cuda' if args.device == 'cuda' else ''),
+    save(name,
          {'command': command_line(), 'env': env, 'cfg': cfg, 'results': results}, md)
 
 if __name__ == '__main__':
@@ -182,5 +183,6 @@ if __name__ == '__main__':
     p.add_argument('--tta-epochs', type=int, default=1); p.add_argument('--tta-lr', type=float, default=2e-4)
     p.add_argument('--quick', action='store_true', help='300 examples, 1 epoch, 1 repeat')
     p.add_argument('--device', default='cpu', help="'cpu' or 'cuda' (bf16 on a GPU)")
+    p.add_argument('--tag', help='suffix of the results file name (bench/results/classification_<tag>.json)')
     p.add_argument('--report', help='print the tables of a saved results JSON (e.g. a .partial.json) and exit')
     main_or_worker(RUNNERS, parent, p)
