@@ -616,18 +616,22 @@ def top_losses(model, # A classification model
                k:int=10, # How many examples
                mistakes_only:bool=True, # Only the wrongly predicted examples
                text_col:str='text', label_col:str='label', # The columns to use
-               batch_size:int=32)->pd.DataFrame:
+               batch_size:int=32, # Examples per forward pass
+               max_length:int|None=None, # Truncate texts as in training (default: the tokenizer's limit)
+               )->pd.DataFrame:
     "The `k` examples with the highest loss: text, label, prediction, probability and loss, worst first."
-    df = prediction_table(model, tokenizer, dataset, text_col, label_col, batch_size)
+    df = prediction_table(model, tokenizer, dataset, text_col, label_col, batch_size, max_length)
     if mistakes_only: df = df[df.label != df.prediction]
     return df.sort_values('loss', ascending=False, kind='stable').head(k).reset_index(drop=True)
 
-def show_results(model, tokenizer, dataset, n:int=8, seed:int=0, text_col:str='text', label_col:str='label', show:bool=True)->pd.DataFrame:
+def show_results(model, tokenizer, dataset, n:int=8, seed:int=0, text_col:str='text', label_col:str='label', show:bool=True,
+                 max_length:int|None=None, # Truncate texts as in training
+                 )->pd.DataFrame:
     "Predictions for `n` random examples of `dataset` next to their labels (shown as a table, and returned)."
     texts, y = _rows(dataset, text_col, label_col)
     idx = sorted(np.random.default_rng(seed).choice(len(texts), size=min(n, len(texts)), replace=False).tolist())
     sample = pd.DataFrame({text_col: [texts[i] for i in idx], label_col: [y[i] for i in idx]})
-    df = prediction_table(model, tokenizer, sample, text_col, label_col)
+    df = prediction_table(model, tokenizer, sample, text_col, label_col, max_length=max_length)
     df['correct'] = df.label == df.prediction
     if show: show_df(df.drop(columns='loss'))
     return df
