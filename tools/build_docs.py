@@ -13,6 +13,7 @@ def rename_to_output_files(proc:Path):
     renames = {}
     for nb in proc.rglob('*.ipynb'):
         m = re.search(r'output-file:\s*([\w.-]+)\.html', nb.read_text())
+        if m: nb.write_text(nb.read_text().replace(m.group(0) + '\\n', ''))  # smalldocs names pages after files and ignores output-file
         if m and m.group(1) != nb.stem:
             dest = nb.with_name(m.group(1) + '.ipynb')
             nb.rename(dest); renames[str(nb.relative_to(proc))] = str(dest.relative_to(proc))
