@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers_reliability import (fault_config, write_config, start_train, checkpoint_steps, wait_for, tail, load_weights,
+from helpers_reliability import (FAULT_N_TRAIN, fault_config, write_config, start_train, checkpoint_steps, wait_for, tail, load_weights,
                                  max_weight_diff, tree_hashes, damaged)
 from sft_nb.core import Callback
 from sft_nb.learner import latest_checkpoint, list_checkpoints, verify_checkpoint
@@ -15,6 +15,7 @@ from sft_nb.learner import latest_checkpoint, list_checkpoints, verify_checkpoin
 pytestmark = pytest.mark.usefixtures('sft_cache', 'one_thread')
 
 ATOL = 1e-6
+TOTAL_STEPS = 3 * FAULT_N_TRAIN // 4  # 3 epochs, batch 4 (see fault_config)
 
 def _ws_copy(reference_run, tmp_path)->Path:
     "The reference workspace (model, data) without its output."
@@ -58,9 +59,11 @@ def test_sigkill_and_resume(reference_run, tmp_path, n_kills):
         p = start_train(cfg, reference_run.cache, log)
         launches += 1
         if kills < n_kills:
-            new = wait_for(lambda: max(checkpoint_steps(out), default=0) > known, timeout=600, proc=p)
-            assert new, f"no new checkpoint after launch {launches}:\n{tail(log)}"
-            time.sleep(rng.uniform(0, 0.4))  # a random point: mid-step, mid-checkpoint, mid-validation, mid-save
+            # kills spread over the whole run (every epoch, near epoch ends too), each after at least one new checkpoint
+            target = max(known + 1, (kills + 1) * TOTAL_STEPS // (n_kills + 1) + rng.randint(-12, 12))
+            new = wait_for(lambda: max(checkpoint_steps(out), default=0) >= target, timeout=600, proc=p)
+            assert new, f"no checkpoint {target} after launch {launches}:\n{tail(log)}"
+            time.sleep(rng.uniform(0, 0.4))  # then a random instant: mid-step, mid-checkpoint, mid-validation, mid-save
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGKILL); p.wait()
                 kills += 1
