@@ -1,7 +1,8 @@
 """Multi-process training on CPU (torchrun, gloo): two processes give the weights of one process with the same effective
 batch, and a process that dies takes the run down with a clear error instead of a hang.
 
-Run: `pytest --slow tests/test_distributed.py` (each test starts 2-3 Python processes that import torch and transformers)."""
+Run: `pytest tests/test_distributed.py` (the dead-rank check, ~30 s); `pytest --slow tests/test_distributed.py` adds the
+2-vs-1 weights comparison (3 more Python processes that import torch and transformers)."""
 import os, sys, json, time, shutil, subprocess
 from pathlib import Path
 import pytest
@@ -16,6 +17,13 @@ def dist_ws(tmp_path_factory, sft_cache_dir):
     root = tmp_path_factory.mktemp('dist')
     ws = build_workspace(root/'ws', n_train=240)
     script = root/'dist_run.py'; script.write_text(DIST_SCRIPT)
+    # tokenize once here: the ranks then only read the cache (two ranks filling one cache folder at once is not tested here)
+    from transformers import AutoTokenizer
+    from sft_nb.data import dataloaders
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv('SFT_NB_CACHE', str(sft_cache_dir))
+        dataloaders({'train': str(ws/'train.csv'), 'validation': str(ws/'valid.csv')}, AutoTokenizer.from_pretrained(ws/'model'),
+                    'classification', batch_size=4, max_length=32, seed=0)
     return root, ws, script
 
 def _run(cmd, cache, timeout):
@@ -42,7 +50,6 @@ def test_two_processes_match_one(dist_ws, sft_cache_dir):
     print(f"\n1 process {t1:.0f} s, 2 processes {t2:.0f} s, max weight difference {diff:.2e}")
     assert diff <= 1e-5
 
-@pytest.mark.slow
 def test_dead_rank_ends_the_run(dist_ws, sft_cache_dir):
     "Rank 1 calls os._exit(1) after step 2: torchrun stops rank 0 and exits non-zero within 120 s, naming the failed rank."
     root, ws, script = dist_ws
