@@ -45,9 +45,11 @@ def precision_for(device:str)->str:
     return default_precision('cuda')
 
 def matmul_gflops(m:int=960, k:int=384, n:int=1536, seconds:float=1.5, dtype=None)->float:
-    "Best fp32 GFLOP/s of an m x k @ k x n matmul over `seconds` (a MiniLM FFN-shaped product: 32 x 30 tokens)."
+    """Best GFLOP/s of an m x k @ k x n matmul over `seconds` (a MiniLM FFN-shaped product: 32 x 30 tokens):
+    fp32 on CPU, bf16 on a GPU (`BENCH_DEVICE=cuda`), the precision the contenders train in."""
     import torch
     dev = 'cuda' if torch.cuda.is_available() and os.environ.get('BENCH_DEVICE') == 'cuda' else 'cpu'
+    if dtype is None and dev == 'cuda': dtype = torch.bfloat16
     a = torch.randn(m, k, dtype=dtype or torch.float32, device=dev)
     b = torch.randn(k, n, dtype=dtype or torch.float32, device=dev)
     for _ in range(3): a @ b
