@@ -530,7 +530,7 @@ def tokenize(dsd:DatasetDict, # Canonical splits from `load_data`
                      fn_kwargs=dict(tokenizer=tokenizer, **kw), new_fingerprint=key)
         if isinstance(ds.features.get('label'), ClassLabel): enc = enc.cast_column('labels', ds.features['label'])  # keep class names
         if cache:
-            with atomic_dir(folder) as d: enc.save_to_disk(str(d))
+            with atomic_dir(folder, replace=False) as d: enc.save_to_disk(str(d))  # ranks filling the same entry: first one wins
             enc = load_from_disk(str(folder))
         out[split] = enc; report[split] = {**_report(enc, max_length, False, time.time() - t0), 'cache': str(folder) if cache else None}
     res = DatasetDict(out); res.report = report

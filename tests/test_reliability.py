@@ -248,12 +248,6 @@ BATTERY = [
 
 # Cases that expose library bugs: the library is fixed elsewhere; strict xfail flags the day they start passing.
 XFAIL = {
-    'model_config_not_json': "cli.train: a model folder whose config.json is not JSON escapes as transformers' raw OSError "
-                             "('It looks like the config file at ... is not a valid JSON file') from "
-                             "AutoTokenizer.from_pretrained(resolve_model(cfg.model)) in cli.train, before load_model runs",
-    'model_weights_truncated': "learner.load_model: a truncated model.safetensors escapes from cls.from_pretrained as a raw "
-                               "safetensors SafetensorError ('Error while deserializing header: invalid header length') "
-                               "instead of an SftError naming the file",
 }
 
 def _params():
