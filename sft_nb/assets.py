@@ -170,11 +170,16 @@ def _tiny_tokenizer_json(kind:str)->str:
     from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders, normalizers, processors
     corpus = tiny_corpus()
     if kind == 'wordpiece':
-        tk = Tokenizer(models.WordPiece(unk_token='[UNK]'))
+        # a fixed vocabulary, not WordPieceTrainer: its ties break differently in each process, so token ids (and every
+        # tiny-BERT test) would change from run to run; whole words of the corpus, then characters for anything else
+        import string
+        specials = ['[PAD]','[UNK]','[CLS]','[SEP]','[MASK]']
+        chars = sorted(set(string.ascii_lowercase + string.digits + string.punctuation))
+        words = sorted({w for s in corpus for w in s.lower().replace('.', ' ').replace('!', ' ').replace('?', ' ').split()})
+        vocab = {t: i for i, t in enumerate(dict.fromkeys(specials + chars + ['##' + c for c in chars] + words))}
+        tk = Tokenizer(models.WordPiece(vocab=vocab, unk_token='[UNK]'))
         tk.normalizer = normalizers.BertNormalizer(lowercase=True)
         tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        specials = ['[PAD]','[UNK]','[CLS]','[SEP]','[MASK]']
-        tk.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=300, special_tokens=specials))
         cls, sep = tk.token_to_id('[CLS]'), tk.token_to_id('[SEP]')
         tk.post_processor = processors.TemplateProcessing(single='[CLS] $A [SEP]', pair='[CLS] $A [SEP] $B:1 [SEP]:1',
                                                           special_tokens=[('[CLS]', cls), ('[SEP]', sep)])
