@@ -205,7 +205,6 @@ def _tiny_tokenizer_json(kind:str)->str:
 def tiny_tokenizer(kind:str='wordpiece'):
     "A tokenizer trained on `tiny_corpus`: 'wordpiece' (BERT), 'bpe' (RoBERTa), 'chat' (causal, ChatML) or 'seq2seq'."
     from transformers import PreTrainedTokenizerFast
-    kind = kind if kind in ('wordpiece','bpe','chat','seq2seq') else None or kind
     if kind not in ('wordpiece','bpe','chat','seq2seq'):
         raise SftError(f"unknown tiny tokenizer kind {kind!r}", fix="use 'wordpiece', 'bpe', 'chat' or 'seq2seq'")
     specials = {'wordpiece': dict(unk_token='[UNK]', pad_token='[PAD]', cls_token='[CLS]', sep_token='[SEP]', mask_token='[MASK]'),
