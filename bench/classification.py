@@ -38,6 +38,8 @@ def splits(cfg):
     train = dsd['train'].shuffle(seed=cfg['seed']).select(range(cfg['n_train']))
     return DatasetDict(train=train, validation=dsd['validation'].select(range(cfg['n_valid'])))
 
+def train_seed(cfg): return cfg.get('train_seed', cfg['seed'])
+
 def tokenizer():
     from transformers import AutoTokenizer
     from sft_nb.assets import minilm_path
@@ -62,12 +64,12 @@ def run_hf(cfg, grouped:bool)->dict:
     from sft_nb.assets import minilm_path
     tok, dsd = tokenizer(), splits(cfg)
     tds = dsd.map(lambda b: tok(b['text'], truncation=True, max_length=cfg['max_length']), batched=True, remove_columns=['text'])
-    set_seed(cfg['seed'])
+    set_seed(train_seed(cfg))
     model = AutoModelForSequenceClassification.from_pretrained(minilm_path(), num_labels=2)
     prec = precision_for(cfg['device'])
     args = TrainingArguments(output_dir=tempfile.mkdtemp(), num_train_epochs=cfg['epochs'], learning_rate=cfg['lr'],
                              per_device_train_batch_size=cfg['batch_size'], per_device_eval_batch_size=2 * cfg['batch_size'],
-                             seed=cfg['seed'], report_to='none', save_strategy='no', disable_tqdm=True,
+                             seed=train_seed(cfg), report_to='none', save_strategy='no', disable_tqdm=True,
                              train_sampling_strategy='group_by_length' if grouped else 'random',
                              use_cpu=cfg['device'] == 'cpu', bf16=prec == 'bf16', fp16=prec == 'fp16')
     counter = TokenCounter(DataCollatorWithPadding(tok))
@@ -80,7 +82,7 @@ def run_hf(cfg, grouped:bool)->dict:
     return finish(cfg, model, counter, train_s, acc, peak, curve=[[round(train_s, 2), acc]])
 
 # ---------------------------------------------------------------- sft_nb
-def run_sft(cfg, fast:bool=False, tta:bool=False, freeze_emb:bool=True)->dict:
+def run_sft(cfg, fast:bool=False, tta:bool=False, freeze_emb:bool=True, hf_recipe:bool=False)->dict:
     import torch
     from functools import partial
     from sft_nb.core import Callback
@@ -88,11 +90,11 @@ def run_sft(cfg, fast:bool=False, tta:bool=False, freeze_emb:bool=True)->dict:
     from sft_nb.learner import Learner, load_model
     from sft_nb.metrics import Accuracy
     tok, dsd = tokenizer(), splits(cfg)
-    dls = dataloaders(dsd, tok, 'classification', batch_size=cfg['batch_size'], max_length=cfg['max_length'], seed=cfg['seed'])
+    dls = dataloaders(dsd, tok, 'classification', batch_size=cfg['batch_size'], max_length=cfg['max_length'], seed=train_seed(cfg))
     counter = dls.train.collate_fn = TokenCounter(dls.train.collate_fn)
-    torch.manual_seed(cfg['seed'])
+    torch.manual_seed(train_seed(cfg))
     model = load_model('minilm', 'classification', id2label=dls.id2label)
-    kw = {}
+    kw = dict(warmup=0., wd=0.) if hf_recipe else {}
     if fast:
         kw['opt_func'] = partial(torch.optim.AdamW, fused=True)
         if freeze_emb: model.get_input_embeddings().weight.requires_grad_(False)
@@ -107,7 +109,7 @@ def run_sft(cfg, fast:bool=False, tta:bool=False, freeze_emb:bool=True)->dict:
 
     clock = EvalClock()
     lr, epochs = (cfg['tta_lr'], cfg['tta_epochs']) if tta else (cfg['lr'], cfg['epochs'])
-    learn = Learner(model, dls, metrics=[Accuracy()], cbs=[clock], lr=lr, seed=cfg['seed'],
+    learn = Learner(model, dls, metrics=[Accuracy()], cbs=[clock], lr=lr, seed=train_seed(cfg),
                     precision=precision_for(cfg['device']), eval_every=cfg.get('eval_every'), **kw)
     peak = matmul_gflops()
     t = time.perf_counter(); learn.fit(epochs); train_s = time.perf_counter() - t - clock.eval_s
@@ -116,7 +118,8 @@ def run_sft(cfg, fast:bool=False, tta:bool=False, freeze_emb:bool=True)->dict:
 RUNNERS = {'hf_default': lambda c: run_hf(c, False), 'hf_grouped': lambda c: run_hf(c, True),
            'sft_nb': run_sft, 'sft_nb_fast': lambda c: run_sft(c, fast=True),
            'sft_nb_fused': lambda c: run_sft(c, fast=True, freeze_emb=False),
-           'sft_nb_tta': lambda c: run_sft(c, fast=True, tta=True)}
+           'sft_nb_tta': lambda c: run_sft(c, fast=True, tta=True),
+           'sft_nb_hf_recipe': lambda c: run_sft(c, hf_recipe=True)}
 
 # ---------------------------------------------------------------- parent
 COLS = ['contender', 'train_s', 'samples_per_s', 'tokens_per_s', 'padding_pct', 'accuracy', 'peak_rss_mb', 'mfu_pct', 'matmul_gflops']
@@ -159,7 +162,7 @@ def parent(args):
     check_device(args.device)
     cfg = dict(n_train=args.n_train, n_valid=args.n_valid, epochs=args.epochs, max_length=args.max_length, batch_size=args.batch_size,
                lr=args.lr, seed=args.seed, device=args.device, threads=args.threads,
-               eval_every=args.eval_every, tta_epochs=args.tta_epochs, tta_lr=args.tta_lr)
+               vary_seed=args.vary_seed, eval_every=args.eval_every, tta_epochs=args.tta_epochs, tta_lr=args.tta_lr)
     names = [n for n in args.contenders.split(',')] + (['sft_nb_fast'] if args.fast else []) + (['sft_nb_tta'] if args.tta else [])
     env = environment()
     print(f"{command_line()}\n{env}\n{cfg}", flush=True)
@@ -177,6 +180,7 @@ if __name__ == '__main__':
     p.add_argument('--epochs', type=int, default=2); p.add_argument('--max-length', type=int, default=48)
     p.add_argument('--batch-size', type=int, default=32); p.add_argument('--lr', type=float, default=1e-4)
     p.add_argument('--seed', type=int, default=42); p.add_argument('--repeats', type=int, default=2)
+    p.add_argument('--vary-seed', action='store_true', help='repeat r trains with seed + r (same data): accuracy gets a spread')
     p.add_argument('--threads', type=int, default=0, help='torch threads in each run (0: torch default)')
     p.add_argument('--eval-every', type=int, default=None, help='sft_nb: also validate every N steps (time-to-accuracy curve)')
     p.add_argument('--contenders', default='hf_default,hf_grouped,sft_nb')

@@ -130,7 +130,8 @@ def alternate(script, names:list[str], cfg:dict, repeats:int, timeout:float=3600
     for r in range(repeats):
         for name in (names if r % 2 == 0 else names[::-1]):
             load = os.getloadavg()[0]
-            res = run_worker(script, name, cfg, timeout)
+            # with `vary_seed`, repeat r trains with seed `seed + r` (same data), so accuracy differences get a noise estimate
+            res = run_worker(script, name, {**cfg, 'train_seed': cfg['seed'] + r} if cfg.get('vary_seed') else cfg, timeout)
             res.update(repeat=r, load_before=round(load, 2))
             out.append(res)
             if partial: (RESULTS / f'{partial}.partial.json').write_text(json.dumps({'cfg': cfg, 'results': out}, indent=1))
