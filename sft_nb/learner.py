@@ -14,8 +14,8 @@ from typing import Callable, Iterable
 # %% auto #0
 __all__ = ['SCHEDULES', 'TASK_MODELS', 'DROPOUT_KEYS', 'DDP_CHECK_SCRIPT', 'lr_multiplier', 'seed_epoch', 'Learner',
            'patch_learner', 'write_manifest', 'verify_checkpoint', 'list_checkpoints', 'latest_checkpoint',
-           'Checkpointer', 'LRFinder', 'suggest_lr', 'plot_lr_find', 'set_dropout', 'load_model', 'load_tokenizer',
-           'free_memory', 'ddp_check']
+           'Checkpointer', 'keep_mask', 'CpuDropout', 'FastDropout', 'LRFinder', 'suggest_lr', 'plot_lr_find',
+           'set_dropout', 'load_model', 'load_tokenizer', 'free_memory', 'ddp_check']
 
 # %% ../nbs/05_learner.ipynb #dd5af2ba
 import numpy as np
@@ -109,7 +109,8 @@ class Learner:
                  warmup:float=0.1, # Default warm-up of `fit`
                  eval_every:int|None=None, # Evaluate every N optimizer steps (None: at each epoch end)
                  checkpoint_every:int|None=None, # Save a checkpoint every N steps (needs `output_dir`)
-                 keep_last:int=2): # Checkpoints to keep
+                 keep_last:int=2, # Checkpoints to keep
+                 fast_dropout:bool=True): # On CPU, draw dropout masks with `FastDropout` (the same dropout, cheaper)
         self._check(model, dls, lr, grad_accum, tokenizer)
         self.precision = check_choice(precision or default_precision(), ('no', 'bf16', 'fp16'), 'precision', where='precision')
         if self.precision == 'fp16' and not torch.cuda.is_available():
@@ -137,6 +138,7 @@ class Learner:
         self.add_cbs(cbs)
         # with an output_dir every epoch ends in a checkpoint, so an interrupted run always has one to resume from
         if checkpoint_every or self.output_dir is not None: self.add_cb(Checkpointer(every=checkpoint_every))
+        if fast_dropout and not any(isinstance(c, FastDropout) for c in self.cbs): self.add_cb(FastDropout())
         if progress and not any(type(c).__name__ == 'ProgressCallback' for c in self.cbs):
             from sft_nb.callbacks import ProgressCallback  # lazy: callbacks builds on this module
             self.add_cb(ProgressCallback())
@@ -565,6 +567,45 @@ class Checkpointer(Callback):
             self.learn.save_checkpoint()
     def after_epoch(self):
         if self.at_epoch_end and not getattr(self.learn, 'lr_finding', False): self.learn.save_checkpoint()
+
+# %% ../nbs/05_learner.ipynb #e4b3064e
+def keep_mask(shape:tuple, # Shape of the mask
+              p:float, # Probability of dropping each element
+              device=None)->torch.Tensor:
+    "Boolean mask, each element False with probability `p` (to 1/32768), from 15 random bits per element."
+    n = math.prod(shape)
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_()  # bit 63 is always 0, bits 0-62 uniform
+    lanes = words.view(torch.int16)[:n].view(shape).bitwise_and_(0x7FFF)  # so use 15 bits of each 16-bit lane
+    return lanes >= round(p * 32768)
+
+class _MaskScale(torch.autograd.Function):
+    "`x * keep * scale`, keeping only the boolean mask for backward."
+    @staticmethod
+    def forward(ctx, x, keep, scale):
+        ctx.save_for_backward(keep); ctx.scale = scale
+        return x * keep * scale
+    @staticmethod
+    def backward(ctx, grad):
+        keep, = ctx.saved_tensors
+        return grad * keep * ctx.scale, None, None
+
+class CpuDropout(nn.Dropout):
+    "`nn.Dropout` whose CPU masks come from `keep_mask`: the same Bernoulli(p) dropout, cheaper to draw."
+    def forward(self, x):
+        if not self.training or not 0 < self.p < 1 or x.device.type != 'cpu' or not x.is_floating_point(): return super().forward(x)
+        return _MaskScale.apply(x, keep_mask(x.shape, self.p, x.device), 1 / (1 - self.p))
+
+class FastDropout(Callback):
+    "During `fit` on CPU, turn the model's `nn.Dropout` modules into `CpuDropout`; restore them after."
+    order = -30
+    def before_fit(self):
+        self.swapped = []
+        if self.learn.accelerator.device.type != 'cpu': return
+        for m in self.learn.model.modules():
+            if type(m) is nn.Dropout: m.__class__ = CpuDropout; self.swapped.append(m)
+    def after_fit(self):
+        for m in getattr(self, 'swapped', []): m.__class__ = nn.Dropout
+        self.swapped = []
 
 # %% ../nbs/05_learner.ipynb #4fed8e2c
 class LRFinder(Callback):

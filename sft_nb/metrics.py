@@ -25,9 +25,6 @@ import torch
 import torch.nn.functional as F
 import datasets
 import evaluate
-from sklearn import metrics as skm
-import sacrebleu
-from rouge_score import rouge_scorer
 from .core import SftError, did_you_mean, check_choice, BatchMetric, rss_mb
 
 # %% ../nbs/07_metrics.ipynb #b4e661be
@@ -71,36 +68,41 @@ class _OfflineMetric(evaluate.Metric):
 _COMPUTE_DOC = _OfflineMetric.compute.__doc__
 
 # %% ../nbs/07_metrics.ipynb #56d3ecc8
+def _skm():
+    "scikit-learn's metrics, imported on first use: a training process that only streams `Accuracy` never loads them."
+    from sklearn import metrics
+    return metrics
+
 class AccuracyMetric(_OfflineMetric):
     "Fraction of predictions equal to the reference (scikit-learn `accuracy_score`)."
     def _compute(self, predictions, references, normalize=True, sample_weight=None):
-        return {'accuracy': float(skm.accuracy_score(references, predictions, normalize=normalize, sample_weight=sample_weight))}
+        return {'accuracy': float(_skm().accuracy_score(references, predictions, normalize=normalize, sample_weight=sample_weight))}
 
-def _prf(fn, key):
-    "An `_OfflineMetric._compute` calling scikit-learn's `fn` and returning `{key: value}`."
+def _prf(fn:str, key):
+    "An `_OfflineMetric._compute` calling scikit-learn's function `fn` and returning `{key: value}`."
     def _compute(self, predictions, references, labels=None, pos_label=1, average='binary', sample_weight=None, zero_division=0):
         check_choice(average, ['binary','macro','micro','weighted',None], 'average', where=type(self).__name__)
-        res = fn(references, predictions, labels=labels, pos_label=pos_label, average=average,
+        res = getattr(_skm(), fn)(references, predictions, labels=labels, pos_label=pos_label, average=average,
                  sample_weight=sample_weight, zero_division=zero_division)
         return {key: float(res) if average is not None else [float(v) for v in res]}
     return _compute
 
 class F1Metric(_OfflineMetric):
     "F1 score, binary or averaged over classes (scikit-learn `f1_score`)."
-    _compute = _prf(skm.f1_score, 'f1')
+    _compute = _prf('f1_score', 'f1')
 
 class PrecisionMetric(_OfflineMetric):
     "Precision, binary or averaged over classes (scikit-learn `precision_score`)."
-    _compute = _prf(skm.precision_score, 'precision')
+    _compute = _prf('precision_score', 'precision')
 
 class RecallMetric(_OfflineMetric):
     "Recall, binary or averaged over classes (scikit-learn `recall_score`)."
-    _compute = _prf(skm.recall_score, 'recall')
+    _compute = _prf('recall_score', 'recall')
 
 class MatthewsCorrelationMetric(_OfflineMetric):
     "Matthews correlation coefficient (scikit-learn `matthews_corrcoef`), in [-1, 1]."
     def _compute(self, predictions, references, sample_weight=None):
-        return {'matthews_correlation': float(skm.matthews_corrcoef(references, predictions, sample_weight=sample_weight))}
+        return {'matthews_correlation': float(_skm().matthews_corrcoef(references, predictions, sample_weight=sample_weight))}
 
 class ConfusionMatrixMetric(_OfflineMetric):
     "Confusion matrix, rows = references, columns = predictions (scikit-learn `confusion_matrix`)."
@@ -109,7 +111,7 @@ class ConfusionMatrixMetric(_OfflineMetric):
             unknown = sorted(set(references) - set(labels) | set(predictions) - set(labels))
             if unknown: raise SftError(f"values {unknown} are not in labels={list(labels)}", where='ConfusionMatrixMetric',
                                        fix="add them to labels, or check the label mapping of the predictions")
-        return {'confusion_matrix': skm.confusion_matrix(references, predictions, labels=labels,
+        return {'confusion_matrix': _skm().confusion_matrix(references, predictions, labels=labels,
                                                          sample_weight=sample_weight, normalize=normalize)}
 
 # %% ../nbs/07_metrics.ipynb #d103684c
@@ -135,6 +137,7 @@ class SacreBleuMetric(_OfflineMetric):
     features = _TEXT_FEATURES
     def _compute(self, predictions, references, tokenize:str|None=None, lowercase=False, smooth_method='exp',
                  smooth_value=None, use_effective_order=False):
+        import sacrebleu  # lazy, like every scorer here: importing sft_nb.metrics stays light
         bleu = sacrebleu.BLEU(lowercase=lowercase, tokenize=tokenize, smooth_method=smooth_method,
                               smooth_value=smooth_value, effective_order=use_effective_order)
         out = bleu.corpus_score(predictions, _ref_streams(references, 'SacreBleuMetric'))
@@ -145,6 +148,7 @@ class ChrFMetric(_OfflineMetric):
     "Character n-gram F-score computed by sacrebleu (0-100); `word_order=2` gives chrF++."
     features = _TEXT_FEATURES
     def _compute(self, predictions, references, char_order=6, word_order=0, beta=2, lowercase=False, whitespace=False, eps_smoothing=False):
+        import sacrebleu
         chrf = sacrebleu.CHRF(char_order=char_order, word_order=word_order, beta=beta, lowercase=lowercase,
                               whitespace=whitespace, eps_smoothing=eps_smoothing)
         out = chrf.corpus_score(predictions, _ref_streams(references, 'ChrFMetric'))
@@ -159,6 +163,7 @@ class RougeMetric(_OfflineMetric):
     "Mean ROUGE F-measures (rouge-score), 0-1, best reference per prediction; rougeLsum splits sentences on newlines."
     features = _TEXT_FEATURES
     def _compute(self, predictions, references, rouge_types=('rouge1','rouge2','rougeL','rougeLsum'), use_stemmer=False, tokenizer=None):
+        from rouge_score import rouge_scorer  # imports nltk: 26 MB
         scorer = rouge_scorer.RougeScorer(list(rouge_types), use_stemmer=use_stemmer, tokenizer=tokenizer)
         scores = [scorer.score_multi(r, p) for r, p in zip(_ref_lists(references), predictions)]
         return {t: float(np.mean([s[t].fmeasure for s in scores])) for t in rouge_types}
