@@ -9,6 +9,8 @@ Contenders (batch 8 rows, max length 256, `--steps` optimizer steps, fp32 on CPU
   sft_nb         `Learner` on `dataloaders(..., task='causal')` defaults (length-grouped batches), full fine-tuning
   sft_nb_packed  the same with `packing=True` (block-diagonal attention mask)
   sft_nb_lora    `apply_lora` defaults (r=8 on every projection), length-grouped batches, lr x10
+  sft_nb_full_logits  sft_nb with `TokenLoss(head_on_supervised=False)`: logits for every position, as TRL computes
+                 them (opt-in via --contenders; shows what computing the output layer on supervised tokens only saves)
   trl_bf16       (opt-in, `--with-bf16`) TRL's real default (bf16 autocast on CPU), ONE step only
 Measured per run (fresh subprocess each): training wall time of the steps, real tokens/s (the examples' own tokens,
 no padding), supervised tokens/s (completion tokens that carry a loss), padding fraction, peak RSS, last training
@@ -67,7 +69,7 @@ def run_trl(cfg, packing=False, bf16_default=False)->dict:
                   bf16=bool(args.bf16), gradient_checkpointing=bool(args.gradient_checkpointing))
 
 # ---------------------------------------------------------------- sft_nb
-def run_sft(cfg, packing=False, lora=False)->dict:
+def run_sft(cfg, packing=False, lora=False, full_logits=False)->dict:
     import torch
     from sft_nb.core import Callback, CancelFitException
     from sft_nb.data import dataloaders
@@ -84,7 +86,9 @@ def run_sft(cfg, packing=False, lora=False)->dict:
         def after_step(self):
             if self.learn.step >= cfg['steps']: raise CancelFitException()
 
+    from sft_nb.loss import TokenLoss
     learn = Learner(model, dls, cbs=[StopAfter()], lr=cfg['lr'] * (10 if lora else 1), seed=cfg['seed'],
+                    loss_func=TokenLoss(head_on_supervised=False) if full_logits else None,
                     precision=precision_for(cfg['device']))
     learn.valid_dl = None  # training throughput only
     t = time.perf_counter(); learn.fit(1); train_s = time.perf_counter() - t
@@ -94,7 +98,8 @@ def run_sft(cfg, packing=False, lora=False)->dict:
 RUNNERS = {'trl_default': run_trl, 'trl_packed': lambda c: run_trl(c, packing=True),
            'trl_bf16': lambda c: run_trl(c, bf16_default=True),
            'sft_nb': run_sft, 'sft_nb_packed': lambda c: run_sft(c, packing=True),
-           'sft_nb_lora': lambda c: run_sft(c, lora=True)}
+           'sft_nb_lora': lambda c: run_sft(c, lora=True),
+           'sft_nb_full_logits': lambda c: run_sft(c, full_logits=True)}
 
 COLS = ['contender', 's_per_step', 'tokens_per_s', 'supervised_per_s', 'padding_pct', 'examples', 'peak_rss_mb', 'final_loss']
 

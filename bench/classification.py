@@ -3,11 +3,12 @@
 Contenders (same examples, epochs, learning rate, batch size, max length, seed):
   hf_default   `Trainer` with its defaults (random batches, fused AdamW, linear schedule, no warm-up, wd 0)
   hf_grouped   the same with `train_sampling_strategy="group_by_length"` (HF's length grouping)
-  sft_nb       `Learner` on `sft_nb.data.dataloaders(...)` with their defaults (length-grouped batches, AdamW,
-               linear schedule with 10% warm-up, wd 0.01, clip 1.0); validated at each epoch end as by default
-  sft_nb_fast  (opt-in, `--fast`) the speed knobs found while profiling: fused AdamW, frozen word embeddings
-  sft_nb_fused (opt-in, via --contenders) fused AdamW only
-  sft_nb_tta   (opt-in, `--tta`) sft_nb_fast trained for time to accuracy: `--tta-epochs` (1) at `--tta-lr` (2e-4)
+  sft_nb       `Learner` on `sft_nb.data.dataloaders(...)` with their defaults (length-grouped batches, fused AdamW,
+               CPU dropout masks, linear schedule with 10% warm-up, wd 0.01, clip 1.0); validated at each epoch end
+               (and every `--eval-every` steps) as by default, validation time subtracted
+  sft_nb_fast  (opt-in, `--fast`) sft_nb with `freeze_word_embeddings(model)` (`freeze: embeddings` in a run config)
+  sft_nb_hf_recipe (opt-in, via --contenders) sft_nb with HF's recipe: no warm-up, no weight decay
+  sft_nb_tta   (opt-in, `--tta`) sft_nb trained for `--tta-epochs` (1) at `--tta-lr` (2e-4, or 'slice(HI)')
 
 Each run is a fresh subprocess (peak RSS per run) and the contenders alternate (ABC, CBA, ...) in one
 invocation. Measured per run: training wall time (only `trainer.train()` / `learn.fit()`, with validation passes
@@ -93,6 +94,7 @@ def run_sft(cfg, fast:bool=False, tta:bool=False, freeze_emb:bool=True, hf_recip
     from sft_nb.core import Callback
     from sft_nb.data import dataloaders
     from sft_nb.learner import Learner, load_model
+    from sft_nb.freeze import freeze_word_embeddings
     from sft_nb.metrics import Accuracy
     tok, dsd = tokenizer(), splits(cfg)
     dls = dataloaders(dsd, tok, 'classification', batch_size=cfg['batch_size'], max_length=cfg['max_length'], seed=train_seed(cfg))
@@ -100,9 +102,7 @@ def run_sft(cfg, fast:bool=False, tta:bool=False, freeze_emb:bool=True, hf_recip
     torch.manual_seed(train_seed(cfg))
     model = load_model('minilm', 'classification', id2label=dls.id2label)
     kw = dict(warmup=0., wd=0.) if hf_recipe else {}
-    if fast:
-        kw['opt_func'] = partial(torch.optim.AdamW, fused=True)
-        if freeze_emb: model.get_input_embeddings().weight.requires_grad_(False)
+    if fast and freeze_emb: freeze_word_embeddings(model)
 
     class EvalClock(Callback):
         "Take validation passes out of the training time, and record (training seconds, accuracy) after each."
@@ -122,7 +122,6 @@ def run_sft(cfg, fast:bool=False, tta:bool=False, freeze_emb:bool=True, hf_recip
 
 RUNNERS = {'hf_default': lambda c: run_hf(c, False), 'hf_grouped': lambda c: run_hf(c, True),
            'sft_nb': run_sft, 'sft_nb_fast': lambda c: run_sft(c, fast=True),
-           'sft_nb_fused': lambda c: run_sft(c, fast=True, freeze_emb=False),
            'sft_nb_tta': lambda c: run_sft(c, tta=True),
            'sft_nb_hf_recipe': lambda c: run_sft(c, hf_recipe=True)}
 
@@ -198,8 +197,8 @@ if __name__ == '__main__':
     p.add_argument('--threads', type=int, default=0, help='torch threads in each run (0: torch default)')
     p.add_argument('--eval-every', type=int, default=None, help='sft_nb: also validate every N steps (time-to-accuracy curve)')
     p.add_argument('--contenders', default='hf_default,hf_grouped,sft_nb')
-    p.add_argument('--fast', action='store_true', help='add sft_nb_fast (fused AdamW, frozen word embeddings)')
-    p.add_argument('--tta', action='store_true', help='add sft_nb_tta (sft_nb_fast, --tta-epochs at --tta-lr)')
+    p.add_argument('--fast', action='store_true', help='add sft_nb_fast (frozen word embeddings)')
+    p.add_argument('--tta', action='store_true', help='add sft_nb_tta (--tta-epochs at --tta-lr)')
     p.add_argument('--tta-epochs', type=int, default=1); p.add_argument('--tta-lr', default='2e-4', help="a float or 'slice(HI)' (head HI, body HI/10)")
     p.add_argument('--quick', action='store_true', help='300 examples, 1 epoch, 1 repeat')
     p.add_argument('--device', default='cpu', help="'cpu' or 'cuda' (bf16 on a GPU)")

@@ -10,11 +10,16 @@ weight and token) + 12 x layers x hidden x batch x seq^2 (attention scores and w
 per layer and sequence forward, x3 with backward). Embedding lookups, layer norms, softmax, GELU and the
 optimizer count as zero: they are overhead. MFU = step FLOPs / step time / matmul peak.
 
-Variants: `adamw` (torch.optim.AdamW defaults: the for-loop implementation on CPU; what `Learner` uses),
-`adamw_foreach`, `adamw_fused` (what HF Trainer uses: `optim="adamw_torch_fused"`), and `fused_frozen_emb`
-(fused, word embeddings frozen: half of MiniLM's 22.7 M parameters leave the optimizer and get no gradient).
+Variants: `adamw` (torch.optim.AdamW defaults: the for-loop implementation on CPU), `adamw_fused` (what HF
+Trainer uses: `optim="adamw_torch_fused"`), `sft_nb` (what `Learner` does by default: fused AdamW and, on CPU,
+`CpuDropout` masks), and `sft_nb_frozen_emb` (the same with the word embeddings frozen: half of MiniLM's
+22.7 M parameters leave the optimizer and get no gradient).
 
-    .venv/bin/python bench/mfu.py [--rounds 5] [--steps 3] [--device cuda]
+`--profile` adds a torch-profiler pass over the `sft_nb` variant: the operators that take the step's time, and the
+share of matrix multiplies (`aten::mm`, `addmm`, `bmm`), from which it derives the matmul efficiency (step FLOPs /
+matmul time / peak) and the MFU the step would have if everything but the matrix multiplies were free.
+
+    .venv/bin/python bench/mfu.py [--rounds 5] [--steps 3] [--profile] [--device cuda]
 """
 from __future__ import annotations
 import argparse, copy, statistics, sys, time
@@ -22,8 +27,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import check_device, command_line, environment, matmul_gflops, md_table, param_counts, save, train_flops
 
-VARIANTS = {'adamw': dict(), 'adamw_foreach': dict(foreach=True), 'adamw_fused': dict(fused=True),
-            'fused_frozen_emb': dict(fused=True, freeze_emb=True)}
+VARIANTS = {'adamw': dict(), 'adamw_fused': dict(fused=True), 'sft_nb': dict(fused=True, cpu_dropout=True),
+            'sft_nb_frozen_emb': dict(fused=True, cpu_dropout=True, freeze_emb=True)}
+OPTIONS = ('freeze_emb', 'cpu_dropout')
 
 def main(args):
     import os, torch
@@ -41,8 +47,12 @@ def main(args):
     for name, v in VARIANTS.items():
         m = copy.deepcopy(base).train()
         if v.get('freeze_emb'): m.get_input_embeddings().weight.requires_grad_(False)
+        if v.get('cpu_dropout') and args.device == 'cpu':
+            from sft_nb.learner import CpuDropout
+            for d in m.modules():
+                if type(d) is torch.nn.Dropout: d.__class__ = CpuDropout
         opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-5, weight_decay=0.01,
-                                **{k: x for k, x in v.items() if k != 'freeze_emb'})
+                                **{k: x for k, x in v.items() if k not in OPTIONS})
         runs[name] = (m, opt)
     pc = param_counts(base)
     flops = train_flops(pc['non_embedding'], c.num_hidden_layers, c.hidden_size, args.batch * args.seq, args.batch * args.seq ** 2)
@@ -64,7 +74,23 @@ def main(args):
         print(f"round {r+1}/{args.rounds}: matmul {peaks[-1]:.1f} GFLOP/s, " +
               ', '.join(f"{n} {sum(statistics.median(rec[n][k]) for k in rec[n]):.3f} s" for n in VARIANTS), flush=True)
     peak = statistics.median(peaks)
-    rows = []
+    prof_md, prof = '', None
+    if args.profile:
+        from torch.profiler import profile, ProfilerActivity
+        with profile(activities=[ProfilerActivity.CPU]) as p:
+            for _ in range(args.steps * 2): step(*runs['sft_nb'])
+        ev = sorted(p.key_averages(), key=lambda e: -e.self_cpu_time_total)
+        total = sum(e.self_cpu_time_total for e in ev)
+        mm = sum(e.self_cpu_time_total for e in ev if e.key in ('aten::mm', 'aten::addmm', 'aten::bmm', 'aten::baddbmm'))
+        per_step = lambda us: us / 1e6 / (args.steps * 2)
+        prof = {'matmul_share_pct': 100 * mm / total, 'matmul_s_per_step': per_step(mm),
+                'matmul_efficiency_pct': 100 * flops / per_step(mm) / 1e9 / peak,
+                'top': [{'op': e.key, 'share_pct': 100 * e.self_cpu_time_total / total, 'calls_per_step': e.count / (args.steps * 2),
+                         'ms_per_step': per_step(e.self_cpu_time_total) * 1e3} for e in ev[:15]]}
+        prof_md = (f"\n\n## Where the sft_nb step's time goes (torch profiler, {args.steps * 2} steps)\n\n"
+                   f"Matrix multiplies: {prof['matmul_share_pct']:.0f}% of the step, running at {prof['matmul_efficiency_pct']:.0f}% "
+                   f"of the measured peak; the rest is overhead (the MFU ceiling with free overhead is that "
+                   f"{prof['matmul_efficiency_pct']:.0f}%).\n\n" + md_table(prof['top'], ['op', 'share_pct', 'calls_per_step', 'ms_per_step'], nd=2))
     for n in VARIANTS:
         med = {k: statistics.median(v) for k, v in rec[n].items()}
         total = sum(med.values())
@@ -76,14 +102,15 @@ def main(args):
           f"{env['date_utc']}, {env['cpu']}, {env['cores']} cores, load average {env['load_avg_1m']} (shared machine). "
           f"Step FLOPs {flops / 1e9:.1f} GFLOP ({pc['non_embedding'] / 1e6:.1f} M non-embedding params of {pc['params'] / 1e6:.1f} M); "
           f"matmul peak (median of {len(peaks)} rounds) {peak:.1f} GFLOP/s, range {min(peaks):.1f}-{max(peaks):.1f}.\n\n"
-          "Medians over rounds x steps (seconds per optimizer step).\n\n" + md_table(rows, list(rows[0])))
+          "Medians over rounds x steps (seconds per optimizer step).\n\n" + md_table(rows, list(rows[0])) + prof_md)
     print(md)
     save('mfu' + ('_cuda' if args.device == 'cuda' else ''), {'command': command_line(), 'env': env, 'flops_per_step': flops,
-         'params': pc, 'matmul_peaks': peaks, 'rows': rows, 'raw': rec}, md)
+         'params': pc, 'matmul_peaks': peaks, 'rows': rows, 'raw': rec, 'profile': prof}, md)
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--rounds', type=int, default=5); p.add_argument('--steps', type=int, default=3)
     p.add_argument('--batch', type=int, default=32); p.add_argument('--seq', type=int, default=28)
     p.add_argument('--threads', type=int, default=0); p.add_argument('--device', default='cpu')
+    p.add_argument('--profile', action='store_true', help="profile the sft_nb variant's step by operator")
     main(p.parse_args())

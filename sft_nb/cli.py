@@ -23,7 +23,7 @@ from .core import SftError, did_you_mean, check_choice, set_seed, atomic_write
 from .data import TASKS
 
 # %% ../nbs/09_cli.ipynb #d18d3f4e
-FREEZE_STRATEGIES = ('none', 'head', 'freeze_to', 'gradual', 'lora')
+FREEZE_STRATEGIES = ('none', 'embeddings', 'head', 'freeze_to', 'gradual', 'lora')
 
 @dataclass
 class DataConfig:
@@ -227,6 +227,7 @@ def apply_freezing(model, cfg:RunConfig):
     "Freeze `model` (or wrap it with LoRA) as `cfg.freeze` says; returns the model and callbacks the strategy needs."
     from sft_nb import freeze as fz
     if cfg.freeze == 'head': fz.freeze(model)
+    elif cfg.freeze == 'embeddings': fz.freeze_word_embeddings(model)  # everything but the word-embedding table trains
     elif cfg.freeze == 'freeze_to': fz.freeze_to(model, cfg.freeze_to)
     elif cfg.freeze == 'gradual':
         fz.freeze(model)

@@ -12,9 +12,9 @@ from typing import Callable, Iterable
 
 # %% auto #0
 __all__ = ['LORA_TARGETS', 'LayerGroup', 'unwrap_model', 'is_norm', 'default_splitter', 'layer_groups', 'trainable_count',
-           'freeze_to', 'freeze', 'unfreeze', 'freeze_pattern', 'unfreeze_pattern', 'lr_per_group', 'param_groups',
-           'optimizer_state_bytes', 'GradualUnfreezing', 'freezing_report', 'WeightSnapshot', 'weight_snapshot',
-           'check_moved', 'peft_task', 'lora_targets', 'apply_lora', 'merge_lora']
+           'freeze_to', 'freeze', 'unfreeze', 'freeze_pattern', 'unfreeze_pattern', 'freeze_word_embeddings',
+           'lr_per_group', 'param_groups', 'optimizer_state_bytes', 'GradualUnfreezing', 'freezing_report',
+           'WeightSnapshot', 'weight_snapshot', 'check_moved', 'peft_task', 'lora_targets', 'apply_lora', 'merge_lora']
 
 # %% ../nbs/03_freeze.ipynb #aab540b8
 import torch
@@ -236,6 +236,17 @@ def unfreeze_pattern(model:nn.Module, # The model to change in place
     hits = [(n,p) for n,p in _match(model, pattern) if ok(n)]
     for _,p in hits: p.requires_grad_(True)
     return [n for n,_ in hits]
+
+# %% ../nbs/03_freeze.ipynb #c575b583
+def freeze_word_embeddings(model:nn.Module, # The model (or PeftModel) to change in place
+                          )->int:
+    "Freeze the input word-embedding table (and an output layer tied to it); returns the number of parameters frozen."
+    emb = unwrap_model(model).get_input_embeddings() if hasattr(unwrap_model(model), 'get_input_embeddings') else None
+    if emb is None or not any(True for _ in emb.parameters()):
+        raise SftError(f"{type(unwrap_model(model)).__name__} has no input embedding table to freeze", where='freeze_word_embeddings',
+                       fix="freeze parameters by name with freeze_pattern(model, regex)")
+    for p in emb.parameters(): p.requires_grad_(False)
+    return sum(p.numel() for p in emb.parameters())
 
 # %% ../nbs/03_freeze.ipynb #e2c49bc3
 def lr_per_group(lr:float|slice, # A learning rate, `slice(hi)` or `slice(lo, hi)`

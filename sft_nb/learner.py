@@ -30,7 +30,7 @@ from accelerate import Accelerator, skip_first_batches
 from .core import (SftError, check_choice, set_seed, default_precision, default_device, atomic_dir, atomic_write, in_notebook, rss_mb,
                          Callback, EVENTS, BatchMetric, CancelBatchException, CancelTrainException, CancelValidException,
                          CancelEpochException, CancelFitException, NonFiniteLossError)
-from .loss import default_loss, MeanLoss
+from .loss import default_loss, MeanLoss, skip_head
 from .freeze import param_groups, unwrap_model, freeze, unfreeze
 
 # %% ../nbs/05_learner.ipynb #6ad033a3
@@ -258,13 +258,15 @@ def _inputs(self:Learner, batch:dict)->dict:
 
 @patch_learner
 def _do_one_batch(self:Learner):
-    self.outputs = self.model(**self._inputs(self.batch))
+    # training a causal LM, the output layer runs in the loss on the supervised tokens only (`sft_nb.loss.skip_head`)
+    head = self.loss_func.head_for(self.model) if self.training and hasattr(self.loss_func, 'head_for') else None
+    with skip_head(head): self.outputs = self.model(**self._inputs(self.batch))
     self('after_pred')
     if not self.training:
         self.loss = self.loss_func(self.outputs, self.batch, 1)  # the sum: valid loss is totalled over batches
         self.loss_value = self.loss.item(); self('after_loss'); return
     n = self.accelerator.num_processes  # DDP averages gradients over processes: undo it, the normaliser is global
-    self.loss = self.loss_func(self.outputs, self.batch, self._window_items) * n
+    self.loss = self.loss_func(self.outputs, self.batch, self._window_items, **({'head': head} if head is not None else {})) * n
     self.loss_value = self.loss.item() / n
     if not math.isfinite(self.loss_value):
         if getattr(self, 'lr_finding', False): raise CancelFitException()  # divergence ends a range test, it is not an error

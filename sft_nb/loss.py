@@ -6,20 +6,22 @@ Docs: https://sft-nb.github.io/sft_nb/loss.html.md"""
 
 # %% ../nbs/04_loss.ipynb #fef5edc9
 from __future__ import annotations
-import math
+import math, contextlib
 
 # %% auto #0
-__all__ = ['log_softmax_stable', 'stable_cross_entropy', 'shift_labels', 'count_items', 'token_cross_entropy',
-           'chunked_cross_entropy', 'cross_entropy_peak_mb', 'TokenLoss', 'ClassificationLoss', 'MeanLoss',
-           'default_loss']
+__all__ = ['PLAIN_HEAD_MODELS', 'log_softmax_stable', 'stable_cross_entropy', 'shift_labels', 'count_items',
+           'token_cross_entropy', 'chunked_cross_entropy', 'cross_entropy_peak_mb', 'TokenLoss', 'ClassificationLoss',
+           'MeanLoss', 'default_loss', 'plain_lm_head', 'skip_head']
 
 # %% ../nbs/04_loss.ipynb #c4aab657
 import torch
+from torch import nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 # %% ../nbs/04_loss.ipynb #0eaca73b
 from .core import SftError
+from .freeze import unwrap_model
 
 # %% ../nbs/04_loss.ipynb #71997379
 def log_softmax_stable(logits:torch.Tensor, # [..., n_classes] raw scores
@@ -141,11 +143,21 @@ class TokenLoss:
     def __init__(self, shift:bool=True, # Causal LM: predict label t+1 from position t
                  label_smoothing:float=0.0, # Label smoothing
                  keep_labels:bool=False, # Pass `labels` to the model (seq2seq models build decoder inputs from them)
-                 ignore_index:int=-100): # Label value of unsupervised tokens
+                 ignore_index:int=-100, # Label value of unsupervised tokens
+                 head_on_supervised:bool=True): # Causal LMs in training: output layer on supervised tokens only (`skip_head`)
         self.shift,self.label_smoothing,self.ignore_index = shift,label_smoothing,ignore_index
         self.drop_keys = () if keep_labels else ('labels',)
+        self.head_on_supervised = head_on_supervised
     def count(self, batch)->int: return count_items(batch['labels'], self.shift, self.ignore_index)
-    def __call__(self, outputs, batch, num_items=None):
+    def head_for(self, model)->nn.Linear|None:
+        "The output layer to apply in the loss instead of the model (None: the model computes full logits)."
+        if not (self.head_on_supervised and self.shift and 'labels' in self.drop_keys): return None
+        return plain_lm_head(model)
+    def __call__(self, outputs, batch, num_items=None,
+                 head:nn.Linear|None=None): # Set when `outputs.logits` are hidden states (`head_for`)
+        if head is not None:
+            return chunked_cross_entropy(outputs.logits, head.weight, batch['labels'], num_items=num_items, shift=self.shift,
+                                         bias=head.bias, label_smoothing=self.label_smoothing, ignore_index=self.ignore_index)
         return token_cross_entropy(outputs.logits, batch['labels'], num_items, self.shift, self.label_smoothing, self.ignore_index)
     def __repr__(self): return f"TokenLoss(shift={self.shift}, label_smoothing={self.label_smoothing})"
 
@@ -192,3 +204,24 @@ def default_loss(model, # The (possibly wrapped) model
         causal = not enc_dec and 'CausalLM' in type(m).__name__ + type(model).__name__
         return TokenLoss(shift=causal, keep_labels=enc_dec)
     return ClassificationLoss()
+
+# %% ../nbs/04_loss.ipynb #11b07843
+PLAIN_HEAD_MODELS = ('llama', 'mistral', 'mixtral', 'qwen2', 'qwen2_moe', 'qwen3', 'qwen3_moe', 'gpt2', 'gpt_neox', 'phi',
+                     'phi3', 'gemma', 'olmo', 'olmo2', 'starcoder2', 'stablelm', 'smollm3', 'opt')
+
+def plain_lm_head(model:nn.Module)->nn.Linear|None:
+    "The output layer of a causal LM whose logits are exactly `layer(last hidden states)`, else None."
+    m = unwrap_model(model)
+    if getattr(getattr(m, 'config', None), 'model_type', None) not in PLAIN_HEAD_MODELS: return None
+    head = m.get_output_embeddings() if hasattr(m, 'get_output_embeddings') else None
+    return head if type(head) is nn.Linear else None
+
+@contextlib.contextmanager
+def skip_head(head:nn.Module|None): # The output layer (None: do nothing)
+    "Within the block, `head` returns its input: the model's `.logits` are its last hidden states."
+    if head is None: yield; return
+    head.forward = _identity
+    try: yield
+    finally: del head.forward
+
+def _identity(x): return x
