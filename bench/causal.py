@@ -2,7 +2,9 @@
 
 Data: `sft_nb.cli.rotten_tomatoes_instruct()` (prompt = instruction + review, completion = 'positive'/'negative'),
 the same `--n-train` examples for everyone, rendered with the model's chat template, loss on the completion only.
-Contenders (batch 8 rows, max length 256, `--steps` optimizer steps, fp32 on CPU):
+Contenders (batch 8 rows, max length 256, one epoch over the same `--n-train` examples, or `--steps` optimizer
+steps, fp32 on CPU). A whole epoch is the fair unit: sft_nb's length-grouped loader puts its longest batch first, so
+a few steps would compare sft_nb's longest batches with TRL's random ones.
   trl_default    `SFTTrainer` defaults except `bf16=False` (its default bf16=True runs ~140 s/step on this CPU: see
                  `--with-bf16`); note TRL's defaults include gradient checkpointing
   trl_packed     the same with `packing=True` (TRL's best-fit-decreasing packing, padding-free)
@@ -17,7 +19,7 @@ no padding), supervised tokens/s (completion tokens that carry a loss), padding 
 loss. The parent records what `SFTConfig()` picks for bf16 on this machine, alternates the contenders over
 `--repeats`, prints medians and ratios, and saves bench/results/causal.json and .md.
 
-    .venv/bin/python bench/causal.py                  # 4 steps, batch 8, max length 256, 1 repeat
+    .venv/bin/python bench/causal.py                  # one epoch over 64 examples, batch 8, max length 256, 1 repeat
     .venv/bin/python bench/causal.py --device cuda    # bf16 on a GPU
 """
 from __future__ import annotations
@@ -29,11 +31,19 @@ from common import (TokenCounter, alternate, check_device, command_line, device_
 
 SCRIPT = Path(__file__).resolve()
 
-def data(cfg):
+def data(cfg, conversational:bool=False):
+    """The same `n_train` training examples for every contender (and a small validation split, so that sft_nb's
+    `dataloaders` does not carve one out of them). `conversational`: the same pairs as chat messages, so that TRL
+    renders them with the model's chat template as sft_nb does (plain strings would be joined as raw text)."""
     from datasets import DatasetDict
     from sft_nb.cli import rotten_tomatoes_instruct
     dsd = rotten_tomatoes_instruct(seed=cfg['seed'])
-    return DatasetDict(train=dsd['train'].shuffle(seed=cfg['seed']).select(range(cfg['n_train'])))
+    out = DatasetDict(train=dsd['train'].shuffle(seed=cfg['seed']).select(range(cfg['n_train'])),
+                      validation=dsd['validation'].select(range(16)))
+    if conversational:
+        out = out.map(lambda e: {'prompt': [{'role': 'user', 'content': e['prompt']}],
+                                 'completion': [{'role': 'assistant', 'content': e['completion']}]})
+    return out
 
 def model_and_tokenizer():
     import torch
@@ -55,13 +65,13 @@ def run_trl(cfg, packing=False, bf16_default=False)->dict:
     from trl import SFTConfig, SFTTrainer
     torch.manual_seed(cfg['seed'])
     model, tok = model_and_tokenizer()
-    steps = 1 if bf16_default else cfg['steps']
+    steps = 1 if bf16_default else cfg['steps'] or -1  # -1: one epoch
     kw = {} if bf16_default else {'bf16': precision_for(cfg['device']) == 'bf16'}
-    args = SFTConfig(output_dir=tempfile.mkdtemp(), max_steps=steps, per_device_train_batch_size=cfg['batch_size'],
+    args = SFTConfig(output_dir=tempfile.mkdtemp(), max_steps=steps, num_train_epochs=1, per_device_train_batch_size=cfg['batch_size'],
                      max_length=cfg['max_length'], packing=packing, learning_rate=cfg['lr'], seed=cfg['seed'],
                      logging_steps=1, save_strategy='no', report_to='none', disable_tqdm=True,
                      use_cpu=cfg['device'] == 'cpu', **kw)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=data(cfg)['train'], processing_class=tok)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=data(cfg, conversational=True)['train'], processing_class=tok)
     counter = trainer.data_collator = TokenCounter(trainer.data_collator)
     t = time.perf_counter(); trainer.train(); train_s = time.perf_counter() - t
     losses = [h['loss'] for h in trainer.state.log_history if 'loss' in h]
@@ -84,7 +94,7 @@ def run_sft(cfg, packing=False, lora=False, full_logits=False)->dict:
 
     class StopAfter(Callback):
         def after_step(self):
-            if self.learn.step >= cfg['steps']: raise CancelFitException()
+            if cfg['steps'] and self.learn.step >= cfg['steps']: raise CancelFitException()
 
     from sft_nb.loss import TokenLoss
     learn = Learner(model, dls, cbs=[StopAfter()], lr=cfg['lr'] * (10 if lora else 1), seed=cfg['seed'],
@@ -101,9 +111,34 @@ RUNNERS = {'trl_default': run_trl, 'trl_packed': lambda c: run_trl(c, packing=Tr
            'sft_nb_lora': lambda c: run_sft(c, lora=True),
            'sft_nb_full_logits': lambda c: run_sft(c, full_logits=True)}
 
-COLS = ['contender', 's_per_step', 'tokens_per_s', 'supervised_per_s', 'padding_pct', 'examples', 'peak_rss_mb', 'final_loss']
+COLS = ['contender', 'train_s', 'examples_per_s', 's_per_step', 'tokens_per_s', 'supervised_per_s', 'padding_pct', 'examples', 'peak_rss_mb', 'final_loss']
+
+def report(results, names, cfg, env, command)->str:
+    "The markdown tables: medians, and per-repeat ratios of sft_nb contenders to TRL's."
+    for r in results:  # every contender trains the same examples: examples/s is the same-work rate
+        if 'error' not in r: r['examples_per_s'] = round(r['examples'] / r['train_s'], 3)
+    rows = [{'contender': n, **{k: median(results, n, k) for k in COLS[1:]}} for n in names]
+    ratios = ["| ratio (per repeat) | vs trl_default | vs trl_packed |\n|---|---|---|"]
+    for a in [n for n in names if n.startswith('sft')]:
+        for key, lab in (('examples_per_s', 'examples/s (same work)'), ('supervised_per_s', 'supervised tok/s (own count)'),
+                         ('tokens_per_s', 'real tok/s'), ('peak_rss_mb', 'peak RSS')):
+            ratios.append(f"| {a} {lab} | " + ' | '.join(', '.join(f"{r:.2f}" for r in paired_ratios(results, a, b, key)) or '-'
+                                                         for b in ('trl_default', 'trl_packed')) + ' |')
+    work = f"{cfg['steps']} optimizer steps" if cfg['steps'] else "one epoch"
+    return (f"# causal SFT benchmark: SmolLM2-135M, Rotten Tomatoes instructions\n\n`{command}`\n\n"
+            f"{env['date_utc']}, {env['cpu']}, {env['cores']} cores, load average {env['load_avg_1m']} at start (shared machine). "
+            f"{cfg['n_train']} examples, {work} of {cfg['batch_size']}-row batches, max length {cfg['max_length']}, "
+            f"lr {cfg['lr']} (LoRA x10), {cfg['device']}. TRL's `SFTConfig()` default bf16 on this machine: {env.get('trl_default_bf16_here')} "
+            f"(`--with-bf16` times one such step); `SFTConfig()` with no arguments here: {env.get('trl_sftconfig_no_args')}\n\n"
+            "Supervised tokens are counted as each library builds its labels: TRL also supervises the newline the chat "
+            "template writes after `<|im_end|>`, so its count is higher for the same examples; examples/s compares equal work.\n\n"
+            f"Medians over {len({r['repeat'] for r in results})} repeat(s).\n\n" + md_table(rows, COLS) + '\n' + '\n'.join(ratios) + '\n')
 
 def parent(args):
+    if args.report:
+        import json
+        d = json.load(open(args.report))
+        print(report(d['results'], list(dict.fromkeys(r['name'] for r in d['results'])), d['cfg'], d['env'], d['command'])); return
     check_device(args.device)
     cfg = dict(n_train=args.n_train, steps=args.steps, batch_size=args.batch_size, max_length=args.max_length, lr=args.lr,
                seed=args.seed, device=args.device, threads=args.threads)
@@ -115,29 +150,19 @@ def parent(args):
     env['trl_default_bf16_here'] = bool(SFTConfig(output_dir=tempfile.mkdtemp(), use_cpu=args.device == 'cpu').bf16)
     print(f"{command_line()}\n{env}\n{cfg}", flush=True)
     results = alternate(SCRIPT, names, cfg, args.repeats, partial='causal' + ('_cuda' if args.device == 'cuda' else ''))
-    rows = [{'contender': n, **{k: median(results, n, k) for k in COLS[1:]}} for n in names]
-    ratios = ["| ratio (per repeat) | vs trl_default | vs trl_packed |\n|---|---|---|"]
-    for a in [n for n in names if n.startswith('sft')]:
-        for key, lab in (('supervised_per_s', 'supervised tok/s'), ('tokens_per_s', 'real tok/s'), ('peak_rss_mb', 'peak RSS')):
-            ratios.append(f"| {a} {lab} | " + ' | '.join(', '.join(f"{r:.2f}" for r in paired_ratios(results, a, b, key)) or '-'
-                                                         for b in ('trl_default', 'trl_packed')) + ' |')
-    md = (f"# causal SFT benchmark: SmolLM2-135M, Rotten Tomatoes instructions\n\n`{command_line()}`\n\n"
-          f"{env['date_utc']}, {env['cpu']}, {env['cores']} cores, load average {env['load_avg_1m']} at start (shared machine). "
-          f"{args.n_train} examples available, {args.steps} optimizer steps of {args.batch_size} rows, max length {args.max_length}, "
-          f"lr {args.lr} (LoRA x10), {args.device}. TRL's `SFTConfig()` default bf16 on this machine: {env['trl_default_bf16_here']} "
-          f"(measured earlier on this machine at about 140 s/step, vs 10.7 s/step with bf16=False); "
-          f"`SFTConfig()` with no arguments here: {env['trl_sftconfig_no_args']}\n\n"
-          f"Medians over {args.repeats} repeat(s).\n\n" + md_table(rows, COLS) + '\n' + '\n'.join(ratios) + '\n')
+    md = report(results, names, cfg, env, command_line())
     print(md)
     save('causal' + ('_cuda' if args.device == 'cuda' else ''), {'command': command_line(), 'env': env, 'cfg': cfg, 'results': results}, md)
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--n-train', type=int, default=256); p.add_argument('--steps', type=int, default=4)
+    p.add_argument('--n-train', type=int, default=64)
+    p.add_argument('--steps', type=int, default=0, help='optimizer steps per run (0: one epoch over --n-train examples, the same work for all)')
     p.add_argument('--batch-size', type=int, default=8); p.add_argument('--max-length', type=int, default=256)
     p.add_argument('--lr', type=float, default=2e-5); p.add_argument('--seed', type=int, default=42)
     p.add_argument('--repeats', type=int, default=1); p.add_argument('--threads', type=int, default=0)
     p.add_argument('--contenders', default='trl_default,trl_packed,sft_nb,sft_nb_packed,sft_nb_lora')
     p.add_argument('--with-bf16', action='store_true', help="add one step of TRL's default bf16 (slow on CPUs without bf16)")
     p.add_argument('--device', default='cpu')
+    p.add_argument('--report', help='print the tables of a saved results JSON and exit')
     main_or_worker(RUNNERS, parent, p)
