@@ -88,9 +88,8 @@ def run_hf(cfg, grouped:bool)->dict:
     return finish(cfg, model, counter, train_s, acc, peak, curve=[[round(train_s, 2), acc]])
 
 # ---------------------------------------------------------------- sft_nb
-def run_sft(cfg, fast:bool=False, tta:bool=False, freeze_emb:bool=True, hf_recipe:bool=False)->dict:
+def run_sft(cfg, freeze_emb:bool=False, tta:bool=False, hf_recipe:bool=False)->dict:
     import torch
-    from functools import partial
     from sft_nb.core import Callback
     from sft_nb.data import dataloaders
     from sft_nb.learner import Learner, load_model
@@ -102,7 +101,7 @@ def run_sft(cfg, fast:bool=False, tta:bool=False, freeze_emb:bool=True, hf_recip
     torch.manual_seed(train_seed(cfg))
     model = load_model('minilm', 'classification', id2label=dls.id2label)
     kw = dict(warmup=0., wd=0.) if hf_recipe else {}
-    if fast and freeze_emb: freeze_word_embeddings(model)
+    if freeze_emb: freeze_word_embeddings(model)
 
     class EvalClock(Callback):
         "Take validation passes out of the training time, and record (training seconds, accuracy) after each."
@@ -121,7 +120,7 @@ def run_sft(cfg, fast:bool=False, tta:bool=False, freeze_emb:bool=True, hf_recip
     return finish(cfg, model, counter, train_s, clock.curve[-1][1], peak, curve=clock.curve, eval_s=round(clock.eval_s, 1))
 
 RUNNERS = {'hf_default': lambda c: run_hf(c, False), 'hf_grouped': lambda c: run_hf(c, True),
-           'sft_nb': run_sft, 'sft_nb_fast': lambda c: run_sft(c, fast=True),
+           'sft_nb': run_sft, 'sft_nb_fast': lambda c: run_sft(c, freeze_emb=True),
            'sft_nb_tta': lambda c: run_sft(c, tta=True),
            'sft_nb_hf_recipe': lambda c: run_sft(c, hf_recipe=True)}
 

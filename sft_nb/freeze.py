@@ -241,9 +241,10 @@ def unfreeze_pattern(model:nn.Module, # The model to change in place
 def freeze_word_embeddings(model:nn.Module, # The model (or PeftModel) to change in place
                           )->int:
     "Freeze the input word-embedding table (and an output layer tied to it); returns the number of parameters frozen."
-    emb = unwrap_model(model).get_input_embeddings() if hasattr(unwrap_model(model), 'get_input_embeddings') else None
+    base = unwrap_model(model)
+    emb = base.get_input_embeddings() if hasattr(base, 'get_input_embeddings') else None
     if emb is None or not any(True for _ in emb.parameters()):
-        raise SftError(f"{type(unwrap_model(model)).__name__} has no input embedding table to freeze", where='freeze_word_embeddings',
+        raise SftError(f"{type(base).__name__} has no input embedding table to freeze", where='freeze_word_embeddings',
                        fix="freeze parameters by name with freeze_pattern(model, regex)")
     for p in emb.parameters(): p.requires_grad_(False)
     return sum(p.numel() for p in emb.parameters())
