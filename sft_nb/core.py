@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any, Iterable
 
 # %% auto #0
-__all__ = ['EVENTS', 'SftError', 'NonFiniteLossError', 'did_you_mean', 'check_choice', 'set_seed', 'cpu_flags',
-           'cpu_has_fast_bf16', 'default_device', 'default_precision', 'atomic_write', 'atomic_dir', 'cache_dir',
-           'in_notebook', 'show_df', 'human_count', 'peak_rss_mb', 'rss_mb', 'CancelBatchException',
-           'CancelTrainException', 'CancelValidException', 'CancelEpochException', 'CancelFitException', 'Callback',
-           'BatchMetric']
+__all__ = ['PRECISIONS', 'EVENTS', 'SftError', 'NonFiniteLossError', 'did_you_mean', 'check_choice', 'set_seed', 'cpu_flags',
+           'cpu_has_fast_bf16', 'default_device', 'check_precision', 'default_precision', 'precision_label',
+           'atomic_write', 'atomic_dir', 'cache_dir', 'in_notebook', 'show_df', 'human_count', 'peak_rss_mb', 'rss_mb',
+           'CancelBatchException', 'CancelTrainException', 'CancelValidException', 'CancelEpochException',
+           'CancelFitException', 'Callback', 'BatchMetric']
 
 # %% ../nbs/00_core.ipynb #f267e605
 import numpy as np
@@ -79,19 +79,38 @@ def cpu_has_fast_bf16()->bool:
     return bool({'amx_bf16','avx512_bf16'} & cpu_flags())
 
 # %% ../nbs/00_core.ipynb #feb47c08
+PRECISIONS = ('no', 'bf16', 'fp16')
+_PRECISION_ALIASES = {'fp32': 'no', 'float32': 'no', 'none': 'no', 'bfloat16': 'bf16', 'float16': 'fp16'}
+
 def default_device()->str:
     "The best device here: 'cuda', 'mps' or 'cpu'."
     if torch.cuda.is_available(): return 'cuda'
     if getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available(): return 'mps'
     return 'cpu'
 
+def check_precision(precision, # 'no' (fp32), 'bf16' or 'fp16'; 'fp32' is read as 'no'
+                    where:str='precision', # Where the value came from, for the error message
+                   )->str:
+    "The canonical name of a mixed-precision mode, or an `SftError` listing the allowed ones."
+    p = str(precision).strip().lower() if precision is not None else ''
+    if p in ('false', '0'): p = 'no'  # YAML 1.1 reads a bare `no` as False
+    p = _PRECISION_ALIASES.get(p, p)
+    if p not in PRECISIONS:
+        raise SftError(f"unknown precision {precision!r}", where=where, fix=f"use one of: no (fp32), bf16, fp16")
+    return p
+
 def default_precision(device:str|None=None)->str:
-    "The mixed-precision mode for `accelerate` on `device`: 'bf16', 'fp16' or 'no' (fp32)."
+    "The mixed-precision mode for `accelerate` on `device` ('bf16', 'fp16' or 'no'): `$SFT_NB_PRECISION`, else from the hardware."
+    if os.environ.get('SFT_NB_PRECISION', '').strip(): return check_precision(os.environ['SFT_NB_PRECISION'], where='$SFT_NB_PRECISION')
     device = device or default_device()
     if device.startswith('cuda'):
         return 'bf16' if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else 'fp16'
     if device == 'cpu': return 'bf16' if cpu_has_fast_bf16() else 'no'
     return 'no'
+
+def precision_label(precision:str)->str:
+    "How a precision mode reads in tables and headers: 'fp32', 'bf16 mixed' or 'fp16 mixed'."
+    return 'fp32' if precision == 'no' else f'{precision} mixed'
 
 # %% ../nbs/00_core.ipynb #089e0eaa
 def _umask()->int:

@@ -589,16 +589,40 @@ class PadCollator:
         return batch
 
 # %% ../nbs/02_data.ipynb #03fdaae8
+def _mixed_batches(chunk:np.ndarray, # Example indices, in random order
+                   lengths:np.ndarray, # Length of every example
+                   labels:np.ndarray, # Class of every example
+                   bs:int, # Batch size
+                  )->list[list[int]]:
+    "Batches with the class counts of cutting `chunk` as it is, filled with each class's examples in length order."
+    slots = [labels[chunk[i:i+bs]] for i in range(0, len(chunk), bs)]  # the class mix random batches would have
+    pools = {}
+    for c in np.unique(labels[chunk]):
+        members = chunk[labels[chunk] == c]
+        pools[c] = list(members[np.argsort(-lengths[members], kind='stable')])
+    typical = {c: float(np.median(lengths[p])) for c, p in pools.items()}
+    # batches that must hold a long class are long anyway: they take the longest examples of every class
+    order = np.argsort([-max(typical[c] for c in s) for s in slots], kind='stable')
+    out = [None] * len(slots)
+    for b in order: out[b] = [int(pools[c].pop(0)) for c in slots[b]]
+    return out
+
 class LengthGroupedBatchSampler(Sampler):
-    "Batches of indices of similar length, shuffled and reproducible (`seed` + epoch)."
+    "Shuffled batches of similar-length examples whose class mix is that of random batches; reproducible (`seed` + epoch)."
     def __init__(self, lengths:list[int], # Length of each example
                  batch_size:int, # Examples per batch
                  shuffle:bool=True, # Shuffle (False: one sorted pass, for evaluation)
                  seed:int=42, # Seed of the shuffles
-                 mega:int=50, # Batches per sorted mega-batch: more means less padding, less randomness
+                 mega:int|None=None, # Batches per sorted mega-batch (None: `min(n // (4 * batch_size), 50)`, at least 1)
                  drop_last:bool=False, # Drop a last, smaller batch
+                 labels:list|None=None, # Class of each example: keep every batch's class mix (None: group by length only)
                  ):
-        self.lengths, self.bs, self.shuffle, self.seed, self.mega, self.drop_last = np.asarray(lengths), batch_size, shuffle, seed, mega, drop_last
+        self.lengths, self.bs, self.shuffle, self.seed, self.drop_last = np.asarray(lengths), batch_size, shuffle, seed, drop_last
+        self.labels = None if labels is None else np.asarray(labels)
+        if self.labels is not None and (self.labels.ndim != 1 or len(self.labels) != len(self.lengths)):
+            raise SftError(f"labels must hold one class per example ({len(self.lengths)}), got shape {self.labels.shape}",
+                           where='LengthGroupedBatchSampler(labels=...)', fix="pass single-label classes, or labels=None")
+        self.mega = mega or max(1, min(len(self.lengths) // (4 * batch_size), 50))
         self.epoch = 0
 
     def set_epoch(self, epoch:int): self.epoch = epoch
@@ -613,13 +637,11 @@ class LengthGroupedBatchSampler(Sampler):
         perm, size, out = rng.permutation(n), self.bs * self.mega, []
         for s in range(0, n, size):
             chunk = perm[s:s+size]
+            if self.labels is not None: out += _mixed_batches(chunk, self.lengths, self.labels, self.bs); continue
             chunk = chunk[np.argsort(-self.lengths[chunk], kind='stable')]
             out += [chunk[i:i+self.bs].tolist() for i in range(0, len(chunk), self.bs)]
         if self.drop_last: out = [b for b in out if len(b) == self.bs]
         rng.shuffle(out)
-        if out:
-            k = max(range(len(out)), key=lambda i: self.lengths[out[i]].max())
-            out[0], out[k] = out[k], out[0]
         return out
 
     def __iter__(self):
@@ -746,13 +768,19 @@ class DataLoaders:
 
 def _is_tokenized(d)->bool: return isinstance(d, DatasetDict) and len(d) and 'input_ids' in next(iter(d.values())).column_names
 
+def _single_labels(ds:Dataset, task:str)->list|None:
+    "The class of each example when `ds` is single-label classification (what length grouping must keep mixed), else None."
+    if task != 'classification' or 'labels' not in ds.column_names: return None
+    labels = ds['labels']
+    return list(labels) if len(labels) and all(isinstance(l, (int, np.integer)) for l in labels[:100]) else None
+
 def dataloaders(data, # Anything `load_data` accepts, or a tokenized `DatasetDict`
                 tokenizer, # A Hugging Face tokenizer
                 task:str, # One of `TASKS`
                 batch_size:int=32, # Training examples (or packed rows) per batch
                 valid_batch_size:int|None=None, # Evaluation batch size (default: 2 x batch_size)
                 max_length:int|None=None, # Tokens per example or packed row (default: the tokenizer's, capped at 1024)
-                group_by_length:bool=True, # Batch examples of similar length (less padding), still shuffled
+                group_by_length:bool=True, # Batch examples of similar length (less padding), shuffled, class mix kept
                 packing:bool=False, # causal: pack several examples per row (block-diagonal attention)
                 pad_to_multiple_of:int|None=None, # Round padded lengths up to a multiple of this
                 seed:int=42, # Seed of splits and shuffles
@@ -785,7 +813,8 @@ def dataloaders(data, # Anything `load_data` accepts, or a tokenized `DatasetDic
     coll = (PackedCollator if packing else PadCollator)(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
     kw = dict(collate_fn=coll, num_workers=num_workers)
     if group_by_length and not packing:
-        train_dl = DataLoader(train, batch_sampler=LengthGroupedBatchSampler(train['length'], batch_size, seed=seed, drop_last=drop_last), **kw)
+        smp = LengthGroupedBatchSampler(train['length'], batch_size, seed=seed, drop_last=drop_last, labels=_single_labels(train, task))
+        train_dl = DataLoader(train, batch_sampler=smp, **kw)
     else: train_dl = DataLoader(train, batch_size=batch_size, shuffle=True, drop_last=drop_last, generator=torch.Generator().manual_seed(seed), **kw)
     ev = dict(batch_size=valid_batch_size or 2 * batch_size, shuffle=False, collate_fn=PadCollator(tokenizer, pad_to_multiple_of=pad_to_multiple_of), num_workers=num_workers)
     mk = lambda k: DataLoader(tds[k], **ev) if k in tds else None

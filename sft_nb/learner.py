@@ -12,10 +12,10 @@ from functools import partial
 from typing import Callable, Iterable
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'TASK_MODELS', 'DROPOUT_KEYS', 'DDP_CHECK_SCRIPT', 'lr_multiplier', 'seed_epoch', 'Learner',
-           'patch_learner', 'write_manifest', 'verify_checkpoint', 'list_checkpoints', 'latest_checkpoint',
-           'Checkpointer', 'keep_mask', 'CpuDropout', 'FastDropout', 'LRFinder', 'suggest_lr', 'plot_lr_find',
-           'set_dropout', 'load_model', 'load_tokenizer', 'free_memory', 'ddp_check']
+__all__ = ['SCHEDULES', 'TASK_MODELS', 'DROPOUT_KEYS', 'DDP_CHECK_SCRIPT', 'lr_multiplier', 'seed_epoch', 'new_accelerator',
+           'strip_autocast', 'Learner', 'patch_learner', 'write_manifest', 'verify_checkpoint', 'list_checkpoints',
+           'latest_checkpoint', 'Checkpointer', 'keep_mask', 'CpuDropout', 'FastDropout', 'LRFinder', 'suggest_lr',
+           'plot_lr_find', 'set_dropout', 'load_model', 'load_tokenizer', 'free_memory', 'ddp_check']
 
 # %% ../nbs/05_learner.ipynb #dd5af2ba
 import numpy as np
@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from accelerate import Accelerator, skip_first_batches
 
 # %% ../nbs/05_learner.ipynb #907f5684
-from .core import (SftError, check_choice, set_seed, default_precision, default_device, atomic_dir, atomic_write, in_notebook, rss_mb,
+from .core import (SftError, check_choice, check_precision, set_seed, default_precision, default_device, atomic_dir, atomic_write, in_notebook, rss_mb,
                          Callback, EVENTS, BatchMetric, CancelBatchException, CancelTrainException, CancelValidException,
                          CancelEpochException, CancelFitException, NonFiniteLossError)
 from .loss import default_loss, MeanLoss, skip_head
@@ -83,6 +83,38 @@ def seed_epoch(dl, # A (possibly accelerate-prepared) DataLoader
             if s.generator is None: s.generator = torch.Generator()
             s.generator.manual_seed(seed * 1000 + epoch)
 
+# %% ../nbs/05_learner.ipynb #8652a5e8
+def _accelerate_state()->tuple[dict, dict]:
+    "A copy of accelerate's process-wide accelerator and gradient state."
+    from accelerate.state import AcceleratorState, GradientState
+    return dict(AcceleratorState._shared_state), dict(GradientState._shared_state)
+
+def _restore_accelerate_state(saved:tuple[dict, dict]):
+    "Make `saved` accelerate's process-wide state again, in place (live `AcceleratorState` objects see it)."
+    from accelerate.state import AcceleratorState, GradientState
+    for shared, mine in zip((AcceleratorState._shared_state, GradientState._shared_state), saved):
+        if shared != mine: shared.clear(); shared.update(mine)
+
+def new_accelerator(precision:str, # 'no', 'bf16' or 'fp16'
+                   )->Accelerator:
+    "An `Accelerator` with `precision`, whatever precision earlier accelerators of this process used."
+    from accelerate.state import AcceleratorState, GradientState
+    # accelerate keeps one mixed-precision setting per process and refuses a second one ("restart your runtime");
+    # the distributed set-up (PartialState: process group, device) is kept, only the precision and gradient state go
+    AcceleratorState._reset_state(reset_partial_state=False); GradientState._reset_state()
+    # cpu=True on CPU-only machines: without it, accelerate does not form a gloo group under torchrun
+    return Accelerator(mixed_precision=precision, cpu=default_device() == 'cpu')
+
+def strip_autocast(model:nn.Module)->nn.Module:
+    "`model`, ready for another `Accelerator`: without the DDP wrapper and autocast an earlier `prepare_model` added."
+    if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)): model = model.module
+    model.__dict__.pop('_is_accelerate_prepared', None)  # else accelerate returns the model as it is, autocast and all
+    orig = model.__dict__.pop('_original_forward', None)
+    if orig is None: return model
+    if getattr(orig, '__func__', None) is type(model).forward: model.__dict__.pop('forward', None)  # back to the class's own
+    else: model.forward = orig
+    return model
+
 # %% ../nbs/05_learner.ipynb #56b8e0e9
 def _now(): return time.perf_counter()
 
@@ -99,7 +131,7 @@ class Learner:
                  opt_func:Callable=torch.optim.AdamW, # Optimizer class taking parameter groups
                  grad_accum:int=1, # Micro-batches per optimizer step
                  clip:float|None=1.0, # Max gradient norm (None: no clipping)
-                 precision:str|None=None, # 'no', 'bf16' or 'fp16'; None: `default_precision()`
+                 precision:str|None=None, # 'no' (fp32), 'bf16' or 'fp16'; None: `default_precision()` ($SFT_NB_PRECISION or the hardware)
                  seed:int|None=42, # Seed of the run (weights of new heads are the caller's business)
                  output_dir:str|Path|None=None, # Where checkpoints go
                  splitter:Callable|None=None, # `splitter(model) -> layer groups`, see `sft_nb.freeze`
@@ -112,12 +144,13 @@ class Learner:
                  keep_last:int=2, # Checkpoints to keep
                  fast_dropout:bool=True): # On CPU, draw dropout masks with `FastDropout` (the same dropout, cheaper)
         self._check(model, dls, lr, grad_accum, tokenizer)
-        self.precision = check_choice(precision or default_precision(), ('no', 'bf16', 'fp16'), 'precision', where='precision')
+        self.precision = default_precision() if precision is None else check_precision(precision, where='Learner(precision=...)')
         if self.precision == 'fp16' and not torch.cuda.is_available():
-            raise SftError("fp16 mixed precision needs a GPU", where="precision='fp16'", fix="use precision=None (fp32 on CPU)")
-        # cpu=True on CPU-only machines: without it, accelerate does not form a gloo group under torchrun
-        self.accelerator = Accelerator(mixed_precision=self.precision, cpu=default_device() == 'cpu')
-        self.model = self.accelerator.prepare_model(model)
+            raise SftError("fp16 mixed precision needs a GPU", where="precision='fp16'", fix="use precision='no' (fp32) or 'bf16' on a CPU")
+        self.accelerator = new_accelerator(self.precision)
+        self._accel_state = _accelerate_state()
+        self.model = self.accelerator.prepare_model(strip_autocast(model))
+        self._own_forward = {k: self.model.__dict__[k] for k in ('forward', '_original_forward') if k in self.model.__dict__}
         self.dls, self.tokenizer, self.splitter = dls, tokenizer, splitter
         self.train_dl = self.accelerator.prepare_data_loader(dls.train)
         self.valid_dl = None if getattr(dls, 'valid', None) is None else self.accelerator.prepare_data_loader(dls.valid)
@@ -354,6 +387,7 @@ def validate(self:Learner, dl=None)->dict:
     dl = self.valid_dl if dl is None else self.accelerator.prepare_data_loader(dl)
     if dl is None: raise SftError("there is no validation data", where="dls.valid", fix="pass dls with a .valid loader, or validate(dl)")
     was = self.training
+    if not was: self.activate()  # inside fit it is active already
     self.outputs = None
     self._with_events(partial(self._do_validate, dl), 'validate', CancelValidException)
     self.training = was
@@ -387,6 +421,15 @@ def _do_fit(self:Learner, start_epoch:int):
 
 # %% ../nbs/05_learner.ipynb #4edd6616
 @patch_learner
+def activate(self:Learner):
+    "Make this learner's precision current again: its accelerate state and its autocast wrapper on the model."
+    _restore_accelerate_state(self._accel_state)
+    d = self.model.__dict__
+    if any(d.get(k) is not v for k, v in self._own_forward.items()) or ('forward' in d) != ('forward' in self._own_forward):
+        for k in ('forward', '_original_forward'): d.pop(k, None)
+        d.update(self._own_forward)
+
+@patch_learner
 def fit(self:Learner, n_epochs:int, # Epochs to train
         lr:float|slice|None=None, # Learning rate (default: the Learner's)
         sched:str|None=None, # Schedule (default: the Learner's): 'linear', 'cosine', 'one_cycle', 'constant'
@@ -396,6 +439,7 @@ def fit(self:Learner, n_epochs:int, # Epochs to train
         **sched_kw): # Extra schedule arguments (`div`, `div_final`)
     "Train for `n_epochs`, validating at each epoch end (or every `eval_every` steps)."
     if n_epochs < 1: raise SftError(f"n_epochs must be >= 1, got {n_epochs}", where='fit')
+    self.activate()
     if self.seed is not None: set_seed(self.seed)
     if self.opt is None: self.create_opt()
     if lr is not None or self.step == 0: self.set_lr(self.lr if lr is None else lr)
@@ -775,7 +819,7 @@ def data(n): return [{**tok(' '.join(rng.choices(words, k=rng.randint(3, 12)))),
 coll = DataCollatorWithPadding(tok, return_tensors='pt')
 dls = SimpleNamespace(train=DataLoader(data(64), batch_size=bs, shuffle=True, collate_fn=coll),
                       valid=DataLoader(data(32), batch_size=8, collate_fn=coll))
-learn = Learner(model, dls, lr=1e-3, grad_accum=2)
+learn = Learner(model, dls, lr=1e-3, grad_accum=2, precision='no')
 learn.fit(2)
 if learn.accelerator.is_main_process:
     save_file({k: v.contiguous() for k, v in learn.accelerator.unwrap_model(learn.model).state_dict().items()}, out)

@@ -48,8 +48,12 @@ def main(readme:bool=True):
     refresh_quarto_yml()
     nbdev_sidebar()
     shutil.rmtree(ROOT/'_proc', ignore_errors=True)
-    proc_nbs(n_workers=1)
+    # a relative path: nbdev skips any file with a part starting with '.', and given absolute paths it then drops
+    # _quarto.yml whenever the clone sits under a hidden folder (~/.cache/..., common on CI runners)
+    proc_nbs(path=os.path.relpath(cfg.nbs_path, ROOT), n_workers=1)
     proc = ROOT/'_proc'
+    for name in ('_quarto.yml', 'sidebar.yml', 'nbdev.yml', 'styles.css'):
+        if (cfg.nbs_path/name).exists() and not (proc/name).exists(): shutil.copy2(cfg.nbs_path/name, proc/name)
     rename_to_output_files(proc)
     out = ROOT/cfg.doc_path.name
     smalldocs = Path(sys.executable).with_name('smalldocs')
