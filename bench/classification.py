@@ -8,6 +8,7 @@ Contenders (same examples, epochs, learning rate, batch size, max length, seed):
                (and every `--eval-every` steps) as by default, validation time subtracted
   sft_nb_fast  (opt-in, `--fast`) sft_nb with `freeze_word_embeddings(model)` (`freeze: embeddings` in a run config)
   sft_nb_hf_recipe (opt-in, via --contenders) sft_nb with HF's recipe: no warm-up, no weight decay
+  sft_nb_random (opt-in, via --contenders) sft_nb with random batches (`group_by_length=False`): what grouping costs
   sft_nb_tta   (opt-in, `--tta`) sft_nb trained for `--tta-epochs` (1) at `--tta-lr` (2e-4, or 'slice(HI)')
 
 Each run is a fresh subprocess (peak RSS per run) and the contenders alternate (ABC, CBA, ...) in one
@@ -21,6 +22,11 @@ sft_nb / HF ratios of each repeat (adjacent runs), and saves bench/results/class
     .venv/bin/python bench/classification.py                 # reference: 1,000 examples, 2 epochs, 2 repeats
     .venv/bin/python bench/classification.py --quick         # 300 examples, 1 epoch, 1 repeat (smoke test)
     .venv/bin/python bench/classification.py --device cuda   # same comparison in bf16 on a GPU
+    .venv/bin/python bench/classification.py --data length3 --contenders hf_default,hf_grouped,sft_nb,sft_nb_random --vary-seed --repeats 4
+
+Every contender trains in the same precision, `sft_nb.core.default_precision()`: bf16 on a CPU with native bf16,
+fp32 on one without (`SFT_NB_PRECISION=no` runs the fp32 comparison on a bf16 machine). The tables name the CPU, its
+relevant flags and the precision. Accuracy and macro-F1 are reported per repeat.
 """
 from __future__ import annotations
 import argparse, os, sys, time, tempfile
@@ -31,13 +37,36 @@ from common import (TokenCounter, alternate, check_device, command_line, device_
 
 SCRIPT = Path(__file__).resolve()
 
+def length_correlated(ds, n:int, seed:int, rare:float=0.08):
+    """A 3-class set built from reviews in which length predicts the label: 'negative' and 'positive' are single
+    reviews; the rare class 'mixed' (`rare` of the examples) joins 5 to 7 reviews of both polarities, about 6x longer."""
+    import random
+    from datasets import Dataset, ClassLabel
+    rng = random.Random(seed)
+    by = {0: [t for t, l in zip(ds['text'], ds['label']) if l == 0], 1: [t for t, l in zip(ds['text'], ds['label']) if l == 1]}
+    texts, labels = [], []
+    for _ in range(n):
+        if rng.random() < rare:
+            k = rng.randint(5, 7); parts = [rng.choice(by[i % 2]) for i in range(k)]; rng.shuffle(parts)
+            texts.append(' '.join(parts)); labels.append(2)
+        else:
+            y = rng.randint(0, 1); texts.append(rng.choice(by[y])); labels.append(y)
+    return Dataset.from_dict({'text': texts, 'label': labels}).cast_column('label', ClassLabel(names=['negative', 'positive', 'mixed']))
+
 def splits(cfg):
-    "The same train subset and validation examples for every contender."
+    "The same train subset and validation examples for every contender (`--data rt`: the bundled reviews; `length3`: `length_correlated`)."
     from datasets import DatasetDict
     from sft_nb.assets import rotten_tomatoes
     dsd = rotten_tomatoes(seed=cfg['seed'])
+    if cfg.get('data', 'rt') == 'length3':
+        return DatasetDict(train=length_correlated(dsd['train'], cfg['n_train'], cfg['seed']),
+                           validation=length_correlated(dsd['validation'], cfg['n_valid'], cfg['seed'] + 1))
     train = dsd['train'].shuffle(seed=cfg['seed']).select(range(cfg['n_train']))
     return DatasetDict(train=train, validation=dsd['validation'].select(range(cfg['n_valid'])))
+
+def macro_f1(pred, labels)->float:
+    from sklearn.metrics import f1_score
+    return float(f1_score(labels, pred, average='macro'))
 
 def parse_lr(lr):
     "A float, or 'slice(HI)' / 'slice(LO,HI)' for `Learner`'s per-layer-group learning rates."
@@ -71,7 +100,7 @@ def run_hf(cfg, grouped:bool)->dict:
     tok, dsd = tokenizer(), splits(cfg)
     tds = dsd.map(lambda b: tok(b['text'], truncation=True, max_length=cfg['max_length']), batched=True, remove_columns=['text'])
     set_seed(train_seed(cfg))
-    model = AutoModelForSequenceClassification.from_pretrained(minilm_path(), num_labels=2)
+    model = AutoModelForSequenceClassification.from_pretrained(minilm_path(), num_labels=dsd['train'].features['label'].num_classes)
     prec = precision_for(cfg['device'])
     args = TrainingArguments(output_dir=tempfile.mkdtemp(), num_train_epochs=cfg['epochs'], learning_rate=cfg['lr'],
                              per_device_train_batch_size=cfg['batch_size'], per_device_eval_batch_size=2 * cfg['batch_size'],
@@ -84,19 +113,22 @@ def run_hf(cfg, grouped:bool)->dict:
     t = time.perf_counter(); trainer.train(); train_s = time.perf_counter() - t
     counter.active = False
     pred = trainer.predict(tds['validation'])
-    acc = float((np.argmax(pred.predictions, -1) == pred.label_ids).mean())
-    return finish(cfg, model, counter, train_s, acc, peak, curve=[[round(train_s, 2), acc]])
+    yhat = np.argmax(pred.predictions, -1)
+    acc = float((yhat == pred.label_ids).mean())
+    return finish(cfg, model, counter, train_s, acc, peak, curve=[[round(train_s, 2), acc]], macro_f1=round(macro_f1(yhat, pred.label_ids), 4),
+                  precision=prec)
 
 # ---------------------------------------------------------------- sft_nb
-def run_sft(cfg, freeze_emb:bool=False, tta:bool=False, hf_recipe:bool=False)->dict:
+def run_sft(cfg, freeze_emb:bool=False, tta:bool=False, hf_recipe:bool=False, grouped:bool=True)->dict:
     import torch
     from sft_nb.core import Callback
     from sft_nb.data import dataloaders
     from sft_nb.learner import Learner, load_model
     from sft_nb.freeze import freeze_word_embeddings
-    from sft_nb.metrics import Accuracy
+    from sft_nb.metrics import Accuracy, F1
     tok, dsd = tokenizer(), splits(cfg)
-    dls = dataloaders(dsd, tok, 'classification', batch_size=cfg['batch_size'], max_length=cfg['max_length'], seed=train_seed(cfg))
+    dls = dataloaders(dsd, tok, 'classification', batch_size=cfg['batch_size'], max_length=cfg['max_length'], seed=train_seed(cfg),
+                      group_by_length=grouped)
     counter = dls.train.collate_fn = TokenCounter(dls.train.collate_fn)
     torch.manual_seed(train_seed(cfg))
     model = load_model('minilm', 'classification', id2label=dls.id2label)
@@ -113,34 +145,48 @@ def run_sft(cfg, freeze_emb:bool=False, tta:bool=False, hf_recipe:bool=False)->d
 
     clock = EvalClock()
     lr, epochs = (parse_lr(cfg['tta_lr']), cfg['tta_epochs']) if tta else (cfg['lr'], cfg['epochs'])
-    learn = Learner(model, dls, metrics=[Accuracy()], cbs=[clock], lr=lr, seed=train_seed(cfg),
-                    precision=precision_for(cfg['device']), eval_every=cfg.get('eval_every'), **kw)
+    learn = Learner(model, dls, metrics=[Accuracy(), F1(average='macro', name='macro_f1')], cbs=[clock], lr=lr, seed=train_seed(cfg),
+                    precision=precision_for(cfg['device']), eval_every=cfg.get('eval_every'), progress=False, **kw)
     peak = matmul_gflops()
     t = time.perf_counter(); learn.fit(epochs); train_s = time.perf_counter() - t - clock.eval_s
-    return finish(cfg, model, counter, train_s, clock.curve[-1][1], peak, curve=clock.curve, eval_s=round(clock.eval_s, 1))
+    return finish(cfg, model, counter, train_s, clock.curve[-1][1], peak, curve=clock.curve, eval_s=round(clock.eval_s, 1),
+                  macro_f1=round(learn.history[-1]['macro_f1'], 4), precision=learn.precision)
 
 RUNNERS = {'hf_default': lambda c: run_hf(c, False), 'hf_grouped': lambda c: run_hf(c, True),
            'sft_nb': run_sft, 'sft_nb_fast': lambda c: run_sft(c, freeze_emb=True),
            'sft_nb_tta': lambda c: run_sft(c, tta=True),
-           'sft_nb_hf_recipe': lambda c: run_sft(c, hf_recipe=True)}
+           'sft_nb_hf_recipe': lambda c: run_sft(c, hf_recipe=True),
+           'sft_nb_random': lambda c: run_sft(c, grouped=False)}
 
 # ---------------------------------------------------------------- parent
-COLS = ['contender', 'train_s', 'samples_per_s', 'tokens_per_s', 'padding_pct', 'accuracy', 'peak_rss_mb', 'mfu_pct', 'matmul_gflops']
+COLS = ['contender', 'precision', 'train_s', 'samples_per_s', 'tokens_per_s', 'padding_pct', 'accuracy', 'macro_f1', 'peak_rss_mb', 'mfu_pct', 'matmul_gflops']
 
 def time_to(curve, target):
     "Training seconds at the first evaluation reaching `target` accuracy (None if never)."
     return next((t for t, a in curve if a is not None and a >= target - 1e-9), None)
 
 def report(results, names, cfg, args)->str:
-    rows = [{'contender': n, **{k: median(results, n, k) for k in COLS[1:]}} for n in names]
-    out = [f"## MiniLM / Rotten Tomatoes: {cfg['n_train']} train examples, {cfg['epochs']} epochs, batch {cfg['batch_size']}, "
+    prec = lambda n: next((r.get('precision') for r in results if r['name'] == n and 'error' not in r), None)
+    rows = [{'contender': n, 'precision': prec(n), **{k: median(results, n, k) for k in COLS[2:]}} for n in names]
+    data = {'rt': 'Rotten Tomatoes (2 classes)', 'length3': 'length-correlated 3-class reviews (rare class 8%, ~6x longer)'}[cfg.get('data', 'rt')]
+    out = [f"## MiniLM / {data}: {cfg['n_train']} train examples, {cfg['epochs']} epochs, batch {cfg['batch_size']}, "
            f"max length {cfg['max_length']}, lr {cfg['lr']}, {cfg['device']}, {args.repeats} repeat(s) alternated\n",
            "Medians over repeats.\n", md_table(rows, COLS)]
+    seeds = sorted({r['repeat'] for r in results if 'error' not in r})
+    per = ["\nAccuracy / macro-F1 per repeat (training seed " + ('seed + repeat' if cfg.get('vary_seed') else 'fixed') + "):\n",
+           "| contender | " + ' | '.join(f"repeat {s}" for s in seeds) + " | mean |\n|---|" + '---|' * (len(seeds) + 1)]
+    for n in names:
+        rs = {r['repeat']: r for r in results if r['name'] == n and 'error' not in r}
+        cells = [f"{rs[s]['accuracy']:.3f} / {rs[s].get('macro_f1', float('nan')):.3f}" if s in rs else '-' for s in seeds]
+        accs, f1s = [r['accuracy'] for r in rs.values()], [r.get('macro_f1', float('nan')) for r in rs.values()]
+        mean = f"{sum(accs) / len(accs):.3f} / {sum(f1s) / len(f1s):.3f}" if accs else '-'
+        per.append(f"| {n} | " + ' | '.join(cells) + f" | {mean} |")
+    out.append('\n'.join(per) + '\n')
     hf_acc = median(results, 'hf_default', 'accuracy')
     hf_s = median(results, 'hf_default', 'train_s')
     lines = ["\n| ratio (per repeat) | " + ' | '.join(f"vs {b}" for b in ('hf_default', 'hf_grouped')) + " |\n|---|---|---|"]
     for a in [n for n in names if n.startswith('sft')]:
-        for key, lab in (('samples_per_s', 'samples/s'), ('peak_rss_mb', 'peak RSS'), ('accuracy', 'accuracy')):
+        for key, lab in (('samples_per_s', 'samples/s'), ('peak_rss_mb', 'peak RSS'), ('accuracy', 'accuracy'), ('macro_f1', 'macro-F1')):
             cells = [', '.join(f"{r:.2f}" for r in paired_ratios(results, a, b, key)) or '-' for b in ('hf_default', 'hf_grouped')]
             lines.append(f"| {a} {lab} | " + ' | '.join(cells) + ' |')
     out.append('\n'.join(lines) + '\n')
@@ -173,15 +219,15 @@ def parent(args):
     if args.quick: args.n_train, args.epochs, args.repeats = min(args.n_train, 300), 1, 1
     check_device(args.device)
     cfg = dict(n_train=args.n_train, n_valid=args.n_valid, epochs=args.epochs, max_length=args.max_length, batch_size=args.batch_size,
-               lr=args.lr, seed=args.seed, device=args.device, threads=args.threads,
+               lr=args.lr, seed=args.seed, device=args.device, threads=args.threads, data=args.data,
                vary_seed=args.vary_seed, eval_every=args.eval_every, tta_epochs=args.tta_epochs, tta_lr=args.tta_lr)
     names = [n for n in args.contenders.split(',')] + (['sft_nb_fast'] if args.fast else []) + (['sft_nb_tta'] if args.tta else [])
     env = environment()
     print(f"{command_line()}\n{env}\n{cfg}", flush=True)
-    name = 'classification' + ('_quick' if args.quick else '') + ('_cuda' if args.device == 'cuda' else '') + (f'_{args.tag}' if args.tag else '')
+    name = 'classification' + ('_length3' if args.data == 'length3' else '') + ('_quick' if args.quick else '') + ('_cuda' if args.device == 'cuda' else '') + (f'_{args.tag}' if args.tag else '')
     results = alternate(SCRIPT, names, cfg, args.repeats, partial=name)
-    md = f"# classification benchmark\n\n`{command_line()}`\n\n{env['date_utc']}, {env['cpu']}, {env['cores']} cores, " \
-         f"load average {env['load_avg_1m']} at start (shared machine)\n\n" + report(results, names, cfg, args)
+    md = f"# classification benchmark\n\n`{command_line()}`\n\n{env['date_utc']}, {env['cpu']} ({env['cpu_flags']}), {env['cores']} cores, " \
+         f"precision {env['precision']} for every contender, load average {env['load_avg_1m']} at start\n\n" + report(results, names, cfg, args)
     print(md)
     save(name,
          {'command': command_line(), 'env': env, 'cfg': cfg, 'results': results}, md)
@@ -200,6 +246,7 @@ if __name__ == '__main__':
     p.add_argument('--tta', action='store_true', help='add sft_nb_tta (--tta-epochs at --tta-lr)')
     p.add_argument('--tta-epochs', type=int, default=1); p.add_argument('--tta-lr', default='2e-4', help="a float or 'slice(HI)' (head HI, body HI/10)")
     p.add_argument('--quick', action='store_true', help='300 examples, 1 epoch, 1 repeat')
+    p.add_argument('--data', default='rt', choices=['rt', 'length3'], help="rt: the bundled reviews; length3: a 3-class set where length predicts the label")
     p.add_argument('--device', default='cpu', help="'cpu' or 'cuda' (bf16 on a GPU)")
     p.add_argument('--tag', help='suffix of the results file name (bench/results/classification_<tag>.json)')
     p.add_argument('--report', help='print the tables of a saved results JSON (e.g. a .partial.json) and exit')

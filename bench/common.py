@@ -39,17 +39,22 @@ def check_device(device:str):
     elif device != 'cpu': sys.exit(f"--device must be cpu or cuda, not {device!r}")
 
 def precision_for(device:str)->str:
-    "'no' (fp32) on CPU, bf16 (or fp16) on a GPU, from `sft_nb.core.default_precision`."
-    if device == 'cpu': return 'no'
+    """The precision every contender trains in: `sft_nb.core.default_precision(device)` (bf16 on a CPU with native bf16
+    and on recent GPUs, fp32 on other CPUs; `SFT_NB_PRECISION=no|bf16` forces one). Never one precision per library."""
     from sft_nb.core import default_precision
-    return default_precision('cuda')
+    return default_precision(device)
+
+def matmul_dtype(device:str):
+    "The dtype of the matmuls the contenders run (the MFU peak is measured in it)."
+    import torch
+    return {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(precision_for(device), torch.float32)
 
 def matmul_gflops(m:int=960, k:int=384, n:int=1536, seconds:float=1.5, dtype=None)->float:
-    """Best GFLOP/s of an m x k @ k x n matmul over `seconds` (a MiniLM FFN-shaped product: 32 x 30 tokens):
-    fp32 on CPU, bf16 on a GPU (`BENCH_DEVICE=cuda`), the precision the contenders train in."""
+    """Best GFLOP/s of an m x k @ k x n matmul over `seconds` (a MiniLM FFN-shaped product: 32 x 30 tokens), in the
+    precision the contenders train in (`matmul_dtype`: bf16 where it is native, fp32 on other CPUs)."""
     import torch
     dev = 'cuda' if torch.cuda.is_available() and os.environ.get('BENCH_DEVICE') == 'cuda' else 'cpu'
-    if dtype is None and dev == 'cuda': dtype = torch.bfloat16
+    if dtype is None: dtype = matmul_dtype(dev)
     a = torch.randn(m, k, dtype=dtype or torch.float32, device=dev)
     b = torch.randn(k, n, dtype=dtype or torch.float32, device=dev)
     for _ in range(3): a @ b
@@ -172,6 +177,9 @@ def environment()->dict:
            'torch_threads': torch.get_num_threads(), 'load_avg_1m': round(os.getloadavg()[0], 2),
            'python': platform.python_version(), 'torch': torch.__version__, 'transformers': transformers.__version__,
            'gpu': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    from sft_nb.core import cpu_flags
+    env['cpu_flags'] = ' '.join(sorted(f for f in cpu_flags() if f in ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile', 'avx512_vnni', 'fma')))
+    env['precision'] = precision_for('cuda' if os.environ.get('BENCH_DEVICE') == 'cuda' else 'cpu')
     try:
         import trl; env['trl'] = trl.__version__
     except ImportError: pass
