@@ -586,13 +586,14 @@ def fit_max_length(ds:Dataset, # The training split (canonical columns, from `lo
                    limit:int|None=None, # The model's limit (default: `default_max_length(tokenizer)`)
                    coverage:float=0.99, # Share of examples to keep whole
                    multiple:int=8, # Round up to a multiple of this
+                   max_length:int|None=None, # Judge this length instead of choosing one
                    **tok_kwargs, # Passed to `tokenize` (prefix, system, train_on_prompt, cache, ...)
                    )->dict:
-    "The shortest `max_length` (up to `limit`) that keeps `coverage` of the examples whole, with its `length_report`."
+    "The shortest `max_length` (up to `limit`) that keeps `coverage` of the examples whole (or `max_length`), with its `length_report`."
     limit = int(limit or default_max_length(tokenizer))
     tds = tokenize(DatasetDict(train=ds), tokenizer, task, max_length=limit, verbose=False, **tok_kwargs)['train']
     probe = length_report(tds, task, limit, coverage)
-    best = min(limit, -(-max(probe['covering_length'], 1) // multiple) * multiple)
+    best = max_length or min(limit, -(-max(probe['covering_length'], 1) // multiple) * multiple)
     return {**length_report(tds, task, best, coverage), 'limit': limit}
 
 # %% ../nbs/02_data.ipynb #6ffd7e3b
