@@ -327,8 +327,10 @@ def run_max_length(cfg:RunConfig, dsd, tok)->tuple[int, dict, list[str]]:
         raise SftError(f"max_length {cfg.max_length} is longer than the model's {n_pos} positions", where='max_length', fix=f"set max_length to at most {n_pos}, or null to choose it from the data")
     limit = min(default_max_length(tok), n_pos or 10**9)
     rep = fit_max_length(dsd['train'], tok, cfg.task, limit=max(limit, cfg.max_length or 0), max_length=cfg.max_length)
-    lines = [] if cfg.max_length else [f"max_length {rep['max_length']}: chosen from the training data (model limit {limit}); it truncates {rep['truncated']} of {rep['examples']:,} examples ({rep['truncated_pct']}%)"]
-    if (w := length_warning(rep)): lines.append(f"warning: {w}" + ('' if cfg.max_length or rep['beyond_limit'] else '') + (" (set max_length in the config)" if cfg.max_length else ''))
+    cut = f"it truncates {rep['truncated']} of {rep['examples']:,} training examples ({rep['truncated_pct']}%)"
+    if cfg.max_length is None: lines = [f"max_length {rep['max_length']}: chosen from the training data (model limit {limit}); {cut}"]
+    else: lines = [f"max_length {rep['max_length']} (from the config): {cut}"] if rep['truncated'] else []
+    if (w := length_warning(rep)): lines.append(f"warning: {w}")
     return rep['max_length'], rep, lines
 
 def header_line(cfg:RunConfig, learn, max_length:int)->str:
