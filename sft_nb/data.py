@@ -14,9 +14,9 @@ from typing import Mapping
 __all__ = ['TASKS', 'ROLES', 'TASK_ROLES', 'ALIASES', 'SPLIT_ALIASES', 'CHAT_ROLES', 'MODEL_KEYS', 'read_table',
            'as_dataset_dict', 'map_columns', 'encode_labels', 'label_maps', 'check_messages', 'split_data', 'load_data',
            'ensure_pad_token', 'default_max_length', 'to_messages', 'render_chat', 'encode_chat', 'chat_prompt',
-           'encode_causal', 'tokenizer_fingerprint', 'tokenize', 'pad_sequences', 'PadCollator',
-           'LengthGroupedBatchSampler', 'pack', 'packed_attention_mask', 'PackedCollator', 'check_data', 'DataLoaders',
-           'dataloaders', 'padding_stats', 'batch_table', 'show_batch']
+           'encode_causal', 'tokenizer_fingerprint', 'tokenize', 'length_report', 'length_warning', 'fit_max_length',
+           'pad_sequences', 'PadCollator', 'LengthGroupedBatchSampler', 'pack', 'packed_attention_mask',
+           'PackedCollator', 'check_data', 'DataLoaders', 'dataloaders', 'padding_stats', 'batch_table', 'show_batch']
 
 # %% ../nbs/02_data.ipynb #e25a9aaa
 import numpy as np
@@ -73,7 +73,7 @@ def _read_text(p:Path, encoding:str)->str:
         line = raw[:e.start].count(b'\n') + 1
         raise SftError(f"{p.name} is not valid {encoding}: byte {raw[e.start:e.start+1]!r} at line {line} cannot be decoded",
                        where=f"{p}, line {line}",
-                       fix=f"re-save the file as UTF-8, or pass encoding='latin-1' (or the file's real encoding)") from None
+                       fix=f"re-save the file as UTF-8, or give the file's real encoding: encoding='latin-1' in Python, `data.encoding: latin-1` in a run config") from None
 
 def read_table(path:str|Path, # A .csv, .tsv, .json, .jsonl or .parquet file (optionally compressed)
                encoding:str='utf-8', # Text encoding of csv/tsv/json files
@@ -281,14 +281,16 @@ def _validate(ds:Dataset, task:str, where:str)->Dataset:
         ds = ds.remove_columns('answers').add_column('answers', ans)
     return ds
 
-def split_data(dsd:DatasetDict, # Splits; only a lone `train` split is divided
-               valid_pct:float=0.1, # Fraction of train that becomes `validation` (0: none)
-               test_pct:float=0.0, # Fraction of train that becomes `test` (0: none)
+def split_data(dsd:DatasetDict, # Splits; `train` is divided for each of `validation` and `test` that is missing
+               valid_pct:float=0.1, # Fraction of train that becomes `validation` when there is none (0: none)
+               test_pct:float=0.0, # Fraction of train that becomes `test` when there is none (0: none)
                seed:int=42, # Seed of the split
                stratify:bool=True, # Keep label proportions (needs a ClassLabel `label`)
+               verbose:bool=True, # Say what was held out
                )->DatasetDict:
-    "Carve validation (and test) out of a lone train split, seeded and stratified by label when possible."
-    if set(dsd) != {'train'} or valid_pct + test_pct <= 0: return dsd
+    "Carve the missing validation (and test) split out of train, seeded and stratified by label when possible."
+    want = {k: p for k, p in (('test', test_pct), ('validation', valid_pct)) if p > 0 and k not in dsd}
+    if 'train' not in dsd or not want: return dsd
     ds, out = dsd['train'], {}
     strat = 'label' if stratify and isinstance(ds.features.get('label'), ClassLabel) else None
     n_classes = len(set(ds['label'])) if strat else 0
@@ -297,26 +299,30 @@ def split_data(dsd:DatasetDict, # Splits; only a lone `train` split is divided
         if n >= len(d): raise SftError(f"cannot split {len(d)} examples with a {frac:.0%} held-out part", where="the 'train' split", fix="give more data or a separate validation file")
         s = strat if strat and min(n, len(d) - n) >= n_classes else None
         return d.train_test_split(test_size=n, seed=seed, stratify_by_column=s)
-    if test_pct > 0: sp = _cut(ds, test_pct); ds, out['test'] = sp['train'], sp['test']
-    if valid_pct > 0:
-        sp = _cut(ds, valid_pct / (1 - test_pct)); ds, out['validation'] = sp['train'], sp['test']
-    return DatasetDict({'train': ds, **{k: out[k] for k in ('validation', 'test') if k in out}})
+    if 'test' in want: sp = _cut(ds, test_pct); ds, out['test'] = sp['train'], sp['test']
+    if 'validation' in want:
+        sp = _cut(ds, valid_pct / (1 - want.get('test', 0))); ds, out['validation'] = sp['train'], sp['test']
+    if verbose:
+        for k in out: print(f"no {k} split given: held out {len(out[k])} of {len(dsd['train'])} training examples ({want[k]:.0%}, seed {seed}) as {k}")
+    return DatasetDict({'train': ds, **{k: out.get(k, dsd.get(k)) for k in ('validation', 'test') if k in out or k in dsd},
+                        **{k: v for k, v in dsd.items() if k not in ('train', 'validation', 'test')}})
 
 def load_data(data, # Path, {split: path|DataFrame|list|Dataset}, DataFrame, list of dicts, Dataset or DatasetDict
               task:str, # One of `TASKS`
               columns:dict|None=None, # {role: your column}, e.g. {'text': 'review', 'label': 'sentiment'}
               label_names:list|None=None, # Classification: class names in id order (default: sorted)
-              valid_pct:float=0.1, # When only one split is given: fraction held out for validation
-              test_pct:float=0.0, # When only one split is given: fraction held out for test
+              valid_pct:float=0.1, # When there is no validation split: fraction of train held out for it
+              test_pct:float=0.0, # When there is no test split: fraction of train held out for it
               seed:int=42, # Seed of the split
               encoding:str='utf-8', # Text encoding of files
+              verbose:bool=True, # Say which splits were held out of train
               )->DatasetDict:
     "Load labelled data from anything tabular into a validated `DatasetDict` with canonical columns and splits."
     check_choice(task, TASKS, 'task')
     dsd, where = as_dataset_dict(data, encoding=encoding)
     dsd = DatasetDict({k: _validate(map_columns(ds, task, columns, where[k]), task, where[k]) for k, ds in dsd.items()})
     if task == 'classification': dsd = encode_labels(dsd, label_names, where)
-    return split_data(dsd, valid_pct, test_pct, seed)
+    return split_data(dsd, valid_pct, test_pct, seed, verbose=verbose)
 
 # %% ../nbs/02_data.ipynb #ded9027a
 def ensure_pad_token(tokenizer, # A Hugging Face tokenizer
@@ -538,6 +544,57 @@ def tokenize(dsd:DatasetDict, # Canonical splits from `load_data`
         for split, r in report.items():
             if r['truncated']: print(f"{split}: {r['truncated']} of {r['rows']} {'windows come from long contexts' if task == 'qa' else 'examples truncated'} at max_length={max_length}")
     return res
+
+# %% ../nbs/02_data.ipynb #0fc5f619
+def _lengths(tds:Dataset, task:str)->np.ndarray:
+    "Tokens per tokenized example; seq2seq counts the longer of source and target."
+    lens = np.array(tds['length'])
+    if task == 'seq2seq': lens = np.maximum(lens, np.array([len(l) for l in tds['labels']]))
+    return lens
+
+def length_report(tds:Dataset, # One split tokenized at the model's limit (`tokenize(..., max_length=limit)`)
+                  task:str, # One of `TASKS`
+                  max_length:int, # The length to judge
+                  coverage:float=0.99, # The share of examples the suggested length should keep whole
+                  )->dict:
+    "How much of `tds` a `max_length` truncates, and the length that keeps `coverage` of the examples whole."
+    lens, at_limit = _lengths(tds, task), np.array(tds['truncated'], dtype=bool)
+    limit = int(lens.max()) if len(lens) else max_length
+    cut = (lens > max_length) | at_limit
+    need = int(np.quantile(np.where(at_limit, limit + 1, lens), coverage, method='higher')) if len(lens) else 0
+    r = {'max_length': max_length, 'examples': len(lens), 'truncated': int(cut.sum()), 'truncated_pct': round(100 * float(cut.mean()), 2) if len(lens) else 0.,
+         'covering_length': need, 'coverage': coverage, 'beyond_limit': bool(at_limit.any() and need > limit)}
+    if task == 'causal':
+        sup = [[t != -100 for t in l] for l in tds['labels']]
+        tot, lost = sum(map(sum, sup)), sum(sum(s[max_length:]) for s in sup)
+        r['supervised_truncated_pct'] = round(100 * lost / max(tot, 1), 2)
+    return r
+
+def length_warning(report:dict, # From `length_report`
+                   threshold:float=5.0, # Percent of examples (or supervised tokens) truncated before warning
+                   )->str|None:
+    "A warning naming the length that would cover the examples, when `max_length` truncates too much; else None."
+    share = max(report['truncated_pct'], report.get('supervised_truncated_pct', 0.))
+    if share <= threshold: return None
+    what = f"{report['truncated_pct']}% of {report['examples']} training examples" + (f" ({report['supervised_truncated_pct']}% of supervised tokens)" if 'supervised_truncated_pct' in report else '')
+    need = f"longer than the model's limit covers {report['coverage']:.0%}" if report['beyond_limit'] else f"max_length={report['covering_length']} covers {report['coverage']:.0%}"
+    return f"max_length={report['max_length']} truncates {what}; {need}"
+
+def fit_max_length(ds:Dataset, # The training split (canonical columns, from `load_data`)
+                   tokenizer, # The model's tokenizer
+                   task:str, # One of `TASKS`
+                   limit:int|None=None, # The model's limit (default: `default_max_length(tokenizer)`)
+                   coverage:float=0.99, # Share of examples to keep whole
+                   multiple:int=8, # Round up to a multiple of this
+                   max_length:int|None=None, # Judge this length instead of choosing one
+                   **tok_kwargs, # Passed to `tokenize` (prefix, system, train_on_prompt, cache, ...)
+                   )->dict:
+    "The shortest `max_length` (up to `limit`) that keeps `coverage` of the examples whole (or `max_length`), with its `length_report`."
+    limit = int(limit or default_max_length(tokenizer))
+    tds = tokenize(DatasetDict(train=ds), tokenizer, task, max_length=limit, verbose=False, **tok_kwargs)['train']
+    probe = length_report(tds, task, limit, coverage)
+    best = max_length or min(limit, -(-max(probe['covering_length'], 1) // multiple) * multiple)
+    return {**length_report(tds, task, best, coverage), 'limit': limit}
 
 # %% ../nbs/02_data.ipynb #6ffd7e3b
 MODEL_KEYS = ('input_ids', 'attention_mask', 'token_type_ids', 'position_ids', 'labels', 'start_positions', 'end_positions')
@@ -789,7 +846,8 @@ def dataloaders(data, # Anything `load_data` accepts, or a tokenized `DatasetDic
                 check:bool=True, # Run `check_data` first
                 columns:dict|None=None, # {role: your column} for `load_data`
                 label_names:list|None=None, # classification: class names in id order
-                valid_pct:float=0.1, # Held-out fraction when only one split is given
+                valid_pct:float=0.1, # Fraction of train held out when there is no validation split
+                encoding:str='utf-8', # Text encoding of files
                 **tok_kwargs, # Passed to `tokenize` (prefix, train_on_prompt, system, stride, max_target_length, cache)
                 )->DataLoaders:
     "Load, tokenize (cached), check and batch `data` for `task`: everything between a file and a training loop."
@@ -804,7 +862,7 @@ def dataloaders(data, # Anything `load_data` accepts, or a tokenized `DatasetDic
         tds = data
         if task == 'classification' and isinstance(tds['train'].features.get('labels') if 'train' in tds else None, ClassLabel): id2label = label_maps(tds)[0]
     else:
-        dsd = load_data(data, task, columns=columns, label_names=label_names, valid_pct=valid_pct, seed=seed)
+        dsd = load_data(data, task, columns=columns, label_names=label_names, valid_pct=valid_pct, seed=seed, encoding=encoding)
         if task == 'classification': id2label = label_maps(dsd)[0]
         tds = tokenize(dsd, tokenizer, task, max_length=max_length, **tok_kwargs)
     if 'train' not in tds: raise SftError(f"no 'train' split (splits: {', '.join(tds)})", fix="name the training split 'train'")

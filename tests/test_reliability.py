@@ -293,9 +293,9 @@ def test_huge_text_cell_is_truncated_not_fatal(tiny_ws, capsys, words):
     df = pd.read_csv(tiny_ws/'train.csv').head(40)
     df.loc[len(df)] = ['word ' * words, 'pos']
     df.to_csv(tiny_ws/'train.csv', index=False)
-    learn, res = train(run_config(tiny_ws, epochs=1, batch_size=8, checkpoint_every=None), quiet=True)
+    learn, res = train(run_config(tiny_ws, epochs=1, batch_size=8, checkpoint_every=None))
     assert learn.step == 6 and 'valid_loss' in res
-    assert '1 of 41 examples truncated at max_length=32' in capsys.readouterr().out
+    assert 'max_length 32 (from the config): it truncates 1 of 41 training examples' in capsys.readouterr().out
 
 # ============================================================================================ security
 PKG = ROOT/'sft_nb'
