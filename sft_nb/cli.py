@@ -352,7 +352,7 @@ def finish_run(learn, cfg:RunConfig, out:Path, tok, dsd, **card_extra)->dict:
     "Save the model and `metrics.json`, then run the final evaluation: a failure after training never loses the trained model."
     from sft_nb.inference import save_model, make_run_card, write_run_card
     results = _final_metrics(learn, card_extra)
-    card = make_run_card(config=to_dict(cfg), seed=cfg.seed, data=dsd, metrics=results, model=learn.model, **card_extra)
+    card = make_run_card(config=to_dict(cfg), seed=cfg.seed, data=dsd, metrics=results, model=learn.model, precision=learn.precision, **card_extra)
     folders = ([out/'adapter'] if cfg.freeze == 'lora' else []) + [out/'model']
     for f in folders: save_model(learn.model, tok, f, run_card=card, merge_lora=cfg.freeze == 'lora' and f.name == 'model')
     atomic_write(out/'metrics.json', json.dumps(results, indent=2))
