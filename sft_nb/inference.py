@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 # %% auto #0
-__all__ = ['END_OF_TURN_TOKENS', 'PICKLE_SUFFIXES', 'WEIGHT_FILES', 'AUTO_CLASSES', 'TEXT_METRICS', 'REFERENCE_KEYS',
-           'check_texts', 'check_same_length', 'model_device', 'label_names', 'eval_mode', 'is_qa_model', 'predict',
-           'is_seq2seq', 'stop_token_ids', 'format_prompts', 'prompt_ids', 'padding_side', 'generate', 'qa_windows',
-           'qa_window_logits', 'predict_qa', 'pickle_files', 'set_label_names', 'save_model', 'fingerprint_data',
-           'library_versions', 'make_run_card', 'run_card_markdown', 'write_run_card', 'read_run_card',
+__all__ = ['END_OF_TURN_TOKENS', 'PICKLE_SUFFIXES', 'WEIGHT_FILES', 'PIPELINE_TAGS', 'BUNDLED_HUB_IDS', 'AUTO_CLASSES',
+           'TEXT_METRICS', 'REFERENCE_KEYS', 'check_texts', 'check_same_length', 'model_device', 'label_names',
+           'eval_mode', 'is_qa_model', 'predict', 'is_seq2seq', 'stop_token_ids', 'format_prompts', 'prompt_ids',
+           'padding_side', 'generate', 'qa_windows', 'qa_window_logits', 'predict_qa', 'pickle_files',
+           'set_label_names', 'save_model', 'fingerprint_data', 'library_versions', 'pipeline_tag', 'make_run_card',
+           'run_card_markdown', 'write_run_card', 'read_run_card', 'model_card_metadata', 'model_card_header',
            'auto_class_for', 'check_model_folder', 'load_model_for_inference', 'label_of', 'text_scores',
            'split_samples', 'GenerationEval', 'evaluate_qa', 'QAEval', 'as_label_ids', 'classification_report_df',
            'confusion_counts', 'plot_confusion_matrix', 'prediction_table', 'top_losses', 'show_results',
@@ -339,6 +340,17 @@ def _jsonable(o):
     return str(o)
 
 # %% ../nbs/08_inference.ipynb #ca7d8d43
+PIPELINE_TAGS = (('ForSequenceClassification', 'text-classification'), ('ForQuestionAnswering', 'question-answering'),
+                 ('ForTokenClassification', 'token-classification'), ('ForMaskedLM', 'fill-mask'))
+
+def pipeline_tag(model)->str|None:
+    "The Hugging Face pipeline tag of `model`'s task: text-classification, question-answering, text2text-generation, text-generation, ..."
+    base = model.get_base_model() if _is_peft(model) else model
+    name = type(base).__name__
+    if tag := next((t for end, t in PIPELINE_TAGS if name.endswith(end)), None): return tag
+    if is_seq2seq(base): return 'text2text-generation'
+    return 'text-generation' if getattr(base, 'can_generate', lambda: False)() else None
+
 def make_run_card(config:dict|None=None, # The training configuration (hyper-parameters, model name, ...)
                   seed:int|None=None, # The random seed
                   data=None, # The training data (a `Dataset`, `DatasetDict`, DataFrame or list), fingerprinted
@@ -354,13 +366,13 @@ def make_run_card(config:dict|None=None, # The training configuration (hyper-par
     if model is not None:
         base = model.get_base_model() if _is_peft(model) else model
         card['model'] = {'architectures': [type(base).__name__], 'base_model': getattr(base.config, 'name_or_path', None) or None,
-                         'parameters': sum(p.numel() for p in base.parameters())}
+                         'parameters': sum(p.numel() for p in base.parameters()), 'pipeline_tag': pipeline_tag(base)}
     return _jsonable({**card, **extra})
 
 def run_card_markdown(card:dict, title:str='Fine-tuned model')->str:
-    "A short README.md model card for `card`."
+    "A README.md model card for `card`: the Hugging Face metadata header (`model_card_metadata`), then the run in prose and tables."
     rows = lambda d: '\n'.join(f'| {k} | {v} |' for k,v in d.items()) or '| - | - |'
-    md = [f'# {title}', '', f"Fine-tuned with [sft_nb](https://github.com/sft-nb/sft_nb) on {card['date']}.", '',
+    md = [model_card_header(card), f'# {title}', '', f"Fine-tuned with [sft_nb](https://github.com/sft-nb/sft_nb) on {card['date']}.", '',
           '## Use', '', '```python', 'from transformers import AutoTokenizer, AutoModel  # or the AutoModelFor... class of the task',
           'from sft_nb.inference import load_model_for_inference', 'model, tokenizer = load_model_for_inference("path/to/this/folder")', '```',
           '', '## Metrics', '', '| metric | value |', '|---|---|', rows(card.get('metrics') or {}),
@@ -385,6 +397,45 @@ def read_run_card(path:str|Path)->dict:
     f = Path(path)/'run_card.json'
     if not f.exists(): raise SftError(f"no run_card.json in {path}", where=str(path), fix="save with save_model(..., run_card=make_run_card(...))")
     return json.loads(f.read_text())
+
+# %% ../nbs/08_inference.ipynb #5e27d31c
+BUNDLED_HUB_IDS = {'minilm': 'sentence-transformers/all-MiniLM-L6-v2', 'smollm2': 'HuggingFaceTB/SmolLM2-135M-Instruct'}
+
+def _data_names(card:dict)->list[str]:
+    "The data sets of a run: `datasets=` given to the card, else the bundled name or the files of `config['data']`."
+    if card.get('datasets'): return [str(d) for d in ([card['datasets']] if isinstance(card['datasets'], str) else card['datasets'])]
+    data = (card.get('config') or {}).get('data')
+    if isinstance(data, str): return [data]
+    if isinstance(data, dict):
+        if data.get('name'): return [str(data['name'])]
+        return [Path(str(data[k])).name for k in ('train', 'validation', 'test') if data.get(k)]
+    return []
+
+def model_card_metadata(card:dict)->dict:
+    "The Hugging Face model-card metadata of a run card: base model, library, pipeline tag, data sets, metrics with values, precision."
+    cfg, model = card.get('config') or {}, card.get('model') or {}
+    base = cfg.get('model') if isinstance(cfg.get('model'), str) else model.get('base_model')
+    tag = model.get('pipeline_tag')
+    meta = {'library_name': 'sft_nb', 'tags': ['sft_nb', 'fine-tuned']}
+    if base: meta['base_model'] = BUNDLED_HUB_IDS.get(str(base), str(base))
+    if tag: meta['pipeline_tag'] = tag
+    if data := _data_names(card): meta['datasets'] = data
+    scores = {k: float(v) for k, v in (card.get('metrics') or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if scores:
+        meta['metrics'] = list(scores)
+        meta['model-index'] = [{'name': card.get('name') or 'fine-tuned model', 'results': [{
+            'task': {'type': tag or 'other'}, 'dataset': {'name': data[0] if data else 'validation data', 'type': data[0] if data else 'custom'},
+            'metrics': [{'type': k, 'value': v, 'name': k} for k, v in scores.items()]}]}]
+    prec = card.get('precision') or cfg.get('precision')
+    if prec: meta['training_precision'] = str(prec)
+    if card.get('seed') is not None: meta['seed'] = card['seed']
+    return meta
+
+def model_card_header(card:dict)->str:
+    "The YAML front matter (between `---` lines) that opens a Hugging Face model card README."
+    import yaml
+    return '---\n' + yaml.safe_dump(model_card_metadata(card), sort_keys=False, allow_unicode=True) + '---\n'
+
 
 # %% ../nbs/08_inference.ipynb #106afbc7
 AUTO_CLASSES = ('AutoModelForSequenceClassification', 'AutoModelForCausalLM', 'AutoModelForSeq2SeqLM',
