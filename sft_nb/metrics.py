@@ -17,8 +17,8 @@ __all__ = ['OFFLINE_METRICS', 'BATCH_METRICS', 'AccuracyMetric', 'F1Metric', 'Pr
            'RougeMetric', 'normalize_answer', 'qa_exact_match', 'qa_token_f1', 'ExactMatchMetric', 'SquadMetric',
            'gold_answers', 'squad_scores', 'top_spans', 'qa_postprocess', 'SquadQA', 'parse_label',
            'LabelAccuracyMetric', 'class_scores', 'average_score', 'matthews_from_cm', 'ConfusionMatrix', 'Accuracy',
-           'F1', 'Precision', 'Recall', 'MatthewsCorr', 'Perplexity', 'TokenAccuracy', 'load_metric', 'argmax_preds',
-           'EvaluateMetric', 'batch_metric', 'state_nbytes']
+           'F1', 'Precision', 'Recall', 'MatthewsCorr', 'Perplexity', 'TokenAccuracy', 'MultiLabelF1', 'MSE', 'Pearson',
+           'Spearman', 'load_metric', 'argmax_preds', 'EvaluateMetric', 'batch_metric', 'state_nbytes']
 
 # %% ../nbs/07_metrics.ipynb #98973a8b
 import numpy as np
@@ -580,6 +580,70 @@ class TokenAccuracy(_TokenMetric):
         return {'n_correct': ((logits.argmax(-1) == labels) & scored).sum(1), 'n_tokens': scored.sum(1)}
     def compute(self)->dict: return {self.name: self._mean()}
 
+# %% ../nbs/07_metrics.ipynb #79954257
+class MultiLabelF1(BatchMetric):
+    "Micro and macro F1 of multi-label predictions (`sigmoid(logits) >= threshold`), the threshold chosen on this data unless fixed."
+    name = 'multi_label_f1'
+    def __init__(self,
+                 threshold:float|None=None, # A fixed decision threshold; None: the best of `grid` by micro F1
+                 grid:Sequence[float]=tuple(np.round(np.arange(0.05, 0.951, 0.05), 2))): # Thresholds tried
+        self.thresholds = torch.tensor([threshold] if threshold is not None else list(grid), dtype=torch.float32)
+        self.reset()
+    def reset(self): self.tp = self.fp = self.fn = None
+    def prepare(self, outputs, batch)->dict:
+        "Probabilities and 0/1 labels, one row per example."
+        return {'probs': _logits_of(outputs).float().sigmoid(), 'labels': _labels_of(batch).float()}
+    def update(self, prepared:dict):
+        "Add true/false positive and false negative counts per threshold and class."
+        p, y = prepared['probs'].detach().cpu(), prepared['labels'].detach().cpu() > 0.5
+        if p.shape != y.shape: raise SftError(f"probabilities {tuple(p.shape)} and labels {tuple(y.shape)} differ", where='MultiLabelF1.update', fix="give one 0/1 per class in each label row")
+        pred = p[None] >= self.thresholds[:, None, None]  # [T, B, C]
+        tp, fp, fn = (pred & y).sum(1), (pred & ~y).sum(1), (~pred & y).sum(1)
+        if self.tp is None: self.tp, self.fp, self.fn = tp, fp, fn
+        else: self.tp, self.fp, self.fn = self.tp + tp, self.fp + fp, self.fn + fn
+    def compute(self)->dict:
+        "Micro F1, macro F1 and the threshold they are measured at."
+        if self.tp is None: raise SftError("no examples seen", where='MultiLabelF1.compute', fix="call update() with at least one batch first")
+        tp, fp, fn = self.tp.double(), self.fp.double(), self.fn.double()
+        f1 = lambda t, p, n: torch.where(2*t + p + n > 0, 2*t / (2*t + p + n).clamp(min=1), 0.)
+        micro, macro = f1(tp.sum(-1), fp.sum(-1), fn.sum(-1)), f1(tp, fp, fn).mean(-1)
+        b = int(micro.argmax())
+        return {'f1_micro': float(micro[b]), 'f1_macro': float(macro[b]), 'threshold': float(self.thresholds[b])}
+
+class _RegressionMetric(BatchMetric):
+    "Predictions and targets of a regression model, accumulated over batches."
+    def reset(self): self.preds, self.targets = [], []
+    def __init__(self): self.reset()
+    def prepare(self, outputs, batch)->dict:
+        "Predictions and targets, flattened to one value per output."
+        y = _labels_of(batch).float()
+        return {'preds': _logits_of(outputs).float().reshape(y.shape), 'targets': y}
+    def update(self, prepared:dict):
+        self.preds.append(prepared['preds'].detach().double().cpu().flatten()); self.targets.append(prepared['targets'].detach().double().cpu().flatten())
+    def _pt(self):
+        if not self.preds: raise SftError("no examples seen", where=f'{type(self).__name__}.compute', fix="call update() with at least one batch first")
+        return torch.cat(self.preds).numpy(), torch.cat(self.targets).numpy()
+
+class MSE(_RegressionMetric):
+    "Mean squared error of regression outputs."
+    name, higher_is_better = 'mse', False
+    def compute(self)->dict: p, t = self._pt(); return {'mse': float(np.mean((p - t) ** 2))}
+
+class Pearson(_RegressionMetric):
+    "Pearson correlation between predictions and targets (0 when either is constant)."
+    name = 'pearson'
+    def compute(self)->dict:
+        p, t = self._pt()
+        return {'pearson': float(np.corrcoef(p, t)[0, 1]) if p.std() > 0 and t.std() > 0 else 0.0}
+
+class Spearman(_RegressionMetric):
+    "Spearman rank correlation between predictions and targets (0 when either is constant)."
+    name = 'spearman'
+    def compute(self)->dict:
+        from scipy.stats import spearmanr
+        p, t = self._pt()
+        return {'spearman': float(spearmanr(p, t).statistic) if p.std() > 0 and t.std() > 0 else 0.0}
+
 # %% ../nbs/07_metrics.ipynb #3a596a16
 OFFLINE_METRICS = dict(accuracy='AccuracyMetric', f1='F1Metric', precision='PrecisionMetric', recall='RecallMetric',
                        matthews_correlation='MatthewsCorrelationMetric', confusion_matrix='ConfusionMatrixMetric',
@@ -654,7 +718,8 @@ class EvaluateMetric(BatchMetric):
 
 # %% ../nbs/07_metrics.ipynb #2352ceb2
 BATCH_METRICS = dict(accuracy=Accuracy, f1=F1, precision=Precision, recall=Recall, matthews_correlation=MatthewsCorr,
-                     confusion_matrix=ConfusionMatrix, perplexity=Perplexity, token_accuracy=TokenAccuracy)
+                     confusion_matrix=ConfusionMatrix, perplexity=Perplexity, token_accuracy=TokenAccuracy,
+                     multi_label_f1=MultiLabelF1, mse=MSE, pearson=Pearson, spearman=Spearman)
 
 def batch_metric(metric, # A `BatchMetric`, an `evaluate` module, or a name (`BATCH_METRICS`, `OFFLINE_METRICS`, a script path)
                  **kwargs)->BatchMetric: # Passed to the metric class, or to `EvaluateMetric`
