@@ -13,8 +13,8 @@ from typing import Iterable, Sequence
 # %% auto #0
 __all__ = ['END_OF_TURN_TOKENS', 'PICKLE_SUFFIXES', 'WEIGHT_FILES', 'PIPELINE_TAGS', 'BUNDLED_HUB_IDS', 'AUTO_CLASSES',
            'TEXT_METRICS', 'REFERENCE_KEYS', 'check_texts', 'check_same_length', 'model_device', 'label_names',
-           'eval_mode', 'is_qa_model', 'predict', 'is_seq2seq', 'stop_token_ids', 'format_prompts', 'prompt_ids',
-           'padding_side', 'generate', 'qa_windows', 'qa_window_logits', 'predict_qa', 'pickle_files',
+           'eval_mode', 'is_qa_model', 'problem_type', 'predict', 'is_seq2seq', 'stop_token_ids', 'format_prompts',
+           'prompt_ids', 'padding_side', 'generate', 'qa_windows', 'qa_window_logits', 'predict_qa', 'pickle_files',
            'set_label_names', 'save_model', 'fingerprint_data', 'library_versions', 'pipeline_tag', 'make_run_card',
            'run_card_markdown', 'write_run_card', 'read_run_card', 'model_card_metadata', 'model_card_header',
            'auto_class_for', 'check_model_folder', 'load_model_for_inference', 'label_of', 'text_scores',
@@ -88,6 +88,28 @@ def is_qa_model(model)->bool:
     base = model.get_base_model() if hasattr(model, 'peft_config') and hasattr(model, 'get_base_model') else model
     return type(base).__name__.endswith('ForQuestionAnswering')
 
+# %% ../nbs/08_inference.ipynb #07150b72
+def problem_type(model)->str:
+    "How a classification head reads its outputs: 'single_label_classification', 'multi_label_classification' or 'regression'."
+    cfg = model.config
+    pt = getattr(cfg, 'problem_type', None)
+    return pt if pt else 'regression' if getattr(cfg, 'num_labels', 2) == 1 else 'single_label_classification'
+
+def _class_probs(model, logits:torch.Tensor)->torch.Tensor:
+    "Softmax over classes, one sigmoid per class (multi-label), or the raw value (regression)."
+    pt = problem_type(model)
+    return logits.sigmoid() if pt == 'multi_label_classification' else logits if pt == 'regression' else logits.softmax(-1)
+
+def _prediction(model, names:list[str], p:torch.Tensor)->dict:
+    "The prediction dict of one example from its class probabilities (or regression values)."
+    pt = problem_type(model)
+    if pt == 'regression': return {'value': float(p[0]) if p.numel() == 1 else p.tolist()}
+    out = {'label': names[int(p.argmax())], 'score': float(p.max()), 'probs': p.tolist()}
+    if pt == 'multi_label_classification':  # every class over the decision threshold (chosen on validation, kept in the config)
+        t = float(getattr(model.config, 'multi_label_threshold', 0.5))
+        out['labels'] = [n for n, v in zip(names, p.tolist()) if v >= t]
+    return out
+
 # %% ../nbs/08_inference.ipynb #b75afd0d
 def predict(model, # A `...ForSequenceClassification` or `...ForQuestionAnswering` model, or the folder of a saved one
             tokenizer, # Its tokenizer (None with a folder)
@@ -97,7 +119,7 @@ def predict(model, # A `...ForSequenceClassification` or `...ForQuestionAnswerin
             text_pairs=None, # Second texts, for sentence-pair tasks (QA: the contexts)
             **qa_kw, # QA: `predict_qa` arguments (stride, max_answer_tokens, top_k)
             )->list[dict]:
-    "One `{'label', 'score', 'probs'}` per text: the top label name, its probability, and all probabilities; QA: `{answer, score, start, end}`."
+    "One `{'label', 'score', 'probs'}` per text: the top label name, its probability, and all probabilities; multi-label: `labels` too; regression: `{value}`; QA: `{answer, score, start, end}`."
     if isinstance(model, (str, Path)): model, tokenizer = load_model_for_inference(model)
     if is_qa_model(model): return predict_qa(model, tokenizer, texts, text_pairs, batch_size=batch_size, max_length=max_length, **qa_kw)
     if qa_kw: raise SftError(f"unexpected arguments {', '.join(qa_kw)} for a {type(model).__name__}", where='predict', fix="they are for extractive QA models only")
@@ -117,9 +139,9 @@ def predict(model, # A `...ForSequenceClassification` or `...ForQuestionAnswerin
         for s in range(0, len(order), batch_size):
             idx = order[s:s+batch_size]
             batch = tokenizer.pad([rows[i] for i in idx], return_tensors='pt').to(dev)
-            p = model(**batch).logits.float().softmax(-1).cpu()
+            p = _class_probs(model, model(**batch).logits.float()).cpu()
             for i, pi in zip(idx, p): probs[i] = pi
-    return [{'label': names[int(p.argmax())], 'score': float(p.max()), 'probs': p.tolist()} for p in probs]
+    return [_prediction(model, names, p) for p in probs]
 
 # %% ../nbs/08_inference.ipynb #1241db43
 END_OF_TURN_TOKENS = ('<|im_end|>', '<|eot_id|>', '<end_of_turn>', '<|end|>', '<|endoftext|>')
