@@ -11,19 +11,20 @@ from pathlib import Path
 from typing import Mapping
 
 # %% auto #0
-__all__ = ['TASKS', 'ROLES', 'TASK_ROLES', 'ALIASES', 'SPLIT_ALIASES', 'CHAT_ROLES', 'MODEL_KEYS', 'read_table',
-           'as_dataset_dict', 'map_columns', 'encode_labels', 'label_maps', 'check_messages', 'split_data', 'load_data',
-           'ensure_pad_token', 'default_max_length', 'to_messages', 'render_chat', 'encode_chat', 'chat_prompt',
-           'encode_causal', 'tokenizer_fingerprint', 'tokenize', 'length_report', 'length_warning', 'fit_max_length',
-           'pad_sequences', 'PadCollator', 'LengthGroupedBatchSampler', 'pack', 'packed_attention_mask',
-           'PackedCollator', 'check_data', 'DataLoaders', 'dataloaders', 'padding_stats', 'batch_table', 'show_batch']
+__all__ = ['TASKS', 'ROLES', 'TASK_ROLES', 'ALIASES', 'SPLIT_ALIASES', 'CHAT_ROLES', 'PROBLEM_TYPES', 'MODEL_KEYS', 'read_table',
+           'as_dataset_dict', 'map_columns', 'encode_labels', 'label_maps', 'multi_hot', 'check_messages', 'split_data',
+           'load_data', 'ensure_pad_token', 'default_max_length', 'to_messages', 'render_chat', 'encode_chat',
+           'chat_prompt', 'encode_causal', 'tokenizer_fingerprint', 'tokenize', 'length_report', 'length_warning',
+           'fit_max_length', 'pad_sequences', 'PadCollator', 'LengthGroupedBatchSampler', 'pack',
+           'packed_attention_mask', 'PackedCollator', 'check_data', 'DataLoaders', 'dataloaders', 'padding_stats',
+           'batch_table', 'show_batch']
 
 # %% ../nbs/02_data.ipynb #e25a9aaa
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Sampler
-from datasets import Dataset, DatasetDict, ClassLabel, Value, load_from_disk
+from datasets import Dataset, DatasetDict, ClassLabel, Value, Sequence, load_from_disk
 from .core import SftError, did_you_mean, check_choice, cache_dir, atomic_dir, in_notebook, show_df
 
 # %% ../nbs/02_data.ipynb #623e5c1b
@@ -194,19 +195,35 @@ def _label_names(train_labels:list, label_names:list|None, where:str)->list[str]
         return [str(i) for i in range(max(vals) + 1)]
     return sorted(str(v) for v in vals)
 
+PROBLEM_TYPES = ('single_label_classification', 'multi_label_classification', 'regression')
+
+def _is_float_label(v)->bool: return isinstance(v, (float, np.floating)) and not _is_missing(v)
+
 def encode_labels(dsd:DatasetDict, # Splits with a `label` column
                   label_names:list|None=None, # Class names in id order; default: sorted names seen in train
                   where:dict|None=None, # split -> origin, for messages
+                  problem_type:str|None=None, # One of `PROBLEM_TYPES`; None: multi-label when labels are lists (or `label_sep` is set), else single-label
+                  label_sep:str|None=None, # Multi-label: the separator of labels written in one string, e.g. '|'
                   )->DatasetDict:
-    "Turn the `label` column of every split into a `ClassLabel` with stable ids, rejecting missing and unseen labels."
+    "Turn the `label` column of every split into a `ClassLabel` with stable ids (multi-label: a list of them; regression: floats), rejecting missing and unseen labels."
     where = where or {k: f"the {k!r} split" for k in dsd}
+    if problem_type is None:
+        lists = label_sep is not None or any(isinstance(v, (list, tuple)) for ds in dsd.values() for v in ds['label'])
+        problem_type = 'multi_label_classification' if lists else 'single_label_classification'
+    check_choice(problem_type, PROBLEM_TYPES, 'problem_type', where='encode_labels')
     for k, ds in dsd.items():
-        odd = [i for i, v in enumerate(ds['label']) if isinstance(v, (list, dict))]
-        if odd: raise SftError(f"label at row {odd[0]} of the {k!r} split is a {type(ds['label'][odd[0]]).__name__}, not one class", where=f"{where[k]}, row {odd[0]}, column 'label'",
-                               fix="give one class name or id per row (multi-label classification is not supported)")
         bad = [i for i, v in enumerate(ds['label']) if _is_missing(v)]
         if bad: raise SftError(f"{len(bad)} missing (NaN/None) label(s) in the {k!r} split, first at row {bad[0]}", where=f"{where[k]}, row {bad[0]}, column 'label'",
                                fix="fill or drop rows without a label (e.g. df.dropna(subset=['label']))")
+    if problem_type == 'regression': return _encode_regression(dsd, where)
+    if problem_type == 'multi_label_classification': return _encode_multi_label(dsd, label_names, where, label_sep)
+    for k, ds in dsd.items():
+        odd = [i for i, v in enumerate(ds['label']) if isinstance(v, (list, dict))]
+        if odd: raise SftError(f"label at row {odd[0]} of the {k!r} split is a {type(ds['label'][odd[0]]).__name__}, not one class", where=f"{where[k]}, row {odd[0]}, column 'label'",
+                               fix="give one class name or id per row, or problem_type='multi_label_classification' for several classes per row")
+        fl = [i for i, v in enumerate(ds['label']) if _is_float_label(v)]
+        if fl: raise SftError(f"label {ds['label'][fl[0]]!r} at row {fl[0]} of the {k!r} split is a number with a fraction, not a class", where=f"{where[k]}, row {fl[0]}, column 'label'",
+                              fix="for a numeric target use problem_type='regression' (num_labels=1, MSE loss); to treat the values as classes, quote them as strings (e.g. df['label'] = df['label'].astype(str))")
     train = dsd['train'] if 'train' in dsd else next(iter(dsd.values()))
     feat = train.features['label']
     names = feat.names if isinstance(feat, ClassLabel) and label_names is None else _label_names(train['label'], label_names, where.get('train', 'train'))
@@ -231,8 +248,43 @@ def label_maps(dsd:DatasetDict|Dataset)->tuple[dict, dict]:
     "`(id2label, label2id)` from the `ClassLabel` of `label` (or `labels`), ready for a model config."
     ds = dsd['train'] if isinstance(dsd, DatasetDict) else dsd
     f = ds.features.get('label', ds.features.get('labels'))
+    f = getattr(f, 'feature', f)  # multi-label: a list of ClassLabel ids
     if not isinstance(f, ClassLabel): raise SftError("the data has no ClassLabel 'label' column", fix="load it with load_data(..., task='classification')")
     return dict(enumerate(f.names)), {n: i for i, n in enumerate(f.names)}
+
+def _encode_multi_label(dsd:DatasetDict, label_names:list|None, where:dict, label_sep:str|None)->DatasetDict:
+    "Labels as lists of class ids (`List(ClassLabel)`): from lists, or from strings split at `label_sep`."
+    def split(v): return [p.strip() for p in v.split(label_sep) if p.strip()] if isinstance(v, str) and label_sep is not None else [v] if isinstance(v, (str, int, np.integer)) else list(v)
+    rows = {k: [[str(x) for x in split(v)] for v in ds['label']] for k, ds in dsd.items()}
+    train = rows['train'] if 'train' in rows else next(iter(rows.values()))
+    names = [str(n) for n in label_names] if label_names is not None else sorted({x for r in train for x in r})
+    l2i = {n: i for i, n in enumerate(names)}
+    out = {}
+    for k, ds in dsd.items():
+        for r, labs in enumerate(rows[k]):
+            if unk := [x for x in labs if x not in l2i]:
+                raise SftError(f"label {unk[0]!r} in the {k!r} split is not a known class.{did_you_mean(unk[0], names)}", where=f"{where[k]}, row {r}, column 'label'",
+                               fix=f"known labels are {names}: fix the typo, or pass label_names=")
+        feats = ds.features.copy(); feats['label'] = Sequence(ClassLabel(names=names))
+        out[k] = ds.remove_columns('label').add_column('label', [sorted({l2i[x] for x in labs}) for labs in rows[k]], feature=feats['label'])
+    return DatasetDict(out)
+
+def _encode_regression(dsd:DatasetDict, where:dict)->DatasetDict:
+    "Labels as float32 numbers, refusing anything that is not one."
+    out = {}
+    for k, ds in dsd.items():
+        vals = []
+        for r, v in enumerate(ds['label']):
+            try: vals.append(float(v))
+            except (TypeError, ValueError): raise SftError(f"label {v!r} at row {r} of the {k!r} split is not a number", where=f"{where[k]}, row {r}, column 'label'", fix="regression needs one number per row") from None
+        out[k] = ds.remove_columns('label').add_column('label', vals, feature=Value('float32'))
+    return DatasetDict(out)
+
+def multi_hot(ids:list[int], num_labels:int)->list[float]:
+    "Class ids as a 0/1 row of `num_labels` floats (the labels of a multi-label model)."
+    row = [0.0] * num_labels
+    for i in ids: row[i] = 1.0
+    return row
 
 # %% ../nbs/02_data.ipynb #746eee2e
 def check_messages(messages, # One example's list of {'role', 'content'} dicts
@@ -316,12 +368,14 @@ def load_data(data, # Path, {split: path|DataFrame|list|Dataset}, DataFrame, lis
               seed:int=42, # Seed of the split
               encoding:str='utf-8', # Text encoding of files
               verbose:bool=True, # Say which splits were held out of train
+              problem_type:str|None=None, # classification: `PROBLEM_TYPES` (None: multi-label when labels are lists or `label_sep` is set)
+              label_sep:str|None=None, # classification: separator of several labels in one string
               )->DatasetDict:
     "Load labelled data from anything tabular into a validated `DatasetDict` with canonical columns and splits."
     check_choice(task, TASKS, 'task')
     dsd, where = as_dataset_dict(data, encoding=encoding)
     dsd = DatasetDict({k: _validate(map_columns(ds, task, columns, where[k]), task, where[k]) for k, ds in dsd.items()})
-    if task == 'classification': dsd = encode_labels(dsd, label_names, where)
+    if task == 'classification': dsd = encode_labels(dsd, label_names, where, problem_type, label_sep)
     return split_data(dsd, valid_pct, test_pct, seed, verbose=verbose)
 
 # %% ../nbs/02_data.ipynb #ded9027a
@@ -414,10 +468,11 @@ def _encode_counted(tokenizer, max_length:int, text:list, text_pair:list|None=No
     cut = set(long)
     return enc, [i in cut for i in range(len(text))]
 
-def _enc_classification(b:dict, tokenizer, max_length:int, **_)->dict:
-    "Encode a batch of texts (and text pairs) with their labels."
+def _enc_classification(b:dict, tokenizer, max_length:int, num_labels:int|None=None, **_)->dict:
+    "Encode a batch of texts (and text pairs) with their labels (multi-label: 0/1 rows of `num_labels`)."
     enc, cut = _encode_counted(tokenizer, max_length, b['text'], b.get('text_pair'))
-    out = {'input_ids': enc['input_ids'], 'labels': b['label'], 'length': [len(x) for x in enc['input_ids']], 'truncated': cut}
+    labels = [multi_hot(l, num_labels) for l in b['label']] if num_labels else b['label']
+    out = {'input_ids': enc['input_ids'], 'labels': labels, 'length': [len(x) for x in enc['input_ids']], 'truncated': cut}
     if 'token_type_ids' in enc: out['token_type_ids'] = enc['token_type_ids']
     return out
 
@@ -526,6 +581,8 @@ def tokenize(dsd:DatasetDict, # Canonical splits from `load_data`
         miss = [r for r in _needed_roles(task, ds.column_names)[0] if r not in ds.column_names]
         if miss: raise SftError(f"the {split!r} split has no {miss[0]!r} column for the {task} task.{did_you_mean(miss[0], ds.column_names)}",
                                 where=f"columns: {', '.join(ds.column_names)}", fix="pass the data through load_data(data, task, columns=...) first")
+        lf = ds.features.get('label')
+        kw['num_labels'] = len(lf.feature.names) if task == 'classification' and isinstance(getattr(lf, 'feature', None), ClassLabel) else None
         key = hashlib.md5(json.dumps([_CACHE_VERSION, ds._fingerprint, tok_fp, task, kw], default=str).encode()).hexdigest()
         folder = cache_dir('tokenized')/key
         if cache and (folder/'state.json').exists():
@@ -637,10 +694,11 @@ class PadCollator:
         if 'token_type_ids' in first: batch['token_type_ids'] = pad_sequences([e['token_type_ids'] for e in examples], self.type_pad, L, self.side)
         if 'labels' in first:
             labs = [e['labels'] for e in examples]
-            if isinstance(labs[0], (list, tuple, np.ndarray, torch.Tensor)):
+            if isinstance(labs[0], (list, tuple)) and len(labs[0]) and isinstance(labs[0][0], float): batch['labels'] = torch.tensor(labs, dtype=torch.float)  # multi-label 0/1 rows
+            elif isinstance(labs[0], (list, tuple, np.ndarray, torch.Tensor)):
                 same = all(len(l) == len(s) for l, s in zip(labs, ids))  # causal: aligned with inputs; seq2seq: own length
                 batch['labels'] = pad_sequences(labs, self.label_pad_id, L if same else _round_up(max(len(l) for l in labs), self.multiple), self.side if same else 'right')
-            else: batch['labels'] = torch.tensor(labs, dtype=torch.long)
+            else: batch['labels'] = torch.tensor(labs, dtype=torch.float if isinstance(labs[0], float) else torch.long)  # regression: floats
         for k in ('start_positions', 'end_positions'):
             if k in first: batch[k] = torch.tensor([e[k] for e in examples], dtype=torch.long)
         return batch
@@ -775,7 +833,7 @@ def _split_problems(name:str, ds:Dataset, tokenizer, task:str, num_labels:int|No
         eos = tokenizer.eos_token_id
         no_eos = [i for i, (l, n, c) in enumerate(zip(labs, nsup, cut)) if n and not c and eos not in [t for t in l if t != -100]]
         if no_eos: out.append(f"{name}: EOS (id {eos}) is never supervised in {_first(no_eos)}: the model will not learn to stop (do not mask labels by pad id when pad == eos; end assistant turns with EOS)")
-    if task == 'classification' and num_labels:
+    if task == 'classification' and num_labels and isinstance(ds['labels'][0], int):
         bad = [i for i, l in enumerate(ds['labels']) if not 0 <= l < num_labels]
         if bad: out.append(f"{name}: label id {ds['labels'][bad[0]]} outside 0..{num_labels - 1} in {_first(bad)} (encode labels with load_data)")
     if task == 'qa':
@@ -848,6 +906,8 @@ def dataloaders(data, # Anything `load_data` accepts, or a tokenized `DatasetDic
                 label_names:list|None=None, # classification: class names in id order
                 valid_pct:float=0.1, # Fraction of train held out when there is no validation split
                 encoding:str='utf-8', # Text encoding of files
+                problem_type:str|None=None, # classification: 'multi_label_classification', 'regression' (default: single-label, or multi-label for list labels)
+                label_sep:str|None=None, # classification: separator of several labels in one string
                 **tok_kwargs, # Passed to `tokenize` (prefix, train_on_prompt, system, stride, max_target_length, cache)
                 )->DataLoaders:
     "Load, tokenize (cached), check and batch `data` for `task`: everything between a file and a training loop."
@@ -862,8 +922,9 @@ def dataloaders(data, # Anything `load_data` accepts, or a tokenized `DatasetDic
         tds = data
         if task == 'classification' and isinstance(tds['train'].features.get('labels') if 'train' in tds else None, ClassLabel): id2label = label_maps(tds)[0]
     else:
-        dsd = load_data(data, task, columns=columns, label_names=label_names, valid_pct=valid_pct, seed=seed, encoding=encoding)
-        if task == 'classification': id2label = label_maps(dsd)[0]
+        dsd = load_data(data, task, columns=columns, label_names=label_names, valid_pct=valid_pct, seed=seed, encoding=encoding,
+                        problem_type=problem_type, label_sep=label_sep)
+        if task == 'classification' and problem_type != 'regression': id2label = label_maps(dsd)[0]
         tds = tokenize(dsd, tokenizer, task, max_length=max_length, **tok_kwargs)
     if 'train' not in tds: raise SftError(f"no 'train' split (splits: {', '.join(tds)})", fix="name the training split 'train'")
     if check: check_data(tds, tokenizer, task, num_labels=len(id2label) if id2label else None)

@@ -11,15 +11,16 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 # %% auto #0
-__all__ = ['END_OF_TURN_TOKENS', 'PICKLE_SUFFIXES', 'WEIGHT_FILES', 'AUTO_CLASSES', 'TEXT_METRICS', 'REFERENCE_KEYS',
-           'check_texts', 'check_same_length', 'model_device', 'label_names', 'eval_mode', 'predict', 'is_seq2seq',
-           'stop_token_ids', 'format_prompts', 'prompt_ids', 'padding_side', 'generate', 'pickle_files',
-           'set_label_names', 'save_model', 'fingerprint_data', 'library_versions', 'make_run_card',
-           'run_card_markdown', 'write_run_card', 'read_run_card', 'auto_class_for', 'check_model_folder',
-           'load_model_for_inference', 'label_of', 'text_scores', 'split_samples', 'GenerationEval', 'as_label_ids',
-           'classification_report_df', 'confusion_counts', 'plot_confusion_matrix', 'prediction_table', 'top_losses',
-           'show_results', 'plot_learning_curves', 'is_classifier', 'answer', 'format_answer', 'try_widget',
-           'try_model']
+__all__ = ['END_OF_TURN_TOKENS', 'PICKLE_SUFFIXES', 'WEIGHT_FILES', 'PIPELINE_TAGS', 'BUNDLED_HUB_IDS', 'AUTO_CLASSES',
+           'TEXT_METRICS', 'REFERENCE_KEYS', 'check_texts', 'check_same_length', 'model_device', 'label_names',
+           'eval_mode', 'is_qa_model', 'problem_type', 'predict', 'is_seq2seq', 'stop_token_ids', 'format_prompts',
+           'prompt_ids', 'padding_side', 'generate', 'qa_windows', 'qa_window_logits', 'predict_qa', 'pickle_files',
+           'set_label_names', 'save_model', 'fingerprint_data', 'library_versions', 'pipeline_tag', 'make_run_card',
+           'run_card_markdown', 'write_run_card', 'read_run_card', 'model_card_metadata', 'model_card_header',
+           'auto_class_for', 'check_model_folder', 'load_model_for_inference', 'label_of', 'text_scores',
+           'split_samples', 'GenerationEval', 'evaluate_qa', 'QAEval', 'as_label_ids', 'classification_report_df',
+           'confusion_counts', 'plot_confusion_matrix', 'prediction_table', 'top_losses', 'show_results',
+           'plot_learning_curves', 'is_classifier', 'answer', 'format_answer', 'try_widget', 'try_model']
 
 # %% ../nbs/08_inference.ipynb #147599b9
 import numpy as np
@@ -27,8 +28,8 @@ import pandas as pd
 import torch
 import transformers
 from .core import SftError, Callback, atomic_dir, atomic_write, did_you_mean, check_choice, in_notebook, show_df
-from .data import chat_prompt
-from .metrics import load_metric, parse_label
+from .data import chat_prompt, _enc_qa
+from .metrics import load_metric, parse_label, qa_postprocess, squad_scores, gold_answers
 
 # %% ../nbs/08_inference.ipynb #81799ba1
 def check_texts(texts, # A string or a list of strings
@@ -81,16 +82,47 @@ def eval_mode(model):
         with torch.inference_mode(): yield model
     finally: model.train(was_training)
 
+# %% ../nbs/08_inference.ipynb #4ed6ac9a
+def is_qa_model(model)->bool:
+    "True for extractive QA models (a `...ForQuestionAnswering` span head, bare or under a peft adapter)."
+    base = model.get_base_model() if hasattr(model, 'peft_config') and hasattr(model, 'get_base_model') else model
+    return type(base).__name__.endswith('ForQuestionAnswering')
+
+# %% ../nbs/08_inference.ipynb #07150b72
+def problem_type(model)->str:
+    "How a classification head reads its outputs: 'single_label_classification', 'multi_label_classification' or 'regression'."
+    cfg = model.config
+    pt = getattr(cfg, 'problem_type', None)
+    return pt if pt else 'regression' if getattr(cfg, 'num_labels', 2) == 1 else 'single_label_classification'
+
+def _class_probs(model, logits:torch.Tensor)->torch.Tensor:
+    "Softmax over classes, one sigmoid per class (multi-label), or the raw value (regression)."
+    pt = problem_type(model)
+    return logits.sigmoid() if pt == 'multi_label_classification' else logits if pt == 'regression' else logits.softmax(-1)
+
+def _prediction(model, names:list[str], p:torch.Tensor)->dict:
+    "The prediction dict of one example from its class probabilities (or regression values)."
+    pt = problem_type(model)
+    if pt == 'regression': return {'value': float(p[0]) if p.numel() == 1 else p.tolist()}
+    out = {'label': names[int(p.argmax())], 'score': float(p.max()), 'probs': p.tolist()}
+    if pt == 'multi_label_classification':  # every class over the decision threshold (chosen on validation, kept in the config)
+        t = float(getattr(model.config, 'multi_label_threshold', 0.5))
+        out['labels'] = [n for n, v in zip(names, p.tolist()) if v >= t]
+    return out
+
 # %% ../nbs/08_inference.ipynb #b75afd0d
-def predict(model, # A `...ForSequenceClassification` model, or the folder of a saved one
+def predict(model, # A `...ForSequenceClassification` or `...ForQuestionAnswering` model, or the folder of a saved one
             tokenizer, # Its tokenizer (None with a folder)
-            texts, # A string or a list of strings
+            texts, # A string or a list of strings (QA: the questions)
             batch_size:int=32, # Examples per forward pass
-            max_length:int|None=None, # Truncate to this many tokens (default: the model's limit)
-            text_pairs=None, # Second texts, for sentence-pair tasks
+            max_length:int|None=None, # Truncate to this many tokens (default: the model's limit; QA: window length)
+            text_pairs=None, # Second texts, for sentence-pair tasks (QA: the contexts)
+            **qa_kw, # QA: `predict_qa` arguments (stride, max_answer_tokens, top_k)
             )->list[dict]:
-    "One `{'label', 'score', 'probs'}` per text: the top label name, its probability, and all probabilities."
+    "One `{'label', 'score', 'probs'}` per text: the top label name, its probability, and all probabilities; multi-label: `labels` too; regression: `{value}`; QA: `{answer, score, start, end}`."
     if isinstance(model, (str, Path)): model, tokenizer = load_model_for_inference(model)
+    if is_qa_model(model): return predict_qa(model, tokenizer, texts, text_pairs, batch_size=batch_size, max_length=max_length, **qa_kw)
+    if qa_kw: raise SftError(f"unexpected arguments {', '.join(qa_kw)} for a {type(model).__name__}", where='predict', fix="they are for extractive QA models only")
     texts = check_texts(texts)
     if text_pairs is not None:
         text_pairs = check_texts(text_pairs, 'text_pairs')
@@ -107,9 +139,9 @@ def predict(model, # A `...ForSequenceClassification` model, or the folder of a 
         for s in range(0, len(order), batch_size):
             idx = order[s:s+batch_size]
             batch = tokenizer.pad([rows[i] for i in idx], return_tensors='pt').to(dev)
-            p = model(**batch).logits.float().softmax(-1).cpu()
+            p = _class_probs(model, model(**batch).logits.float()).cpu()
             for i, pi in zip(idx, p): probs[i] = pi
-    return [{'label': names[int(p.argmax())], 'score': float(p.max()), 'probs': p.tolist()} for p in probs]
+    return [_prediction(model, names, p) for p in probs]
 
 # %% ../nbs/08_inference.ipynb #1241db43
 END_OF_TURN_TOKENS = ('<|im_end|>', '<|eot_id|>', '<end_of_turn>', '<|end|>', '<|endoftext|>')
@@ -197,6 +229,60 @@ def generate(model, # A causal LM or a seq2seq model, or the folder of a saved o
             out += [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
     return out
 
+# %% ../nbs/08_inference.ipynb #11abaf6e
+def qa_windows(tokenizer, # A fast tokenizer (it gives character offsets)
+               questions:list[str], # The questions
+               contexts:list[str], # Their contexts
+               max_length:int=384, # Tokens per window
+               stride:int=128, # Tokens shared by consecutive windows of a long context
+               )->dict:
+    "Question + context windows as training builds them: `input_ids`, `offset_mapping` (context only), `example_idx`."
+    if not getattr(tokenizer, 'is_fast', False):
+        raise SftError(f"{type(tokenizer).__name__} gives no character offsets", where='qa_windows', fix="load the fast tokenizer (AutoTokenizer.from_pretrained(..., use_fast=True))")
+    n = check_same_length(questions=questions, contexts=contexts)
+    b = {'question': questions, 'context': contexts, 'answers': [{'text': [], 'answer_start': []}] * n, '_idx': list(range(n))}
+    return _enc_qa(b, tokenizer, max_length, stride=stride)
+
+def qa_window_logits(model, # A span-head QA model
+                     tokenizer, # Its tokenizer
+                     windows, # From `qa_windows`, or a tokenized 'qa' split (`input_ids`, optional `token_type_ids`)
+                     batch_size:int=32, # Windows per forward pass
+                     )->tuple[list[np.ndarray], list[np.ndarray]]:
+    "Start and end logits of every window, each cut to its window's length."
+    keys = [k for k in ('input_ids', 'token_type_ids') if k in (windows.column_names if hasattr(windows, 'column_names') else windows)]
+    cols = {k: list(windows[k]) for k in keys}
+    starts, ends, dev = [], [], model_device(model)
+    with eval_mode(model), padding_side(tokenizer, 'right'):  # right padding: position t of a row is token t of its window
+        for s in range(0, len(cols['input_ids']), batch_size):
+            rows = [{k: cols[k][i] for k in keys} for i in range(s, min(s + batch_size, len(cols['input_ids'])))]
+            out = model(**tokenizer.pad(rows, return_tensors='pt').to(dev))
+            for r, row in enumerate(rows):
+                n = len(row['input_ids'])
+                starts.append(out.start_logits[r, :n].float().cpu().numpy()); ends.append(out.end_logits[r, :n].float().cpu().numpy())
+    return starts, ends
+
+def predict_qa(model, # A `...ForQuestionAnswering` model, or the folder of a saved one
+               tokenizer, # Its tokenizer (None with a folder)
+               questions, # A question or a list of them
+               contexts, # The context of each question
+               batch_size:int=32, # Windows per forward pass
+               max_length:int|None=None, # Tokens per window (default: 384, or the model's limit if smaller)
+               stride:int=128, # Tokens shared by consecutive windows (at most a quarter of `max_length`)
+               max_answer_tokens:int=30, # Longest answer, in tokens
+               top_k:int=1, # Answers per question: 1 gives a dict, more a list of dicts, best first
+               )->list:
+    "One `{answer, score, start, end}` per question (a list of `top_k` of them when `top_k > 1`), from the best spans of its context."
+    if isinstance(model, (str, Path)): model, tokenizer = load_model_for_inference(model)
+    if contexts is None: raise SftError("extractive QA needs a context for each question", where='predict', fix="pass the contexts as text_pairs= (predict) or contexts= (predict_qa)")
+    questions, contexts = check_texts(questions, 'questions'), check_texts(contexts, 'contexts')
+    if check_same_length(questions=questions, contexts=contexts) == 0: return []
+    max_length = min(384, _max_length(model, tokenizer, max_length) or 384) if max_length is None else max_length
+    windows = qa_windows(tokenizer, questions, contexts, max_length, stride)
+    starts, ends = qa_window_logits(model, tokenizer, windows, batch_size)
+    res = qa_postprocess(starts, ends, windows['offset_mapping'], windows['example_idx'], contexts, n_best=top_k, max_answer_tokens=max_answer_tokens)
+    none = {'answer': '', 'score': 0.0, 'start': 0, 'end': 0}  # a context too short to hold any span
+    return [r[0] if r else none for r in res] if top_k == 1 else res
+
 # %% ../nbs/08_inference.ipynb #ce925b7f
 PICKLE_SUFFIXES = ('.bin', '.pt', '.pth', '.pkl', '.pickle', '.ckpt')
 WEIGHT_FILES = ('model.safetensors', 'model.safetensors.index.json', 'adapter_model.safetensors',
@@ -276,6 +362,17 @@ def _jsonable(o):
     return str(o)
 
 # %% ../nbs/08_inference.ipynb #ca7d8d43
+PIPELINE_TAGS = (('ForSequenceClassification', 'text-classification'), ('ForQuestionAnswering', 'question-answering'),
+                 ('ForTokenClassification', 'token-classification'), ('ForMaskedLM', 'fill-mask'))
+
+def pipeline_tag(model)->str|None:
+    "The Hugging Face pipeline tag of `model`'s task: text-classification, question-answering, text2text-generation, text-generation, ..."
+    base = model.get_base_model() if _is_peft(model) else model
+    name = type(base).__name__
+    if tag := next((t for end, t in PIPELINE_TAGS if name.endswith(end)), None): return tag
+    if is_seq2seq(base): return 'text2text-generation'
+    return 'text-generation' if getattr(base, 'can_generate', lambda: False)() else None
+
 def make_run_card(config:dict|None=None, # The training configuration (hyper-parameters, model name, ...)
                   seed:int|None=None, # The random seed
                   data=None, # The training data (a `Dataset`, `DatasetDict`, DataFrame or list), fingerprinted
@@ -291,13 +388,13 @@ def make_run_card(config:dict|None=None, # The training configuration (hyper-par
     if model is not None:
         base = model.get_base_model() if _is_peft(model) else model
         card['model'] = {'architectures': [type(base).__name__], 'base_model': getattr(base.config, 'name_or_path', None) or None,
-                         'parameters': sum(p.numel() for p in base.parameters())}
+                         'parameters': sum(p.numel() for p in base.parameters()), 'pipeline_tag': pipeline_tag(base)}
     return _jsonable({**card, **extra})
 
 def run_card_markdown(card:dict, title:str='Fine-tuned model')->str:
-    "A short README.md model card for `card`."
+    "A README.md model card for `card`: the Hugging Face metadata header (`model_card_metadata`), then the run in prose and tables."
     rows = lambda d: '\n'.join(f'| {k} | {v} |' for k,v in d.items()) or '| - | - |'
-    md = [f'# {title}', '', f"Fine-tuned with [sft_nb](https://github.com/sft-nb/sft_nb) on {card['date']}.", '',
+    md = [model_card_header(card), f'# {title}', '', f"Fine-tuned with [sft_nb](https://github.com/sft-nb/sft_nb) on {card['date']}.", '',
           '## Use', '', '```python', 'from transformers import AutoTokenizer, AutoModel  # or the AutoModelFor... class of the task',
           'from sft_nb.inference import load_model_for_inference', 'model, tokenizer = load_model_for_inference("path/to/this/folder")', '```',
           '', '## Metrics', '', '| metric | value |', '|---|---|', rows(card.get('metrics') or {}),
@@ -322,6 +419,45 @@ def read_run_card(path:str|Path)->dict:
     f = Path(path)/'run_card.json'
     if not f.exists(): raise SftError(f"no run_card.json in {path}", where=str(path), fix="save with save_model(..., run_card=make_run_card(...))")
     return json.loads(f.read_text())
+
+# %% ../nbs/08_inference.ipynb #5e27d31c
+BUNDLED_HUB_IDS = {'minilm': 'sentence-transformers/all-MiniLM-L6-v2', 'smollm2': 'HuggingFaceTB/SmolLM2-135M-Instruct'}
+
+def _data_names(card:dict)->list[str]:
+    "The data sets of a run: `datasets=` given to the card, else the bundled name or the files of `config['data']`."
+    if card.get('datasets'): return [str(d) for d in ([card['datasets']] if isinstance(card['datasets'], str) else card['datasets'])]
+    data = (card.get('config') or {}).get('data')
+    if isinstance(data, str): return [data]
+    if isinstance(data, dict):
+        if data.get('name'): return [str(data['name'])]
+        return [Path(str(data[k])).name for k in ('train', 'validation', 'test') if data.get(k)]
+    return []
+
+def model_card_metadata(card:dict)->dict:
+    "The Hugging Face model-card metadata of a run card: base model, library, pipeline tag, data sets, metrics with values, precision."
+    cfg, model = card.get('config') or {}, card.get('model') or {}
+    base = cfg.get('model') if isinstance(cfg.get('model'), str) else model.get('base_model')
+    tag = model.get('pipeline_tag')
+    meta = {'library_name': 'sft_nb', 'tags': ['sft_nb', 'fine-tuned']}
+    if base: meta['base_model'] = BUNDLED_HUB_IDS.get(str(base), str(base))
+    if tag: meta['pipeline_tag'] = tag
+    if data := _data_names(card): meta['datasets'] = data
+    scores = {k: float(v) for k, v in (card.get('metrics') or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if scores:
+        meta['metrics'] = list(scores)
+        meta['model-index'] = [{'name': card.get('name') or 'fine-tuned model', 'results': [{
+            'task': {'type': tag or 'other'}, 'dataset': {'name': data[0] if data else 'validation data', 'type': data[0] if data else 'custom'},
+            'metrics': [{'type': k, 'value': v, 'name': k} for k, v in scores.items()]}]}]
+    prec = card.get('precision') or cfg.get('precision')
+    if prec: meta['training_precision'] = str(prec)
+    if card.get('seed') is not None: meta['seed'] = card['seed']
+    return meta
+
+def model_card_header(card:dict)->str:
+    "The YAML front matter (between `---` lines) that opens a Hugging Face model card README."
+    import yaml
+    return '---\n' + yaml.safe_dump(model_card_metadata(card), sort_keys=False, allow_unicode=True) + '---\n'
+
 
 # %% ../nbs/08_inference.ipynb #106afbc7
 AUTO_CLASSES = ('AutoModelForSequenceClassification', 'AutoModelForCausalLM', 'AutoModelForSeq2SeqLM',
@@ -458,6 +594,7 @@ def _unwrap_for_generation(learn):
 class GenerationEval(Callback):
     "Generate on fixed samples every `every` epochs or steps, score the answers, log the scores and show a table."
     order = 40  # After the Learner appends the evaluation record, before record callbacks (order 50) read it
+    title = 'generation eval'
     def __init__(self,
                  samples, # (prompt, reference) pairs, {'prompt','reference'} dicts, chat conversations or a Dataset
                  metrics=('exact_match', 'bleu', 'rouge'), # See `text_scores`
@@ -499,7 +636,7 @@ class GenerationEval(Callback):
         hist = getattr(self.learn, 'history', None)
         if self.unit == 'epoch' and hist and isinstance(hist[-1], dict): hist[-1].update(scores)
         if self.show:
-            print(f"generation eval at epoch {where['epoch']}, step {where['step']}: " + ', '.join(f'{k}={v:.4g}' for k,v in scores.items()))
+            print(f"{self.title} at epoch {where['epoch']}, step {where['step']}: " + ', '.join(f'{k}={v:.4g}' for k,v in scores.items()))
             show_df(self.table.head(int(self.show)))
 
     def after_epoch(self):
@@ -507,6 +644,54 @@ class GenerationEval(Callback):
 
     def after_step(self):
         if self.unit == 'step' and getattr(self.learn, 'step', 0) % self.every == 0: self._run()
+
+# %% ../nbs/08_inference.ipynb #e04a47ef
+def _qa_rows(examples)->list[dict]:
+    "QA examples as dicts with `question`, `context` and `answers`, checking the columns."
+    rows = examples.to_dict(orient='records') if isinstance(examples, pd.DataFrame) else examples.to_list() if hasattr(examples, 'to_list') else list(examples)
+    for i, r in enumerate(rows):
+        miss = [k for k in ('question', 'context', 'answers') if not isinstance(r, dict) or k not in r]
+        if miss: raise SftError(f"QA example {i} has no {miss[0]!r}", where=f"examples[{i}]", fix="give each example a question, a context and its answers (a string, a list, or {'text': [...], 'answer_start': [...]})")
+    if not rows: raise SftError("no QA examples to evaluate on", fix="pass a few labelled examples")
+    return rows
+
+def evaluate_qa(model, # A span-head QA model, or the folder of a saved one
+                tokenizer, # Its tokenizer (None with a folder)
+                examples, # Dicts, a DataFrame or a `Dataset` with `question`, `context`, `answers`
+                **kw, # `predict_qa` arguments: batch_size, max_length, stride, max_answer_tokens
+                )->tuple[dict, pd.DataFrame]:
+    "SQuAD exact match and F1 (0-100) of the model's answers, and a table of question, gold answers and prediction."
+    if isinstance(model, (str, Path)): model, tokenizer = load_model_for_inference(model)
+    rows = _qa_rows(examples)
+    preds = predict_qa(model, tokenizer, [r['question'] for r in rows], [r['context'] for r in rows], **kw)
+    golds = [gold_answers(r['answers']) for r in rows]
+    table = pd.DataFrame({'question': [r['question'] for r in rows], 'gold': [' | '.join(g) for g in golds],
+                          'prediction': [p['answer'] for p in preds], 'score': [p['score'] for p in preds]})
+    return squad_scores(table.prediction.tolist(), golds), table
+
+class QAEval(GenerationEval):
+    "Extract answers to fixed QA examples every `every` epochs or steps, score them (SQuAD exact match and F1) and log the scores."
+    title = 'QA eval'
+    def __init__(self,
+                 examples, # Dicts, a DataFrame or a `Dataset` with `question`, `context`, `answers`
+                 every:int=1, # Evaluate every `every` units
+                 unit:str='epoch', # 'epoch' (after each validation) or 'step' (optimizer steps)
+                 tokenizer=None, # Default: `learn.tokenizer`
+                 show:bool|int=5, # Show a table of this many examples after each evaluation (False: none)
+                 prefix:str='qa_', # Prefix of the score names in the log
+                 **qa_kw): # `predict_qa` arguments: batch_size, max_length, stride, max_answer_tokens
+        self.unit = check_choice(unit, ('epoch', 'step'), 'unit', where='QAEval')
+        if int(every) < 1: raise SftError(f"every must be at least 1, got {every}", where='QAEval')
+        self.examples, self.every, self.tokenizer, self.show, self.prefix, self.qa_kw = _qa_rows(examples), int(every), tokenizer, show, prefix, qa_kw
+        self.records, self.table = [], None
+
+    def evaluate(self, model=None, tokenizer=None)->dict:
+        "Answer the examples with `model` (default: the learner's), score the answers and keep the table."
+        model = model if model is not None else _unwrap_for_generation(self.learn)
+        tok = tokenizer or self.tokenizer or (getattr(self.learn, 'tokenizer', None) if self.learn is not None else None)
+        if tok is None: raise SftError("QAEval has no tokenizer", fix="pass QAEval(..., tokenizer=tok) or give the Learner one")
+        scores, self.table = evaluate_qa(model, tok, self.examples, **self.qa_kw)
+        return scores
 
 # %% ../nbs/08_inference.ipynb #1ef9bc53
 def as_label_ids(y, # Label ids or label names, one per example

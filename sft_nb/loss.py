@@ -10,8 +10,9 @@ import math, contextlib
 
 # %% auto #0
 __all__ = ['PLAIN_HEAD_MODELS', 'log_softmax_stable', 'stable_cross_entropy', 'shift_labels', 'count_items',
-           'token_cross_entropy', 'chunked_cross_entropy', 'cross_entropy_peak_mb', 'TokenLoss', 'ClassificationLoss',
-           'MeanLoss', 'default_loss', 'plain_lm_head', 'skip_head']
+           'token_cross_entropy', 'chunked_cross_entropy', 'cross_entropy_peak_mb', 'TokenLoss', 'class_weights',
+           'ClassificationLoss', 'MeanLoss', 'default_loss', 'MultiLabelLoss', 'RegressionLoss', 'plain_lm_head',
+           'skip_head']
 
 # %% ../nbs/04_loss.ipynb #c4aab657
 import torch
@@ -161,12 +162,33 @@ class TokenLoss:
         return token_cross_entropy(outputs.logits, batch['labels'], num_items, self.shift, self.label_smoothing, self.ignore_index)
     def __repr__(self): return f"TokenLoss(shift={self.shift}, label_smoothing={self.label_smoothing})"
 
+def class_weights(labels, # Class ids of the training examples
+                  num_classes:int|None=None, # Number of classes (default: the largest id + 1)
+                  )->torch.Tensor:
+    "'balanced' class weights, `n_examples / (n_classes * count_c)` as in scikit-learn: rare classes count more."
+    y = torch.as_tensor(list(labels), dtype=torch.long)
+    y = y[y != -100]
+    counts = torch.bincount(y, minlength=num_classes or 0).float()
+    if (counts == 0).any(): raise SftError(f"class(es) {(counts == 0).nonzero().flatten().tolist()} never occur in the labels", where="class_weights('balanced')", fix="give every class at least one training example, or pass explicit weights")
+    return len(y) / (len(counts) * counts)
+
+def _weights(weight, labels, num_classes, what:str)->torch.Tensor|None:
+    "`weight` as a float tensor: a list or tensor as is, 'balanced' computed from `labels`."
+    if weight is None: return None
+    if isinstance(weight, str):
+        if weight != 'balanced': raise SftError(f"unknown {what} {weight!r}", where=what, fix="use 'balanced', a list with one weight per class, or None")
+        if labels is None: raise SftError(f"{what}='balanced' needs the training labels", where=what, fix="pass labels=train_labels")
+        return class_weights(labels, num_classes)
+    return torch.as_tensor(weight, dtype=torch.float32)
+
 class ClassificationLoss:
     "Cross-entropy over `outputs.logits` and `batch['labels']` (one class per example), with smoothing and class weights."
     drop_keys = ('labels',)
-    def __init__(self, weight:torch.Tensor|list|None=None, # Class weights
-                 label_smoothing:float=0.0): # Label smoothing
-        self.weight = None if weight is None else torch.as_tensor(weight, dtype=torch.float32)
+    def __init__(self, weight:torch.Tensor|list|str|None=None, # Class weights, or 'balanced' (from `labels`)
+                 label_smoothing:float=0.0, # Label smoothing
+                 labels=None, # Training class ids, for weight='balanced'
+                 num_classes:int|None=None): # Classes, for weight='balanced' (default: the largest id + 1)
+        self.weight = _weights(weight, labels, num_classes, 'weight')
         self.label_smoothing = label_smoothing
     def count(self, batch)->int: return int((batch['labels'] != -100).sum())
     def __call__(self, outputs, batch, num_items=None):
@@ -198,12 +220,46 @@ def default_loss(model, # The (possibly wrapped) model
         m = getattr(m, 'module', None) or getattr(m, 'base_model', None) or getattr(m, '_orig_mod', None) or m
         if hasattr(m, 'config'): break
     labels = batch.get('labels')
-    if labels is None or labels.is_floating_point(): return MeanLoss()
+    if labels is None: return MeanLoss()
+    if labels.is_floating_point():  # float labels: regression, or 0/1 rows of a multi-label classifier
+        pt = getattr(getattr(m, 'config', None), 'problem_type', None)
+        return MultiLabelLoss() if labels.ndim == 2 and pt != 'regression' else RegressionLoss()
     enc_dec = bool(getattr(getattr(m, 'config', None), 'is_encoder_decoder', False))
     if labels.ndim >= 2:
         causal = not enc_dec and 'CausalLM' in type(m).__name__ + type(model).__name__
         return TokenLoss(shift=causal, keep_labels=enc_dec)
     return ClassificationLoss()
+
+# %% ../nbs/04_loss.ipynb #2e9fea75
+class MultiLabelLoss:
+    "Binary cross-entropy per class over 0/1 label rows (`BCEWithLogits`), mean over examples and classes."
+    drop_keys = ('labels',)
+    def __init__(self, pos_weight:torch.Tensor|list|str|None=None, # Weight of positives per class, or 'balanced' (negatives / positives, from `labels`)
+                 labels=None): # Training 0/1 label rows, for pos_weight='balanced'
+        if isinstance(pos_weight, str) and pos_weight == 'balanced' and labels is not None:
+            y = torch.as_tensor(labels, dtype=torch.float32); pos = y.sum(0)
+            if (pos == 0).any(): raise SftError(f"class(es) {(pos == 0).nonzero().flatten().tolist()} have no positive example", where="pos_weight='balanced'", fix="pass explicit weights")
+            pos_weight = (len(y) - pos) / pos
+        self.pos_weight = _weights(pos_weight, None, None, 'pos_weight')
+    def count(self, batch)->int: return len(batch['labels'])
+    def __call__(self, outputs, batch, num_items=None):
+        logits, y = outputs.logits.float(), batch['labels'].float()
+        if logits.shape != y.shape: raise SftError(f"logits {tuple(logits.shape)} and labels {tuple(y.shape)} differ", where='MultiLabelLoss', fix="give one 0/1 per class in each label row")
+        pw = None if self.pos_weight is None else self.pos_weight.to(logits.device)
+        total = F.binary_cross_entropy_with_logits(logits, y, pos_weight=pw, reduction='sum') / y.shape[-1]
+        return total / (self.count(batch) if num_items is None else max(num_items, 1))
+    def __repr__(self): return f"MultiLabelLoss(weighted={self.pos_weight is not None})"
+
+class RegressionLoss:
+    "Mean squared error between `outputs.logits` and float `batch['labels']` (one or several targets per example)."
+    drop_keys = ('labels',)
+    def count(self, batch)->int: return len(batch['labels'])
+    def __call__(self, outputs, batch, num_items=None):
+        y = batch['labels'].float()
+        pred = outputs.logits.float().reshape(y.shape[0], -1)
+        total = F.mse_loss(pred, y.reshape(y.shape[0], -1), reduction='sum') / pred.shape[-1]
+        return total / (self.count(batch) if num_items is None else max(num_items, 1))
+    def __repr__(self): return "RegressionLoss()"
 
 # %% ../nbs/04_loss.ipynb #11b07843
 PLAIN_HEAD_MODELS = ('llama', 'mistral', 'mixtral', 'qwen2', 'qwen2_moe', 'qwen3', 'qwen3_moe', 'gpt2', 'gpt_neox', 'phi',

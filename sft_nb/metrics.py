@@ -15,9 +15,10 @@ from typing import Callable, Iterable, Sequence
 __all__ = ['OFFLINE_METRICS', 'BATCH_METRICS', 'AccuracyMetric', 'F1Metric', 'PrecisionMetric', 'RecallMetric',
            'MatthewsCorrelationMetric', 'ConfusionMatrixMetric', 'SacreBleuMetric', 'ChrFMetric', 'CharTokenizer',
            'RougeMetric', 'normalize_answer', 'qa_exact_match', 'qa_token_f1', 'ExactMatchMetric', 'SquadMetric',
-           'parse_label', 'LabelAccuracyMetric', 'class_scores', 'average_score', 'matthews_from_cm', 'ConfusionMatrix',
-           'Accuracy', 'F1', 'Precision', 'Recall', 'MatthewsCorr', 'Perplexity', 'TokenAccuracy', 'load_metric',
-           'argmax_preds', 'EvaluateMetric', 'batch_metric', 'state_nbytes']
+           'gold_answers', 'squad_scores', 'top_spans', 'qa_postprocess', 'SquadQA', 'parse_label',
+           'LabelAccuracyMetric', 'class_scores', 'average_score', 'matthews_from_cm', 'ConfusionMatrix', 'Accuracy',
+           'F1', 'Precision', 'Recall', 'MatthewsCorr', 'Perplexity', 'TokenAccuracy', 'MultiLabelF1', 'MSE', 'Pearson',
+           'Spearman', 'load_metric', 'argmax_preds', 'EvaluateMetric', 'batch_metric', 'state_nbytes']
 
 # %% ../nbs/07_metrics.ipynb #98973a8b
 import numpy as np
@@ -208,6 +209,146 @@ class SquadMetric(_OfflineMetric):
         golds = _ref_lists(references)
         return {'exact_match': 100 * float(np.mean([qa_exact_match(p, g) for p, g in zip(predictions, golds)])),
                 'f1': 100 * float(np.mean([qa_token_f1(p, g) for p, g in zip(predictions, golds)]))}
+
+# %% ../nbs/07_metrics.ipynb #e3b65089
+def gold_answers(ref)->list[str]:
+    "The gold answer texts of one reference: a string, a list of strings or a SQuAD `{'text': [...]}` dict ('' if none)."
+    if isinstance(ref, dict):
+        if 'text' not in ref: raise SftError(f"a SQuAD answers dict needs a 'text' key, got keys {sorted(ref)}", where='references', fix="pass {'text': [...], 'answer_start': [...]}")
+        ref = ref['text']
+    golds = [ref] if isinstance(ref, str) else [str(g) for g in ref]
+    return golds or ['']
+
+def squad_scores(predictions:Sequence[str], # Predicted answer texts
+                 references:Sequence, # Per prediction: a gold answer, a list of them, or a SQuAD `answers` dict
+                 )->dict:
+    "SQuAD exact match and token F1 (0-100), each prediction against the best of all its gold answers."
+    _check_pair(predictions, references, 'squad_scores')
+    golds = [gold_answers(r) for r in references]
+    return {'exact_match': 100 * float(np.mean([qa_exact_match(p, g) for p, g in zip(predictions, golds)])),
+            'f1': 100 * float(np.mean([qa_token_f1(p, g) for p, g in zip(predictions, golds)]))}
+
+# %% ../nbs/07_metrics.ipynb #4b366a06
+def top_spans(start_logits:torch.Tensor, # [B, L] start scores of each window's tokens
+              end_logits:torch.Tensor, # [B, L] end scores
+              context_mask:torch.Tensor, # [B, L] True on context tokens (where answers may lie)
+              n_best:int=20, # Spans to keep per window
+              max_answer_tokens:int=30, # Longest answer, in tokens
+              )->tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    "Per window, the `n_best` valid spans best first: `(log_probs, starts, ends)`, each `[B, n]` (-inf where there are fewer)."
+    if max_answer_tokens < 1 or n_best < 1: raise SftError(f"max_answer_tokens and n_best must be >= 1, got {max_answer_tokens} and {n_best}", where='top_spans')
+    mask = context_mask.bool()
+    # rows without context tokens give NaN here; the `where` turns every one of their scores into -inf
+    lp_s = torch.where(mask, start_logits.float().masked_fill(~mask, -math.inf).log_softmax(-1), -math.inf)
+    lp_e = torch.where(mask, end_logits.float().masked_fill(~mask, -math.inf).log_softmax(-1), -math.inf)
+    k = max_answer_tokens
+    band = F.pad(lp_e, (0, k - 1), value=-math.inf).unfold(-1, k, 1)  # [B, L, k]: end = start + d
+    score = (lp_s[..., None] + band).flatten(1)
+    val, idx = score.topk(min(n_best, score.shape[1]), dim=-1)
+    starts = torch.div(idx, k, rounding_mode='floor')
+    return val, starts, starts + idx % k
+
+# %% ../nbs/07_metrics.ipynb #32a10e29
+def _window_batches(n:int, size:int): return (range(s, min(s + size, n)) for s in range(0, n, size))
+
+def _span_rows(start_logits, end_logits, offsets, rows, n_best:int, max_answer_tokens:int):
+    "Top spans of the windows `rows`, as (window, log_prob, char_start, char_end) tuples."
+    width = max(len(offsets[w]) for w in rows)
+    pad = lambda x, n: F.pad(torch.as_tensor(np.asarray(x, dtype=np.float32)[:n]), (0, width - n), value=-math.inf)
+    lens = [len(offsets[w]) for w in rows]
+    S = torch.stack([pad(start_logits[w], n) for w, n in zip(rows, lens)])
+    E = torch.stack([pad(end_logits[w], n) for w, n in zip(rows, lens)])
+    M = torch.zeros(len(rows), width, dtype=torch.bool)
+    for r, w in enumerate(rows): M[r, :lens[r]] = torch.tensor([o[0] >= 0 for o in offsets[w]])
+    val, st, en = top_spans(S, E, M, n_best, max_answer_tokens)
+    for r, w in enumerate(rows):
+        for v, i, j in zip(val[r].tolist(), st[r].tolist(), en[r].tolist()):
+            if math.isfinite(v): yield w, v, offsets[w][i][0], offsets[w][j][1]
+
+def qa_postprocess(start_logits, # Per window, its start logits (longer arrays, e.g. padded, are cut to the window)
+                   end_logits, # Per window, its end logits
+                   offsets, # Per window, each token's (start, end) character offsets in the context; (-1, -1) outside it
+                   example_idx, # Per window, the index of its example
+                   contexts:Sequence[str], # The context of each example
+                   n_best:int=1, # Answers per example
+                   max_answer_tokens:int=30, # Longest answer, in tokens
+                   batch_size:int=64, # Windows per `top_spans` call
+                   )->list[list[dict]]:
+    "Per example, its `n_best` answers over all its windows, best first: `{answer, score, start, end}` (character offsets)."
+    n = _check_lengths(start_logits=start_logits, end_logits=end_logits, offsets=offsets, example_idx=example_idx)
+    pool = [dict() for _ in contexts]
+    for rows in _window_batches(n, batch_size):
+        for w, v, a, b in _span_rows(start_logits, end_logits, offsets, list(rows), n_best, max_answer_tokens):
+            ex = example_idx[w]
+            if not 0 <= ex < len(contexts): raise SftError(f"window {w} belongs to example {ex}, but there are {len(contexts)} contexts", where='qa_postprocess', fix="pass the contexts of all the examples the windows come from, in order")
+            if v > pool[ex].get((a, b), -math.inf): pool[ex][(a, b)] = v
+    best = lambda p: sorted(p.items(), key=lambda kv: -kv[1])[:n_best]
+    return [[{'answer': c[a:b], 'score': math.exp(v), 'start': a, 'end': b} for (a, b), v in best(p)] for p, c in zip(pool, contexts)]
+
+def _check_lengths(**seqs)->int:
+    "The common length of the named sequences, or an `SftError` giving each length."
+    lens = {k: len(v) for k,v in seqs.items()}
+    if len(set(lens.values())) > 1:
+        raise SftError(f"{' and '.join(lens)} have different lengths: " + ', '.join(f'{k}={n}' for k,n in lens.items()), where='qa_postprocess', fix="pass one entry per window in each")
+    return next(iter(lens.values()), 0)
+
+# %% ../nbs/07_metrics.ipynb #cef582f8
+def _qa_logits(outputs)->tuple[torch.Tensor, torch.Tensor]:
+    "The start and end logits of a QA model output."
+    get = (lambda k: outputs.get(k)) if hasattr(outputs, 'get') else (lambda k: getattr(outputs, k, None))
+    s, e = get('start_logits'), get('end_logits')
+    if s is None or e is None: raise SftError("the model output has no start_logits / end_logits", where='SquadQA.prepare', fix="use a ...ForQuestionAnswering model")
+    return s, e
+
+class SquadQA(BatchMetric):
+    "SQuAD exact match and F1 (0-100) of the answers a span-head model extracts from the validation windows."
+    name = 'squad'
+    def __init__(self,
+                 windows, # The tokenized validation windows, in loader order (`dls.valid.dataset`)
+                 examples, # The validation examples, in order: `context` and `answers` (string, list or SQuAD dict)
+                 max_answer_tokens:int=30, # Longest answer, in tokens
+                 prefix:str=''): # Prefix of the result keys, e.g. 'qa_'
+        cols = getattr(windows, 'column_names', None) or (list(windows) if isinstance(windows, dict) else [])
+        if not {'offset_mapping', 'example_idx'} <= set(cols):
+            raise SftError("the windows have no offset_mapping / example_idx columns", where='SquadQA(windows=...)', fix="pass the tokenized validation split of a 'qa' task, e.g. dls.valid.dataset")
+        self.offsets, self.example_idx = list(windows['offset_mapping']), list(windows['example_idx'])
+        rows = examples.to_list() if hasattr(examples, 'to_list') else list(examples)
+        self.contexts, self.golds = [r['context'] for r in rows], [gold_answers(r['answers']) for r in rows]
+        if max(self.example_idx, default=-1) >= len(rows):
+            raise SftError(f"the windows come from {max(self.example_idx) + 1} examples but {len(rows)} were given", where='SquadQA(examples=...)', fix="pass the same validation examples that were tokenized")
+        self.width, self.max_answer_tokens, self.prefix = max(len(o) for o in self.offsets), max_answer_tokens, prefix
+        self.reset()
+
+    def reset(self): self.seen, self.best = 0, {}
+
+    def prepare(self, outputs, batch)->dict:
+        "Start and end logits, padded with -inf to the longest window."
+        s, e = _qa_logits(outputs)
+        if s.shape[-1] > self.width:
+            raise SftError(f"a batch of {s.shape[-1]} tokens is longer than every window ({self.width})", where='SquadQA.prepare', fix="score the loader whose windows were given")
+        pad = lambda x: F.pad(x.float(), (0, self.width - x.shape[-1]), value=-math.inf)
+        return {'start_logits': pad(s), 'end_logits': pad(e)}
+
+    def update(self, prepared:dict):
+        "Keep, per example, the best span of the windows of this batch."
+        S, E = prepared['start_logits'].detach().cpu(), prepared['end_logits'].detach().cpu()
+        rows = list(range(self.seen, self.seen + len(S)))
+        if rows and rows[-1] >= len(self.offsets):
+            raise SftError(f"more windows than the {len(self.offsets)} given", where='SquadQA.update', fix="pass the windows of the loader being scored (validate(dl) on another loader needs its own SquadQA)")
+        for w, v, a, b in _span_rows({w: s for w, s in zip(rows, S)}, {w: e for w, e in zip(rows, E)}, self.offsets, rows, 1, self.max_answer_tokens):
+            ex = self.example_idx[w]
+            if v > self.best.get(ex, (-math.inf,))[0]: self.best[ex] = (v, a, b)
+        self.seen += len(rows)
+
+    def predictions(self)->list[str]:
+        "The best answer found for each example so far ('' for none)."
+        return [c[self.best[i][1]:self.best[i][2]] if i in self.best else '' for i, c in enumerate(self.contexts)]
+
+    def compute(self)->dict:
+        "SQuAD exact match and F1 of the answers."
+        if self.seen != len(self.offsets):
+            raise SftError(f"saw {self.seen} windows, expected {len(self.offsets)}", where='SquadQA.compute', fix="run one whole pass over the validation loader")
+        return {self.prefix + k: v for k, v in squad_scores(self.predictions(), self.golds).items()}
 
 # %% ../nbs/07_metrics.ipynb #e2a15469
 def _norm_words(text:str)->str:
@@ -439,6 +580,70 @@ class TokenAccuracy(_TokenMetric):
         return {'n_correct': ((logits.argmax(-1) == labels) & scored).sum(1), 'n_tokens': scored.sum(1)}
     def compute(self)->dict: return {self.name: self._mean()}
 
+# %% ../nbs/07_metrics.ipynb #79954257
+class MultiLabelF1(BatchMetric):
+    "Micro and macro F1 of multi-label predictions (`sigmoid(logits) >= threshold`), the threshold chosen on this data unless fixed."
+    name = 'multi_label_f1'
+    def __init__(self,
+                 threshold:float|None=None, # A fixed decision threshold; None: the best of `grid` by micro F1
+                 grid:Sequence[float]=tuple(np.round(np.arange(0.05, 0.951, 0.05), 2))): # Thresholds tried
+        self.thresholds = torch.tensor([threshold] if threshold is not None else list(grid), dtype=torch.float32)
+        self.reset()
+    def reset(self): self.tp = self.fp = self.fn = None
+    def prepare(self, outputs, batch)->dict:
+        "Probabilities and 0/1 labels, one row per example."
+        return {'probs': _logits_of(outputs).float().sigmoid(), 'labels': _labels_of(batch).float()}
+    def update(self, prepared:dict):
+        "Add true/false positive and false negative counts per threshold and class."
+        p, y = prepared['probs'].detach().cpu(), prepared['labels'].detach().cpu() > 0.5
+        if p.shape != y.shape: raise SftError(f"probabilities {tuple(p.shape)} and labels {tuple(y.shape)} differ", where='MultiLabelF1.update', fix="give one 0/1 per class in each label row")
+        pred = p[None] >= self.thresholds[:, None, None]  # [T, B, C]
+        tp, fp, fn = (pred & y).sum(1), (pred & ~y).sum(1), (~pred & y).sum(1)
+        if self.tp is None: self.tp, self.fp, self.fn = tp, fp, fn
+        else: self.tp, self.fp, self.fn = self.tp + tp, self.fp + fp, self.fn + fn
+    def compute(self)->dict:
+        "Micro F1, macro F1 and the threshold they are measured at."
+        if self.tp is None: raise SftError("no examples seen", where='MultiLabelF1.compute', fix="call update() with at least one batch first")
+        tp, fp, fn = self.tp.double(), self.fp.double(), self.fn.double()
+        f1 = lambda t, p, n: torch.where(2*t + p + n > 0, 2*t / (2*t + p + n).clamp(min=1), 0.)
+        micro, macro = f1(tp.sum(-1), fp.sum(-1), fn.sum(-1)), f1(tp, fp, fn).mean(-1)
+        b = int(micro.argmax())
+        return {'f1_micro': float(micro[b]), 'f1_macro': float(macro[b]), 'threshold': float(self.thresholds[b])}
+
+class _RegressionMetric(BatchMetric):
+    "Predictions and targets of a regression model, accumulated over batches."
+    def reset(self): self.preds, self.targets = [], []
+    def __init__(self): self.reset()
+    def prepare(self, outputs, batch)->dict:
+        "Predictions and targets, flattened to one value per output."
+        y = _labels_of(batch).float()
+        return {'preds': _logits_of(outputs).float().reshape(y.shape), 'targets': y}
+    def update(self, prepared:dict):
+        self.preds.append(prepared['preds'].detach().double().cpu().flatten()); self.targets.append(prepared['targets'].detach().double().cpu().flatten())
+    def _pt(self):
+        if not self.preds: raise SftError("no examples seen", where=f'{type(self).__name__}.compute', fix="call update() with at least one batch first")
+        return torch.cat(self.preds).numpy(), torch.cat(self.targets).numpy()
+
+class MSE(_RegressionMetric):
+    "Mean squared error of regression outputs."
+    name, higher_is_better = 'mse', False
+    def compute(self)->dict: p, t = self._pt(); return {'mse': float(np.mean((p - t) ** 2))}
+
+class Pearson(_RegressionMetric):
+    "Pearson correlation between predictions and targets (0 when either is constant)."
+    name = 'pearson'
+    def compute(self)->dict:
+        p, t = self._pt()
+        return {'pearson': float(np.corrcoef(p, t)[0, 1]) if p.std() > 0 and t.std() > 0 else 0.0}
+
+class Spearman(_RegressionMetric):
+    "Spearman rank correlation between predictions and targets (0 when either is constant)."
+    name = 'spearman'
+    def compute(self)->dict:
+        from scipy.stats import spearmanr
+        p, t = self._pt()
+        return {'spearman': float(spearmanr(p, t).statistic) if p.std() > 0 and t.std() > 0 else 0.0}
+
 # %% ../nbs/07_metrics.ipynb #3a596a16
 OFFLINE_METRICS = dict(accuracy='AccuracyMetric', f1='F1Metric', precision='PrecisionMetric', recall='RecallMetric',
                        matthews_correlation='MatthewsCorrelationMetric', confusion_matrix='ConfusionMatrixMetric',
@@ -513,7 +718,8 @@ class EvaluateMetric(BatchMetric):
 
 # %% ../nbs/07_metrics.ipynb #2352ceb2
 BATCH_METRICS = dict(accuracy=Accuracy, f1=F1, precision=Precision, recall=Recall, matthews_correlation=MatthewsCorr,
-                     confusion_matrix=ConfusionMatrix, perplexity=Perplexity, token_accuracy=TokenAccuracy)
+                     confusion_matrix=ConfusionMatrix, perplexity=Perplexity, token_accuracy=TokenAccuracy,
+                     multi_label_f1=MultiLabelF1, mse=MSE, pearson=Pearson, spearman=Spearman)
 
 def batch_metric(metric, # A `BatchMetric`, an `evaluate` module, or a name (`BATCH_METRICS`, `OFFLINE_METRICS`, a script path)
                  **kwargs)->BatchMetric: # Passed to the metric class, or to `EvaluateMetric`
