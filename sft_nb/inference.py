@@ -6,28 +6,30 @@ Docs: https://sft-nb.github.io/sft_nb/inference.html.md"""
 
 # %% ../nbs/08_inference.ipynb #861c50ff
 from __future__ import annotations
-import copy, json, time, hashlib, platform, datetime, contextlib
+import copy, json, time, hashlib, platform, datetime, contextlib, warnings
 from pathlib import Path
 from typing import Iterable, Sequence
 
 # %% auto #0
 __all__ = ['END_OF_TURN_TOKENS', 'PICKLE_SUFFIXES', 'WEIGHT_FILES', 'PIPELINE_TAGS', 'BUNDLED_HUB_IDS', 'AUTO_CLASSES',
            'TEXT_METRICS', 'REFERENCE_KEYS', 'check_texts', 'check_same_length', 'model_device', 'label_names',
-           'eval_mode', 'is_qa_model', 'problem_type', 'predict', 'is_seq2seq', 'stop_token_ids', 'format_prompts',
-           'prompt_ids', 'padding_side', 'generate', 'qa_windows', 'qa_window_logits', 'predict_qa', 'pickle_files',
-           'set_label_names', 'save_model', 'fingerprint_data', 'library_versions', 'pipeline_tag', 'make_run_card',
-           'run_card_markdown', 'write_run_card', 'read_run_card', 'model_card_metadata', 'model_card_header',
-           'auto_class_for', 'check_model_folder', 'load_model_for_inference', 'label_of', 'text_scores',
-           'split_samples', 'GenerationEval', 'evaluate_qa', 'QAEval', 'as_label_ids', 'classification_report_df',
-           'confusion_counts', 'plot_confusion_matrix', 'prediction_table', 'top_losses', 'show_results',
-           'plot_learning_curves', 'is_classifier', 'answer', 'format_answer', 'try_widget', 'try_model']
+           'inference_precision', 'eval_mode', 'is_qa_model', 'problem_type', 'predict', 'is_seq2seq', 'stop_token_ids',
+           'format_prompts', 'prompt_ids', 'padding_side', 'generate', 'qa_windows', 'qa_window_logits', 'predict_qa',
+           'pickle_files', 'set_label_names', 'save_model', 'fingerprint_data', 'library_versions', 'pipeline_tag',
+           'make_run_card', 'run_card_markdown', 'write_run_card', 'read_run_card', 'model_card_metadata',
+           'model_card_header', 'auto_class_for', 'check_model_folder', 'load_model_for_inference', 'label_of',
+           'text_scores', 'split_samples', 'GenerationEval', 'evaluate_qa', 'QAEval', 'as_label_ids',
+           'classification_report_df', 'confusion_counts', 'plot_confusion_matrix', 'prediction_table', 'top_losses',
+           'show_results', 'plot_learning_curves', 'is_classifier', 'answer', 'format_answer', 'try_widget',
+           'try_model']
 
 # %% ../nbs/08_inference.ipynb #147599b9
 import numpy as np
 import pandas as pd
 import torch
 import transformers
-from .core import SftError, Callback, atomic_dir, atomic_write, did_you_mean, check_choice, in_notebook, show_df
+from .core import (SftError, Callback, atomic_dir, atomic_write, did_you_mean, check_choice, in_notebook, show_df,
+                         check_precision, default_precision, precision_label)
 from .data import chat_prompt, _enc_qa
 from .metrics import load_metric, parse_label, qa_postprocess, squad_scores, gold_answers
 
@@ -73,14 +75,39 @@ def _max_length(model, tokenizer, max_length:int|None)->int|None:
     if tml and tml < 1e6: return int(tml)
     return getattr(model.config, 'max_position_embeddings', None)
 
+_AUTOCAST = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+_warned_precision = set()
+
+def inference_precision(model, # A model, possibly trained by a `Learner`
+                        precision:str|None=None, # 'no', 'bf16' or 'fp16'; None: what the model was trained in
+                       )->str:
+    "The precision to run `model` in: `precision`, else the one it trained in where this machine runs that fast, else fp32."
+    if precision is not None: return check_precision(precision, where='precision')
+    base = model.get_base_model() if hasattr(model, 'peft_config') and hasattr(model, 'get_base_model') else model
+    trained = getattr(getattr(base, 'config', None), 'training_precision', None)
+    if trained in (None, 'no'): return 'no'
+    if default_precision(model_device(model).type) != 'no': return trained
+    if trained not in _warned_precision:  # a folder trained in bf16 on a GPU or a bf16 CPU, used where bf16 is emulated
+        _warned_precision.add(trained)
+        warnings.warn(f"the model was trained in {precision_label(trained)}, which this {model_device(model).type.upper()} "
+                      f"runs slowly: predicting in fp32 (pass precision='{trained}' to force it)")
+    return 'no'
+
 @contextlib.contextmanager
-def eval_mode(model):
-    "Put `model` in eval mode under `torch.inference_mode`, restoring its training flag afterwards."
+def eval_mode(model, # The model
+              precision:str|None=None, # 'no', 'bf16' or 'fp16'; None: `inference_precision(model)`
+             ):
+    "Eval mode, `torch.inference_mode` and autocast to the inference precision; the training flag is restored after."
+    p = inference_precision(model, precision)
     was_training = model.training
     model.eval()
+    # a Learner's model carries accelerate's autocast on its `forward`: put it aside so `p` is what runs
+    wrapped = {k: model.__dict__.pop(k) for k in ('forward', '_original_forward') if k in model.__dict__}
+    dev = model_device(model).type
     try:
-        with torch.inference_mode(): yield model
-    finally: model.train(was_training)
+        with torch.inference_mode(), torch.autocast(dev, dtype=_AUTOCAST.get(p, torch.float32), enabled=p != 'no'): yield model
+    finally:
+        model.__dict__.update(wrapped); model.train(was_training)
 
 # %% ../nbs/08_inference.ipynb #4ed6ac9a
 def is_qa_model(model)->bool:
@@ -117,6 +144,7 @@ def predict(model, # A `...ForSequenceClassification` or `...ForQuestionAnswerin
             batch_size:int=32, # Examples per forward pass
             max_length:int|None=None, # Truncate to this many tokens (default: the model's limit; QA: window length)
             text_pairs=None, # Second texts, for sentence-pair tasks (QA: the contexts)
+            precision:str|None=None, # 'no', 'bf16', 'fp16'; None: what the model trained in (`inference_precision`)
             **qa_kw, # QA: `predict_qa` arguments (stride, max_answer_tokens, top_k)
             )->list[dict]:
     "One `{'label', 'score', 'probs'}` per text: the top label name, its probability, and all probabilities; multi-label: `labels` too; regression: `{value}`; QA: `{answer, score, start, end}`."
@@ -135,7 +163,7 @@ def predict(model, # A `...ForSequenceClassification` or `...ForQuestionAnswerin
     rows = [{k: enc[k][i] for k in enc.keys()} for i in range(len(texts))]
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]['input_ids']))
     names, dev, probs = label_names(model), model_device(model), [None]*len(rows)
-    with eval_mode(model):
+    with eval_mode(model, precision):
         for s in range(0, len(order), batch_size):
             idx = order[s:s+batch_size]
             batch = tokenizer.pad([rows[i] for i in idx], return_tensors='pt').to(dev)
@@ -209,6 +237,7 @@ def generate(model, # A causal LM or a seq2seq model, or the folder of a saved o
              system:str|None=None, # A system message for prompts of chat models
              chat:bool|None=None, # Use the chat template (default: when the tokenizer has one)
              max_length:int|None=None, # Keep at most this many prompt tokens (the end of causal prompts, where the question is)
+             precision:str|None=None, # 'no', 'bf16', 'fp16'; None: what the model trained in (`inference_precision`)
              **gen_kw, # More `model.generate` arguments: temperature, top_p, num_beams, ...
              )->list[str]:
     "The generated answer to each prompt: only the new text, stopped at eos or end of turn."
@@ -221,7 +250,7 @@ def generate(model, # A causal LM or a seq2seq model, or the folder of a saved o
     gen_kw = {'max_new_tokens': max_new_tokens, 'do_sample': do_sample, 'eos_token_id': stops, 'pad_token_id': pad, **gen_kw}
     out, dev = [], model_device(model)
     # decoder-only models continue the right end of each row: pad on the left
-    with eval_mode(model), padding_side(tokenizer, 'right' if seq2seq else 'left'):
+    with eval_mode(model, precision), padding_side(tokenizer, 'right' if seq2seq else 'left'):
         for s in range(0, len(rows), batch_size):
             enc = tokenizer.pad({'input_ids': rows[s:s+batch_size]}, return_tensors='pt').to(dev)
             ids = model.generate(**enc, **gen_kw)
@@ -389,6 +418,7 @@ def make_run_card(config:dict|None=None, # The training configuration (hyper-par
         base = model.get_base_model() if _is_peft(model) else model
         card['model'] = {'architectures': [type(base).__name__], 'base_model': getattr(base.config, 'name_or_path', None) or None,
                          'parameters': sum(p.numel() for p in base.parameters()), 'pipeline_tag': pipeline_tag(base)}
+        if getattr(base.config, 'training_precision', None): card['precision'] = base.config.training_precision  # set by the Learner
     return _jsonable({**card, **extra})
 
 def run_card_markdown(card:dict, title:str='Fine-tuned model')->str:

@@ -440,6 +440,8 @@ def fit(self:Learner, n_epochs:int, # Epochs to train
     "Train for `n_epochs`, validating at each epoch end (or every `eval_every` steps)."
     if n_epochs < 1: raise SftError(f"n_epochs must be >= 1, got {n_epochs}", where='fit')
     self.activate()
+    cfg = getattr(unwrap_model(self.model), 'config', None)
+    if cfg is not None: cfg.training_precision = self.precision  # saved with the model: inference uses it (`sft_nb.inference`)
     if self.seed is not None: set_seed(self.seed)
     if self.opt is None: self.create_opt()
     if lr is not None or self.step == 0: self.set_lr(self.lr if lr is None else lr)
@@ -792,6 +794,7 @@ def free_memory(learn:Learner|None=None)->float:
     if learn is not None:
         learn.accelerator.free_memory()
         for k in ('model', 'opt', 'sched', 'batch', 'outputs', 'loss', 'train_dl', 'valid_dl', 'dl'): setattr(learn, k, None)
+        learn._own_forward = {}  # its autocast wrapper is a method bound to the model
     gc.collect()
     if torch.cuda.is_available(): torch.cuda.empty_cache()
     return before - rss_mb()
