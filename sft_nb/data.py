@@ -116,6 +116,14 @@ def _read_json(text:str, p:Path, fmt:str)->pd.DataFrame:
 
 # %% ../nbs/02_data.ipynb #cf90c0b9
 def _as_dataset(obj, where:str, encoding:str)->Dataset:
+    "One split from a path, DataFrame, list of dicts or Dataset; a column of mixed types is an `SftError`."
+    import pyarrow as pa
+    try: return _to_dataset(obj, where, encoding)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:  # e.g. some labels lists, others single values
+        raise SftError(f"a column mixes types that cannot form one column: {e.args[0] if e.args else e}", where=where,
+                       fix="give each column one type in every row: all labels as lists (multi-label) or all as single values") from None
+
+def _to_dataset(obj, where:str, encoding:str)->Dataset:
     "One split from a path, DataFrame, list of dicts or Dataset."
     if isinstance(obj, Dataset): return obj
     if isinstance(obj, (str, Path)): return Dataset.from_pandas(read_table(obj, encoding=encoding), preserve_index=False)

@@ -183,7 +183,7 @@ BATTERY = [
     C('empty_text',            lambda ws, mp, p: _load(ws, p), F('t.csv', 'text,label\n,pos\nb,neg\n')),
     C('unknown_valid_label',   lambda ws, mp, p: _load(ws, {'train': ws/'train.csv', 'validation': p}), F('v.csv', 'text,label\na,pos\nb,maybe\n')),
     C('negative_int_label',    lambda ws, mp, p: _load(ws, p), F('i.csv', 'text,label\na,-1\nb,0\nc,1\n')),
-    C('label_is_list',         lambda ws, mp, p: _load(ws, p), F('l.jsonl', '{"text": "a", "label": [1, 2]}\n{"text": "b", "label": [0]}\n')),
+    C('label_list_and_scalar', lambda ws, mp, p: _load(ws, p), F('l.jsonl', '{"text": "a", "label": [1, 2]}\n{"text": "b", "label": 0}\n')),  # lists alone are multi-label
     C('text_is_mapping',       lambda ws, mp, p: _train(ws, data={'train': str(p), 'validation': None}),
                                F('m.jsonl', ''.join(f'{{"text": {{"a": {i}}}, "label": "{l}"}}\n' for i, l in enumerate(['pos', 'neg'] * 10)))),
     C('bad_chat_role',         lambda ws, mp, p: _load(ws, [{'messages': [{'role': 'robot', 'content': 'hi'}]}], task='causal')),
