@@ -14,8 +14,9 @@ from typing import Callable, Iterable
 # %% auto #0
 __all__ = ['SCHEDULES', 'TASK_MODELS', 'DROPOUT_KEYS', 'DDP_CHECK_SCRIPT', 'lr_multiplier', 'seed_epoch', 'new_accelerator',
            'strip_autocast', 'Learner', 'patch_learner', 'write_manifest', 'verify_checkpoint', 'list_checkpoints',
-           'latest_checkpoint', 'Checkpointer', 'keep_mask', 'CpuDropout', 'FastDropout', 'LRFinder', 'suggest_lr',
-           'plot_lr_find', 'set_dropout', 'load_model', 'load_tokenizer', 'free_memory', 'ddp_check']
+           'latest_checkpoint', 'Checkpointer', 'keep_mask', 'CpuDropout', 'FastDropout', 'set_gradient_checkpointing',
+           'uses_gradient_checkpointing', 'LRFinder', 'suggest_lr', 'plot_lr_find', 'set_dropout', 'load_model',
+           'load_tokenizer', 'free_memory', 'ddp_check']
 
 # %% ../nbs/05_learner.ipynb #dd5af2ba
 import numpy as np
@@ -142,12 +143,15 @@ class Learner:
                  eval_every:int|None=None, # Evaluate every N optimizer steps (None: at each epoch end)
                  checkpoint_every:int|None=None, # Save a checkpoint every N steps (needs `output_dir`)
                  keep_last:int=2, # Checkpoints to keep
-                 fast_dropout:bool=True): # On CPU, draw dropout masks with `FastDropout` (the same dropout, cheaper)
+                 fast_dropout:bool=True, # On CPU, draw dropout masks with `FastDropout` (the same dropout, cheaper)
+                 gradient_checkpointing:bool=False): # Recompute layer activations in backward: less memory, more time (`set_gradient_checkpointing`)
         self._check(model, dls, lr, grad_accum, tokenizer)
         self.precision = default_precision() if precision is None else check_precision(precision, where='Learner(precision=...)')
         if self.precision == 'fp16' and not torch.cuda.is_available():
             raise SftError("fp16 mixed precision needs a GPU", where="precision='fp16'", fix="use precision='no' (fp32) or 'bf16' on a CPU")
         self.accelerator = new_accelerator(self.precision)
+        self.gradient_checkpointing = gradient_checkpointing
+        if gradient_checkpointing: set_gradient_checkpointing(model)  # before DDP wraps it
         self._accel_state = _accelerate_state()
         self.model = self.accelerator.prepare_model(strip_autocast(model))
         self._own_forward = {k: self.model.__dict__[k] for k in ('forward', '_original_forward') if k in self.model.__dict__}
@@ -652,6 +656,28 @@ class FastDropout(Callback):
     def after_fit(self):
         for m in getattr(self, 'swapped', []): m.__class__ = nn.Dropout
         self.swapped = []
+
+# %% ../nbs/05_learner.ipynb #e4ea81d3
+def set_gradient_checkpointing(model:nn.Module, # A transformers model, or a peft / DDP wrapper around one
+                               on:bool=True, # False: keep activations again
+                              )->nn.Module:
+    "Recompute each layer's activations in backward instead of keeping them (torch's non-reentrant checkpoint)."
+    base = unwrap_model(model)
+    if not getattr(base, 'supports_gradient_checkpointing', False):
+        raise SftError(f"{type(base).__name__} does not support gradient checkpointing", where='gradient_checkpointing=True',
+                       fix="train without it, or save memory with a smaller batch_size (and grad_accum) or max_length")
+    if not on:
+        (getattr(base, 'activation_checkpointing_disable', None) or base.gradient_checkpointing_disable)()
+        return model
+    kw = {'use_reentrant': False}
+    # transformers 5 renamed gradient_checkpointing_enable (now a deprecated alias that warns) to activation_checkpointing_enable
+    if hasattr(base, 'activation_checkpointing_enable'): base.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
+    else: base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)
+    return model
+
+def uses_gradient_checkpointing(model:nn.Module)->bool:
+    "Whether `model` (or the transformers model inside it) recomputes activations in backward."
+    return any(getattr(m, 'gradient_checkpointing', False) is True for m in unwrap_model(model).modules())
 
 # %% ../nbs/05_learner.ipynb #4fed8e2c
 class LRFinder(Callback):
