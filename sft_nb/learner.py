@@ -6,17 +6,17 @@ Docs: https://sft-nb.github.io/sft_nb/learner.html.md"""
 
 # %% ../nbs/05_learner.ipynb #e93bd20d
 from __future__ import annotations
-import gc, json, math, time, random, hashlib, shutil, warnings, contextlib, copy, os
+import gc, json, math, time, random, hashlib, shutil, warnings, contextlib, copy, os, pickle, tempfile, functools
 from pathlib import Path
 from functools import partial
 from typing import Callable, Iterable
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'TASK_MODELS', 'DROPOUT_KEYS', 'DDP_CHECK_SCRIPT', 'lr_multiplier', 'seed_epoch', 'new_accelerator',
-           'strip_autocast', 'Learner', 'patch_learner', 'write_manifest', 'verify_checkpoint', 'list_checkpoints',
-           'latest_checkpoint', 'Checkpointer', 'keep_mask', 'CpuDropout', 'FastDropout', 'set_gradient_checkpointing',
+__all__ = ['SCHEDULES', 'TASK_MODELS', 'DROPOUT_KEYS', 'lr_multiplier', 'seed_epoch', 'new_accelerator', 'strip_autocast',
+           'Learner', 'patch_learner', 'write_manifest', 'verify_checkpoint', 'list_checkpoints', 'latest_checkpoint',
+           'Checkpointer', 'keep_mask', 'CpuDropout', 'FastDropout', 'set_gradient_checkpointing',
            'uses_gradient_checkpointing', 'LRFinder', 'suggest_lr', 'plot_lr_find', 'set_dropout', 'load_model',
-           'load_tokenizer', 'free_memory', 'ddp_check']
+           'load_tokenizer', 'free_memory', 'launch']
 
 # %% ../nbs/05_learner.ipynb #dd5af2ba
 import numpy as np
@@ -827,46 +827,42 @@ def free(self:Learner)->float:
     "Release this learner's model and optimizer memory (see `free_memory`)."
     return free_memory(self)
 
-# %% ../nbs/05_learner.ipynb #5a706181
-DDP_CHECK_SCRIPT = '''
-import sys, torch, random
-from types import SimpleNamespace
-from torch.utils.data import DataLoader
-from transformers import AutoTokenizer, DataCollatorWithPadding
-from safetensors.torch import save_file
-from sft_nb.learner import Learner, load_model
-torch.set_num_threads(1)
-folder, bs, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-tok = AutoTokenizer.from_pretrained(folder)
-model = load_model(folder, 'classification', dropout=0.0)
-rng = random.Random(0)
-words = 'good great bad awful the a movie film story plot was very and'.split()
-def data(n): return [{**tok(' '.join(rng.choices(words, k=rng.randint(3, 12)))), 'labels': i % 2} for i in range(n)]
-coll = DataCollatorWithPadding(tok, return_tensors='pt')
-dls = SimpleNamespace(train=DataLoader(data(64), batch_size=bs, shuffle=True, collate_fn=coll),
-                      valid=DataLoader(data(32), batch_size=8, collate_fn=coll))
-learn = Learner(model, dls, lr=1e-3, grad_accum=2, precision='no')
-learn.fit(2)
-if learn.accelerator.is_main_process:
-    save_file({k: v.contiguous() for k, v in learn.accelerator.unwrap_model(learn.model).state_dict().items()}, out)
-    print('processes', learn.accelerator.num_processes, 'steps', learn.step, 'valid_loss', learn.history[-1]['valid_loss'])
-'''
+# %% ../nbs/05_learner.ipynb #51e1f563
+def _free_port()->int:
+    import socket
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
-def ddp_check(model_dir:str|Path, # A saved classification model + tokenizer folder
-              out_dir:str|Path, # Where the two runs write their weights
-              timeout:int=600)->float:
-    "Train 1 process x batch 8 and 2 processes x batch 4 (torchrun, gloo); the max abs weight difference."
-    import subprocess, sys
-    from safetensors.torch import load_file
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    script = out_dir / 'ddp_check.py'; script.write_text(DDP_CHECK_SCRIPT)
-    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    one = [sys.executable, str(script), str(model_dir), '8', str(out_dir / 'one.safetensors')]
-    two = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', str(29500 + os.getpid() % 1000),
-           str(script), str(model_dir), '4', str(out_dir / 'two.safetensors')]
-    for cmd in (one, two):
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-        if r.returncode != 0: raise RuntimeError(f"{' '.join(cmd[:4])} failed:\n{r.stderr[-3000:]}")
-        print(r.stdout.strip().splitlines()[-1])
-    a, b = load_file(out_dir / 'one.safetensors'), load_file(out_dir / 'two.safetensors')
-    return max((a[k] - b[k]).abs().max().item() for k in a)
+def _rank0_result(train_fn:Callable, path:Path)->Callable:
+    "`train_fn`, with the return value of rank 0 pickled to `path` (notebook_launcher discards return values)."
+    @functools.wraps(train_fn)  # torch's elastic agent reports the function by name
+    def run(*args):
+        res = train_fn(*args)
+        if int(os.environ.get('RANK', 0)) == 0: Path(path).write_bytes(pickle.dumps(res))
+    return run
+
+def launch(train_fn:Callable, # Builds its own `Learner` and trains; its return value (rank 0's) must be picklable
+           *args, # Passed to `train_fn` in every process
+           num_processes:int=2, # Processes: CPU processes on a CPU machine (gloo), one per GPU on GPUs
+          ):
+    "Run `train_fn(*args)` data-parallel on `num_processes` processes forked from this kernel; returns rank 0's result."
+    from accelerate import notebook_launcher
+    from accelerate.state import AcceleratorState, GradientState, PartialState
+    from accelerate.utils import patch_environment
+    if not isinstance(num_processes, int) or num_processes < 1:
+        raise SftError(f"num_processes must be an integer >= 1, got {num_processes!r}", where='launch(num_processes=...)')
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        raise SftError("launch was called inside a distributed run", where='launch', fix="call train_fn directly: this process is already one of several")
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        raise SftError("CUDA is already initialized in this kernel, and forked processes cannot use it", where='launch',
+                       fix="restart the kernel and call launch before anything touches the GPU (no Learner, no model.cuda()), or train with `torchrun` / `sft-nb train --num-processes`")
+    # notebook_launcher refuses to start once any Accelerator exists in the kernel, and the forked processes would inherit
+    # its single-process state: move every accelerate singleton aside for the launch, and put it back for the kernel's learners
+    shared = [AcceleratorState._shared_state, GradientState._shared_state, PartialState._shared_state]
+    saved = [dict(s) for s in shared]
+    with tempfile.TemporaryDirectory() as d, patch_environment(tokenizers_parallelism='false'):
+        result = Path(d) / 'result.pkl'
+        for s in shared: s.clear()
+        try: notebook_launcher(_rank0_result(train_fn, result), args, num_processes=num_processes, use_port=str(_free_port()))
+        finally:
+            for s, mine in zip(shared, saved): s.clear(); s.update(mine)
+        return pickle.loads(result.read_bytes()) if result.exists() else None
