@@ -565,7 +565,8 @@ def save_checkpoint(self:Learner, path:str|Path|None=None)->Path:
         in_epoch = not getattr(self, '_epoch_done', True)  # saved mid-epoch: continue it (and its validation)
         meta = {'epoch': self.epoch if in_epoch else self.epoch + 1, 'seen': self._seen if in_epoch else 0,
                 'step': self.step, 'n_epochs': self.n_epochs, 'total_steps': self.total_steps, 'history': self.history,
-                'train_losses': self.train_losses, 'last_eval_step': self._last_eval_step, 'seed': self.seed}
+                'train_losses': self.train_losses, 'last_eval_step': self._last_eval_step, 'seed': self.seed,
+                'processes': self.accelerator.num_processes, 'grad_accum': self.grad_accum}
         state = {'optimizer': self.opt.state_dict(), 'scheduler': self.sched.state_dict() if self.sched else None,
                  'scaler': self.accelerator.scaler.state_dict() if self.accelerator.scaler else None, 'rng': _get_rng()}
         try:
@@ -601,9 +602,23 @@ def load_checkpoint(self:Learner, path:str|Path)->int:
     meta = json.loads((path / 'trainer_state.json').read_text())
     self.step, self.history, self._last_eval_step = meta['step'], meta['history'], meta['last_eval_step']
     self.train_losses = [tuple(t) for t in meta['train_losses']]
-    self._resume, self._pending_rng = {'seen': meta['seen']}, state['rng']
-    if meta['seen'] == 0: _set_rng(state['rng']); self._pending_rng = None
+    seen = self._seen_here(meta, path)
+    self._resume, self._pending_rng = {'seen': seen}, state['rng']
+    if seen == 0: _set_rng(state['rng']); self._pending_rng = None
     return meta['epoch']
+
+@patch_learner
+def _seen_here(self:Learner, meta:dict, path:Path)->int:
+    "Batches of the current epoch this process has consumed, for a checkpoint saved with any number of processes."
+    was, now = meta.get('processes', 1), self.accelerator.num_processes
+    if was == now or meta['seen'] == 0: return meta['seen']
+    # process r of N takes batches r, r+N, ... of one seeded order, so the epoch's position is seen x N batches of it
+    done, accum = meta['seen'] * was, meta.get('grad_accum', 1)
+    if was * accum != now * self.grad_accum or done % now:
+        raise SftError(f"checkpoint {path.name} was saved by {was} process(es) x grad_accum {accum}; this run has {now} x {self.grad_accum}, "
+                       f"a different number of examples per optimizer step", where=str(path),
+                       fix=f"keep processes x grad_accum = {was * accum} (e.g. grad_accum={was * accum // now}) and the same batch size per process")
+    return done // now
 
 # %% ../nbs/05_learner.ipynb #c85b1a74
 class Checkpointer(Callback):
