@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 
 # %% ../nbs/05_learner.ipynb #e99bd865
 from accelerate import Accelerator, skip_first_batches
+from accelerate.utils import gather_object
 
 # %% ../nbs/05_learner.ipynb #907f5684
 from .core import (SftError, check_choice, check_precision, set_seed, default_precision, default_device, atomic_dir, atomic_write, in_notebook, rss_mb,
@@ -561,6 +562,8 @@ def save_checkpoint(self:Learner, path:str|Path|None=None)->Path:
     from safetensors.torch import save_model
     path = Path(path) if path is not None else self._ckpt_root() / f'step-{self.step:08d}'
     self.accelerator.wait_for_everyone()
+    # every process's RNG state (each draws its own dropout masks): the same process count resumes bit for bit
+    rngs = gather_object([_get_rng()]) if self.accelerator.num_processes > 1 else [_get_rng()]
     if self.accelerator.is_main_process:
         in_epoch = not getattr(self, '_epoch_done', True)  # saved mid-epoch: continue it (and its validation)
         meta = {'epoch': self.epoch if in_epoch else self.epoch + 1, 'seen': self._seen if in_epoch else 0,
@@ -568,7 +571,7 @@ def save_checkpoint(self:Learner, path:str|Path|None=None)->Path:
                 'train_losses': self.train_losses, 'last_eval_step': self._last_eval_step, 'seed': self.seed,
                 'processes': self.accelerator.num_processes, 'grad_accum': self.grad_accum}
         state = {'optimizer': self.opt.state_dict(), 'scheduler': self.sched.state_dict() if self.sched else None,
-                 'scaler': self.accelerator.scaler.state_dict() if self.accelerator.scaler else None, 'rng': _get_rng()}
+                 'scaler': self.accelerator.scaler.state_dict() if self.accelerator.scaler else None, 'rng': rngs[0], 'rng_ranks': rngs}
         try:
             with atomic_dir(path) as tmp:
                 save_model(self.accelerator.unwrap_model(self.model), str(tmp / 'model.safetensors'))
@@ -602,9 +605,11 @@ def load_checkpoint(self:Learner, path:str|Path)->int:
     meta = json.loads((path / 'trainer_state.json').read_text())
     self.step, self.history, self._last_eval_step = meta['step'], meta['history'], meta['last_eval_step']
     self.train_losses = [tuple(t) for t in meta['train_losses']]
-    seen = self._seen_here(meta, path)
-    self._resume, self._pending_rng = {'seen': seen}, state['rng']
-    if seen == 0: _set_rng(state['rng']); self._pending_rng = None
+    seen, rngs = self._seen_here(meta, path), state.get('rng_ranks') or [state['rng']]
+    # another process count: there is no stream per new process, all continue from the main process's
+    rng = rngs[self.accelerator.process_index] if len(rngs) == self.accelerator.num_processes else rngs[0]
+    self._resume, self._pending_rng = {'seen': seen}, rng
+    if seen == 0: _set_rng(rng); self._pending_rng = None
     return meta['epoch']
 
 @patch_learner
