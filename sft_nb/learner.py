@@ -6,16 +6,17 @@ Docs: https://sft-nb.github.io/sft_nb/learner.html.md"""
 
 # %% ../nbs/05_learner.ipynb #e93bd20d
 from __future__ import annotations
-import gc, json, math, time, random, hashlib, shutil, warnings, contextlib, copy, os
+import gc, json, math, time, random, hashlib, shutil, warnings, contextlib, copy, os, pickle, tempfile, functools
 from pathlib import Path
 from functools import partial
 from typing import Callable, Iterable
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'TASK_MODELS', 'DROPOUT_KEYS', 'DDP_CHECK_SCRIPT', 'lr_multiplier', 'seed_epoch', 'new_accelerator',
-           'strip_autocast', 'Learner', 'patch_learner', 'write_manifest', 'verify_checkpoint', 'list_checkpoints',
-           'latest_checkpoint', 'Checkpointer', 'keep_mask', 'CpuDropout', 'FastDropout', 'LRFinder', 'suggest_lr',
-           'plot_lr_find', 'set_dropout', 'load_model', 'load_tokenizer', 'free_memory', 'ddp_check']
+__all__ = ['SCHEDULES', 'TASK_MODELS', 'DROPOUT_KEYS', 'lr_multiplier', 'seed_epoch', 'new_accelerator', 'strip_autocast',
+           'Learner', 'patch_learner', 'write_manifest', 'verify_checkpoint', 'list_checkpoints', 'latest_checkpoint',
+           'Checkpointer', 'keep_mask', 'CpuDropout', 'FastDropout', 'set_gradient_checkpointing',
+           'uses_gradient_checkpointing', 'LRFinder', 'suggest_lr', 'plot_lr_find', 'set_dropout', 'load_model',
+           'load_tokenizer', 'free_memory', 'launch']
 
 # %% ../nbs/05_learner.ipynb #dd5af2ba
 import numpy as np
@@ -25,6 +26,7 @@ from torch.utils.data import DataLoader
 
 # %% ../nbs/05_learner.ipynb #e99bd865
 from accelerate import Accelerator, skip_first_batches
+from accelerate.utils import gather_object
 
 # %% ../nbs/05_learner.ipynb #907f5684
 from .core import (SftError, check_choice, check_precision, set_seed, default_precision, default_device, atomic_dir, atomic_write, in_notebook, rss_mb,
@@ -142,12 +144,15 @@ class Learner:
                  eval_every:int|None=None, # Evaluate every N optimizer steps (None: at each epoch end)
                  checkpoint_every:int|None=None, # Save a checkpoint every N steps (needs `output_dir`)
                  keep_last:int=2, # Checkpoints to keep
-                 fast_dropout:bool=True): # On CPU, draw dropout masks with `FastDropout` (the same dropout, cheaper)
+                 fast_dropout:bool=True, # On CPU, draw dropout masks with `FastDropout` (the same dropout, cheaper)
+                 gradient_checkpointing:bool=False): # Recompute layer activations in backward: less memory, more time (`set_gradient_checkpointing`)
         self._check(model, dls, lr, grad_accum, tokenizer)
         self.precision = default_precision() if precision is None else check_precision(precision, where='Learner(precision=...)')
         if self.precision == 'fp16' and not torch.cuda.is_available():
             raise SftError("fp16 mixed precision needs a GPU", where="precision='fp16'", fix="use precision='no' (fp32) or 'bf16' on a CPU")
         self.accelerator = new_accelerator(self.precision)
+        self.gradient_checkpointing = gradient_checkpointing
+        if gradient_checkpointing: set_gradient_checkpointing(model)  # before DDP wraps it
         self._accel_state = _accelerate_state()
         self.model = self.accelerator.prepare_model(strip_autocast(model))
         self._own_forward = {k: self.model.__dict__[k] for k in ('forward', '_original_forward') if k in self.model.__dict__}
@@ -559,13 +564,16 @@ def save_checkpoint(self:Learner, path:str|Path|None=None)->Path:
     from safetensors.torch import save_model
     path = Path(path) if path is not None else self._ckpt_root() / f'step-{self.step:08d}'
     self.accelerator.wait_for_everyone()
+    # every process's RNG state (each draws its own dropout masks): the same process count resumes bit for bit
+    rngs = gather_object([_get_rng()]) if self.accelerator.num_processes > 1 else [_get_rng()]
     if self.accelerator.is_main_process:
         in_epoch = not getattr(self, '_epoch_done', True)  # saved mid-epoch: continue it (and its validation)
         meta = {'epoch': self.epoch if in_epoch else self.epoch + 1, 'seen': self._seen if in_epoch else 0,
                 'step': self.step, 'n_epochs': self.n_epochs, 'total_steps': self.total_steps, 'history': self.history,
-                'train_losses': self.train_losses, 'last_eval_step': self._last_eval_step, 'seed': self.seed}
+                'train_losses': self.train_losses, 'last_eval_step': self._last_eval_step, 'seed': self.seed,
+                'processes': self.accelerator.num_processes, 'grad_accum': self.grad_accum}
         state = {'optimizer': self.opt.state_dict(), 'scheduler': self.sched.state_dict() if self.sched else None,
-                 'scaler': self.accelerator.scaler.state_dict() if self.accelerator.scaler else None, 'rng': _get_rng()}
+                 'scaler': self.accelerator.scaler.state_dict() if self.accelerator.scaler else None, 'rng': rngs[0], 'rng_ranks': rngs}
         try:
             with atomic_dir(path) as tmp:
                 save_model(self.accelerator.unwrap_model(self.model), str(tmp / 'model.safetensors'))
@@ -599,9 +607,25 @@ def load_checkpoint(self:Learner, path:str|Path)->int:
     meta = json.loads((path / 'trainer_state.json').read_text())
     self.step, self.history, self._last_eval_step = meta['step'], meta['history'], meta['last_eval_step']
     self.train_losses = [tuple(t) for t in meta['train_losses']]
-    self._resume, self._pending_rng = {'seen': meta['seen']}, state['rng']
-    if meta['seen'] == 0: _set_rng(state['rng']); self._pending_rng = None
+    seen, rngs = self._seen_here(meta, path), state.get('rng_ranks') or [state['rng']]
+    # another process count: there is no stream per new process, all continue from the main process's
+    rng = rngs[self.accelerator.process_index] if len(rngs) == self.accelerator.num_processes else rngs[0]
+    self._resume, self._pending_rng = {'seen': seen}, rng
+    if seen == 0: _set_rng(rng); self._pending_rng = None
     return meta['epoch']
+
+@patch_learner
+def _seen_here(self:Learner, meta:dict, path:Path)->int:
+    "Batches of the current epoch this process has consumed, for a checkpoint saved with any number of processes."
+    was, now = meta.get('processes', 1), self.accelerator.num_processes
+    if was == now or meta['seen'] == 0: return meta['seen']
+    # process r of N takes batches r, r+N, ... of one seeded order, so the epoch's position is seen x N batches of it
+    done, accum = meta['seen'] * was, meta.get('grad_accum', 1)
+    if was * accum != now * self.grad_accum or done % now:
+        raise SftError(f"checkpoint {path.name} was saved by {was} process(es) x grad_accum {accum}; this run has {now} x {self.grad_accum}, "
+                       f"a different number of examples per optimizer step", where=str(path),
+                       fix=f"keep processes x grad_accum = {was * accum} (e.g. grad_accum={was * accum // now}) and the same batch size per process")
+    return done // now
 
 # %% ../nbs/05_learner.ipynb #c85b1a74
 class Checkpointer(Callback):
@@ -654,6 +678,28 @@ class FastDropout(Callback):
     def after_fit(self):
         for m in getattr(self, 'swapped', []): m.__class__ = nn.Dropout
         self.swapped = []
+
+# %% ../nbs/05_learner.ipynb #e4ea81d3
+def set_gradient_checkpointing(model:nn.Module, # A transformers model, or a peft / DDP wrapper around one
+                               on:bool=True, # False: keep activations again
+                              )->nn.Module:
+    "Recompute each layer's activations in backward instead of keeping them (torch's non-reentrant checkpoint)."
+    base = unwrap_model(model)
+    if not getattr(base, 'supports_gradient_checkpointing', False):
+        raise SftError(f"{type(base).__name__} does not support gradient checkpointing", where='gradient_checkpointing=True',
+                       fix="train without it, or save memory with a smaller batch_size (and grad_accum) or max_length")
+    if not on:
+        (getattr(base, 'activation_checkpointing_disable', None) or base.gradient_checkpointing_disable)()
+        return model
+    kw = {'use_reentrant': False}
+    # transformers 5 renamed gradient_checkpointing_enable (now a deprecated alias that warns) to activation_checkpointing_enable
+    if hasattr(base, 'activation_checkpointing_enable'): base.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
+    else: base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)
+    return model
+
+def uses_gradient_checkpointing(model:nn.Module)->bool:
+    "Whether `model` (or the transformers model inside it) recomputes activations in backward."
+    return any(getattr(m, 'gradient_checkpointing', False) is True for m in unwrap_model(model).modules())
 
 # %% ../nbs/05_learner.ipynb #4fed8e2c
 class LRFinder(Callback):
@@ -804,46 +850,42 @@ def free(self:Learner)->float:
     "Release this learner's model and optimizer memory (see `free_memory`)."
     return free_memory(self)
 
-# %% ../nbs/05_learner.ipynb #5a706181
-DDP_CHECK_SCRIPT = '''
-import sys, torch, random
-from types import SimpleNamespace
-from torch.utils.data import DataLoader
-from transformers import AutoTokenizer, DataCollatorWithPadding
-from safetensors.torch import save_file
-from sft_nb.learner import Learner, load_model
-torch.set_num_threads(1)
-folder, bs, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-tok = AutoTokenizer.from_pretrained(folder)
-model = load_model(folder, 'classification', dropout=0.0)
-rng = random.Random(0)
-words = 'good great bad awful the a movie film story plot was very and'.split()
-def data(n): return [{**tok(' '.join(rng.choices(words, k=rng.randint(3, 12)))), 'labels': i % 2} for i in range(n)]
-coll = DataCollatorWithPadding(tok, return_tensors='pt')
-dls = SimpleNamespace(train=DataLoader(data(64), batch_size=bs, shuffle=True, collate_fn=coll),
-                      valid=DataLoader(data(32), batch_size=8, collate_fn=coll))
-learn = Learner(model, dls, lr=1e-3, grad_accum=2, precision='no')
-learn.fit(2)
-if learn.accelerator.is_main_process:
-    save_file({k: v.contiguous() for k, v in learn.accelerator.unwrap_model(learn.model).state_dict().items()}, out)
-    print('processes', learn.accelerator.num_processes, 'steps', learn.step, 'valid_loss', learn.history[-1]['valid_loss'])
-'''
+# %% ../nbs/05_learner.ipynb #51e1f563
+def _free_port()->int:
+    import socket
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
-def ddp_check(model_dir:str|Path, # A saved classification model + tokenizer folder
-              out_dir:str|Path, # Where the two runs write their weights
-              timeout:int=600)->float:
-    "Train 1 process x batch 8 and 2 processes x batch 4 (torchrun, gloo); the max abs weight difference."
-    import subprocess, sys
-    from safetensors.torch import load_file
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    script = out_dir / 'ddp_check.py'; script.write_text(DDP_CHECK_SCRIPT)
-    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    one = [sys.executable, str(script), str(model_dir), '8', str(out_dir / 'one.safetensors')]
-    two = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', str(29500 + os.getpid() % 1000),
-           str(script), str(model_dir), '4', str(out_dir / 'two.safetensors')]
-    for cmd in (one, two):
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-        if r.returncode != 0: raise RuntimeError(f"{' '.join(cmd[:4])} failed:\n{r.stderr[-3000:]}")
-        print(r.stdout.strip().splitlines()[-1])
-    a, b = load_file(out_dir / 'one.safetensors'), load_file(out_dir / 'two.safetensors')
-    return max((a[k] - b[k]).abs().max().item() for k in a)
+def _rank0_result(train_fn:Callable, path:Path)->Callable:
+    "`train_fn`, with the return value of rank 0 pickled to `path` (notebook_launcher discards return values)."
+    @functools.wraps(train_fn)  # torch's elastic agent reports the function by name
+    def run(*args):
+        res = train_fn(*args)
+        if int(os.environ.get('RANK', 0)) == 0: Path(path).write_bytes(pickle.dumps(res))
+    return run
+
+def launch(train_fn:Callable, # Builds its own `Learner` and trains; its return value (rank 0's) must be picklable
+           *args, # Passed to `train_fn` in every process
+           num_processes:int=2, # Processes: CPU processes on a CPU machine (gloo), one per GPU on GPUs
+          ):
+    "Run `train_fn(*args)` data-parallel on `num_processes` processes forked from this kernel; returns rank 0's result."
+    from accelerate import notebook_launcher
+    from accelerate.state import AcceleratorState, GradientState, PartialState
+    from accelerate.utils import patch_environment
+    if not isinstance(num_processes, int) or num_processes < 1:
+        raise SftError(f"num_processes must be an integer >= 1, got {num_processes!r}", where='launch(num_processes=...)')
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        raise SftError("launch was called inside a distributed run", where='launch', fix="call train_fn directly: this process is already one of several")
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        raise SftError("CUDA is already initialized in this kernel, and forked processes cannot use it", where='launch',
+                       fix="restart the kernel and call launch before anything touches the GPU (no Learner, no model.cuda()), or train with `torchrun` / `sft-nb train --num-processes`")
+    # notebook_launcher refuses to start once any Accelerator exists in the kernel, and the forked processes would inherit
+    # its single-process state: move every accelerate singleton aside for the launch, and put it back for the kernel's learners
+    shared = [AcceleratorState._shared_state, GradientState._shared_state, PartialState._shared_state]
+    saved = [dict(s) for s in shared]
+    with tempfile.TemporaryDirectory() as d, patch_environment(tokenizers_parallelism='false'):
+        result = Path(d) / 'result.pkl'
+        for s in shared: s.clear()
+        try: notebook_launcher(_rank0_result(train_fn, result), args, num_processes=num_processes, use_port=str(_free_port()))
+        finally:
+            for s, mine in zip(shared, saved): s.clear(); s.update(mine)
+        return pickle.loads(result.read_bytes()) if result.exists() else None
