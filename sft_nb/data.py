@@ -16,8 +16,8 @@ __all__ = ['TASKS', 'ROLES', 'TASK_ROLES', 'ALIASES', 'SPLIT_ALIASES', 'CHAT_ROL
            'load_data', 'ensure_pad_token', 'default_max_length', 'to_messages', 'render_chat', 'encode_chat',
            'chat_prompt', 'encode_causal', 'tokenizer_fingerprint', 'tokenize', 'length_report', 'length_warning',
            'fit_max_length', 'pad_sequences', 'PadCollator', 'LengthGroupedBatchSampler', 'pack',
-           'packed_attention_mask', 'PackedCollator', 'check_data', 'DataLoaders', 'dataloaders', 'padding_stats',
-           'batch_table', 'show_batch']
+           'packed_attention_mask', 'PackedCollator', 'PaddingFreeCollator', 'check_data', 'DataLoaders', 'dataloaders',
+           'padding_stats', 'batch_table', 'show_batch']
 
 # %% ../nbs/02_data.ipynb #e25a9aaa
 import numpy as np
@@ -820,6 +820,30 @@ class PackedCollator(PadCollator):
                 'position_ids': pad_sequences([e['position_ids'] for e in examples], 0, L),
                 'attention_mask': packed_attention_mask([e['seq_lens'] for e in examples], L)}
 
+# %% ../nbs/02_data.ipynb #3e99f57d
+class PaddingFreeCollator(PadCollator):
+    "Collate examples (or packed rows) into ONE unpadded row: restarting `position_ids`, boundaries in `cu_seq_lens_q/k`."
+    def __call__(self, examples:list[dict])->dict[str, torch.Tensor]:
+        ids, labs, pos, lens = [], [], [], []
+        for e in examples:
+            segs = [n for n in (e.get('seq_lens') or [len(e['input_ids'])]) if n]
+            lab = list(e['labels']) if 'labels' in e else None
+            s = 0
+            for n in segs:
+                if lab is not None: lab[s] = self.label_pad_id  # predicted from the previous example's last token: never a target
+                pos += range(n); s += n
+            ids += list(e['input_ids']); lens += segs
+            if lab is not None: labs += lab
+        tail = _round_up(len(ids), self.multiple) - len(ids)
+        if tail:  # rounding up: the padding is one more example, attending to itself, never a target
+            ids += [self.pad_id] * tail; pos += range(tail); lens.append(tail)
+            if labs: labs += [self.label_pad_id] * tail
+        cu = torch.tensor([0, *np.cumsum(lens).tolist()], dtype=torch.int32)
+        batch = {'input_ids': torch.tensor([ids]), 'position_ids': torch.tensor([pos]),
+                 'cu_seq_lens_q': cu, 'cu_seq_lens_k': cu, 'max_length_q': max(lens), 'max_length_k': max(lens)}
+        if labs: batch['labels'] = torch.tensor([labs])
+        return batch
+
 # %% ../nbs/02_data.ipynb #006938e4
 def _first(rows:list[int])->str: return f"{len(rows)} row(s), first at row {rows[0]}"
 
@@ -897,14 +921,20 @@ def _single_labels(ds:Dataset, task:str)->list|None:
     labels = ds['labels']
     return list(labels) if len(labels) and all(isinstance(l, (int, np.integer)) for l in labels[:100]) else None
 
+def _packing_kind(packing)->str|None:
+    "None, 'free' (padding-free rows) or 'mask' (4-D block-diagonal mask) from the `packing` argument."
+    if packing is False or packing is None: return None
+    if packing is True: return 'free'
+    return check_choice(packing, ('free', 'mask'), 'packing')
+
 def dataloaders(data, # Anything `load_data` accepts, or a tokenized `DatasetDict`
                 tokenizer, # A Hugging Face tokenizer
                 task:str, # One of `TASKS`
-                batch_size:int=32, # Training examples (or packed rows) per batch
+                batch_size:int=32, # Training examples (packing='mask': packed rows) per batch
                 valid_batch_size:int|None=None, # Evaluation batch size (default: 2 x batch_size)
                 max_length:int|None=None, # Tokens per example or packed row (default: the tokenizer's, capped at 1024)
                 group_by_length:bool=True, # Batch examples of similar length (less padding), shuffled, class mix kept
-                packing:bool=False, # causal: pack several examples per row (block-diagonal attention)
+                packing:bool|str=False, # causal: True (or 'free'): each batch one unpadded row, attention per example; 'mask': rows of `max_length` with a 4-D block-diagonal mask
                 pad_to_multiple_of:int|None=None, # Round padded lengths up to a multiple of this
                 seed:int=42, # Seed of splits and shuffles
                 num_workers:int=0, # DataLoader worker processes
@@ -922,7 +952,8 @@ def dataloaders(data, # Anything `load_data` accepts, or a tokenized `DatasetDic
     check_choice(task, TASKS, 'task')
     for k, v in (('batch_size', batch_size), ('valid_batch_size', valid_batch_size or 1)):
         if not (isinstance(v, int) and v > 0): raise SftError(f"{k} must be a positive integer, got {v!r}", where=f'dataloaders({k}=...)', fix=f'use e.g. {k}=32')
-    if packing and task != 'causal': raise SftError(f"packing is for causal SFT, not {task}", where='packing=True', fix="use packing=False, or task='causal'")
+    packing = _packing_kind(packing)
+    if packing and task != 'causal': raise SftError(f"packing is for causal SFT, not {task}", where=f'packing={packing!r}', fix="use packing=False, or task='causal'")
     ensure_pad_token(tokenizer, task)
     max_length = max_length or default_max_length(tokenizer)
     id2label = None
@@ -936,10 +967,10 @@ def dataloaders(data, # Anything `load_data` accepts, or a tokenized `DatasetDic
         tds = tokenize(dsd, tokenizer, task, max_length=max_length, **tok_kwargs)
     if 'train' not in tds: raise SftError(f"no 'train' split (splits: {', '.join(tds)})", fix="name the training split 'train'")
     if check: check_data(tds, tokenizer, task, num_labels=len(id2label) if id2label else None)
-    train = pack(tds['train'], max_length) if packing else tds['train']
-    coll = (PackedCollator if packing else PadCollator)(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
+    train = pack(tds['train'], max_length) if packing == 'mask' else tds['train']
+    coll = {'mask': PackedCollator, 'free': PaddingFreeCollator}.get(packing, PadCollator)(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
     kw = dict(collate_fn=coll, num_workers=num_workers)
-    if group_by_length and not packing:
+    if group_by_length and not packing:  # without padding, length grouping has nothing to save: random batches
         smp = LengthGroupedBatchSampler(train['length'], batch_size, seed=seed, drop_last=drop_last, labels=_single_labels(train, task))
         train_dl = DataLoader(train, batch_sampler=smp, **kw)
     else: train_dl = DataLoader(train, batch_size=batch_size, shuffle=True, drop_last=drop_last, generator=torch.Generator().manual_seed(seed), **kw)

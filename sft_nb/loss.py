@@ -9,10 +9,10 @@ from __future__ import annotations
 import math, contextlib
 
 # %% auto #0
-__all__ = ['PLAIN_HEAD_MODELS', 'log_softmax_stable', 'stable_cross_entropy', 'shift_labels', 'count_items',
-           'token_cross_entropy', 'chunked_cross_entropy', 'cross_entropy_peak_mb', 'TokenLoss', 'class_weights',
-           'ClassificationLoss', 'MeanLoss', 'default_loss', 'MultiLabelLoss', 'RegressionLoss', 'plain_lm_head',
-           'skip_head']
+__all__ = ['PLAIN_HEAD_MODELS', 'VARLEN_MODELS', 'VARLEN', 'log_softmax_stable', 'stable_cross_entropy', 'shift_labels',
+           'count_items', 'token_cross_entropy', 'chunked_cross_entropy', 'cross_entropy_peak_mb', 'TokenLoss',
+           'class_weights', 'ClassificationLoss', 'MeanLoss', 'default_loss', 'MultiLabelLoss', 'RegressionLoss',
+           'plain_lm_head', 'skip_head', 'varlen_sdpa', 'use_varlen_attention']
 
 # %% ../nbs/04_loss.ipynb #c4aab657
 import torch
@@ -23,6 +23,11 @@ from torch.utils.checkpoint import checkpoint
 # %% ../nbs/04_loss.ipynb #0eaca73b
 from .core import SftError
 from .freeze import unwrap_model
+
+# %% ../nbs/04_loss.ipynb #14dfda26
+from transformers import AttentionInterface
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 # %% ../nbs/04_loss.ipynb #71997379
 def log_softmax_stable(logits:torch.Tensor, # [..., n_classes] raw scores
@@ -219,6 +224,7 @@ def default_loss(model, # The (possibly wrapped) model
     for _ in range(4):  # look through DDP / peft / compile wrappers
         m = getattr(m, 'module', None) or getattr(m, 'base_model', None) or getattr(m, '_orig_mod', None) or m
         if hasattr(m, 'config'): break
+    if 'cu_seq_lens_q' in batch: use_varlen_attention(model)  # a padding-free batch: attention per example
     labels = batch.get('labels')
     if labels is None: return MeanLoss()
     if labels.is_floating_point():  # float labels: regression, or 0/1 rows of a multi-label classifier
@@ -281,3 +287,55 @@ def skip_head(head:nn.Module|None): # The output layer (None: do nothing)
     finally: del head.forward
 
 def _identity(x): return x
+
+# %% ../nbs/04_loss.ipynb #76ae8841
+VARLEN_MODELS = ('llama', 'mistral', 'qwen2', 'qwen3', 'olmo', 'olmo2', 'phi3')
+VARLEN = 'sft_nb_varlen'
+
+def _bounds(cu:torch.Tensor)->list[int]: return cu.tolist()  # a host sync per layer on GPUs; nothing on CPU
+
+def varlen_sdpa(module:nn.Module, # The attention layer (for `num_key_value_groups`, `training`)
+                query:torch.Tensor, key:torch.Tensor, value:torch.Tensor, # [1, heads, tokens, dim] (keys may have fewer heads)
+                attention_mask:torch.Tensor|None, # transformers' mask, unused on padding-free rows
+                dropout:float=0.0, # Attention dropout probability (applied in training only)
+                scaling:float|None=None, # Softmax scale (default 1/sqrt(dim))
+                cu_seq_lens_q:torch.Tensor|None=None, # Example boundaries in the row, [0, l1, l1+l2, ...]
+                cu_seq_lens_k:torch.Tensor|None=None, # Must equal `cu_seq_lens_q` (no cache in training)
+                sliding_window:int|None=None, # A window shorter than an example is refused
+                **kwargs):
+    "Causal SDPA per example of a padding-free row (`cu_seq_lens_q`); transformers' SDPA for any other call."
+    if cu_seq_lens_q is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, sliding_window=sliding_window, **kwargs)
+    if query.shape[0] != 1 or (cu_seq_lens_k is not None and not torch.equal(cu_seq_lens_k, cu_seq_lens_q)):
+        raise SftError(f"a padding-free batch is one row with the same query and key boundaries, got {query.shape[0]} rows",
+                       where='varlen_sdpa', fix='collate with sft_nb.data.PaddingFreeCollator, and generate without cu_seq_lens_q')
+    b = _bounds(cu_seq_lens_q)
+    longest = max(e - s for s, e in zip(b[:-1], b[1:]))
+    if sliding_window is not None and longest > sliding_window:
+        raise SftError(f"an example of {longest} tokens is longer than the attention window ({sliding_window})",
+                       where=f'{type(module).__name__} sliding window', fix="use packing='mask' or packing=False, or a max_length within the window")
+    p = dropout if module.training else 0.0
+    gqa = dict(enable_gqa=True) if key.shape[1] != query.shape[1] else {}  # keys keep their few heads: no repeat copies
+    outs = [F.scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e], dropout_p=p, is_causal=True, scale=scaling, **gqa)
+            for s, e in zip(b[:-1], b[1:])]
+    out = torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
+    return out.transpose(1, 2).contiguous(), None
+
+AttentionInterface.register(VARLEN, varlen_sdpa)
+AttentionMaskInterface.register(VARLEN, sdpa_mask)  # padded batches and generation get SDPA's own mask, unchanged
+
+def use_varlen_attention(model:nn.Module, # A transformers causal LM (possibly peft-wrapped)
+                        )->str:
+    "Switch `model` to `sft_nb_varlen` attention (once) if its architecture is allow-listed; returns the attention in use."
+    m = unwrap_model(model)
+    cfg = getattr(m, 'config', None)
+    kind, attn = getattr(cfg, 'model_type', None), getattr(cfg, '_attn_implementation', None)
+    if kind not in VARLEN_MODELS:
+        raise SftError(f"padding-free packing is not known to be exact for {kind!r} models", where=type(m).__name__,
+                       fix=f"use dataloaders(..., packing='mask') (block-diagonal 4-D mask) or packing=False; exact for: {', '.join(VARLEN_MODELS)}")
+    if attn in (VARLEN,) or (attn or '').startswith('flash_attention'): return attn  # flash-attention reads cu_seq_lens_q itself
+    if attn not in ('sdpa', 'eager'):
+        raise SftError(f"padding-free packing needs SDPA, eager or flash attention, the model uses {attn!r}", where=type(m).__name__,
+                       fix="load the model with attn_implementation='sdpa', or use packing='mask'")
+    m.set_attn_implementation(VARLEN)
+    return VARLEN
