@@ -44,13 +44,14 @@ def cpu_model()->str:
 
 PRECISION_WORDS = {'no': 'fp32', 'bf16': 'bf16 mixed precision', 'fp16': 'fp16 mixed precision'}
 
-def stamp_text(precision:str, when:datetime.date|None=None)->str:
-    "The provenance line written at the top of a refreshed notebook."
+def stamp_text(precision:str, when:datetime.date|None=None, load:list[float]=())->str:
+    "The provenance line written at the top of a refreshed notebook (`load`: 1-minute load averages seen during the run)."
     import torch
     when = when or datetime.date.today()
     return (f"{STAMP_START} were produced on {when.isoformat()} with `python tools/refresh_outputs.py` (slow cells "
             f"included, real models) on {cpu_model()} ({os.cpu_count()} cores), precision `{precision}` "
-            f"({PRECISION_WORDS.get(precision, precision)}), torch {torch.__version__}.*")
+            f"({PRECISION_WORDS.get(precision, precision)}), torch {torch.__version__}"
+            + (f"; load average {min(load):.1f} to {max(load):.1f} during the run (timings grow with it)" if load else '') + ".*")
 
 def set_stamp(cells:list, text:str):
     "Put `text` in the markdown cell after the title, updating the one an earlier refresh wrote."
@@ -141,7 +142,7 @@ def refresh_one(path:Path, stamp:bool=True)->int:
     os.chdir(path.parent)
     sys.path.insert(0, str(ROOT))
     runner = KernelLikeShell()
-    ran, t_all = 0, time.perf_counter()
+    ran, t_all, load = 0, time.perf_counter(), []
     for i, c in enumerate(nb['cells']):
         if c['cell_type'] != 'code': continue
         src = ''.join(c['source'])
@@ -149,6 +150,7 @@ def refresh_one(path:Path, stamp:bool=True)->int:
         t0 = time.perf_counter()
         outs, exc = runner.run_cell(src)
         secs = time.perf_counter() - t0
+        if hasattr(os, 'getloadavg'): load.append(os.getloadavg()[0])
         print(f"  cell {i:3d} {secs:7.1f} s  {len(outs)} output(s)  {src.strip().splitlines()[0][:70]}", flush=True)
         if exc is not None:
             print(f"\n{_show(path)}: cell {i} failed, notebook left unchanged:\n{src}\n", file=sys.stderr)
@@ -159,7 +161,7 @@ def refresh_one(path:Path, stamp:bool=True)->int:
         ran += 1
     if stamp and ran:
         from sft_nb.core import default_precision
-        set_stamp(nb['cells'], stamp_text(default_precision()))
+        set_stamp(nb['cells'], stamp_text(default_precision(), load=load))
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
     print(f"{_show(path)}: {ran} cells ran in {time.perf_counter() - t_all:.0f} s, saved with outputs", flush=True)
     return 0
