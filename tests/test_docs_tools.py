@@ -59,15 +59,16 @@ def test_refresh_outputs(tmp_path):
     kept = {'output_type': 'stream', 'name': 'stdout', 'text': ['kept\n']}
     p = write(tmp_path, [md('# Title\n> summary'),
         code('import matplotlib.pyplot as plt\nfrom IPython.display import display, HTML'),
-        code('#| slow\nfrom sft_nb.core import in_notebook\nin_notebook()'),
+        code('#| slow\nimport torch\nfrom sft_nb.core import in_notebook\ntorch.set_num_threads(4)\nin_notebook(), torch.get_num_threads()'),
         code("h = display(HTML('<b>0</b>'), display_id=True)\nfor i in range(3): h.update(HTML(f'<b>{i+1}</b>'))"),
         code('plt.plot([1, 2, 3]);'),
         code('#| eval: false\n1/0', kept)])
-    r = subprocess.run([sys.executable, str(ROOT/'tools'/'refresh_outputs.py'), str(p)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, str(ROOT/'tools'/'refresh_outputs.py'), '--threads', '1', str(p)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     cells = json.loads(p.read_text())['cells']
     assert cells[1]['source'][0].startswith('*Outputs on this page were produced on') and 'precision `' in cells[1]['source'][0]
-    assert cells[3]['outputs'][0]['data']['text/plain'] == ['True']  # the library sees a notebook
+    assert 'at most 1 thread;' in cells[1]['source'][0]
+    assert cells[3]['outputs'][0]['data']['text/plain'] == ['(True, 1)']  # the library sees a notebook; threads capped
     (upd,) = cells[4]['outputs']
     assert upd['data']['text/html'] == ['<b>3</b>']  # one output, in its last state
     assert 'image/png' in cells[5]['outputs'][0]['data']

@@ -1,6 +1,6 @@
 """Run notebooks top to bottom, slow cells included, and save them with their outputs (what the docs pages show).
 
-    python tools/refresh_outputs.py nbs/tutorials/sentiment.ipynb [more notebooks ...] [--no-stamp]
+    python tools/refresh_outputs.py nbs/tutorials/sentiment.ipynb [more notebooks ...] [--threads N] [--no-stamp]
     nbdev-clean    # then, as after any notebook edit
 
 Each notebook runs in a fresh child process (cwd = the notebook's folder, as in Jupyter), in execnb's `CaptureShell`
@@ -13,6 +13,8 @@ left as it was and the failing cell and traceback are printed (exit status 1).
 
 A notebook in which cells ran gets a markdown cell right after its title that says when, on which CPU and with which
 precision (`sft_nb.core.default_precision()`) the outputs were produced; a refresh updates that cell.
+`--threads N` caps torch at N threads, whatever the notebook asks with `torch.set_num_threads` (on a busy shared
+machine one thread is several times faster than threads fighting over the cores); the provenance cell says so.
 The default test run (`nbdev-test`, pytest) never writes notebooks, so it does not overwrite these outputs."""
 import json, os, platform, re, subprocess, sys, time, datetime
 from pathlib import Path
@@ -44,13 +46,14 @@ def cpu_model()->str:
 
 PRECISION_WORDS = {'no': 'fp32', 'bf16': 'bf16 mixed precision', 'fp16': 'fp16 mixed precision'}
 
-def stamp_text(precision:str, when:datetime.date|None=None, load:list[float]=())->str:
+def stamp_text(precision:str, when:datetime.date|None=None, load:list[float]=(), threads:int|None=None)->str:
     "The provenance line written at the top of a refreshed notebook (`load`: 1-minute load averages seen during the run)."
     import torch
     when = when or datetime.date.today()
     return (f"{STAMP_START} were produced on {when.isoformat()} with `python tools/refresh_outputs.py` (slow cells "
             f"included, real models) on {cpu_model()} ({os.cpu_count()} cores), precision `{precision}` "
             f"({PRECISION_WORDS.get(precision, precision)}), torch {torch.__version__}"
+            + (f" on at most {threads} thread{'s' if threads > 1 else ''}" if threads else '')
             + (f"; load average {min(load):.1f} to {max(load):.1f} during the run (timings grow with it)" if load else '') + ".*")
 
 def set_stamp(cells:list, text:str):
@@ -135,12 +138,20 @@ class KernelLikeShell:
 
 def _show(path:Path)->str: return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
-def refresh_one(path:Path, stamp:bool=True)->int:
+def cap_threads(n:int):
+    "Keep torch at `n` threads at most, also when a cell asks for more."
+    import torch
+    set_threads = torch.set_num_threads
+    set_threads(n)
+    torch.set_num_threads = lambda k: set_threads(max(1, min(int(k), n)))
+
+def refresh_one(path:Path, stamp:bool=True, threads:int|None=None)->int:
     "Run every cell of the notebook at `path` and save it with the outputs; 1 on the first failing cell."
     path = path.resolve()
     nb = json.loads(path.read_text())
     os.chdir(path.parent)
     sys.path.insert(0, str(ROOT))
+    if threads: cap_threads(threads)
     runner = KernelLikeShell()
     ran, t_all, load = 0, time.perf_counter(), []
     for i, c in enumerate(nb['cells']):
@@ -161,15 +172,17 @@ def refresh_one(path:Path, stamp:bool=True)->int:
         ran += 1
     if stamp and ran:
         from sft_nb.core import default_precision
-        set_stamp(nb['cells'], stamp_text(default_precision(), load=load))
+        set_stamp(nb['cells'], stamp_text(default_precision(), load=load, threads=threads))
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
     print(f"{_show(path)}: {ran} cells ran in {time.perf_counter() - t_all:.0f} s, saved with outputs", flush=True)
     return 0
 
 def main(argv:list[str])->int:
     stamp = '--no-stamp' not in argv
-    if '--one' in argv: return refresh_one(Path(argv[argv.index('--one') + 1]), stamp)
-    nbs = [Path(a) for a in argv if not a.startswith('--')]
+    threads = int(argv[argv.index('--threads') + 1]) if '--threads' in argv else None
+    if '--one' in argv: return refresh_one(Path(argv[argv.index('--one') + 1]), stamp, threads)
+    values = {argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ('--threads', '--one')}
+    nbs = [Path(a) for a in argv if not a.startswith('--') and a not in values]
     if not nbs: print(__doc__); return 2
     missing = [str(p) for p in nbs if not p.is_file()]
     if missing: print(f"no such notebook: {', '.join(missing)}", file=sys.stderr); return 2
@@ -179,7 +192,8 @@ def main(argv:list[str])->int:
     for nb in nbs:
         print(f"== {nb}", flush=True)
         t0 = time.perf_counter()
-        args = [sys.executable, __file__, '--one', str(nb.resolve())] + ([] if stamp else ['--no-stamp'])
+        args = ([sys.executable, __file__, '--one', str(nb.resolve())] + ([] if stamp else ['--no-stamp'])
+                + (['--threads', str(threads)] if threads else []))
         rc = subprocess.run(args, env=env).returncode
         print(f"   {nb}: {'ok' if rc == 0 else 'FAILED'} in {time.perf_counter() - t0:.0f} s", flush=True)
         if rc: failed.append(str(nb))
