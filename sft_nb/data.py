@@ -994,6 +994,15 @@ def _infer_task(batch:dict)->str:
     if labs.shape == ids.shape and bool(((labs == -100) | (labs == ids)).all()): return 'causal'
     return 'seq2seq'
 
+def _unflatten(batch:dict)->dict:
+    "A padding-free batch (one row cut at `cu_seq_lens_q`) as padded rows, one per example, for display."
+    b = batch['cu_seq_lens_q'].tolist()
+    spans = list(zip(b[:-1], b[1:]))
+    out = {'input_ids': pad_sequences([batch['input_ids'][0, s:e].tolist() for s, e in spans], 0),
+           'attention_mask': pad_sequences([[1] * (e - s) for s, e in spans], 0)}
+    if 'labels' in batch: out['labels'] = pad_sequences([batch['labels'][0, s:e].tolist() for s, e in spans], -100)
+    return out
+
 def _real_positions(batch:dict, r:int, pad_id:int|None)->torch.Tensor:
     "A boolean mask of row `r`'s tokens that are not padding."
     m = batch.get('attention_mask')
@@ -1028,6 +1037,7 @@ def batch_table(batch:dict, # A batch from one of our collators
                 html:bool=False, # Mark supervised tokens with HTML spans (else with ⟦ ⟧)
                 )->pd.DataFrame:
     "The first `n` rows of `batch` decoded into a DataFrame."
+    if 'cu_seq_lens_q' in batch: batch = _unflatten(batch)
     task = task or _infer_task(batch)
     rows, dec = [], lambda x, skip=True: tokenizer.decode(x, skip_special_tokens=skip)
     for r in range(min(n, len(batch['input_ids']))):
