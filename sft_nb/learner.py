@@ -6,7 +6,7 @@ Docs: https://sft-nb.github.io/sft_nb/learner.html.md"""
 
 # %% ../nbs/05_learner.ipynb #e93bd20d
 from __future__ import annotations
-import gc, json, math, time, random, hashlib, shutil, warnings, contextlib, copy, os, pickle, tempfile, functools
+import gc, json, math, time, random, hashlib, shutil, warnings, contextlib, copy, os, tempfile, functools
 from pathlib import Path
 from functools import partial
 from typing import Callable, Iterable
@@ -856,14 +856,14 @@ def _free_port()->int:
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 def _rank0_result(train_fn:Callable, path:Path)->Callable:
-    "`train_fn`, with the return value of rank 0 pickled to `path` (notebook_launcher discards return values)."
+    "`train_fn`, with the return value of rank 0 saved to `path` (notebook_launcher discards return values)."
     @functools.wraps(train_fn)  # torch's elastic agent reports the function by name
     def run(*args):
         res = train_fn(*args)
-        if int(os.environ.get('RANK', 0)) == 0: Path(path).write_bytes(pickle.dumps(res))
+        if int(os.environ.get('RANK', 0)) == 0: torch.save(res, path)  # read back with weights_only: no code runs on load
     return run
 
-def launch(train_fn:Callable, # Builds its own `Learner` and trains; its return value (rank 0's) must be picklable
+def launch(train_fn:Callable, # Builds its own `Learner` and trains; its return value (rank 0's): tensors, numbers, strings, lists, dicts
            *args, # Passed to `train_fn` in every process
            num_processes:int=2, # Processes: CPU processes on a CPU machine (gloo), one per GPU on GPUs
           ):
@@ -883,9 +883,9 @@ def launch(train_fn:Callable, # Builds its own `Learner` and trains; its return 
     shared = [AcceleratorState._shared_state, GradientState._shared_state, PartialState._shared_state]
     saved = [dict(s) for s in shared]
     with tempfile.TemporaryDirectory() as d, patch_environment(tokenizers_parallelism='false'):
-        result = Path(d) / 'result.pkl'
+        result = Path(d) / 'result.pt'
         for s in shared: s.clear()
         try: notebook_launcher(_rank0_result(train_fn, result), args, num_processes=num_processes, use_port=str(_free_port()))
         finally:
             for s, mine in zip(shared, saved): s.clear(); s.update(mine)
-        return pickle.loads(result.read_bytes()) if result.exists() else None
+        return torch.load(result, weights_only=True) if result.exists() else None
