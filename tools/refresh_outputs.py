@@ -20,21 +20,11 @@ import json, os, platform, re, subprocess, sys, time, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from check_outputs import directives  # one reading of `#| key: value` cell directives for both tools
 STAMP_START = '*Outputs on this page'  # how the provenance cell is found again
 QUIET_ENV = dict(HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1', TOKENIZERS_PARALLELISM='false',
                  HF_DATASETS_DISABLE_PROGRESS_BARS='1', HF_HUB_DISABLE_PROGRESS_BARS='1', PYTHONUNBUFFERED='1')
-
-def directives(src:str)->dict:
-    "The `#| key: value` directives at the top of a cell, as {key: value}."
-    out = {}
-    for line in src.splitlines():
-        s = line.strip()
-        if not s: continue
-        if not s.startswith('#|'): break
-        for part in s[2:].strip().split(','):
-            k, _, v = part.strip().partition(':')
-            if k: out[k.strip()] = v.strip()
-    return out
 
 def cpu_model()->str:
     "The CPU's marketing name from /proc/cpuinfo (platform's guess elsewhere)."
