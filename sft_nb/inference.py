@@ -621,6 +621,14 @@ def _unwrap_for_generation(learn):
     return getattr(m, '_orig_mod', m)
 
 # %% ../nbs/08_inference.ipynb #2e834a01
+def _eval_model_and_tokenizer(cb, model=None, tokenizer=None)->tuple:
+    "The model and tokenizer an evaluation callback `cb` uses: those given, else its own tokenizer and its learner's."
+    model = model if model is not None else _unwrap_for_generation(cb.learn)
+    tok = tokenizer or cb.tokenizer or (getattr(cb.learn, 'tokenizer', None) if cb.learn is not None else None)
+    name = type(cb).__name__
+    if tok is None: raise SftError(f"{name} has no tokenizer", fix=f"pass {name}(..., tokenizer=tok) or give the Learner one")
+    return model, tok
+
 class GenerationEval(Callback):
     "Generate on fixed samples every `every` epochs or steps, score the answers, log the scores and show a table."
     order = 40  # After the Learner appends the evaluation record, before record callbacks (order 50) read it
@@ -648,9 +656,7 @@ class GenerationEval(Callback):
 
     def evaluate(self, model=None, tokenizer=None)->dict:
         "Generate answers for the samples with `model` (default: the learner's), score them and keep the table."
-        model = model if model is not None else _unwrap_for_generation(self.learn)
-        tok = tokenizer or self.tokenizer or (getattr(self.learn, 'tokenizer', None) if self.learn is not None else None)
-        if tok is None: raise SftError("GenerationEval has no tokenizer", fix="pass GenerationEval(..., tokenizer=tok) or give the Learner one")
+        model, tok = _eval_model_and_tokenizer(self, model, tokenizer)
         preds = generate(model, tok, self.prompts, max_new_tokens=self.max_new_tokens, batch_size=self.batch_size, **self.gen_kw)
         scores = text_scores(preds, self.references, self.metrics, self.label_words)
         self.table = pd.DataFrame({'prompt': [p if isinstance(p, str) else p[-1]['content'] for p in self.prompts],
@@ -717,9 +723,7 @@ class QAEval(GenerationEval):
 
     def evaluate(self, model=None, tokenizer=None)->dict:
         "Answer the examples with `model` (default: the learner's), score the answers and keep the table."
-        model = model if model is not None else _unwrap_for_generation(self.learn)
-        tok = tokenizer or self.tokenizer or (getattr(self.learn, 'tokenizer', None) if self.learn is not None else None)
-        if tok is None: raise SftError("QAEval has no tokenizer", fix="pass QAEval(..., tokenizer=tok) or give the Learner one")
+        model, tok = _eval_model_and_tokenizer(self, model, tokenizer)
         scores, self.table = evaluate_qa(model, tok, self.examples, **self.qa_kw)
         return scores
 
