@@ -10,15 +10,15 @@ import os, glob, json, time, functools, importlib.util, html
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['ASSET_PACKAGES', 'SMOLLM2_GGUF', 'BUNDLED_MODELS', 'CHATML_TEMPLATE', 'TINY_FAMILIES', 'TINY_TASKS',
-           'install_command', 'install_assets', 'package_dir', 'minilm_path', 'smollm2_path', 'resolve_model',
-           'rotten_tomatoes', 'chat_pairs', 'tiny_corpus', 'tiny_tokenizer', 'tiny_model']
+__all__ = ['ASSET_PACKAGES', 'SMOLLM2_GGUF', 'BUNDLED_MODELS', 'CHATML_TEMPLATE', 'TINY_FAMILIES', 'install_command',
+           'install_assets', 'package_dir', 'minilm_path', 'smollm2_path', 'resolve_model', 'rotten_tomatoes',
+           'chat_pairs', 'tiny_corpus', 'tiny_tokenizer', 'tiny_model']
 
 # %% ../nbs/01_assets.ipynb #a982e4d3
 import torch
 import pandas as pd
 from datasets import Dataset, DatasetDict, ClassLabel, Features, Value
-from .core import SftError, cache_dir, atomic_dir, did_you_mean, set_seed
+from .core import SftError, cache_dir, atomic_dir, did_you_mean, set_seed, get_task
 
 # %% ../nbs/01_assets.ipynb #ab8cc69e
 ASSET_PACKAGES = {  # asset: (python package, pip requirement; all installed with --no-deps)
@@ -230,11 +230,9 @@ TINY_FAMILIES = {
     't5':      ('seq2seq', 'T5Config', dict(d_model=32, d_kv=16, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=2)),
     'marian':  ('seq2seq', 'MarianConfig', dict(d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=128)),
 }
-TINY_TASKS = {'classification': 'AutoModelForSequenceClassification', 'causal': 'AutoModelForCausalLM',
-              'seq2seq': 'AutoModelForSeq2SeqLM', 'qa': 'AutoModelForQuestionAnswering'}
 
 def tiny_model(family:str='bert', # One of `TINY_FAMILIES`
-               task:str='classification', # One of `TINY_TASKS`
+               task:str='classification', # One of `sft_nb.core.TASKS`
                num_labels:int=2, # Labels, for classification
                seed:int=0, # Seed of the random init
                save_to:str|Path|None=None, # Also save model and tokenizer there (a loadable folder)
@@ -243,8 +241,7 @@ def tiny_model(family:str='bert', # One of `TINY_FAMILIES`
     import transformers
     if family not in TINY_FAMILIES:
         raise SftError(f"unknown tiny family {family!r}.{did_you_mean(family, TINY_FAMILIES)}", fix=f"use one of: {', '.join(TINY_FAMILIES)}")
-    if task not in TINY_TASKS:
-        raise SftError(f"unknown task {task!r}.{did_you_mean(task, TINY_TASKS)}", fix=f"use one of: {', '.join(TINY_TASKS)}")
+    auto_class = get_task(task, where='tiny_model(task=...)').auto_class
     kind, cfg_name, kw = TINY_FAMILIES[family]
     tok = tiny_tokenizer(kind)
     ids = dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id)
@@ -255,7 +252,7 @@ def tiny_model(family:str='bert', # One of `TINY_FAMILIES`
         ids.update(num_labels=num_labels, id2label={i: f'LABEL_{i}' for i in range(num_labels)})
     cfg = getattr(transformers, cfg_name)(**{**kw, **ids, **config_kwargs})
     set_seed(seed)
-    try: model = getattr(transformers, TINY_TASKS[task]).from_config(cfg)
+    try: model = getattr(transformers, auto_class).from_config(cfg)
     except ValueError as e:
         raise SftError(f"the {family} family has no {task} model in transformers", fix="pick another family for this task") from e
     if save_to is not None:

@@ -20,7 +20,7 @@ __all__ = ['RecordCallback', 'monitor_mode', 'is_improvement', 'MonitorCallback'
 
 # %% ../nbs/06_callbacks.ipynb #da4ad33b
 import torch
-from .core import (SftError, NonFiniteLossError, did_you_mean, check_choice, atomic_write, atomic_dir, in_notebook, Callback,
+from .core import (SftError, NonFiniteLossError, did_you_mean, check_choice, atomic_write, atomic_dir, in_notebook, Callback, unwrap_model,
                          CancelFitException)
 
 # %% ../nbs/06_callbacks.ipynb #2515f28a
@@ -142,11 +142,6 @@ class EarlyStopping(MonitorCallback):
         raise CancelFitException()
 
 # %% ../nbs/06_callbacks.ipynb #56ebca22
-def _unwrap(learn, model=None):
-    model = model if model is not None else learn.model
-    acc = getattr(learn, 'accelerator', None)
-    return acc.unwrap_model(model) if acc is not None else model
-
 def save_weights(model:torch.nn.Module, # The model to save
                  path:str|Path, # Folder to write (replaced atomically)
                  trainable_only:bool=False, # Only the parameters with `requires_grad`
@@ -207,7 +202,7 @@ class SaveBestModel(MonitorCallback):
     def on_record(self, record, value, improved, old):
         if not improved or old or not self.is_main: return
         meta = {'monitor': self.monitor, 'value': value, 'epoch': record.get('epoch'), 'step': record.get('step'), 'record': record}
-        save_weights(_unwrap(self.learn), self.path, self.trainable_only, meta)
+        save_weights(unwrap_model(self.learn.model, keep_peft=True), self.path, self.trainable_only, meta)
         self.saved = meta
 
     def after_fit(self):
@@ -216,7 +211,7 @@ class SaveBestModel(MonitorCallback):
         if self.saved.get('step') == getattr(self.learn, 'step', None): return  # the model already holds the best weights
         acc = getattr(self.learn, 'accelerator', None)
         if acc is not None and getattr(acc, 'num_processes', 1) > 1: acc.wait_for_everyone()  # the main process wrote the file
-        load_weights(_unwrap(self.learn), self.path)
+        load_weights(unwrap_model(self.learn.model, keep_peft=True), self.path)
         if self.verbose: print(f"Loaded the best weights: {self.monitor}={self.saved['value']:.4g} at epoch {self.saved['epoch']} (step {self.saved['step']}).")
 
 # %% ../nbs/06_callbacks.ipynb #b2dd7ca2

@@ -12,18 +12,17 @@ from pathlib import Path
 from typing import Any
 
 # %% auto #0
-__all__ = ['FREEZE_STRATEGIES', 'GENERATION_METRICS', 'TASK_METRICS', 'INSTRUCT_PROMPT', 'BUNDLED_DATA', 'DataConfig',
-           'LoraConfig', 'GenerationConfig', 'RunConfig', 'check_metrics', 'check_config', 'config_from_dict',
-           'apply_overrides', 'to_dict', 'to_yaml', 'load_config', 'rotten_tomatoes_instruct', 'chat_pairs_splits',
-           'load_task_data', 'data_summary', 'data_line', 'default_metrics', 'generation_samples', 'generation_eval',
-           'apply_freezing', 'run_max_length', 'header_line', 'finish_run', 'train', 'load_saved', 'evaluate_folder',
-           'generated_text_scores', 'predict_folder', 'chat_replies', 'chat_folder', 'quiet_libraries', 'error_message',
-           'main']
+__all__ = ['FREEZE_STRATEGIES', 'GENERATION_METRICS', 'INSTRUCT_PROMPT', 'BUNDLED_DATA', 'DataConfig', 'LoraConfig',
+           'GenerationConfig', 'RunConfig', 'check_metrics', 'check_config', 'config_from_dict', 'apply_overrides',
+           'to_dict', 'to_yaml', 'load_config', 'rotten_tomatoes_instruct', 'chat_pairs_splits', 'load_task_data',
+           'data_summary', 'data_line', 'generation_samples', 'generation_eval', 'apply_freezing', 'run_max_length',
+           'header_line', 'finish_run', 'train', 'load_saved', 'evaluate_folder', 'generated_text_scores',
+           'predict_folder', 'chat_replies', 'chat_folder', 'quiet_libraries', 'error_message', 'main']
 
 # %% ../nbs/09_cli.ipynb #cd309fbf
 import yaml
 from .core import SftError, did_you_mean, check_choice, set_seed, atomic_write
-from .data import TASKS
+from .core import TASKS
 
 # %% ../nbs/09_cli.ipynb #d18d3f4e
 FREEZE_STRATEGIES = ('none', 'embeddings', 'head', 'freeze_to', 'gradual', 'lora')
@@ -151,16 +150,13 @@ def _check_data(dc:DataConfig):
     except LookupError: raise SftError(f"unknown text encoding {dc.encoding!r}", where='data.encoding', fix="use a Python codec name such as utf-8, latin-1, cp1252, utf-16") from None
 
 GENERATION_METRICS = ('bleu', 'chrf', 'rouge', 'exact_match')  # scored on generated text (GenerationEval), never on argmax token ids
-TASK_METRICS = {'classification': ('accuracy', 'f1', 'precision', 'recall', 'matthews_correlation', 'confusion_matrix'),
-                'seq2seq': ('perplexity', 'token_accuracy', *GENERATION_METRICS),
-                'causal': ('perplexity', 'token_accuracy', *GENERATION_METRICS)}
 
 def check_metrics(task:str, # One of TASKS
                   metrics:list|None, # Metric names from the config (None: the task's defaults)
                   )->list|None:
     "Refuse metric names that cannot be computed for `task`, listing those that can (a local metric script always passes)."
-    if metrics is None or task not in TASK_METRICS: return metrics
-    allowed = TASK_METRICS[task]
+    if metrics is None: return metrics
+    allowed = TASKS[task].metrics
     for m in metrics:
         if not isinstance(m, str): raise SftError(f"metrics must be names, got {m!r}", where='metrics', fix=f"use some of: {', '.join(allowed)}")
         if m not in allowed and not Path(m).expanduser().exists():
@@ -301,11 +297,6 @@ def data_line(s:dict)->str:
     return f"data: {s['source']}: {', '.join(part(k, n) for k, n in s['rows'].items())}{lab}"
 
 # %% ../nbs/09_cli.ipynb #b5561fea
-def default_metrics(task:str)->list:
-    "Metric names reported for `task` when the config names none."
-    return {'classification': ['accuracy', 'f1'], 'causal': ['perplexity', 'token_accuracy'],
-            'seq2seq': ['perplexity', 'token_accuracy'], 'qa': []}[task]
-
 def generation_samples(ds, # One canonical split (from `load_task_data`)
                        task:str, # 'seq2seq' or 'causal'
                        n:int, # Use the first n examples
@@ -447,7 +438,7 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
     model, freeze_cbs = apply_freezing(model, cfg)
     lr = slice(cfg.lr*cfg.lr_ratio, cfg.lr) if cfg.lr_ratio < 1 else cfg.lr
     gen = generation_eval(cfg, dsd.get('validation'), max_length)
-    names = cfg.metrics if cfg.metrics is not None else default_metrics(cfg.task)
+    names = cfg.metrics if cfg.metrics is not None else list(TASKS[cfg.task].default_metrics)
     metrics = [batch_metric(m) for m in names if gen is None or m not in GENERATION_METRICS]
     run_cbs = [MetricsLogger(), TerminateOnNaN(), *freeze_cbs, *([gen] if gen else []), *(cbs or [])]
     if not quiet: run_cbs.append(ProgressCallback(log_steps=cfg.log_every))
@@ -557,7 +548,7 @@ def evaluate_folder(model:str, # A run folder or a model folder
     dsd = load_data({'validation': data}, task, columns=columns or None, label_names=label_names, valid_pct=0, encoding=encoding)
     tds = tokenize(dsd, tok, task, max_length=max_length, verbose=False)
     dl = DataLoader(tds['validation'], batch_size=batch_size, collate_fn=PadCollator(tok))
-    learn = Learner(m, SimpleNamespace(train=dl, valid=dl), metrics=[batch_metric(n) for n in default_metrics(task)], tokenizer=tok, seed=None, progress=False)
+    learn = Learner(m, SimpleNamespace(train=dl, valid=dl), metrics=[batch_metric(n) for n in TASKS[task].default_metrics], tokenizer=tok, seed=None, progress=False)
     res = dict(learn.validate(dl))
     if task in ('seq2seq', 'causal'): res.update(generated_text_scores(m, tok, dsd['validation'], task, max_new_tokens, max_examples, max_length, batch_size))
     return res

@@ -9,13 +9,15 @@ from __future__ import annotations
 import os, sys, re, json, difflib, random, tempfile, shutil, contextlib, resource, platform
 from pathlib import Path
 from typing import Any, Iterable
+from dataclasses import dataclass
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'EVENTS', 'SftError', 'NonFiniteLossError', 'did_you_mean', 'check_choice', 'set_seed', 'cpu_flags',
-           'cpu_has_fast_bf16', 'default_device', 'check_precision', 'default_precision', 'precision_label',
-           'atomic_write', 'atomic_dir', 'cache_dir', 'in_notebook', 'show_df', 'human_count', 'peak_rss_mb', 'rss_mb',
-           'CancelBatchException', 'CancelTrainException', 'CancelValidException', 'CancelEpochException',
-           'CancelFitException', 'Callback', 'BatchMetric']
+__all__ = ['PRECISIONS', 'TASKS', 'EVENTS', 'SftError', 'NonFiniteLossError', 'did_you_mean', 'check_choice', 'set_seed',
+           'cpu_flags', 'cpu_has_fast_bf16', 'default_device', 'check_precision', 'default_precision',
+           'precision_label', 'atomic_write', 'atomic_dir', 'cache_dir', 'in_notebook', 'show_df', 'human_count',
+           'peak_rss_mb', 'rss_mb', 'unwrap_model', 'Task', 'get_task', 'task_of_model', 'CancelBatchException',
+           'CancelTrainException', 'CancelValidException', 'CancelEpochException', 'CancelFitException', 'Callback',
+           'BatchMetric']
 
 # %% ../nbs/00_core.ipynb #f267e605
 import numpy as np
@@ -205,6 +207,56 @@ def rss_mb()->float:
     "Current resident memory of this process, in MB."
     import psutil
     return psutil.Process().memory_info().rss/2**20
+
+# %% ../nbs/00_core.ipynb #47145f1e
+def unwrap_model(model:torch.nn.Module, # Possibly wrapped by DDP, DataParallel, torch.compile or peft
+                 keep_peft:bool=False, # Stop at a peft model instead of returning its base model
+                )->torch.nn.Module:
+    "The model inside its DDP / compile (and, unless `keep_peft`, peft) wrappers."
+    for _ in range(6):
+        if not keep_peft and callable(getattr(model, 'get_base_model', None)): model = model.get_base_model()
+        elif isinstance(getattr(model, '_orig_mod', None), torch.nn.Module): model = model._orig_mod
+        elif isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)): model = model.module
+        else: break
+    return model
+
+# %% ../nbs/00_core.ipynb #bebb87ca
+@dataclass(frozen=True)
+class Task:
+    "What sft_nb knows about one task, read by every module that needs it."
+    name:str
+    roles:tuple # Data columns (roles) the task needs, see `sft_nb.data`
+    optional:tuple # Roles it may also use
+    auto_class:str # The `transformers` auto class that builds its model
+    peft_type:str # peft's `TaskType` for adapters on it
+    pipeline:str # The `transformers` pipeline tag of a fine-tuned model
+    class_suffixes:tuple # Endings of model class names that mean this task
+    metrics:tuple # Metric names it can report
+    default_metrics:tuple # What it reports when none are asked for
+
+_GENERATIVE = ('perplexity', 'token_accuracy', 'bleu', 'chrf', 'rouge', 'exact_match')
+TASKS = {t.name: t for t in (
+    Task('classification', ('text', 'label'), ('text_pair',), 'AutoModelForSequenceClassification', 'SEQ_CLS',
+         'text-classification', ('ForSequenceClassification',),
+         ('accuracy', 'f1', 'precision', 'recall', 'matthews_correlation', 'confusion_matrix'), ('accuracy', 'f1')),
+    Task('seq2seq', ('source', 'target'), (), 'AutoModelForSeq2SeqLM', 'SEQ_2_SEQ_LM', 'text2text-generation',
+         ('ForConditionalGeneration', 'MTModel'), _GENERATIVE, ('perplexity', 'token_accuracy')),
+    Task('causal', (), ('messages', 'prompt', 'completion'), 'AutoModelForCausalLM', 'CAUSAL_LM', 'text-generation',
+         ('ForCausalLM', 'LMHeadModel'), _GENERATIVE, ('perplexity', 'token_accuracy')),
+    Task('qa', ('question', 'context', 'answers'), (), 'AutoModelForQuestionAnswering', 'QUESTION_ANS',
+         'question-answering', ('ForQuestionAnswering',), ('exact_match', 'f1'), ()),
+)}
+
+def get_task(name:str, # A key of `TASKS`
+             where:str|None=None, # What the name came from, for the error
+            )->Task:
+    "The `Task` called `name`, or an error that lists the tasks."
+    return TASKS[check_choice(name, TASKS, 'task', where=where)]
+
+def task_of_model(model)->str|None:
+    "The task a model (or model class) was built for, from its class name; None when it is none of `TASKS`."
+    name = (model if isinstance(model, type) else type(unwrap_model(model))).__name__
+    return next((t.name for t in TASKS.values() if name.endswith(t.class_suffixes)), None)
 
 # %% ../nbs/00_core.ipynb #ceda40cf
 EVENTS = ('before_fit before_epoch before_train before_batch after_pred after_loss before_backward after_backward '

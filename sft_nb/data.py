@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Mapping
 
 # %% auto #0
-__all__ = ['TASKS', 'ROLES', 'TASK_ROLES', 'ALIASES', 'SPLIT_ALIASES', 'CHAT_ROLES', 'PROBLEM_TYPES', 'MODEL_KEYS', 'read_table',
-           'as_dataset_dict', 'map_columns', 'encode_labels', 'label_maps', 'multi_hot', 'check_messages', 'split_data',
-           'load_data', 'ensure_pad_token', 'default_max_length', 'to_messages', 'render_chat', 'encode_chat',
-           'chat_prompt', 'encode_causal', 'tokenizer_fingerprint', 'tokenize', 'length_report', 'length_warning',
-           'fit_max_length', 'pad_sequences', 'PadCollator', 'LengthGroupedBatchSampler', 'pack',
-           'packed_attention_mask', 'PackedCollator', 'PaddingFreeCollator', 'check_data', 'DataLoaders', 'dataloaders',
-           'padding_stats', 'batch_table', 'show_batch']
+__all__ = ['ROLES', 'ALIASES', 'SPLIT_ALIASES', 'CHAT_ROLES', 'PROBLEM_TYPES', 'MODEL_KEYS', 'read_table', 'as_dataset_dict',
+           'map_columns', 'encode_labels', 'label_maps', 'multi_hot', 'check_messages', 'split_data', 'load_data',
+           'ensure_pad_token', 'default_max_length', 'to_messages', 'render_chat', 'encode_chat', 'chat_prompt',
+           'encode_causal', 'tokenizer_fingerprint', 'tokenize', 'length_report', 'length_warning', 'fit_max_length',
+           'pad_sequences', 'PadCollator', 'LengthGroupedBatchSampler', 'pack', 'packed_attention_mask',
+           'PackedCollator', 'PaddingFreeCollator', 'check_data', 'DataLoaders', 'dataloaders', 'padding_stats',
+           'batch_table', 'show_batch']
 
 # %% ../nbs/02_data.ipynb #e25a9aaa
 import numpy as np
@@ -25,19 +25,10 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Sampler
 from datasets import Dataset, DatasetDict, ClassLabel, Value, Sequence, load_from_disk
-from .core import SftError, did_you_mean, check_choice, cache_dir, atomic_dir, in_notebook, show_df
+from .core import TASKS, SftError, did_you_mean, check_choice, cache_dir, atomic_dir, in_notebook, show_df
 
 # %% ../nbs/02_data.ipynb #623e5c1b
-TASKS = ('classification', 'seq2seq', 'causal', 'qa')
-
 ROLES = ('text', 'text_pair', 'label', 'prompt', 'completion', 'messages', 'source', 'target', 'question', 'context', 'answers')
-
-TASK_ROLES = {  # task: (required roles, optional roles); causal needs `messages` or `prompt`+`completion`
-    'classification': (('text', 'label'), ('text_pair',)),
-    'seq2seq': (('source', 'target'), ()),
-    'causal': ((), ('messages', 'prompt', 'completion')),
-    'qa': (('question', 'context', 'answers'), ()),
-}
 
 ALIASES = {  # role: common column names that mean it, used only when the role itself is absent
     'text': ('sentence', 'sentence1', 'review'), 'text_pair': ('sentence2',), 'label': ('labels', 'class'),
@@ -161,7 +152,7 @@ def as_dataset_dict(data, # Path, {split: path|DataFrame|list|Dataset}, DataFram
 # %% ../nbs/02_data.ipynb #d67549ea
 def _needed_roles(task:str, cols:list[str])->tuple[tuple, tuple]:
     "Required and optional roles of `task`, given the columns present (causal: messages or prompt+completion)."
-    req, opt = TASK_ROLES[task]
+    req, opt = TASKS[task].roles, TASKS[task].optional
     if task == 'causal': req = ('messages',) if 'messages' in cols else ('prompt', 'completion')
     return req, opt
 

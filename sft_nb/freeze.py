@@ -11,17 +11,17 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 # %% auto #0
-__all__ = ['LORA_TARGETS', 'LayerGroup', 'unwrap_model', 'is_norm', 'default_splitter', 'layer_groups', 'trainable_count',
-           'freeze_to', 'freeze', 'unfreeze', 'freeze_pattern', 'unfreeze_pattern', 'freeze_word_embeddings',
-           'lr_per_group', 'param_groups', 'optimizer_state_bytes', 'GradualUnfreezing', 'freezing_report',
-           'WeightSnapshot', 'weight_snapshot', 'check_moved', 'peft_task', 'lora_targets', 'apply_lora', 'merge_lora']
+__all__ = ['LORA_TARGETS', 'LayerGroup', 'is_norm', 'default_splitter', 'layer_groups', 'trainable_count', 'freeze_to', 'freeze',
+           'unfreeze', 'freeze_pattern', 'unfreeze_pattern', 'freeze_word_embeddings', 'lr_per_group', 'param_groups',
+           'optimizer_state_bytes', 'GradualUnfreezing', 'freezing_report', 'WeightSnapshot', 'weight_snapshot',
+           'check_moved', 'peft_task', 'lora_targets', 'apply_lora', 'merge_lora']
 
 # %% ../nbs/03_freeze.ipynb #aab540b8
 import torch
 from torch import nn
 
 # %% ../nbs/03_freeze.ipynb #6a9716bc
-from .core import SftError, did_you_mean, show_df, human_count, Callback, check_choice
+from .core import SftError, did_you_mean, show_df, human_count, Callback, check_choice, TASKS, get_task, task_of_model, unwrap_model
 
 # %% ../nbs/03_freeze.ipynb #51026dc3
 @dataclass
@@ -39,16 +39,6 @@ class LayerGroup:
         t = self.n_trainable
         return 'trainable' if t==self.numel else 'frozen' if t==0 else 'partial'
     def __repr__(self): return f"LayerGroup({self.name!r}, {len(self.params)} tensors, {human_count(self.numel)} params, {self.state})"
-
-# %% ../nbs/03_freeze.ipynb #80baece6
-def unwrap_model(model:nn.Module)->nn.Module:
-    "The model inside a `peft.PeftModel` (or DDP / compiled) wrapper, or `model` itself."
-    for _ in range(4):
-        if hasattr(model, 'get_base_model') and callable(model.get_base_model): model = model.get_base_model()
-        elif hasattr(model, '_orig_mod'): model = model._orig_mod
-        elif isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)): model = model.module
-        else: break
-    return model
 
 # %% ../nbs/03_freeze.ipynb #d573d57a
 def is_norm(module:nn.Module)->bool:
@@ -440,19 +430,13 @@ LORA_TARGETS = {
 }
 
 # %% ../nbs/03_freeze.ipynb #fa5c288e
-_TASKS = {'classification': 'SEQ_CLS', 'causal': 'CAUSAL_LM', 'seq2seq': 'SEQ_2_SEQ_LM', 'qa': 'QUESTION_ANS',
-          'token_classification': 'TOKEN_CLS', 'features': 'FEATURE_EXTRACTION'}
-_CLASS_TASKS = [('ForSequenceClassification', 'SEQ_CLS'), ('ForQuestionAnswering', 'QUESTION_ANS'),
-                ('ForTokenClassification', 'TOKEN_CLS'), ('ForCausalLM', 'CAUSAL_LM'), ('LMHeadModel', 'CAUSAL_LM'),
-                ('ForConditionalGeneration', 'SEQ_2_SEQ_LM'), ('MTModel', 'SEQ_2_SEQ_LM')]
-
 def peft_task(model:nn.Module, task:str|None=None)->str|None:
-    "The peft `TaskType` name for `task` (ours or peft's), or guessed from the model class name."
+    "The peft `TaskType` name for `task` (ours, from `sft_nb.core.TASKS`, or peft's), or guessed from the model."
     if task is not None:
-        if task in _TASKS.values(): return task
-        return _TASKS[check_choice(task, list(_TASKS), 'task')]
-    cls = type(unwrap_model(model)).__name__
-    return next((t for suffix,t in _CLASS_TASKS if cls.endswith(suffix)), None)
+        if task in {t.peft_type for t in TASKS.values()} | {'TOKEN_CLS', 'FEATURE_EXTRACTION'}: return task
+        return get_task(task).peft_type
+    found = task_of_model(model)
+    return None if found is None else TASKS[found].peft_type
 
 # %% ../nbs/03_freeze.ipynb #36eb4109
 def _linear_like(m:nn.Module)->bool:

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 import transformers
 from .core import (SftError, Callback, atomic_dir, atomic_write, did_you_mean, check_choice, in_notebook, show_df,
-                         check_precision, default_precision, precision_label)
+                         check_precision, default_precision, precision_label, TASKS, task_of_model, unwrap_model)
 from .data import chat_prompt, _enc_qa
 from .metrics import load_metric, parse_label, qa_postprocess, squad_scores, gold_answers
 
@@ -351,7 +351,7 @@ def save_model(model, # A transformers model, or a peft `PeftModel`
     "Write `model` and `tokenizer` to `path` as safetensors + config + tokenizer (+ run card), atomically."
     path = Path(path)
     if _is_peft(model) and merge_lora: model = copy.deepcopy(model).merge_and_unload()  # a copy: the caller's model keeps its adapter
-    base = model.get_base_model() if _is_peft(model) else model
+    base = unwrap_model(model)
     if label_names is not None: set_label_names(base, label_names)
     _prepare_generation_config(base, tokenizer)
     with atomic_dir(path) as tmp:
@@ -391,16 +391,18 @@ def _jsonable(o):
     return str(o)
 
 # %% ../nbs/08_inference.ipynb #ca7d8d43
-PIPELINE_TAGS = (('ForSequenceClassification', 'text-classification'), ('ForQuestionAnswering', 'question-answering'),
-                 ('ForTokenClassification', 'token-classification'), ('ForMaskedLM', 'fill-mask'))
+# the tasks' own tags, and those of model kinds sft_nb loads but does not train
+PIPELINE_TAGS = {**{t.name: t.pipeline for t in TASKS.values()}, 'token': 'token-classification', 'masked': 'fill-mask'}
 
 def pipeline_tag(model)->str|None:
     "The Hugging Face pipeline tag of `model`'s task: text-classification, question-answering, text2text-generation, text-generation, ..."
-    base = model.get_base_model() if _is_peft(model) else model
+    base = unwrap_model(model)
     name = type(base).__name__
-    if tag := next((t for end, t in PIPELINE_TAGS if name.endswith(end)), None): return tag
-    if is_seq2seq(base): return 'text2text-generation'
-    return 'text-generation' if getattr(base, 'can_generate', lambda: False)() else None
+    if task := task_of_model(base): return PIPELINE_TAGS[task]
+    if name.endswith('ForTokenClassification'): return PIPELINE_TAGS['token']
+    if name.endswith('ForMaskedLM'): return PIPELINE_TAGS['masked']
+    if is_seq2seq(base): return PIPELINE_TAGS['seq2seq']
+    return PIPELINE_TAGS['causal'] if getattr(base, 'can_generate', lambda: False)() else None
 
 def make_run_card(config:dict|None=None, # The training configuration (hyper-parameters, model name, ...)
                   seed:int|None=None, # The random seed
@@ -415,7 +417,7 @@ def make_run_card(config:dict|None=None, # The training configuration (hyper-par
             'config': config or {}, 'seed': seed, 'data_fingerprint': fp, 'metrics': metrics or {},
             'versions': library_versions()}
     if model is not None:
-        base = model.get_base_model() if _is_peft(model) else model
+        base = unwrap_model(model)
         card['model'] = {'architectures': [type(base).__name__], 'base_model': getattr(base.config, 'name_or_path', None) or None,
                          'parameters': sum(p.numel() for p in base.parameters()), 'pipeline_tag': pipeline_tag(base)}
         if getattr(base.config, 'training_precision', None): card['precision'] = base.config.training_precision  # set by the Learner
@@ -490,8 +492,8 @@ def model_card_header(card:dict)->str:
 
 
 # %% ../nbs/08_inference.ipynb #106afbc7
-AUTO_CLASSES = ('AutoModelForSequenceClassification', 'AutoModelForCausalLM', 'AutoModelForSeq2SeqLM',
-                'AutoModelForQuestionAnswering', 'AutoModelForTokenClassification', 'AutoModelForMaskedLM', 'AutoModel')
+# the tasks' auto classes first, then those of model kinds a saved folder may hold
+AUTO_CLASSES = (*(t.auto_class for t in TASKS.values()), 'AutoModelForTokenClassification', 'AutoModelForMaskedLM', 'AutoModel')
 
 def auto_class_for(config):
     "The `AutoModelFor...` class that builds `config.architectures[0]`, falling back to the class of that name."
@@ -613,17 +615,11 @@ def split_samples(samples)->tuple[list, list[str]]:
     if not prompts: raise SftError("no samples to evaluate on", fix="pass a few (prompt, reference) pairs")
     return prompts, refs
 
-def _unwrap_for_generation(learn):
-    "The learner's model, outside accelerate / DDP / torch.compile wrappers (peft models stay as they are)."
-    m, acc = learn.model, getattr(learn, 'accelerator', None)
-    if acc is not None: m = acc.unwrap_model(m)
-    while hasattr(m, 'module') and isinstance(m, torch.nn.Module) and not hasattr(m, 'generate'): m = m.module
-    return getattr(m, '_orig_mod', m)
 
 # %% ../nbs/08_inference.ipynb #2e834a01
 def _eval_model_and_tokenizer(cb, model=None, tokenizer=None)->tuple:
     "The model and tokenizer an evaluation callback `cb` uses: those given, else its own tokenizer and its learner's."
-    model = model if model is not None else _unwrap_for_generation(cb.learn)
+    model = model if model is not None else unwrap_model(cb.learn.model, keep_peft=True)
     tok = tokenizer or cb.tokenizer or (getattr(cb.learn, 'tokenizer', None) if cb.learn is not None else None)
     name = type(cb).__name__
     if tok is None: raise SftError(f"{name} has no tokenizer", fix=f"pass {name}(..., tokenizer=tok) or give the Learner one")
@@ -899,7 +895,7 @@ def plot_learning_curves(history_or_path, # A Learner, `learn.history`, or the p
 # %% ../nbs/08_inference.ipynb #614e9bef
 def is_classifier(model)->bool:
     "True for sequence-classification models (their config names a `...ForSequenceClassification` architecture)."
-    base = model.get_base_model() if _is_peft(model) else model
+    base = unwrap_model(model)
     return type(base).__name__.endswith('ForSequenceClassification')
 
 def answer(model, tokenizer, text:str, max_new_tokens:int=64, **gen_kw)->dict|str:

@@ -12,8 +12,8 @@ from functools import partial
 from typing import Callable, Iterable
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'TASK_MODELS', 'DROPOUT_KEYS', 'lr_multiplier', 'seed_epoch', 'new_accelerator', 'strip_autocast',
-           'Learner', 'patch_learner', 'write_manifest', 'verify_checkpoint', 'list_checkpoints', 'latest_checkpoint',
+__all__ = ['SCHEDULES', 'DROPOUT_KEYS', 'lr_multiplier', 'seed_epoch', 'new_accelerator', 'strip_autocast', 'Learner',
+           'patch_learner', 'write_manifest', 'verify_checkpoint', 'list_checkpoints', 'latest_checkpoint',
            'Checkpointer', 'keep_mask', 'CpuDropout', 'FastDropout', 'set_gradient_checkpointing',
            'uses_gradient_checkpointing', 'LRFinder', 'suggest_lr', 'plot_lr_find', 'set_dropout', 'load_model',
            'load_tokenizer', 'free_memory', 'launch']
@@ -31,9 +31,9 @@ from accelerate.utils import gather_object
 # %% ../nbs/05_learner.ipynb #907f5684
 from .core import (SftError, check_choice, check_precision, set_seed, default_precision, default_device, atomic_dir, atomic_write, in_notebook, rss_mb,
                          Callback, EVENTS, BatchMetric, CancelBatchException, CancelTrainException, CancelValidException,
-                         CancelEpochException, CancelFitException, NonFiniteLossError)
+                         CancelEpochException, CancelFitException, NonFiniteLossError, get_task, unwrap_model)
 from .loss import default_loss, MeanLoss, skip_head
-from .freeze import param_groups, unwrap_model, freeze, unfreeze
+from .freeze import param_groups, freeze, unfreeze
 
 # %% ../nbs/05_learner.ipynb #6ad033a3
 SCHEDULES = ('linear', 'cosine', 'one_cycle', 'constant')
@@ -782,8 +782,6 @@ def lr_find(self:Learner, start_lr:float=1e-7, # Learning rate of the first step
     return res
 
 # %% ../nbs/05_learner.ipynb #465523fc
-TASK_MODELS = {'classification': 'AutoModelForSequenceClassification', 'causal': 'AutoModelForCausalLM',
-               'seq2seq': 'AutoModelForSeq2SeqLM', 'qa': 'AutoModelForQuestionAnswering', 'token': 'AutoModelForTokenClassification'}
 DROPOUT_KEYS = ('hidden_dropout_prob', 'attention_probs_dropout_prob', 'attention_dropout', 'hidden_dropout', 'dropout',
                 'dropout_rate', 'resid_pdrop', 'embd_pdrop', 'attn_pdrop', 'activation_dropout', 'classifier_dropout',
                 'seq_classif_dropout', 'summary_first_dropout')
@@ -798,8 +796,8 @@ def set_dropout(config, # A transformers config
     return keys
 
 def load_model(name_or_path:str|Path, # A bundled name ('minilm', 'smollm2') or a model folder
-               task:str, # One of `TASK_MODELS`
-               num_labels:int|None=None, # Classes (classification, token)
+               task:str, # One of `sft_nb.core.TASKS`; its `auto_class` builds the model
+               num_labels:int|None=None, # Classes (classification)
                dropout:float|None=None, # Override every dropout probability of the config
                id2label:dict|None=None, # Class names (sets num_labels and label2id too)
                dtype:torch.dtype|str|None=None, # Weights dtype (default: float32)
@@ -807,7 +805,7 @@ def load_model(name_or_path:str|Path, # A bundled name ('minilm', 'smollm2') or 
     "A transformers model for `task` from a local folder or bundled name, with optional dropout and labels."
     import transformers
     from sft_nb.assets import resolve_model
-    check_choice(task, TASK_MODELS, 'task', where='load_model')
+    auto_class = get_task(task, where='load_model(task=...)').auto_class
     path = resolve_model(str(name_or_path))
     try: config = transformers.AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as e: raise SftError(f"cannot read the model configuration of {str(name_or_path)!r}: {str(e).strip()[:300]}", where=str(path),
@@ -816,10 +814,10 @@ def load_model(name_or_path:str|Path, # A bundled name ('minilm', 'smollm2') or 
     if num_labels: config.num_labels = num_labels
     if dropout is not None: set_dropout(config, dropout)
     if num_labels or id2label: kw.setdefault('ignore_mismatched_sizes', True)  # a new head when the label count changes
-    cls = getattr(transformers, TASK_MODELS[task])
+    cls = getattr(transformers, auto_class)
     try: return cls.from_pretrained(path, config=config, dtype=dtype or torch.float32, **kw)
     except Exception as e:  # missing, truncated (SafetensorError) or mismatched weight files
-        raise SftError(f"cannot load the weights of {str(name_or_path)!r} as {TASK_MODELS[task]}: {type(e).__name__}: {str(e).strip()[:300]}", where=str(path),
+        raise SftError(f"cannot load the weights of {str(name_or_path)!r} as {auto_class}: {type(e).__name__}: {str(e).strip()[:300]}", where=str(path),
                        fix="re-save or re-download the model folder (model.safetensors may be truncated or missing)") from None
 
 def load_tokenizer(name_or_path:str|Path, # A bundled name, a model folder or a Hub id

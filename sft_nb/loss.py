@@ -21,8 +21,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 # %% ../nbs/04_loss.ipynb #0eaca73b
-from .core import SftError
-from .freeze import unwrap_model
+from .core import SftError, unwrap_model
 
 # %% ../nbs/04_loss.ipynb #14dfda26
 from transformers import AttentionInterface
@@ -220,10 +219,7 @@ class MeanLoss:
 def default_loss(model, # The (possibly wrapped) model
                  batch:dict): # A training batch
     "The loss object the `Learner` uses when none is given."
-    m = model
-    for _ in range(4):  # look through DDP / peft / compile wrappers
-        m = getattr(m, 'module', None) or getattr(m, 'base_model', None) or getattr(m, '_orig_mod', None) or m
-        if hasattr(m, 'config'): break
+    m = unwrap_model(model)
     if 'cu_seq_lens_q' in batch: use_varlen_attention(model)  # a padding-free batch: attention per example
     labels = batch.get('labels')
     if labels is None: return MeanLoss()
