@@ -66,7 +66,7 @@ def data(cfg, conversational:bool=False):
         d = dialogues(cfg['n_train'] + 16, cfg['seed']).shuffle(seed=cfg['seed'])
         out = DatasetDict(train=d.select(range(cfg['n_train'])), validation=d.select(range(cfg['n_train'], cfg['n_train'] + 16)))
     else:
-        from sft_nb.cli import rotten_tomatoes_instruct
+        from sft_nb.recipe import rotten_tomatoes_instruct
         dsd = rotten_tomatoes_instruct(seed=cfg['seed'])
         out = DatasetDict(train=dsd['train'].shuffle(seed=cfg['seed']).select(range(cfg['n_train'])),
                           validation=dsd['validation'].select(range(16)))

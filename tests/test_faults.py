@@ -83,7 +83,7 @@ def test_sigkill_and_resume(reference_run, tmp_path, n_kills):
 
 def test_ctrl_c_then_resume(reference_run, tmp_path, capsys):
     "SIGINT (Ctrl-C) mid-run: exit status 130 with a resume hint and no traceback, a checkpoint that verifies, and resuming ends like the uninterrupted run."
-    from sft_nb.cli import train
+    from sft_nb.recipe import train
     ws = _ws_copy(reference_run, tmp_path)
     out = ws/'out'
     cfg = fault_config(ws, out)
@@ -116,7 +116,7 @@ class Boom(Callback):
 def test_fault_stops_cleanly_and_resumes(reference_run, tmp_path, fault, expected):
     """A NaN loss stops with an SftError naming the step; a failing callback's own error propagates. Either way the run stops
     at step 11 with checkpoint 10 intact and no temporary folders, and resuming ends with the uninterrupted run's weights."""
-    from sft_nb.cli import train
+    from sft_nb.recipe import train
     from sft_nb.core import SftError
     ws = _ws_copy(reference_run, tmp_path)
     out = ws/'out'

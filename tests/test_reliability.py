@@ -22,7 +22,7 @@ def _bytes(ws, name, data:bytes):
 
 def _train(ws, **over):
     "Train a tiny run in-process through the same function `sft-nb train` calls."
-    from sft_nb.cli import train
+    from sft_nb.recipe import train
     return train(run_config(ws, **over), quiet=True)
 
 def _load(ws, path, task='classification', **kw):
@@ -47,11 +47,11 @@ def _learner(ws, **kw):
     return Learner(m, dls, tokenizer=tok, precision='no', **kw)
 
 def _cfg(ws, **over):
-    from sft_nb.cli import config_from_dict
+    from sft_nb.config import config_from_dict
     return config_from_dict(run_config(ws, **over))
 
 def _yaml_cfg(ws, text):
-    from sft_nb.cli import load_config
+    from sft_nb.config import load_config
     p = Path(ws)/'bad.yaml'; p.write_text(text)
     return load_config(p)
 
@@ -289,7 +289,7 @@ def test_disk_full_keeps_previous_checkpoint(tiny_ws, monkeypatch):
 def test_huge_text_cell_is_truncated_not_fatal(tiny_ws, capsys, words):
     "An oversized input that is still valid (one multi-megabyte text cell among normal rows) trains, truncated and reported."
     import pandas as pd
-    from sft_nb.cli import train
+    from sft_nb.recipe import train
     df = pd.read_csv(tiny_ws/'train.csv').head(40)
     df.loc[len(df)] = ['word ' * words, 'pos']
     df.to_csv(tiny_ws/'train.csv', index=False)
@@ -390,7 +390,8 @@ def test_pickle_data_file_not_executed(tiny_ws):
 
 def test_yaml_python_tags_rejected(tiny_ws, capsys):
     "A config with a !!python/object tag is refused (safe loader): an SftError, exit status 2, nothing executed."
-    from sft_nb.cli import load_config, main
+    from sft_nb.config import load_config
+    from sft_nb.cli import main
     marker = tiny_ws/'EXECUTED'
     p = tiny_ws/'evil.yaml'
     p.write_text(f"epochs: 1\nlr: !!python/object/apply:os.system ['touch {marker}']\n"
@@ -401,7 +402,8 @@ def test_yaml_python_tags_rejected(tiny_ws, capsys):
 
 def test_yaml_python_tag_in_override_refused(tmp_path, capsys):
     "`--set lr=!!python/...` is refused the same way: an SftError naming --set, exit status 2, nothing executed."
-    from sft_nb.cli import load_config, main
+    from sft_nb.config import load_config
+    from sft_nb.cli import main
     marker = tmp_path/'EXECUTED'
     evil = f"lr=!!python/object/apply:os.system ['touch {marker}']"
     with pytest.raises(SftError) as ei: load_config(None, [evil])
