@@ -11,8 +11,9 @@ from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['FREEZE_STRATEGIES', 'GENERATION_METRICS', 'RENAMED', 'DataConfig', 'LoraConfig', 'GenerationConfig', 'RunConfig',
-           'check_metrics', 'check_config', 'config_from_dict', 'apply_overrides', 'to_dict', 'to_yaml', 'load_config']
+__all__ = ['FREEZE_STRATEGIES', 'STRATEGIES', 'SHARDINGS', 'GENERATION_METRICS', 'RENAMED', 'DataConfig', 'LoraConfig',
+           'GenerationConfig', 'DistributedConfig', 'RunConfig', 'check_metrics', 'check_config', 'config_from_dict',
+           'apply_overrides', 'to_dict', 'to_yaml', 'load_config', 'accelerate_env', 'check_strategy']
 
 # %% ../nbs/09a_config.ipynb #51ec5a7c
 import yaml
@@ -49,6 +50,17 @@ class GenerationConfig:
     max_new_tokens:int = 32  # Most tokens generated per answer (greedy decoding)
     batch_size:int = 16  # Prompts per generate call
 
+STRATEGIES = ('ddp', 'fsdp', 'deepspeed')
+SHARDINGS = {'full': 'FULL_SHARD', 'grad_op': 'SHARD_GRAD_OP', 'hybrid': 'HYBRID_SHARD', 'no': 'NO_SHARD'}  # -> FSDP's ShardingStrategy
+
+@dataclass
+class DistributedConfig:
+    "How the processes of a multi-process run share the model: a whole copy each (`ddp`), or sharded by accelerate's plugins."
+    strategy:str = 'ddp'  # ddp, fsdp (accelerate's FSDP plugin) or deepspeed (its DeepSpeed plugin, ZeRO)
+    sharding:str = 'full'  # fsdp: full (parameters, gradients, optimizer state), grad_op (gradients, optimizer state), hybrid (full within a machine), no
+    offload:bool = False  # fsdp and deepspeed: keep parameters and optimizer state in CPU memory between uses
+    zero_stage:int = 2  # deepspeed: ZeRO stage 1 (optimizer state), 2 (and gradients) or 3 (and parameters)
+
 @dataclass
 class RunConfig:
     "Everything one fine-tuning run needs, with defaults that run the main job."
@@ -80,6 +92,7 @@ class RunConfig:
     gradient_checkpointing:bool = False  # Recompute layer activations in backward: less memory, more time
     metrics:list|None = None  # Metric names; None picks them from the task. bleu, chrf, rouge, exact_match score generated text
     generation:GenerationConfig = field(default_factory=GenerationConfig)  # Settings of the generated-text metrics
+    distributed:DistributedConfig = field(default_factory=DistributedConfig)  # Used when several processes train (--num-processes, torchrun, accelerate launch)
     log_every:int|None = None  # Without a terminal (a log file, CI): a progress line every N steps (and at least every 30 s)
     seed:int = 42  # Seed of everything random
     output_dir:str = 'runs/sft'  # Where the model, metrics, log, run card and checkpoints go
@@ -131,7 +144,7 @@ def _from_dict(cls, d:dict, where:str):
                              fix=f"give {key} a {tp.split('|')[0]} value" + (", or null" if 'None' in tp else ''))
     return cls(**kw)
 
-_NESTED = {'data': DataConfig, 'lora': LoraConfig, 'generation': GenerationConfig}
+_NESTED = {'data': DataConfig, 'lora': LoraConfig, 'generation': GenerationConfig, 'distributed': DistributedConfig}
 
 def _check_data(dc:DataConfig):
     "Files win over the bundled data: files and no name means the files; both is an error; neither is the main job."
@@ -184,6 +197,10 @@ def check_config(cfg:RunConfig)->RunConfig:
     check_metrics(cfg.task, cfg.metrics)
     for k in ('examples', 'max_new_tokens', 'batch_size'):
         if getattr(cfg.generation, k) < 1: raise SftError(f"generation.{k} must be positive, got {getattr(cfg.generation, k)}", where=f'generation.{k}', fix=f"set generation.{k} to a value >= 1")
+    dc = cfg.distributed
+    check_choice(dc.strategy, STRATEGIES, 'distributed strategy', where='distributed.strategy')
+    check_choice(dc.sharding, SHARDINGS, 'sharding', where='distributed.sharding')
+    check_choice(dc.zero_stage, (1, 2, 3), 'ZeRO stage', where='distributed.zero_stage')
     _check_data(cfg.data)
     return cfg
 
@@ -239,3 +256,30 @@ def load_config(path:str|Path|None=None, overrides:list[str]|None=None)->RunConf
         except UnicodeDecodeError as e: raise SftError(f"config file {str(p)!r} is not UTF-8 text", where=str(p), fix="save the file as UTF-8") from None
         if not isinstance(d, dict): raise SftError(f"config file {str(p)!r} must hold a mapping of keys to values, not a {type(d).__name__}", where=str(p), fix="write `key: value` lines, e.g. `epochs: 2`; `sft-nb config` prints the defaults")
     return config_from_dict(apply_overrides(d, overrides))
+
+# %% ../nbs/09a_config.ipynb #ad292d0d
+def accelerate_env(dc:DistributedConfig)->dict:
+    "The environment variables from which accelerate builds the plugin of `dc.strategy` (those `accelerate launch` sets); none for ddp."
+    if dc.strategy == 'fsdp':
+        return {'ACCELERATE_USE_FSDP': 'true', 'FSDP_SHARDING_STRATEGY': SHARDINGS[dc.sharding], 'FSDP_OFFLOAD_PARAMS': str(dc.offload).lower(),
+                'FSDP_USE_ORIG_PARAMS': 'true',  # frozen and trained parameters can share a shard: freezing and LoRA keep working
+                'FSDP_AUTO_WRAP_POLICY': 'TRANSFORMER_BASED_WRAP', 'FSDP_STATE_DICT_TYPE': 'FULL_STATE_DICT'}  # one loadable model folder
+    if dc.strategy == 'deepspeed':
+        off = 'cpu' if dc.offload else 'none'
+        return {'ACCELERATE_USE_DEEPSPEED': 'true', 'ACCELERATE_DEEPSPEED_ZERO_STAGE': str(dc.zero_stage),
+                'ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE': off, 'ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE': off if dc.zero_stage == 3 else 'none'}
+    return {}
+
+def check_strategy(dc:DistributedConfig, # The run's `distributed` section
+                   cuda:bool|None=None, # Whether GPUs are there (default: ask torch)
+                   )->DistributedConfig:
+    "Refuse a strategy the installed stack cannot run on this machine, before anything loads."
+    import importlib.util, torch
+    if dc.strategy == 'ddp': return dc
+    if dc.strategy == 'deepspeed' and importlib.util.find_spec('deepspeed') is None:
+        raise SftError("distributed.strategy deepspeed needs the deepspeed package, which is not installed", where='distributed.strategy',
+                       fix="install deepspeed on a machine with CUDA GPUs, or use strategy: fsdp (part of torch) or ddp")
+    if not (torch.cuda.is_available() if cuda is None else cuda):
+        raise SftError(f"distributed.strategy {dc.strategy} shards the model over GPUs, and this machine has none (accelerate runs CPU processes data-parallel only)",
+                       where='distributed.strategy', fix="use strategy: ddp for several CPU processes")
+    return dc

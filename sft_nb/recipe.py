@@ -6,20 +6,20 @@ Docs: https://sft-nb.github.io/sft_nb/recipe.html.md"""
 
 # %% ../nbs/09b_recipe.ipynb #f8314e51
 from __future__ import annotations
-import os, sys, json
+import os, sys, json, contextlib
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['INSTRUCT_PROMPT', 'BUNDLED_DATA', 'rotten_tomatoes_instruct', 'chat_pairs_splits', 'load_task_data', 'data_summary',
-           'data_line', 'generation_samples', 'generation_eval', 'apply_freezing', 'run_max_length', 'header_line',
-           'finish_run', 'train', 'load_saved', 'evaluate_folder', 'generated_text_scores', 'predict_folder',
-           'chat_replies', 'chat_folder']
+           'data_line', 'generation_samples', 'generation_eval', 'apply_freezing', 'run_max_length', 'process_state',
+           'header_line', 'finish_run', 'train', 'load_saved', 'evaluate_folder', 'generated_text_scores',
+           'predict_folder', 'chat_replies', 'chat_folder']
 
 # %% ../nbs/09b_recipe.ipynb #5b8fb983
 import yaml
 from .core import SftError, check_choice, set_seed, atomic_write
 from .core import TASKS
-from .config import RunConfig, GENERATION_METRICS, config_from_dict, to_dict, to_yaml
+from .config import RunConfig, GENERATION_METRICS, config_from_dict, to_dict, to_yaml, accelerate_env, check_strategy
 
 # %% ../nbs/09b_recipe.ipynb #025d79d9
 INSTRUCT_PROMPT = "Is the sentiment of this movie review positive or negative? Answer with one word.\n\nReview: {text}"
@@ -173,6 +173,13 @@ def run_max_length(cfg:RunConfig, dsd, tok)->tuple[int, dict, list[str]]:
     if (w := length_warning(rep)): lines.append(f"warning: {w}")
     return rep['max_length'], rep, lines
 
+def process_state():
+    "accelerate's process state when this process is one of several (`--num-processes`, torchrun, accelerate launch), else None."
+    if int(os.environ.get('WORLD_SIZE', '1')) < 2: return None
+    from accelerate import PartialState
+    from sft_nb.core import default_device
+    return PartialState(cpu=default_device() == 'cpu')  # as the Learner's Accelerator: a gloo group on CPU, NCCL on GPUs
+
 def header_line(cfg:RunConfig, learn, max_length:int)->str:
     "The one line printed before training: model, task, precision, device, data rows, trainable parameters."
     from sft_nb.core import human_count
@@ -180,7 +187,8 @@ def header_line(cfg:RunConfig, learn, max_length:int)->str:
     n_all, n_train = sum(p.numel() for p in ps), sum(p.numel() for p in ps if p.requires_grad)
     dls = learn.dls
     rows = ', '.join(f"{k} {len(dl.dataset):,}" for k, dl in (('train', dls.train), ('valid', dls.valid), ('test', dls.test)) if dl is not None)
-    return (f"sft-nb: model {cfg.model} | {cfg.task} | precision {learn.precision} | device {learn.accelerator.device} | rows {rows} | "
+    n = learn.accelerator.num_processes
+    return (f"sft-nb: model {cfg.model} | {cfg.task} | precision {learn.precision} | device {learn.accelerator.device}{f' x {n} processes' if n > 1 else ''} | rows {rows} | "
             f"trainable {human_count(n_train)} of {human_count(n_all)} params | max_length {max_length}")
 
 def _final_metrics(learn, extra:dict)->dict:
@@ -190,25 +198,30 @@ def _final_metrics(learn, extra:dict)->dict:
 
 def finish_run(learn, cfg:RunConfig, out:Path, tok, dsd, **card_extra)->dict:
     "Save the model and `metrics.json`, then run the final evaluation: a failure after training never loses the trained model."
+    from sft_nb.core import unwrap_model
     from sft_nb.inference import save_model, make_run_card, write_run_card
+    main = learn.accelerator.is_main_process  # only it writes; every process takes part in the evaluations
     results = _final_metrics(learn, card_extra)
-    card = make_run_card(config=to_dict(cfg), seed=cfg.seed, data=dsd, metrics=results, model=learn.model, precision=learn.precision, **card_extra)
+    model = unwrap_model(learn.model, keep_peft=True)  # without the DDP wrapper of a multi-process run
+    card = make_run_card(config=to_dict(cfg), seed=cfg.seed, data=dsd, metrics=results, model=model, precision=learn.precision, **card_extra)
     folders = ([out/'adapter'] if cfg.freeze == 'lora' else []) + [out/'model']
-    for f in folders: save_model(learn.model, tok, f, run_card=card, merge_lora=cfg.freeze == 'lora' and f.name == 'model')
-    atomic_write(out/'metrics.json', json.dumps(results, indent=2))
+    if main:
+        for f in folders: save_model(model, tok, f, run_card=card, merge_lora=cfg.freeze == 'lora' and f.name == 'model')
+        atomic_write(out/'metrics.json', json.dumps(results, indent=2))
     try:
         # the loss-based metrics are measured again; generated-text scores of the same weights stay from the last record
         if learn.valid_dl is not None: results = {**results, **learn.validate()}
         if learn.dls.test is not None: results.update({f'test_{k}': v for k, v in learn.validate(learn.dls.test).items()})
-        if 'test' in dsd and (tg := generation_eval(cfg, dsd['test'], (card_extra.get('max_length') or {}).get('max_length'))):
+        if main and 'test' in dsd and (tg := generation_eval(cfg, dsd['test'], (card_extra.get('max_length') or {}).get('max_length'))):
             tg.learn = learn
             results.update({f'test_{k}': v for k, v in tg.evaluate().items()})
     except Exception as e:
         raise SftError(f"the final evaluation failed ({type(e).__name__}: {str(e).strip()[:300]}); the trained model is saved, and metrics.json holds the metrics of its last evaluation during training",
                        where=str(out/'model'), fix=f"evaluate the saved model with `sft-nb eval --model {out} --data FILE`; add --debug to see the traceback") from e
     card['metrics'] = results
-    for f in folders: write_run_card(f, card)
-    atomic_write(out/'metrics.json', json.dumps(results, indent=2))
+    if main:
+        for f in folders: write_run_card(f, card)
+        atomic_write(out/'metrics.json', json.dumps(results, indent=2))
     return results
 
 def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job) also work
@@ -217,20 +230,26 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
           ):
     "Run one fine-tuning job end to end; returns `(learner, metrics)`."
     from sft_nb.data import dataloaders
+    from accelerate.utils import patch_environment
     from sft_nb.learner import Learner, load_model, load_tokenizer
     from sft_nb.loss import default_loss
     from sft_nb.metrics import batch_metric
     from sft_nb.callbacks import MetricsLogger, TerminateOnNaN, EarlyStopping, SaveBestModel, ProgressCallback
-    say = (lambda *a, **k: None) if quiet else print
     cfg = cfg if isinstance(cfg, RunConfig) else config_from_dict(cfg)
-    out = _check_output_dir(cfg)
-    set_seed(cfg.seed)
-    dsd = load_task_data(cfg)
-    summary = data_summary(cfg, dsd); say(data_line(summary))
-    tok = load_tokenizer(cfg.model)
-    max_length, len_report, lines = run_max_length(cfg, dsd, tok)
-    for l in lines: say(l)
-    dls = dataloaders(dsd, tok, cfg.task, batch_size=cfg.batch_size, max_length=max_length, packing=cfg.packing, seed=cfg.seed, verbose=False)
+    check_strategy(cfg.distributed)
+    state = process_state()
+    main = state is None or state.is_main_process
+    say = print if main and not quiet else (lambda *a, **k: None)
+    # the main process checks the folder, reads and tokenizes first; the others wait, then read its tokenization cache
+    with state.main_process_first() if state else contextlib.nullcontext():
+        out = _check_output_dir(cfg) if main else Path(cfg.output_dir).expanduser()
+        set_seed(cfg.seed)
+        dsd = load_task_data(cfg)
+        summary = data_summary(cfg, dsd); say(data_line(summary))
+        tok = load_tokenizer(cfg.model)
+        max_length, len_report, lines = run_max_length(cfg, dsd, tok)
+        for l in lines: say(l)
+        dls = dataloaders(dsd, tok, cfg.task, batch_size=cfg.batch_size, max_length=max_length, packing=cfg.packing, seed=cfg.seed, verbose=False)
     model = load_model(cfg.model, cfg.task, id2label=dls.id2label, dropout=cfg.dropout)
     model, freeze_cbs = apply_freezing(model, cfg)
     lr = slice(cfg.lr*cfg.lr_ratio, cfg.lr) if cfg.lr_ratio < 1 else cfg.lr
@@ -243,22 +262,23 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
     if cfg.early_stopping:  # stopping keeps the best weights, not the last ones
         best = SaveBestModel(monitor='valid_loss', trainable_only=cfg.freeze in ('lora', 'head'), verbose=not quiet)
         run_cbs += [best, EarlyStopping(patience=cfg.early_stopping, verbose=not quiet)]
-    atomic_write(out/'config.yaml', to_yaml(cfg))
+    if main: atomic_write(out/'config.yaml', to_yaml(cfg))
     loss = default_loss(model, dls.one_batch())
     if cfg.label_smoothing:
         if not hasattr(loss, 'label_smoothing'): raise SftError(f"label smoothing does not apply to the {cfg.task} loss", where='label_smoothing', fix='set label_smoothing: 0')
         loss.label_smoothing = cfg.label_smoothing
-    learn = Learner(model, dls, loss_func=loss, metrics=metrics, cbs=run_cbs, lr=lr, wd=cfg.wd, grad_accum=cfg.grad_accum, clip=cfg.clip,
-                    precision=cfg.precision, seed=cfg.seed, output_dir=out, tokenizer=tok, progress=False, sched=cfg.sched, warmup=cfg.warmup,
-                    eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every, keep_last=cfg.keep_last,
-                    gradient_checkpointing=cfg.gradient_checkpointing)
-    say(header_line(cfg, learn, max_length))
-    learn.fit(cfg.epochs, resume=True)
+    with patch_environment(**accelerate_env(cfg.distributed)):  # accelerate builds its FSDP / DeepSpeed plugin from these
+        learn = Learner(model, dls, loss_func=loss, metrics=metrics, cbs=run_cbs, lr=lr, wd=cfg.wd, grad_accum=cfg.grad_accum, clip=cfg.clip,
+                        precision=cfg.precision, seed=cfg.seed, output_dir=out, tokenizer=tok, progress=False, sched=cfg.sched, warmup=cfg.warmup,
+                        eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every, keep_last=cfg.keep_last,
+                        gradient_checkpointing=cfg.gradient_checkpointing)
+        say(header_line(cfg, learn, max_length))
+        learn.fit(cfg.epochs, resume=True)
     extra = {'data_source': summary, 'max_length': {k: len_report[k] for k in ('max_length', 'truncated', 'truncated_pct', 'covering_length') if k in len_report}}
     if gen is not None: extra['generation'] = {'metrics': gen.metrics, 'scored_on': 'generated text (greedy decoding)', 'examples': len(gen.prompts),
                                                'max_new_tokens': gen.max_new_tokens, 'split': 'validation'}
     if best is not None and best.saved: extra['best'] = {k: best.saved[k] for k in ('monitor', 'value', 'epoch', 'step', 'record')}
-    results = finish_run(learn, cfg, out, tok, dsd, **extra)
+    with patch_environment(**accelerate_env(cfg.distributed)): results = finish_run(learn, cfg, out, tok, dsd, **extra)
     return learn, results
 
 # %% ../nbs/09b_recipe.ipynb #f7ece69b
