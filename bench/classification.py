@@ -123,7 +123,8 @@ def run_sft(cfg, freeze_emb:bool=False, tta:bool=False, hf_recipe:bool=False, gr
     import torch
     from sft_nb.core import Callback
     from sft_nb.data import dataloaders
-    from sft_nb.learner import Learner, load_model
+    from sft_nb.learner import Learner
+    from sft_nb.models import load_model
     from sft_nb.freeze import freeze_word_embeddings
     from sft_nb.metrics import Accuracy, F1
     tok, dsd = tokenizer(), splits(cfg)

@@ -34,7 +34,8 @@ def rt(cfg):
 def learner(cfg, dls, steps=None):
     import torch
     from sft_nb.core import Callback, CancelFitException
-    from sft_nb.learner import Learner, load_model
+    from sft_nb.learner import Learner
+    from sft_nb.models import load_model
     from sft_nb.metrics import Accuracy
     torch.manual_seed(cfg['seed'])
     class StopAfter(Callback):

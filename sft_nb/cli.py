@@ -420,10 +420,12 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
           ):
     "Run one fine-tuning job end to end; returns `(learner, metrics)`."
     from sft_nb.data import dataloaders
-    from sft_nb.learner import Learner, load_model, load_tokenizer
+    from sft_nb.learner import Learner
+    from sft_nb.models import load_model, load_tokenizer
     from sft_nb.loss import default_loss
     from sft_nb.metrics import batch_metric
-    from sft_nb.callbacks import MetricsLogger, TerminateOnNaN, EarlyStopping, SaveBestModel, ProgressCallback
+    from sft_nb.callbacks import TerminateOnNaN, EarlyStopping, SaveBestModel
+    from sft_nb.progress import MetricsLogger, ProgressCallback
     say = (lambda *a, **k: None) if quiet else print
     cfg = cfg if isinstance(cfg, RunConfig) else config_from_dict(cfg)
     out = _check_output_dir(cfg)

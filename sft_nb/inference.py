@@ -861,7 +861,7 @@ def _history_rows(source)->tuple[list[dict], list]:
         steps = [(s, l) for s, l, *_ in (getattr(source, 'train_losses', None) or [])]
         source = source.history
     if isinstance(source, (str, Path)):
-        from sft_nb.callbacks import read_log
+        from sft_nb.progress import read_log
         source = read_log(source)
     rows = list(source or [])
     if not rows and not steps: raise SftError("the history is empty: nothing to plot", fix="train first, or point to a metrics.csv/.jsonl log")

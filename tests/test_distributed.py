@@ -73,7 +73,8 @@ from transformers import AutoTokenizer
 from safetensors.torch import save_model
 from sft_nb.core import Callback, CancelFitException
 from sft_nb.data import dataloaders
-from sft_nb.learner import Learner, load_model
+from sft_nb.learner import Learner
+from sft_nb.models import load_model
 
 ws, out, bs, accum, stop_at, resume = Path(sys.argv[1]), Path(sys.argv[2]), *map(int, sys.argv[3:7])
 
