@@ -80,7 +80,7 @@ ws, out, bs, accum, stop_at, resume = Path(sys.argv[1]), Path(sys.argv[2]), *map
 
 class Probe(Callback):
     "Record where a resumed fit starts; stop cleanly (every rank) after optimizer step `stop_at`."
-    def before_fit(self): self.start = {'step': self.learn.step, 'seen': (self.learn._resume or {}).get('seen', 0)}
+    def before_fit(self): self.start = {'step': self.learn.step, 'seen': self.learn.checkpointer.seen}
     def after_step(self):
         if self.learn.step == stop_at: raise CancelFitException()
 
