@@ -122,7 +122,7 @@ def run_hf(cfg, grouped:bool)->dict:
 def run_sft(cfg, freeze_emb:bool=False, tta:bool=False, hf_recipe:bool=False, grouped:bool=True)->dict:
     import torch
     from sft_nb.core import Callback
-    from sft_nb.data import dataloaders
+    from sft_nb.batches import dataloaders
     from sft_nb.learner import Learner, load_model
     from sft_nb.freeze import freeze_word_embeddings
     from sft_nb.metrics import Accuracy, F1

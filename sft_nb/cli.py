@@ -364,7 +364,7 @@ def _model_positions(cfg:RunConfig)->int|None:
 
 def run_max_length(cfg:RunConfig, dsd, tok)->tuple[int, dict, list[str]]:
     "The run's `max_length` (the config's, else the one that keeps 99% of the training examples whole), its `length_report`, and lines to print."
-    from sft_nb.data import fit_max_length, length_warning, default_max_length
+    from sft_nb.tokenize import fit_max_length, length_warning, default_max_length
     n_pos = _model_positions(cfg)
     if cfg.max_length is not None and n_pos and cfg.max_length > n_pos:
         raise SftError(f"max_length {cfg.max_length} is longer than the model's {n_pos} positions", where='max_length', fix=f"set max_length to at most {n_pos}, or null to choose it from the data")
@@ -419,7 +419,7 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
           quiet:bool=False, # No progress display, no messages
           ):
     "Run one fine-tuning job end to end; returns `(learner, metrics)`."
-    from sft_nb.data import dataloaders
+    from sft_nb.batches import dataloaders
     from sft_nb.learner import Learner, load_model, load_tokenizer
     from sft_nb.loss import default_loss
     from sft_nb.metrics import batch_metric
@@ -536,7 +536,9 @@ def evaluate_folder(model:str, # A run folder or a model folder
     from sft_nb.inference import read_run_card
     from types import SimpleNamespace
     from torch.utils.data import DataLoader
-    from sft_nb.data import load_data, tokenize, PadCollator
+    from sft_nb.data import load_data
+    from sft_nb.tokenize import tokenize
+    from sft_nb.batches import PadCollator
     from sft_nb.learner import Learner
     from sft_nb.metrics import batch_metric
     m, tok, folder = load_saved(model)

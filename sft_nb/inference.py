@@ -30,7 +30,7 @@ import torch
 import transformers
 from .core import (SftError, Callback, atomic_dir, atomic_write, did_you_mean, check_choice, in_notebook, show_df,
                          check_precision, default_precision, precision_label, TASKS, task_of_model, unwrap_model)
-from .data import chat_prompt, _enc_qa
+from .tokenize import chat_prompt, _enc_qa
 from .metrics import load_metric, parse_label, qa_postprocess, squad_scores, gold_answers
 
 # %% ../nbs/08_inference.ipynb #81799ba1
@@ -206,7 +206,7 @@ def format_prompts(tokenizer, # A tokenizer, with or without a chat template
                    system:str|None=None, # A system message for conversations that have none
                    chat:bool|None=None, # Use the chat template (default: when the tokenizer has one)
                    )->list[str]:
-    "The text each prompt is fed to the model as: `sft_nb.data.chat_prompt` (the training format) for chat models."
+    "The text each prompt is fed to the model as: `sft_nb.tokenize.chat_prompt` (the training format) for chat models."
     convs = _as_conversations(prompts)
     if _use_chat(tokenizer, chat): return [chat_prompt(tokenizer, p, system=system) for p in convs]
     if bad := [i for i, p in enumerate(convs) if not isinstance(p, str)]:

@@ -304,7 +304,7 @@ def varlen_sdpa(module:nn.Module, # The attention layer (for `num_key_value_grou
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, sliding_window=sliding_window, **kwargs)
     if query.shape[0] != 1 or (cu_seq_lens_k is not None and not torch.equal(cu_seq_lens_k, cu_seq_lens_q)):
         raise SftError(f"a padding-free batch is one row with the same query and key boundaries, got {query.shape[0]} rows",
-                       where='varlen_sdpa', fix='collate with sft_nb.data.PaddingFreeCollator, and generate without cu_seq_lens_q')
+                       where='varlen_sdpa', fix='collate with sft_nb.batches.PaddingFreeCollator, and generate without cu_seq_lens_q')
     b = _bounds(cu_seq_lens_q)
     longest = max(e - s for s, e in zip(b[:-1], b[1:]))
     if sliding_window is not None and longest > sliding_window:

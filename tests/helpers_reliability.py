@@ -159,7 +159,7 @@ import torch
 from transformers import AutoTokenizer
 from safetensors.torch import save_model
 from sft_nb.core import Callback
-from sft_nb.data import dataloaders
+from sft_nb.batches import dataloaders
 from sft_nb.learner import Learner, load_model
 
 ws, out, bs, accum, die_at = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])

@@ -20,7 +20,7 @@ def dist_ws(tmp_path_factory, sft_cache_dir):
     script = root/'dist_run.py'; script.write_text(DIST_SCRIPT)
     # tokenize once here: the ranks then only read the cache (two ranks filling one cache folder at once is not tested here)
     from transformers import AutoTokenizer
-    from sft_nb.data import dataloaders
+    from sft_nb.batches import dataloaders
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv('SFT_NB_CACHE', str(sft_cache_dir))
         dataloaders({'train': str(ws/'train.csv'), 'validation': str(ws/'valid.csv')}, AutoTokenizer.from_pretrained(ws/'model'),
@@ -72,7 +72,7 @@ from pathlib import Path
 from transformers import AutoTokenizer
 from safetensors.torch import save_model
 from sft_nb.core import Callback, CancelFitException
-from sft_nb.data import dataloaders
+from sft_nb.batches import dataloaders
 from sft_nb.learner import Learner, load_model
 
 ws, out, bs, accum, stop_at, resume = Path(sys.argv[1]), Path(sys.argv[2]), *map(int, sys.argv[3:7])
