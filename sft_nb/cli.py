@@ -311,7 +311,7 @@ def generation_eval(cfg:RunConfig, # The run; its `metrics` and `generation` set
                     max_length:int|None=None, # Longest prompt in tokens (the run's max_length)
                     ):
     "A `GenerationEval` scoring the config's generated-text metrics on `ds`; None when the config names none."
-    from sft_nb.inference import GenerationEval
+    from sft_nb.evaluation import GenerationEval
     names = [m for m in (cfg.metrics or []) if m in GENERATION_METRICS]
     if not names or ds is None or cfg.task not in ('seq2seq', 'causal'): return None
     g = cfg.generation
@@ -393,7 +393,7 @@ def _final_metrics(learn, extra:dict)->dict:
 
 def finish_run(learn, cfg:RunConfig, out:Path, tok, dsd, **card_extra)->dict:
     "Save the model and `metrics.json`, then run the final evaluation: a failure after training never loses the trained model."
-    from sft_nb.inference import save_model, make_run_card, write_run_card
+    from sft_nb.saving import save_model, make_run_card, write_run_card
     results = _final_metrics(learn, card_extra)
     card = make_run_card(config=to_dict(cfg), seed=cfg.seed, data=dsd, metrics=results, model=learn.model, precision=learn.precision, **card_extra)
     folders = ([out/'adapter'] if cfg.freeze == 'lora' else []) + [out/'model']
@@ -533,7 +533,7 @@ def evaluate_folder(model:str, # A run folder or a model folder
                     max_examples:int|None=None, # seq2seq and causal: generate for the first N examples only (None: all)
                     )->dict:
     "Metrics of the saved model in `model` on the labelled file `data`; seq2seq and causal add BLEU, chrF, ROUGE and exact match of generated text."
-    from sft_nb.inference import read_run_card
+    from sft_nb.saving import read_run_card
     from types import SimpleNamespace
     from torch.utils.data import DataLoader
     from sft_nb.data import load_data
@@ -563,7 +563,7 @@ def generated_text_scores(model, tok, ds, # A seq2seq or causal model, its token
                           batch_size:int=16, # Prompts per generate call
                           )->dict:
     "BLEU, chrF, ROUGE and exact match of greedy answers to the examples of `ds` (with `GenerationEval`, as during training)."
-    from sft_nb.inference import GenerationEval
+    from sft_nb.evaluation import GenerationEval
     samples = generation_samples(ds, task, max_examples or len(ds))
     return GenerationEval(samples, metrics=GENERATION_METRICS, max_new_tokens=max_new_tokens, batch_size=batch_size, show=False, max_length=max_length).evaluate(model, tok)
 

@@ -130,7 +130,7 @@ def _resume_from(ws, ck):
     return _learner(ws, output_dir=ws/'out').fit(1, resume=ck)
 
 def _save_tiny(ws):
-    from sft_nb.inference import save_model
+    from sft_nb.saving import save_model
     m, tok = _model_tok(ws)
     return save_model(m, tok, ws/'saved', label_names=['neg', 'pos'])
 
