@@ -18,6 +18,7 @@ __all__ = ['as_label_ids', 'classification_report_df', 'confusion_counts', 'plot
 import numpy as np
 import pandas as pd
 from .core import SftError, did_you_mean, check_choice, in_notebook, show_df, unwrap_model
+from .text_metrics import count_matrix, normalize_counts, class_scores, average_score
 from .inference import predict, generate, check_texts, check_same_length, label_names
 
 # %% ../nbs/08e_interpret.ipynb #1ef9bc53
@@ -53,26 +54,26 @@ def classification_report_df(y_true, # True labels (ids or names)
                              labels:Sequence[str]|None=None, # Label names in id order (default: the names used, sorted)
                              )->pd.DataFrame:
     "Precision, recall, F1 and support per class, plus accuracy and macro / weighted averages, as a DataFrame."
-    from sklearn.metrics import classification_report
     check_same_length(y_true=y_true, y_pred=y_pred)
     labels = _labels_for(y_true, y_pred, labels)
     t, p = as_label_ids(y_true, labels, 'y_true'), as_label_ids(y_pred, labels, 'y_pred')
-    rep = classification_report(t, p, labels=list(range(len(labels))), target_names=labels, output_dict=True, zero_division=0)
-    acc = float((t == p).mean()) if len(t) else 0.0
-    rows = {k: v for k,v in rep.items() if isinstance(v, dict)}
-    df = pd.DataFrame(rows).T.rename(columns={'f1-score': 'f1'})
-    df.loc['accuracy'] = [np.nan, np.nan, acc, len(t)]
+    cm, every = count_matrix(t, p, len(labels)), range(len(labels))
+    s = class_scores(cm)
+    df = pd.DataFrame({k: s[k] for k in ('precision', 'recall', 'f1', 'support')}, index=labels)
+    df.loc['accuracy'] = [np.nan, np.nan, float((t == p).mean()) if len(t) else 0.0, len(t)]
+    for avg in ('macro', 'weighted'):  # over every label, as scikit-learn's report does
+        df.loc[f'{avg} avg'] = [average_score(cm, k, avg, classes=every) for k in ('precision', 'recall', 'f1')] + [len(t)]
     df['support'] = df['support'].astype(int)
-    return df.loc[labels + ['accuracy', 'macro avg', 'weighted avg']]
+    return df
+
 
 # %% ../nbs/08e_interpret.ipynb #52e1bacc
 def confusion_counts(y_true, y_pred, labels:Sequence[str], normalize:str|None=None)->np.ndarray:
     "The confusion matrix (rows: true labels, columns: predictions), optionally normalized over 'true', 'pred' or 'all'."
-    from sklearn.metrics import confusion_matrix
     if normalize is not None: check_choice(normalize, ('true', 'pred', 'all'), 'normalize', where='confusion matrix')
     check_same_length(y_true=y_true, y_pred=y_pred)
     t, p = as_label_ids(y_true, labels, 'y_true'), as_label_ids(y_pred, labels, 'y_pred')
-    return confusion_matrix(t, p, labels=list(range(len(labels))), normalize=normalize)
+    return normalize_counts(count_matrix(t, p, len(labels)), normalize)
 
 def plot_confusion_matrix(y_true, # True labels (ids or names)
                           y_pred, # Predicted labels (ids or names)

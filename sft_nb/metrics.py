@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 # %% auto #0
-__all__ = ['BATCH_METRICS', 'class_scores', 'average_score', 'matthews_from_cm', 'ConfusionMatrix', 'Accuracy', 'F1', 'Precision',
-           'Recall', 'MatthewsCorr', 'Perplexity', 'TokenAccuracy', 'MultiLabelF1', 'MSE', 'Pearson', 'Spearman',
-           'argmax_preds', 'EvaluateMetric', 'batch_metric', 'state_nbytes']
+__all__ = ['BATCH_METRICS', 'ConfusionMatrix', 'Accuracy', 'F1', 'Precision', 'Recall', 'MatthewsCorr', 'Perplexity',
+           'TokenAccuracy', 'MultiLabelF1', 'MSE', 'Pearson', 'Spearman', 'argmax_preds', 'EvaluateMetric',
+           'batch_metric', 'state_nbytes']
 
 # %% ../nbs/07_metrics.ipynb #98973a8b
 import numpy as np
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 import evaluate
 from .core import SftError, did_you_mean, check_choice, BatchMetric
-from .text_metrics import OFFLINE_METRICS, load_metric
+from .text_metrics import OFFLINE_METRICS, load_metric, average_score, matthews_from_cm
 
 # %% ../nbs/07_metrics.ipynb #cc235840
 def _labels_of(batch)->torch.Tensor:
@@ -37,36 +37,6 @@ def _logits_of(outputs)->torch.Tensor:
     logits = outputs.get('logits') if hasattr(outputs, 'get') else getattr(outputs, 'logits', None)
     if logits is None: raise SftError("the model output has no 'logits'", where='metric.prepare')
     return logits
-
-# %% ../nbs/07_metrics.ipynb #5839c935
-def class_scores(cm:np.ndarray, # Confusion matrix of counts, rows = references, columns = predictions
-                 ) -> dict:
-    "Per-class precision, recall, F1 and support from a confusion matrix (0 where undefined, as scikit-learn)."
-    cm = np.asarray(cm, dtype=np.float64)
-    tp, n_pred, n_true = np.diag(cm), cm.sum(0), cm.sum(1)
-    div = lambda a, b: np.divide(a, b, out=np.zeros_like(a), where=b > 0)
-    return dict(precision=div(tp, n_pred), recall=div(tp, n_true), f1=div(2*tp, n_pred + n_true), support=n_true, seen=(n_pred + n_true) > 0)
-
-def average_score(cm:np.ndarray, # Confusion matrix of counts
-                  kind:str='f1', # 'precision', 'recall' or 'f1'
-                  average:str|None='macro', # 'macro', 'micro', 'weighted', 'binary', or None for per class
-                  pos_label:int=1): # The positive class index, for 'binary'
-    "One classification score from a confusion matrix, averaged the scikit-learn way."
-    s = class_scores(cm)
-    per_class = s[kind]
-    if average is None: return per_class
-    if average == 'binary': return float(per_class[pos_label])
-    if average == 'micro': return float(np.trace(cm) / max(np.sum(cm), 1))  # single-label: micro P = R = F1 = accuracy
-    if average == 'weighted': return float((per_class * s['support']).sum() / max(s['support'].sum(), 1))
-    # macro: scikit-learn averages over the classes that occur in references or predictions
-    return float(per_class[s['seen']].mean()) if s['seen'].any() else 0.0
-
-def matthews_from_cm(cm:np.ndarray)->float:
-    "Multi-class Matthews correlation from a confusion matrix (0 when undefined, as scikit-learn)."
-    cm = np.asarray(cm, dtype=np.float64)
-    t, p, c, s = cm.sum(1), cm.sum(0), np.trace(cm), cm.sum()
-    den = math.sqrt((s*s - p @ p) * (s*s - t @ t))
-    return float((c*s - t @ p) / den) if den > 0 else 0.0
 
 # %% ../nbs/07_metrics.ipynb #c7be38f1
 class ConfusionMatrix(BatchMetric):

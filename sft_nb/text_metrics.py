@@ -6,13 +6,14 @@ Docs: https://sft-nb.github.io/sft_nb/text_metrics.html.md"""
 
 # %% ../nbs/07b_text_metrics.ipynb #b80519e0
 from __future__ import annotations
-import re, string
+import re, string, math
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
 
 # %% auto #0
-__all__ = ['OFFLINE_METRICS', 'AccuracyMetric', 'F1Metric', 'PrecisionMetric', 'RecallMetric', 'MatthewsCorrelationMetric',
+__all__ = ['OFFLINE_METRICS', 'count_matrix', 'normalize_counts', 'class_scores', 'average_score', 'matthews_from_cm',
+           'AccuracyMetric', 'F1Metric', 'PrecisionMetric', 'RecallMetric', 'MatthewsCorrelationMetric',
            'ConfusionMatrixMetric', 'SacreBleuMetric', 'ChrFMetric', 'CharTokenizer', 'RougeMetric', 'normalize_answer',
            'qa_exact_match', 'qa_token_f1', 'ExactMatchMetric', 'SquadMetric', 'gold_answers', 'squad_scores',
            'parse_label', 'LabelAccuracyMetric', 'load_metric']
@@ -63,52 +64,127 @@ class _OfflineMetric(evaluate.Metric):
         return super().compute(predictions=predictions, references=references, **kwargs)
 _COMPUTE_DOC = _OfflineMetric.compute.__doc__
 
+# %% ../nbs/07b_text_metrics.ipynb #5839c935
+def count_matrix(references, # Class ids in 0..n-1, one per example
+                 predictions, # Predicted class ids, one per example
+                 n:int, # Number of classes
+                 sample_weight=None, # A weight per example (default: 1 each)
+                 )->np.ndarray:
+    "Confusion matrix of counts (weighted sums with `sample_weight`), rows = references, columns = predictions."
+    r, p = np.asarray(references, dtype=np.int64).ravel(), np.asarray(predictions, dtype=np.int64).ravel()
+    w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).ravel()
+    cm = np.bincount(r * n + p, weights=w, minlength=n * n).reshape(n, n)
+    return cm if w is not None else cm.astype(np.int64)
+
+def _div(a, b, zero:float=0.)->np.ndarray:
+    "`a / b` elementwise, `zero` where `b` is 0 (scikit-learn's `zero_division`)."
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return np.divide(a, b, out=np.full(np.broadcast(a, b).shape, zero), where=b > 0)
+
+def normalize_counts(cm:np.ndarray, # Confusion matrix of counts
+                     normalize:str|None=None, # None (counts), 'true' (rows sum to 1), 'pred' (columns) or 'all'
+                     )->np.ndarray:
+    "The confusion matrix as counts, or as fractions of its rows, columns or total (0 where a row or column is empty)."
+    if normalize is None: return cm
+    check_choice(normalize, ('true', 'pred', 'all'), 'normalize', where='confusion matrix')
+    tot = cm.sum(1, keepdims=True) if normalize == 'true' else cm.sum(0, keepdims=True) if normalize == 'pred' else cm.sum()
+    return _div(cm, np.broadcast_to(tot, cm.shape))
+
+def class_scores(cm:np.ndarray, # Confusion matrix of counts, rows = references, columns = predictions
+                 zero_division:float=0., # The score of a class where it is undefined (0/0)
+                 ) -> dict:
+    "Per-class precision, recall, F1 and support from a confusion matrix, as scikit-learn defines them."
+    cm = np.asarray(cm, dtype=np.float64)
+    tp, n_pred, n_true = np.diag(cm), cm.sum(0), cm.sum(1)
+    return dict(precision=_div(tp, n_pred, zero_division), recall=_div(tp, n_true, zero_division),
+                f1=_div(2*tp, n_pred + n_true, zero_division), support=n_true, seen=(n_pred + n_true) > 0)
+
+def average_score(cm:np.ndarray, # Confusion matrix of counts
+                  kind:str='f1', # 'precision', 'recall' or 'f1'
+                  average:str|None='macro', # 'macro', 'micro', 'weighted', 'binary', or None for per class
+                  pos_label:int=1, # The positive class index, for 'binary'
+                  classes:Sequence[int]|None=None, # Class indices to score (default: the classes that occur)
+                  zero_division:float=0.): # The score where it is undefined (0/0)
+    "One classification score from a confusion matrix, averaged the scikit-learn way."
+    s = class_scores(cm, zero_division)
+    per_class = s[kind]
+    if average == 'binary': return float(per_class[pos_label])
+    if average is None: return per_class if classes is None else per_class[np.asarray(classes, dtype=int)]
+    keep = np.flatnonzero(s['seen']) if classes is None else np.asarray(classes, dtype=int)
+    if average == 'micro':  # pooled counts; single-label over every class: micro P = R = F1 = accuracy
+        cm = np.asarray(cm, dtype=np.float64)
+        tp, n_pred, n_true = np.diag(cm)[keep].sum(), cm.sum(0)[keep].sum(), cm.sum(1)[keep].sum()
+        num, den = {'precision': (tp, n_pred), 'recall': (tp, n_true), 'f1': (2*tp, n_pred + n_true)}[kind]
+        return float(_div(num, den, zero_division))
+    if average == 'weighted': return float(_div((per_class[keep] * s['support'][keep]).sum(), s['support'][keep].sum()))
+    return float(per_class[keep].mean()) if len(keep) else 0.0  # macro: scikit-learn averages over the classes that occur
+
+def matthews_from_cm(cm:np.ndarray)->float:
+    "Multi-class Matthews correlation from a confusion matrix (0 when undefined, as scikit-learn)."
+    cm = np.asarray(cm, dtype=np.float64)
+    t, p, c, s = cm.sum(1), cm.sum(0), np.trace(cm), cm.sum()
+    den = math.sqrt((s*s - p @ p) * (s*s - t @ t))
+    return float((c*s - t @ p) / den) if den > 0 else 0.0
+
 # %% ../nbs/07b_text_metrics.ipynb #56d3ecc8
-def _skm():
-    "scikit-learn's metrics, imported on first use: a training process that only streams `Accuracy` never loads them."
-    from sklearn import metrics
-    return metrics
+def _confusion(references, predictions, labels=None, sample_weight=None, extra=())->tuple[np.ndarray, list[int]]:
+    "Confusion counts over `labels` (in their order), then the other values of the data and `extra` (sorted); and those values."
+    r, p = np.asarray(references, dtype=np.int64).ravel(), np.asarray(predictions, dtype=np.int64).ravel()
+    first = [int(v) for v in labels] if labels is not None else []
+    values = first + sorted({*r.tolist(), *p.tolist(), *map(int, extra)} - set(first))
+    pos = {v: i for i, v in enumerate(values)}
+    ids = lambda a: np.array([pos[v] for v in a.tolist()], dtype=np.int64)
+    return count_matrix(ids(r), ids(p), len(values), sample_weight), values
 
 class AccuracyMetric(_OfflineMetric):
-    "Fraction of predictions equal to the reference (scikit-learn `accuracy_score`)."
+    "Fraction of predictions equal to the reference (as scikit-learn's `accuracy_score`)."
     def _compute(self, predictions, references, normalize=True, sample_weight=None):
-        return {'accuracy': float(_skm().accuracy_score(references, predictions, normalize=normalize, sample_weight=sample_weight))}
+        cm, _ = _confusion(references, predictions, sample_weight=sample_weight)
+        return {'accuracy': float(np.trace(cm) / cm.sum() if normalize else np.trace(cm))}
 
-def _prf(fn:str, key):
-    "An `_OfflineMetric._compute` calling scikit-learn's function `fn` and returning `{key: value}`."
+def _prf(kind:str):
+    "An `_OfflineMetric._compute` for `kind` ('precision', 'recall', 'f1') from the confusion counts, with scikit-learn's arguments."
     def _compute(self, predictions, references, labels=None, pos_label=1, average='binary', sample_weight=None, zero_division=0):
         check_choice(average, ['binary','macro','micro','weighted',None], 'average', where=type(self).__name__)
-        res = getattr(_skm(), fn)(references, predictions, labels=labels, pos_label=pos_label, average=average,
-                 sample_weight=sample_weight, zero_division=zero_division)
-        return {key: float(res) if average is not None else [float(v) for v in res]}
+        binary = average == 'binary'
+        if binary:
+            present = sorted({*np.ravel(references).tolist(), *np.ravel(predictions).tolist()})
+            if len(present) > 2: raise SftError(f"average='binary' needs two classes, the data has {len(present)}: {present[:10]}",
+                                                where=type(self).__name__, fix="pass average='macro', 'micro', 'weighted' or None")
+            if len(present) == 2 and pos_label not in present:
+                raise SftError(f"pos_label={pos_label} is not one of the classes {present}", where=type(self).__name__, fix="pass pos_label= one of them")
+        cm, values = _confusion(references, predictions, None if binary else labels, sample_weight, extra=[pos_label] if binary else ())
+        res = average_score(cm, kind, average, values.index(pos_label) if binary else 1,
+                            classes=None if labels is None or binary else range(len(labels)),
+                            zero_division=0. if zero_division == 'warn' else float(zero_division))
+        return {kind: float(res) if average is not None else [float(v) for v in res]}
     return _compute
 
 class F1Metric(_OfflineMetric):
-    "F1 score, binary or averaged over classes (scikit-learn `f1_score`)."
-    _compute = _prf('f1_score', 'f1')
+    "F1 score, binary or averaged over classes (as scikit-learn's `f1_score`)."
+    _compute = _prf('f1')
 
 class PrecisionMetric(_OfflineMetric):
-    "Precision, binary or averaged over classes (scikit-learn `precision_score`)."
-    _compute = _prf('precision_score', 'precision')
+    "Precision, binary or averaged over classes (as scikit-learn's `precision_score`)."
+    _compute = _prf('precision')
 
 class RecallMetric(_OfflineMetric):
-    "Recall, binary or averaged over classes (scikit-learn `recall_score`)."
-    _compute = _prf('recall_score', 'recall')
+    "Recall, binary or averaged over classes (as scikit-learn's `recall_score`)."
+    _compute = _prf('recall')
 
 class MatthewsCorrelationMetric(_OfflineMetric):
-    "Matthews correlation coefficient (scikit-learn `matthews_corrcoef`), in [-1, 1]."
+    "Matthews correlation coefficient (as scikit-learn's `matthews_corrcoef`), in [-1, 1]."
     def _compute(self, predictions, references, sample_weight=None):
-        return {'matthews_correlation': float(_skm().matthews_corrcoef(references, predictions, sample_weight=sample_weight))}
+        return {'matthews_correlation': matthews_from_cm(_confusion(references, predictions, sample_weight=sample_weight)[0])}
 
 class ConfusionMatrixMetric(_OfflineMetric):
-    "Confusion matrix, rows = references, columns = predictions (scikit-learn `confusion_matrix`)."
+    "Confusion matrix, rows = references, columns = predictions (as scikit-learn's `confusion_matrix`)."
     def _compute(self, predictions, references, labels=None, sample_weight=None, normalize=None):
         if labels is not None:
             unknown = sorted(set(references) - set(labels) | set(predictions) - set(labels))
             if unknown: raise SftError(f"values {unknown} are not in labels={list(labels)}", where='ConfusionMatrixMetric',
                                        fix="add them to labels, or check the label mapping of the predictions")
-        return {'confusion_matrix': _skm().confusion_matrix(references, predictions, labels=labels,
-                                                         sample_weight=sample_weight, normalize=normalize)}
+        return {'confusion_matrix': normalize_counts(_confusion(references, predictions, labels, sample_weight)[0], normalize)}
 
 # %% ../nbs/07b_text_metrics.ipynb #d103684c
 _TEXT_FEATURES = [datasets.Features({'predictions': datasets.Value('string'), 'references': datasets.Sequence(datasets.Value('string'))}),
