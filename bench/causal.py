@@ -118,7 +118,7 @@ def run_trl(cfg, packing=False, bf16_default=False)->dict:
 def run_sft(cfg, packing=False, lora=False, full_logits=False)->dict:
     import torch
     from sft_nb.core import Callback, CancelFitException
-    from sft_nb.data import dataloaders
+    from sft_nb.batches import dataloaders
     from sft_nb.learner import Learner
     from sft_nb.freeze import apply_lora
     torch.manual_seed(cfg['seed'])

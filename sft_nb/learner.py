@@ -99,7 +99,7 @@ class Learner:
         if not isinstance(grad_accum, int) or grad_accum < 1:
             raise SftError(f"grad_accum must be an integer >= 1, got {grad_accum!r}", where='grad_accum', fix="use grad_accum=1 for no accumulation")
         if getattr(dls, 'train', None) is None:
-            raise SftError("dls has no `.train` data loader", where=type(dls).__name__, fix="pass SimpleNamespace(train=..., valid=...) or sft_nb.data.DataLoaders")
+            raise SftError("dls has no `.train` data loader", where=type(dls).__name__, fix="pass SimpleNamespace(train=..., valid=...) or sft_nb.batches.DataLoaders")
         if getattr(dls.train, 'batch_size', 1) == 0 or len(dls.train) == 0:
             raise SftError("the training data loader yields no batches", where=f"dls.train ({len(dls.train.dataset) if hasattr(dls.train, 'dataset') else '?'} examples)",
                            fix="check the training split is not empty and batch_size >= 1 (and drop_last with a batch larger than the data)")

@@ -159,7 +159,7 @@ import torch
 from transformers import AutoTokenizer
 from safetensors.torch import save_model
 from sft_nb.core import Callback
-from sft_nb.data import dataloaders
+from sft_nb.batches import dataloaders
 from sft_nb.learner import Learner
 from sft_nb.models import load_model
 

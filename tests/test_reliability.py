@@ -41,7 +41,7 @@ def _model_tok(ws):
 
 def _learner(ws, **kw):
     from sft_nb.learner import Learner
-    from sft_nb.data import dataloaders
+    from sft_nb.batches import dataloaders
     m, tok = _model_tok(ws)
     dls = dataloaders({'train': str(ws/'train.csv'), 'validation': str(ws/'valid.csv')}, tok, 'classification', batch_size=8, max_length=32)
     return Learner(m, dls, tokenizer=tok, precision='no', **kw)
@@ -92,7 +92,7 @@ def _nan_loss_run(ws):
     return _train(ws, lr=1e30, clip=None, epochs=1)
 
 def _batch_size_zero_dataloaders(ws):
-    from sft_nb.data import dataloaders
+    from sft_nb.batches import dataloaders
     _, tok = _model_tok(ws)
     return dataloaders({'train': str(ws/'train.csv')}, tok, 'classification', batch_size=0)
 
@@ -130,7 +130,7 @@ def _resume_from(ws, ck):
     return _learner(ws, output_dir=ws/'out').fit(1, resume=ck)
 
 def _save_tiny(ws):
-    from sft_nb.inference import save_model
+    from sft_nb.saving import save_model
     m, tok = _model_tok(ws)
     return save_model(m, tok, ws/'saved', label_names=['neg', 'pos'])
 
