@@ -1,6 +1,6 @@
 """SmolLM2-135M-Instruct supervised fine-tuning on instruction-formatted Rotten Tomatoes or dialogues: TRL `SFTTrainer` against `sft_nb`.
 
-Data (`--data`): `reviews`: `sft_nb.cli.rotten_tomatoes_instruct()` (prompt = instruction + review, completion =
+Data (`--data`): `reviews`: `sft_nb.recipe.rotten_tomatoes_instruct()` (prompt = instruction + review, completion =
 'positive'/'negative', ~60 tokens); `dialogues`: consecutive chatterbot pairs (`sft_nb.assets.chat_pairs`) joined into a
 dialogue history of 100-400 tokens (prompt) and the next reply (completion). The same `--n-train` examples for
 everyone, rendered with the model's chat template, loss on the completion only.
@@ -30,7 +30,7 @@ no padding), supervised tokens/s (completion tokens that carry a loss), MFU (mod
     .venv/bin/python bench/causal.py --device cuda    # bf16 on a GPU
 """
 from __future__ import annotations
-import argparse, sys, time, tempfile
+import argparse, contextlib, sys, time, tempfile
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (TokenCounter, alternate, check_device, command_line, device_memory, environment, main_or_worker,
@@ -118,7 +118,7 @@ def run_trl(cfg, packing=False, bf16_default=False)->dict:
 def run_sft(cfg, packing=False, lora=False, full_logits=False)->dict:
     import torch
     from sft_nb.core import Callback, CancelFitException
-    from sft_nb.data import dataloaders
+    from sft_nb.batches import dataloaders
     from sft_nb.learner import Learner
     from sft_nb.freeze import apply_lora
     torch.manual_seed(cfg['seed'])
@@ -137,9 +137,29 @@ def run_sft(cfg, packing=False, lora=False, full_logits=False)->dict:
                     loss_func=TokenLoss(head_on_supervised=False) if full_logits else None,
                     precision=precision_for(cfg['device']))
     learn.valid_dl = None  # training throughput only
-    t = time.perf_counter(); learn.fit(1); train_s = time.perf_counter() - t
+    with op_profile(cfg.get('profile')) as prof:
+        t = time.perf_counter(); learn.fit(1); train_s = time.perf_counter() - t
     return record(cfg, counter, train_s, learn.step, learn.train_losses[-1][1] if learn.train_losses else None, model=model,
-                  attention=model.config._attn_implementation, trainable=sum(p.numel() for p in model.parameters() if p.requires_grad))
+                  attention=model.config._attn_implementation, trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
+                  **({'profile': prof.top(learn.step)} if prof else {}))
+
+class _OpProfile:
+    "torch's profiler over a run, summarised as the operators that take its time (self CPU time, per optimizer step)."
+    def __init__(self):
+        from torch.profiler import profile, ProfilerActivity
+        self.p = profile(activities=[ProfilerActivity.CPU])
+    def top(self, steps:int, n:int=12)->list[dict]:
+        ev = sorted(self.p.key_averages(), key=lambda e: -e.self_cpu_time_total)
+        total = sum(e.self_cpu_time_total for e in ev) or 1
+        return [{'op': e.key, 'share_pct': round(100 * e.self_cpu_time_total / total, 1), 'calls_per_step': round(e.count / max(steps, 1), 1),
+                 'ms_per_step': round(e.self_cpu_time_total / 1e3 / max(steps, 1), 1)} for e in ev[:n]]
+
+@contextlib.contextmanager
+def op_profile(on:bool):
+    "Yield an `_OpProfile` recording the block when `on`, else None (profiling slows the run: its times are not compared)."
+    if not on: yield None; return
+    prof = _OpProfile()
+    with prof.p: yield prof
 
 RUNNERS = {'trl_default': run_trl, 'trl_packed': lambda c: run_trl(c, packing=True),
            'trl_bf16': lambda c: run_trl(c, bf16_default=True),
@@ -172,7 +192,20 @@ def report(results, names, cfg, env, command)->str:
             f"(`--with-bf16` times one such step); `SFTConfig()` with no arguments here: {env.get('trl_sftconfig_no_args')}\n\n"
             "Supervised tokens are counted as each library builds its labels: TRL also supervises the newline the chat "
             "template writes after `<|im_end|>`, so its count is higher for the same examples; examples/s compares equal work.\n\n"
-            f"Medians over {len({r['repeat'] for r in results})} repeat(s).\n\n" + md_table(rows, COLS) + '\n' + '\n'.join(ratios) + '\n')
+            f"Medians over {len({r['repeat'] for r in results})} repeat(s).\n\n" + md_table(rows, COLS) + '\n' + '\n'.join(ratios) + '\n'
+            + profile_md(results, names))
+
+def profile_md(results, names)->str:
+    "With `--profile`: per sft_nb contender, the operators its steps spent their time in (first repeat), the top one named."
+    out = []
+    for n in names:
+        r = next((r for r in results if r['name'] == n and r.get('profile')), None)
+        if r is None: continue
+        top = r['profile']
+        out.append(f"\n## Where {n}'s step goes (torch profiler, self CPU time; the profiled run is not timed)\n\n"
+                   f"Limiting operation: `{top[0]['op']}`, {top[0]['share_pct']}% of the step.\n\n"
+                   + md_table(top, ['op', 'share_pct', 'calls_per_step', 'ms_per_step'], nd=1))
+    return '\n'.join(out)
 
 def parent(args):
     if args.report:
@@ -181,7 +214,7 @@ def parent(args):
         print(report(d['results'], list(dict.fromkeys(r['name'] for r in d['results'])), d['cfg'], d['env'], d['command'])); return
     check_device(args.device)
     cfg = dict(n_train=args.n_train, steps=args.steps, batch_size=args.batch_size, max_length=args.max_length, lr=args.lr,
-               seed=args.seed, device=args.device, threads=args.threads, data=args.data)
+               seed=args.seed, device=args.device, threads=args.threads, data=args.data, profile=args.profile)
     import torch
     if args.threads: torch.set_num_threads(args.threads)
     cfg['peak_gflops'] = round(matmul_gflops(), 1)
@@ -211,4 +244,5 @@ if __name__ == '__main__':
     p.add_argument('--with-bf16', action='store_true', help="add one step of TRL's default bf16 (slow on CPUs without bf16)")
     p.add_argument('--device', default='cpu')
     p.add_argument('--report', help='print the tables of a saved results JSON and exit')
+    p.add_argument('--profile', action='store_true', help="profile sft_nb contenders' steps by operator (use a separate run: it slows them)")
     main_or_worker(RUNNERS, parent, p)

@@ -3,7 +3,7 @@
 Contenders (same examples, epochs, learning rate, batch size, max length, seed):
   hf_default   `Trainer` with its defaults (random batches, fused AdamW, linear schedule, no warm-up, wd 0)
   hf_grouped   the same with `train_sampling_strategy="group_by_length"` (HF's length grouping)
-  sft_nb       `Learner` on `sft_nb.data.dataloaders(...)` with their defaults (length-grouped batches, fused AdamW,
+  sft_nb       `Learner` on `sft_nb.batches.dataloaders(...)` with their defaults (length-grouped batches, fused AdamW,
                CPU dropout masks, linear schedule with 10% warm-up, wd 0.01, clip 1.0); validated at each epoch end
                (and every `--eval-every` steps) as by default, validation time subtracted
   sft_nb_fast  (opt-in, `--fast`) sft_nb with `freeze_word_embeddings(model)` (`freeze: embeddings` in a run config)
@@ -122,8 +122,9 @@ def run_hf(cfg, grouped:bool)->dict:
 def run_sft(cfg, freeze_emb:bool=False, tta:bool=False, hf_recipe:bool=False, grouped:bool=True)->dict:
     import torch
     from sft_nb.core import Callback
-    from sft_nb.data import dataloaders
-    from sft_nb.learner import Learner, load_model
+    from sft_nb.batches import dataloaders
+    from sft_nb.learner import Learner
+    from sft_nb.models import load_model
     from sft_nb.freeze import freeze_word_embeddings
     from sft_nb.metrics import Accuracy, F1
     tok, dsd = tokenizer(), splits(cfg)

@@ -35,7 +35,7 @@ def main(args):
     import os, torch
     check_device(args.device); os.environ['BENCH_DEVICE'] = args.device
     if args.threads: torch.set_num_threads(args.threads)
-    from sft_nb.learner import load_model
+    from sft_nb.models import load_model
     dev = torch.device(args.device)
     base = load_model('minilm', 'classification', num_labels=2).to(dev)
     c = base.config
@@ -48,7 +48,7 @@ def main(args):
         m = copy.deepcopy(base).train()
         if v.get('freeze_emb'): m.get_input_embeddings().weight.requires_grad_(False)
         if v.get('cpu_dropout') and args.device == 'cpu':
-            from sft_nb.learner import CpuDropout
+            from sft_nb.callbacks import CpuDropout
             for d in m.modules():
                 if type(d) is torch.nn.Dropout: d.__class__ = CpuDropout
         opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-5, weight_decay=0.01,

@@ -34,7 +34,8 @@ def rt(cfg):
 def learner(cfg, dls, steps=None):
     import torch
     from sft_nb.core import Callback, CancelFitException
-    from sft_nb.learner import Learner, load_model
+    from sft_nb.learner import Learner
+    from sft_nb.models import load_model
     from sft_nb.metrics import Accuracy
     torch.manual_seed(cfg['seed'])
     class StopAfter(Callback):
@@ -47,7 +48,7 @@ def run_data(cfg)->dict:
     "Setup time, throughput and peak RSS for `n` training examples."
     from types import SimpleNamespace
     from datasets import DatasetDict
-    from sft_nb.data import dataloaders
+    from sft_nb.batches import dataloaders
     tok, full = tokenizer(), rt(cfg)
     t = time.perf_counter()
     n = cfg['n']
@@ -68,7 +69,7 @@ def run_seq(cfg)->dict:
     "Seconds per step, tokens/s and peak RSS at max length L (rows of joined reviews, all L tokens long)."
     from types import SimpleNamespace
     from datasets import Dataset, DatasetDict, ClassLabel, Features, Value
-    from sft_nb.data import dataloaders
+    from sft_nb.batches import dataloaders
     tok, full = tokenizer(), rt(cfg)
     L, bs = cfg['L'], 8
     rows = (cfg['steps'] + 1) * bs
@@ -92,7 +93,7 @@ def run_eval(cfg)->dict:
     from types import SimpleNamespace
     from datasets import DatasetDict, concatenate_datasets
     from sft_nb.core import rss_mb
-    from sft_nb.data import dataloaders
+    from sft_nb.batches import dataloaders
     tok, full = tokenizer(), rt(cfg)
     pool = concatenate_datasets([full['validation'], full['test'], full['train']])
     ev = pool.select(range(min(cfg['n'], len(pool))))

@@ -6,22 +6,59 @@ Docs: https://sft-nb.github.io/sft_nb/callbacks.html.md"""
 
 # %% ../nbs/06_callbacks.ipynb #beb8c838
 from __future__ import annotations
-import os, sys, re, io, csv, json, math, time, html, shutil, tempfile, warnings
+import re, json, math, time, copy, tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Callable, Iterable
 from collections.abc import Mapping
 
 # %% auto #0
-__all__ = ['RecordCallback', 'monitor_mode', 'is_improvement', 'MonitorCallback', 'EarlyStopping', 'save_weights', 'load_weights',
-           'SaveBestModel', 'TerminateOnNaN', 'append_jsonl', 'csv_header', 'append_csv', 'read_log', 'MetricsLogger',
-           'tensorboard_available', 'TensorBoardCallback', 'TokenAugment', 'TokenDropout', 'TokenSwap', 'format_time',
-           'format_value', 'text_table', 'html_table', 'Rendered', 'ProgressCallback', 'smooth_ema', 'plot_history',
-           'figure_png', 'LivePlotCallback', 'memory_report', 'free_training_state']
+__all__ = ['Recorder', 'EvalEvery', 'RecordCallback', 'monitor_mode', 'is_improvement', 'MonitorCallback', 'EarlyStopping',
+           'save_weights', 'load_weights', 'SaveBestModel', 'TerminateOnNaN', 'LRFinder', 'suggest_lr', 'plot_lr_find',
+           'keep_mask', 'CpuDropout', 'FastDropout', 'GradualUnfreezing']
 
 # %% ../nbs/06_callbacks.ipynb #da4ad33b
+import numpy as np
 import torch
-from .core import (SftError, NonFiniteLossError, did_you_mean, check_choice, atomic_write, atomic_dir, in_notebook, Callback, unwrap_model,
-                         CancelFitException)
+from torch import nn
+from .core import (SftError, NonFiniteLossError, did_you_mean, check_choice, atomic_dir, Callback, unwrap_model,
+                         CancelFitException, CancelValidException)
+from .freeze import layer_groups, freeze_to
+from .distributed import rng_state, set_rng_state
+
+# %% ../nbs/06_callbacks.ipynb #805c0bef
+class Recorder(Callback):
+    "Keep `learn.history` (one record per evaluation), `learn.train_losses` ((step, loss, lr) per optimizer step) and `learn.log` (the latest values)."
+    order = -60  # first: the records exist before anything reads them (`GenerationEval`, at 40, adds its scores to the last one)
+    in_fit = False
+    def before_fit(self):
+        self.learn.history, self.learn.train_losses, self.learn.log = [], [], {}
+        self.t0, self.in_fit = time.perf_counter(), True
+
+    def after_step(self):
+        l = self.learn; lr = l.opt.param_groups[-1]['lr']
+        l.train_losses.append((l.step, l.step_loss, lr))
+        l.log.update(step=l.step, loss=l.step_loss, lr=lr)
+
+    def after_validate(self):
+        if not self.in_fit: return  # a `validate()` outside `fit` adds no record
+        l = self.learn
+        last = l.history[-1]['step'] if l.history else 0
+        since = [x for s, x, _ in l.train_losses if s > last]
+        rec = {'epoch': l.epoch, 'step': l.step, 'train_loss': sum(since) / len(since) if since else float('nan'), **l.valid_res,
+               'lr': l.opt.param_groups[-1]['lr'], 'time': round(time.perf_counter() - self.t0, 3)}
+        l.history.append(rec); l.log.update(rec)
+
+    def after_fit(self): self.in_fit = False
+
+class EvalEvery(Callback):
+    "Also evaluate every `every` optimizer steps, in the middle of epochs (each epoch ends with an evaluation anyway)."
+    order = -10  # before the `Checkpointer` (90) saves at the same step, so the checkpoint holds the record
+    def __init__(self, every:int): # Optimizer steps between evaluations
+        if not isinstance(every, int) or every < 1: raise SftError(f"eval_every must be an integer >= 1, got {every!r}", where='EvalEvery')
+        self.every = every
+    def after_step(self):
+        l = self.learn
+        if l.step % self.every == 0 and l.iter + 1 < l.n_iter: l.validate()
 
 # %% ../nbs/06_callbacks.ipynb #2515f28a
 class RecordCallback(Callback):
@@ -34,7 +71,7 @@ class RecordCallback(Callback):
     @property
     def is_main(self)->bool:
         "False on the non-main processes of a distributed run (they should not write files or display)."
-        return getattr(getattr(self.learn, 'accelerator', None), 'is_main_process', True)
+        return self.learn.accelerator is None or self.learn.accelerator.is_main_process
 
     def before_fit(self):
         self._in_fit, hist = True, self._history()
@@ -42,17 +79,16 @@ class RecordCallback(Callback):
             for rec in hist: self.after_record(rec, old=True)
         self._seen = len(hist)
 
-    def _history(self)->list: return getattr(self.learn, 'history', None) or []
+    def _history(self)->list: return self.learn.history
 
     def poll(self):
         "Pass every record added since the last look to `after_record`."
-        if not self._in_fit or getattr(self.learn, 'lr_finding', False): return
+        if not self._in_fit: return
         hist = self._history()
         new, self._seen = hist[self._seen:], len(hist)
         for rec in new: self.after_record(rec)
 
-    def before_batch(self): self.poll()  # a record written mid-epoch (`eval_every`) is seen at the next batch
-    def after_validate(self): self.poll()
+    def before_batch(self): self.poll()  # a record written mid-epoch (`EvalEvery`) is seen at the next batch
     def after_epoch(self): self.poll()
     def after_fit(self): self.poll(); self._in_fit = False
     def after_record(self, record:dict, old:bool=False): "Act on one evaluation record."
@@ -93,7 +129,7 @@ class MonitorCallback(RecordCallback):
         self.best, self.best_record, self.wait = None, None, 0
 
     def before_fit(self):
-        self._mode = monitor_mode(self.monitor, self.mode, getattr(self.learn, 'metrics', ()))
+        self._mode = monitor_mode(self.monitor, self.mode, self.learn.metrics)
         self.best, self.best_record, self.wait = None, None, 0
         super().before_fit()
 
@@ -189,12 +225,12 @@ class SaveBestModel(MonitorCallback):
 
     def before_fit(self):
         if self.path is None:
-            out = getattr(self.learn, 'output_dir', None)
+            out = self.learn.output_dir
             self.path = Path(out)/'best_model' if out is not None else Path(tempfile.mkdtemp(prefix='sft_nb_best_'))/'best_model'
         super().before_fit()
         self.saved = None
         meta = self.path/'best.json'
-        if getattr(self.learn, 'step', 0) > 0 and meta.exists():  # resumed run: the saved best stands unless beaten
+        if self.learn.step > 0 and meta.exists():  # resumed run: the saved best stands unless beaten
             m = json.loads(meta.read_text())
             if m.get('monitor') == self.monitor and m.get('value') is not None and not is_improvement(self.best, m['value'], self._mode):
                 self.best, self.best_record, self.saved = m['value'], m.get('record'), m
@@ -208,19 +244,15 @@ class SaveBestModel(MonitorCallback):
     def after_fit(self):
         super().after_fit()
         if not (self.load_best and self.saved): return
-        if self.saved.get('step') == getattr(self.learn, 'step', None): return  # the model already holds the best weights
-        acc = getattr(self.learn, 'accelerator', None)
-        if acc is not None and getattr(acc, 'num_processes', 1) > 1: acc.wait_for_everyone()  # the main process wrote the file
+        if self.saved.get('step') == self.learn.step: return  # the model already holds the best weights
+        acc = self.learn.accelerator
+        if acc is not None and acc.num_processes > 1: acc.wait_for_everyone()  # the main process wrote the file
         load_weights(unwrap_model(self.learn.model, keep_peft=True), self.path)
         if self.verbose: print(f"Loaded the best weights: {self.monitor}={self.saved['value']:.4g} at epoch {self.saved['epoch']} (step {self.saved['step']}).")
 
 # %% ../nbs/06_callbacks.ipynb #b2dd7ca2
 def _current_lr(learn)->float|None:
-    opt = getattr(learn, 'opt', None)
-    try: return float(opt.param_groups[0]['lr'])
-    except Exception: pass
-    tl = getattr(learn, 'train_losses', None)
-    return float(tl[-1][2]) if tl else None
+    return float(learn.opt.param_groups[0]['lr']) if learn.opt is not None else None
 
 def _label_hint(batch)->str:
     labels = batch.get('labels') if isinstance(batch, Mapping) else None
@@ -248,9 +280,9 @@ class TerminateOnNaN(Callback):
 
     def before_step(self):
         check = self.check_grads
-        if check is None: check = getattr(getattr(self.learn, 'accelerator', None), 'scaler', None) is None
+        if check is None: check = self.learn.accelerator is None or self.learn.accelerator.scaler is None
         if not check: return
-        if getattr(self.learn, 'clip', None) and getattr(self.learn, 'grad_norm', None) is not None:
+        if self.learn.clip and self.learn.grad_norm is not None:
             norm = torch.as_tensor(self.learn.grad_norm)  # the Learner clipped just before this event: reuse its norm
             if not torch.isfinite(norm): self._stop('gradient norm', norm.item())
             return
@@ -262,565 +294,166 @@ class TerminateOnNaN(Callback):
 
     def _stop(self, what:str, value:float):
         l = self.learn
-        step, lr = getattr(l, 'step', 0), _current_lr(l)
-        self.detected = dict(what=what, value=value, step=step+1, epoch=getattr(l, 'epoch', None), batch=getattr(l, 'iter', None), lr=lr)
+        step, lr = l.step, _current_lr(l)
+        self.detected = dict(what=what, value=value, step=step+1, epoch=l.epoch, batch=l.iter, lr=lr)
         l.nan_detected = True
         lr_s = f"{lr:.3g}" if lr is not None else "?"
         raise NonFiniteLossError(
-            f"the training {what} is {value} at optimizer step {step+1} (epoch {getattr(l, 'epoch', '?')}, batch {getattr(l, 'iter', '?')}, lr={lr_s}); "
+            f"the training {what} is {value} at optimizer step {step+1} (epoch {l.epoch}, batch {l.iter}, lr={lr_s}); "
             f"training stopped before this step changed the weights",
-            where=f"step {step+1}, epoch {getattr(l, 'epoch', '?')}, batch {getattr(l, 'iter', '?')}",
-            fix=_label_hint(getattr(l, 'batch', None)) + f"lower the learning rate (now {lr_s}), clip gradients (max_grad_norm=1.0), "
+            where=f"step {step+1}, epoch {l.epoch}, batch {l.iter}",
+            fix=_label_hint(l.batch) + f"lower the learning rate (now {lr_s}), clip gradients (max_grad_norm=1.0), "
                 "check the labels (out-of-range ids, all -100), and prefer bf16 or fp32 over fp16 (overflow); "
                 "then resume from the last checkpoint")
 
-# %% ../nbs/06_callbacks.ipynb #6af6ad67
-def _jsonable(v):
-    if isinstance(v, torch.Tensor): v = v.item() if v.numel() == 1 else v.tolist()
-    if hasattr(v, 'item') and not isinstance(v, (list, dict)): v = v.item()  # numpy scalars
-    if isinstance(v, float) and not math.isfinite(v): return None  # strict JSON has no NaN
-    if isinstance(v, Path): return str(v)
-    return v
-
-def append_jsonl(path:str|Path, # The .jsonl file
-                 row:dict): # One record
-    "Append `row` as one JSON line to `path`."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, 'a') as f: f.write(json.dumps({k: _jsonable(v) for k,v in row.items()}, default=str) + '\n')
-
-def csv_header(path:str|Path)->list[str]|None:
-    "The column names of an existing CSV file, or None for a missing or empty file."
-    path = Path(path)
-    if not path.exists() or path.stat().st_size == 0: return None
-    with open(path, newline='') as f: return next(csv.reader(f), None)
-
-def append_csv(path:str|Path, # The .csv file
-               row:dict, # One record
-               fields:list[str]|None=None)->list[str]: # The columns (default: the existing header, else `row`'s keys)
-    "Append `row` to the CSV at `path`, writing the header only to a new file; return the columns used."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fields = fields or csv_header(path)
-    new = fields is None
-    fields = fields or list(row)
-    with open(path, 'a', newline='') as f:
-        w = csv.DictWriter(f, fieldnames=fields, extrasaction='ignore', restval='')
-        if new: w.writeheader()
-        w.writerow({k: ('' if (v := _jsonable(row.get(k))) is None else v) for k in fields})
-    return fields
-
-# %% ../nbs/06_callbacks.ipynb #0d12e7b0
-def _num(s:str):
-    if s == '': return None
-    for t in (int, float):
-        try: return t(s)
-        except ValueError: pass
-    return s
-
-def read_log(path:str|Path, # A .csv or .jsonl log written by `MetricsLogger`
-             dedup:bool=True)->list[dict]: # Keep only the last line per `step` (resumed runs)
-    "The rows of a metrics log, oldest first."
-    path = Path(path)
-    if not path.exists(): raise SftError(f"no log file at {path}", where=str(path), fix="check output_dir, or train with MetricsLogger")
-    if path.suffix == '.jsonl': rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
-    else:
-        with open(path, newline='') as f: rows = [{k: _num(v) for k,v in r.items()} for r in csv.DictReader(f)]
-    if not dedup or not rows or 'step' not in rows[0]: return rows
-    last = {r.get('step'): i for i,r in enumerate(rows)}
-    return sorted((r for i,r in enumerate(rows) if last[r.get('step')] == i), key=lambda r: (r.get('step') is None, r.get('step') or 0))
-
-# %% ../nbs/06_callbacks.ipynb #58a18d74
-class MetricsLogger(RecordCallback):
-    "Append each evaluation record (and optionally the train loss every n steps) to CSV and JSONL files."
-    order = 50
-    def __init__(self,
-                 path:str|Path|None=None, # Folder for the logs; default `learn.output_dir`
-                 formats:Iterable[str]=('csv','jsonl'), # Which files to write
-                 every_n_steps:int=0): # Also log the train loss every n optimizer steps (0: never)
-        super().__init__()
-        self.formats = [check_choice(f, ('csv','jsonl'), 'log format', where='MetricsLogger') for f in formats]
-        self.path, self.every_n_steps, self._steps_seen, self._fields = path, every_n_steps, 0, {}
-
+# %% ../nbs/06_callbacks.ipynb #9a6d8267
+class LRFinder(Callback):
+    "Exponentially growing learning rate, recording the smoothed loss; stops on divergence. `run` switches the other callbacks off."
+    order = -20
+    def __init__(self, start_lr:float=1e-7, end_lr:float=10., num_it:int=100, beta:float=0.98, div_factor:float=4.):
+        self.start_lr, self.end_lr, self.num_it, self.beta, self.div_factor = start_lr, end_lr, num_it, beta, div_factor
     def before_fit(self):
-        out = self.path if self.path is not None else getattr(self.learn, 'output_dir', None)
-        if out is None: raise SftError("MetricsLogger has nowhere to write", where='MetricsLogger(path=None) and learn.output_dir is None',
-                                       fix="pass MetricsLogger(path='runs/x') or give the Learner an output_dir")
-        self.dir = Path(out); self.dir.mkdir(parents=True, exist_ok=True)
-        self._steps_seen = len(getattr(self.learn, 'train_losses', None) or [])
-        super().before_fit()
+        self.lrs, self.losses, self.avg, self.best = [], [], 0., float('inf')
+        top = max(g['lr'] for g in self.learn.opt.param_groups)
+        self.ratios = [g['lr'] / top for g in self.learn.opt.param_groups]  # keep discriminative ratios
+    def _lr(self, i): return self.start_lr * (self.end_lr / self.start_lr) ** (i / max(self.num_it - 1, 1))
+    def after_loss(self):
+        if self.learn.training and not math.isfinite(self.learn.loss_value): raise CancelFitException()  # divergence ends the test
+    def before_step(self):
+        lr = self._lr(len(self.lrs))
+        for g, r in zip(self.learn.opt.param_groups, self.ratios): g['lr'] = lr * r
+        self.lrs.append(lr)
+    def after_step(self):
+        self.avg = self.beta * self.avg + (1 - self.beta) * self.learn.step_loss
+        smooth = self.avg / (1 - self.beta ** len(self.lrs))
+        self.losses.append(smooth)
+        self.best = min(self.best, smooth)
+        if not math.isfinite(smooth) or smooth > self.div_factor * self.best or len(self.lrs) >= self.num_it:
+            raise CancelFitException()
+    def before_validate(self): raise CancelValidException()
 
-    def files(self, kind:str='metrics')->list[Path]:
-        "The log files of `kind` ('metrics' or 'steps') this logger writes."
-        return [self.dir/f'{kind}.{f}' for f in self.formats]
+    def run(self, learn, # The `Learner` to test
+            show_plot:bool=True)->dict: # Plot (or print) the curve
+        "The range test on `learn`, alone (no records, logs, checkpoints or early stops); weights, optimizer, RNG and counters are restored."
+        base = learn.accelerator.unwrap_model(learn.model)
+        weights = {k: v.detach().clone() for k, v in base.state_dict().items()}
+        opt_state = copy.deepcopy(learn.opt.state_dict()) if learn.opt is not None else None
+        saved, rng = {k: getattr(learn, k) for k in ('cbs', 'step', 'epoch', 'sched')}, rng_state()
+        learn.cbs = []
+        try: learn.fit(math.ceil(self.num_it / math.ceil(len(learn.train_dl) / learn.grad_accum)), sched='constant', warmup=0, cbs=[self])
+        finally:
+            base.load_state_dict(weights)
+            if opt_state is None: learn.opt = None
+            else: learn.opt.load_state_dict(opt_state)
+            for k, v in saved.items(): setattr(learn, k, v)
+            set_rng_state(rng)
+        res = {**suggest_lr(self.lrs, self.losses), 'lrs': self.lrs, 'losses': self.losses}
+        if show_plot: plot_lr_find(res)
+        return res
 
-    def _write(self, kind:str, row:dict):
-        if not self.is_main: return
-        for f in self.files(kind):
-            if f.suffix == '.csv': self._fields[f] = append_csv(f, row, self._fields.get(f))
-            else: append_jsonl(f, row)
+# %% ../nbs/06_callbacks.ipynb #f4fe492d
+def suggest_lr(lrs:list[float], # Learning rates of the range test
+               losses:list[float], # Their smoothed losses
+               skip_start:int=10, # First points to ignore (the smoothing has not settled)
+               skip_end:int=3)->dict: # Last points to ignore (diverging)
+    "Suggested learning rates from a range test: steepest descent, and the minimum / 10."
+    lrs, losses = np.asarray(lrs), np.asarray(losses)
+    if len(lrs) > skip_start + skip_end + 3: lrs, losses = lrs[skip_start:len(lrs) - skip_end], losses[skip_start:len(lrs) - skip_end]
+    ok = np.isfinite(losses)
+    lrs, losses = lrs[ok], losses[ok]
+    if len(lrs) < 3: raise SftError("the learning-rate range test stopped after fewer than 3 steps", fix="use a smaller end_lr or more data")
+    steep = int(np.argmin(np.gradient(losses, np.log(lrs))))
+    return {'steep': float(lrs[steep]), 'lr_min': float(lrs[int(np.argmin(losses))] / 10)}
 
-    def after_record(self, record, old=False): self._write('metrics', record)
+def plot_lr_find(res:dict, ax=None):
+    "Loss against learning rate (log scale) with the suggestions marked; a text table without matplotlib."
+    try: import matplotlib.pyplot as plt
+    except ImportError:
+        for lr, l in list(zip(res['lrs'], res['losses']))[::max(len(res['lrs']) // 15, 1)]: print(f"{lr:10.2e}  {l:.4f}")
+        print(f"suggested lr: {res['steep']:.2e} (steepest), {res['lr_min']:.2e} (min/10)"); return None
+    if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(res['lrs'], res['losses']); ax.set_xscale('log')
+    ax.set_xlabel('learning rate'); ax.set_ylabel('smoothed loss')
+    for k, c in (('steep', 'red'), ('lr_min', 'green')):
+        ax.axvline(res[k], color=c, ls='--', label=f"{k} {res[k]:.1e}")
+    ax.legend()
+    return ax
 
-    def after_batch(self):
-        if not self.every_n_steps or not getattr(self.learn, 'training', False) or getattr(self.learn, 'lr_finding', False): return
-        tl = getattr(self.learn, 'train_losses', None) or []
-        for step, loss, lr in tl[self._steps_seen:]:
-            if step % self.every_n_steps == 0: self._write('steps', {'step': step, 'epoch': getattr(self.learn, 'epoch', None), 'loss': loss, 'lr': lr})
-        self._steps_seen = len(tl)
+# %% ../nbs/06_callbacks.ipynb #e4b3064e
+def keep_mask(shape:tuple, # Shape of the mask
+              p:float, # Probability of dropping each element
+              device=None)->torch.Tensor:
+    "Boolean mask, each element False with probability `p` (to 1/32768), from 15 random bits per element."
+    n = math.prod(shape)
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_()  # bit 63 is always 0, bits 0-62 uniform
+    lanes = words.view(torch.int16)[:n].view(shape).bitwise_and_(0x7FFF)  # so use 15 bits of each 16-bit lane
+    return lanes >= round(p * 32768)
 
-# %% ../nbs/06_callbacks.ipynb #d338344f
-def tensorboard_available()->bool:
-    "True when `torch.utils.tensorboard` can be imported (the `tensorboard` package is installed)."
-    try:
-        import torch.utils.tensorboard  # noqa: F401
-        return True
-    except Exception: return False
+class _MaskScale(torch.autograd.Function):
+    "`x * keep * scale`, keeping only the boolean mask for backward."
+    @staticmethod
+    def forward(ctx, x, keep, scale):
+        ctx.save_for_backward(keep); ctx.scale = scale
+        return x * keep * scale
+    @staticmethod
+    def backward(ctx, grad):
+        keep, = ctx.saved_tensors
+        return grad * keep * ctx.scale, None, None
 
-class TensorBoardCallback(RecordCallback):
-    "Log evaluation records and the per-step train loss and lr to TensorBoard (a warning and no-op without it)."
-    order = 50
-    def __init__(self,
-                 log_dir:str|Path|None=None, # Event folder; default `learn.output_dir/'tensorboard'`
-                 every_n_steps:int=1): # Log the train loss every n optimizer steps (0: never)
-        super().__init__()
-        self.log_dir, self.every_n_steps, self.writer, self._steps_seen = log_dir, every_n_steps, None, 0
-        self.enabled = tensorboard_available()
-        if not self.enabled: warnings.warn("TensorBoardCallback: tensorboard is not installed (pip install tensorboard); not logging to TensorBoard.")
+class CpuDropout(nn.Dropout):
+    "`nn.Dropout` whose CPU masks come from `keep_mask`: the same Bernoulli(p) dropout, cheaper to draw."
+    def forward(self, x):
+        if not self.training or not 0 < self.p < 1 or x.device.type != 'cpu' or not x.is_floating_point(): return super().forward(x)
+        return _MaskScale.apply(x, keep_mask(x.shape, self.p, x.device), 1 / (1 - self.p))
 
+class FastDropout(Callback):
+    "During `fit` on CPU, turn the model's `nn.Dropout` modules into `CpuDropout`; restore them after."
+    order = -30
     def before_fit(self):
-        super().before_fit()
-        self._steps_seen = len(getattr(self.learn, 'train_losses', None) or [])
-        if not self.enabled or not self.is_main: return
-        from torch.utils.tensorboard import SummaryWriter
-        out = self.log_dir or (Path(self.learn.output_dir)/'tensorboard' if getattr(self.learn, 'output_dir', None) else None)
-        self.writer = SummaryWriter(log_dir=str(out) if out else None)
-
-    def after_record(self, record, old=False):
-        if self.writer is None: return
-        for k,v in record.items():
-            if k not in ('epoch','step') and isinstance(_jsonable(v), (int, float)): self.writer.add_scalar(f'valid/{k}', _jsonable(v), record.get('step', 0))
-
-    def after_batch(self):
-        if self.writer is None or not self.every_n_steps or not getattr(self.learn, 'training', False): return
-        tl = getattr(self.learn, 'train_losses', None) or []
-        for step, loss, lr in tl[self._steps_seen:]:
-            if step % self.every_n_steps == 0: self.writer.add_scalar('train/loss', loss, step); self.writer.add_scalar('train/lr', lr, step)
-        self._steps_seen = len(tl)
-
+        self.swapped = []
+        if self.learn.accelerator.device.type != 'cpu': return
+        for m in self.learn.model.modules():
+            if type(m) is nn.Dropout: m.__class__ = CpuDropout; self.swapped.append(m)
     def after_fit(self):
-        super().after_fit()
-        if self.writer is not None: self.writer.close(); self.writer = None
+        for m in getattr(self, 'swapped', []): m.__class__ = nn.Dropout
+        self.swapped = []
 
-# %% ../nbs/06_callbacks.ipynb #5af7cd43
-def _find_tokenizer(learn, tokenizer=None):
-    if tokenizer is not None: return tokenizer
-    tok = getattr(learn, 'tokenizer', None)
-    if tok is None:
-        dl = getattr(getattr(learn, 'dls', None), 'train', None)
-        tok = getattr(getattr(dl, 'collate_fn', None), 'tokenizer', None)
-    if tok is None: raise SftError("token augmentation needs the tokenizer (for its special and padding tokens)",
-                                   where="learn.tokenizer and learn.dls.train.collate_fn.tokenizer are missing",
-                                   fix="pass tokenizer= to the augmentation callback")
-    return tok
-
-class TokenAugment(Callback):
-    "Base of on-the-fly augmentations of the token ids of training batches."
-    order = -10  # before anything else reads the batch
-    run_valid = False
+# %% ../nbs/06_callbacks.ipynb #4768455a
+class GradualUnfreezing(Callback):
+    "Train the head first, then unfreeze one more layer group every `every` epochs or steps (ULMFiT)."
+    order = -10  # before optimizers and schedulers look at the parameters
     def __init__(self,
-                 p:float=0.1, # Probability per eligible token
-                 seed:int=0, # Seed of this augmentation's own generator
-                 tokenizer=None, # Default: `learn.tokenizer`, else the train collator's tokenizer
-                 key:str='input_ids'): # Batch key of the token ids to noise
-        if not 0 <= p < 1: raise SftError(f"p must be in [0, 1), got {p}", where=type(self).__name__, fix="pass a probability such as p=0.1")
-        self.p, self.seed, self.tokenizer, self.key, self.gen = p, seed, tokenizer, key, None
+                 every:int=1, # Unfreeze one more group every `every` units
+                 unit:str='epoch', # 'epoch' or 'step' (optimizer steps, `learn.step`)
+                 start:int=-1, # `freeze_to` argument at the start of training: -1 trains the head only
+                 keep_norm_trainable:bool=False, # Keep norm weights trainable in frozen groups
+                 splitter:Callable|None=None): # Custom splitter; default: the learner's `splitter`, if any
+        check_choice(unit, ['epoch', 'step'], 'unit')
+        if every < 1: raise SftError(f"every={every} must be at least 1", where='GradualUnfreezing', fix='pass every=1 or more')
+        self.every,self.unit,self.start,self.keep_norm,self.splitter = every,unit,start,keep_norm_trainable,splitter
+        self.history = []
 
-    def setup(self, tokenizer=None):
-        "Resolve the tokenizer and seed the generator (done at `before_fit`)."
-        self.tok = _find_tokenizer(self.learn, tokenizer or self.tokenizer)
-        self.special = torch.tensor(sorted(set(self.tok.all_special_ids)), dtype=torch.long)
-        rank = getattr(getattr(self.learn, 'accelerator', None), 'process_index', 0)  # each process noises its own batches differently
-        self.gen = torch.Generator().manual_seed(self.seed + 1000003*rank)
-        return self
+    def _split(self): return self.splitter or self.learn.splitter
 
-    def before_fit(self): self.setup()
+    def before_fit(self):
+        groups = layer_groups(self.learn.model, self._split())
+        n = len(groups)
+        self.cut = (self.start if self.start >= 0 else n + self.start)
+        self._apply('fit', 0)
 
-    def eligible(self, batch:dict)->torch.Tensor:
-        "Where noise may go: real tokens that are not special tokens."
-        ids = batch[self.key]
-        ok = ~torch.isin(ids, self.special.to(ids.device))
-        if 'attention_mask' in batch: ok &= batch['attention_mask'].bool()
-        return ok
+    def _apply(self, unit:str, at:int):
+        freeze_to(self.learn.model, self.cut, self.keep_norm, self._split())
+        self.history.append((unit, at, self.cut))
 
-    def draw(self, shape)->torch.Tensor:
-        "Bernoulli(p) mask of `shape` from this callback's generator (on CPU)."
-        return torch.rand(shape, generator=self.gen) < self.p
+    def _thaw(self, unit:str, at:int):
+        if self.cut > 0 and at > 0 and at % self.every == 0 and (not self.history or self.history[-1][:2] != (unit, at)):
+            self.cut -= 1
+            self._apply(unit, at)
+
+    def before_epoch(self):
+        if self.unit == 'epoch': self._thaw('epoch', self.learn.epoch)
 
     def before_batch(self):
-        b = self.learn.batch
-        if not isinstance(b, Mapping) or self.key not in b or self.p == 0: return  # collators return BatchEncoding, a Mapping
-        if self.gen is None: self.setup()
-        self.learn.batch = self.augment(dict(b))
+        if self.unit == 'step' and self.learn.training: self._thaw('step', self.learn.step)
 
-    def augment(self, batch:dict)->dict: raise NotImplementedError
-
-# %% ../nbs/06_callbacks.ipynb #1d4691fa
-class TokenDropout(TokenAugment):
-    "Replace (or remove) random non-special input tokens of training batches."
-    def __init__(self,
-                 p:float=0.1, # Probability per eligible token
-                 mode:str='auto', # 'mask', 'unk', 'random', 'drop' or 'auto'
-                 seed:int=0, # Seed of this augmentation's own generator
-                 tokenizer=None, # Default: `learn.tokenizer`, else the train collator's tokenizer
-                 key:str='input_ids'): # Batch key of the token ids to noise
-        super().__init__(p, seed, tokenizer, key)
-        self.mode = check_choice(mode, ('auto','mask','unk','random','drop'), 'TokenDropout mode', where='TokenDropout')
-
-    def setup(self, tokenizer=None):
-        super().setup(tokenizer)
-        t, mode = self.tok, self.mode
-        plain_unk = t.unk_token_id is not None and t.unk_token_id not in {t.eos_token_id, t.bos_token_id, t.pad_token_id}
-        if mode == 'auto': mode = 'mask' if t.mask_token_id is not None else 'unk' if plain_unk else 'random'
-        if mode == 'mask' and t.mask_token_id is None: raise SftError("this tokenizer has no mask token", where="TokenDropout(mode='mask')", fix="use mode='unk', 'random' or 'auto'")
-        if mode == 'unk' and t.unk_token_id is None: raise SftError("this tokenizer has no unknown token", where="TokenDropout(mode='unk')", fix="use mode='random' or 'auto'")
-        self._mode = mode
-        vocab = torch.arange(len(t))
-        self.allowed = vocab[~torch.isin(vocab, self.special)]
-        return self
-
-    def augment(self, batch):
-        ids = batch[self.key]
-        hit = self.draw(ids.shape).to(ids.device) & self.eligible(batch)
-        if self._mode == 'drop': return self._drop(batch, hit)
-        if self._mode == 'random': new = self.allowed[torch.randint(len(self.allowed), ids.shape, generator=self.gen)].to(ids.device)
-        else: new = torch.full_like(ids, self.tok.mask_token_id if self._mode == 'mask' else self.tok.unk_token_id)
-        batch[self.key] = torch.where(hit, new, ids)
-        return batch
-
-    def _drop(self, batch, hit):
-        ids = batch[self.key]
-        lab = batch.get('labels')
-        if isinstance(lab, torch.Tensor) and lab.shape == ids.shape:
-            raise SftError("TokenDropout(mode='drop') would misalign token-level labels", where=f"labels of shape {tuple(lab.shape)}",
-                           fix="use mode='mask', 'unk' or 'random' for token-level tasks (causal LM, QA spans, tagging)")
-        # move the dropped tokens to the padding side, keeping the order of the others, then turn them into padding
-        key = hit.long() if getattr(self.tok, 'padding_side', 'right') == 'right' else -hit.long()
-        order = torch.sort(key, dim=1, stable=True).indices
-        moved = torch.gather(hit, 1, order)
-        for k,v in list(batch.items()):
-            if isinstance(v, torch.Tensor) and v.shape == ids.shape: batch[k] = torch.gather(v, 1, order)
-        batch[self.key] = batch[self.key].masked_fill(moved, self.tok.pad_token_id if self.tok.pad_token_id is not None else 0)
-        for k in ('attention_mask', 'token_type_ids'):
-            if k in batch: batch[k] = batch[k].masked_fill(moved, 0)
-        return batch
-
-# %% ../nbs/06_callbacks.ipynb #81220476
-class TokenSwap(TokenAugment):
-    "Swap random adjacent pairs of non-special input tokens of training batches."
-    def augment(self, batch):
-        ids = batch[self.key]
-        ok = self.eligible(batch)
-        pair_ok = ok[:, :-1] & ok[:, 1:]
-        start = self.draw(pair_ok.shape).to(ids.device) & pair_ok
-        start[:, 1:] &= ~start[:, :-1].clone()  # a pair may not start where the previous one ends
-        first = torch.nn.functional.pad(start, (0, 1)); second = torch.nn.functional.pad(start, (1, 0))
-        new = ids.clone()
-        new[first], new[second] = ids[second], ids[first]
-        batch[self.key] = new
-        return batch
-
-# %% ../nbs/06_callbacks.ipynb #77205cf3
-def format_time(seconds:float)->str:
-    "Seconds as m:ss, or h:mm:ss past an hour."
-    s = int(round(seconds)); h, m = s // 3600, s // 60 % 60
-    return f"{h}:{m:02d}:{s%60:02d}" if h else f"{m:02d}:{s%60:02d}"
-
-def format_value(key:str, # The record key
-                 v)->str: # Its value
-    "One value of an evaluation record as a table cell."
-    v = _jsonable(v)
-    if v is None: return ''
-    if key == 'time' and isinstance(v, (int, float)): return format_time(v)
-    if isinstance(v, bool) or isinstance(v, int) or key in ('epoch','step'): return str(v)
-    if isinstance(v, float):
-        if key == 'lr' or (v != 0 and not 1e-3 <= abs(v) < 1e5): return f"{v:.2e}"
-        return f"{v:.4f}"
-    return str(v)
-
-def text_table(rows:list[dict], # Evaluation records
-               header:bool=True, # Start with the column names
-               min_width:int=0)->str: # Minimum column width (fixed widths keep streamed rows aligned)
-    "Records as aligned text columns."
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    cells = [[format_value(k, r.get(k)) for k in cols] for r in rows]
-    w = [max([len(c), min_width] + [len(r[i]) for r in cells]) for i,c in enumerate(cols)]
-    lines = ([cols] if header else []) + cells
-    return '\n'.join('  '.join(s.ljust(w[i]) for i,s in enumerate(l)).rstrip() for l in lines)
-
-def html_table(rows:list[dict])->str:
-    "Records as an HTML table."
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    head = ''.join(f'<th>{html.escape(c)}</th>' for c in cols)
-    body = ''.join('<tr>' + ''.join(f'<td>{html.escape(format_value(k, r.get(k)))}</td>' for k in cols) + '</tr>' for r in rows)
-    return f'<table class="dataframe sft-progress" border="1"><thead><tr style="text-align: right;">{head}</tr></thead><tbody>{body}</tbody></table>'
-
-class Rendered:
-    "A display object with an HTML and a plain-text form (both are kept in a saved notebook)."
-    def __init__(self, html:str, text:str): self.html, self.text = html, text
-    def _repr_html_(self): return self.html
-    def __repr__(self): return self.text
-
-# %% ../nbs/06_callbacks.ipynb #273c22c1
-class ProgressCallback(RecordCallback):
-    "Progress bar and one table row per evaluation: HTML updated in place in Jupyter, text lines in a terminal."
-    order = 60  # after the logs, before EarlyStopping, so the last row is shown
-    def __init__(self,
-                 html:bool|None=None, # HTML output; default: inside Jupyter
-                 bar:bool|None=None, # Draw the bar; default: in Jupyter or when stdout is a terminal
-                 update_every:float=0.2, # Seconds between bar redraws
-                 beta:float=0.98, # Smoothing of the displayed train loss
-                 log_steps:int|None=None, # Without a bar (a log file, CI): a progress line every N optimizer steps
-                 log_seconds:float|None=30.): # Without a bar: a progress line at least this often
-        super().__init__()
-        self.html_mode, self.bar, self.update_every, self.beta = html, bar, update_every, beta
-        self.log_steps, self.log_seconds = log_steps, log_seconds
-        self.rows, self._handle, self._last, self._status = [], None, 0., ''
-
-    def _setup_display(self):
-        self._html = in_notebook() if self.html_mode is None else self.html_mode
-        self._bar = (self._html or getattr(sys.stdout, 'isatty', lambda: False)()) if self.bar is None else self.bar
-        self._handle, self._t0, self._smooth, self._nloss, self._status, self._phase = None, time.time(), None, 0, '', None
-
-    def before_fit(self):
-        super().before_fit()
-        self._setup_display()
-        self.rows, self._printed_cols = [], None
-        self._fit_t0 = self._last_log = time.time()
-        self._step0, self._logged_step, self._samples = getattr(self.learn, 'step', 0), None, 0
-
-    def _len(self, dl):
-        try: return len(dl)
-        except TypeError: return None
-
-    def _start(self, phase:str, dl):
-        self._phase, self._i, self._n, self._pt0 = phase, 0, self._len(dl), time.time()
-        if phase == 'train': self._train_start = self._pt0
-        if not self._in_fit: self._t0 = self._pt0
-        self.render(force=True)
-
-    def before_train(self):
-        self._start('train', getattr(self.learn, 'train_dl', None) or self.learn.dls.train)
-        if getattr(self.learn, 'n_iter', None): self._n = self.learn.n_iter
-    def before_validate(self):
-        if not self._in_fit: self._setup_display()  # a `validate()` outside `fit`: a new bar, the last table stays
-        self._start('valid', getattr(self.learn, 'valid_dl', None) or getattr(self.learn.dls, 'valid', None) or [])
-
-    def after_batch(self):
-        if self.learn.training and self._phase != 'train':  # back to training after a mid-epoch evaluation
-            self._phase, self._pt0 = 'train', getattr(self, '_train_start', time.time())
-            self._n = getattr(self.learn, 'n_iter', None) or self._len(self.learn.dls.train)
-        self._i = getattr(self.learn, 'iter', self._i) + 1
-        lv = getattr(self.learn, 'loss_value', None)
-        if self.learn.training and lv is not None and math.isfinite(lv):
-            self._nloss += 1
-            self._smooth = self.beta*(self._smooth or 0.) + (1-self.beta)*lv
-        if self.learn.training: self._samples += len(next(iter(self.learn.batch.values()))) if isinstance(getattr(self.learn, 'batch', None), dict) and self.learn.batch else 0
-        self.render()
-        if self.learn.training and not self._bar and not self._html and self._in_fit: self._maybe_log()
-
-    def _maybe_log(self):
-        "Print a progress line when `log_steps` steps or `log_seconds` seconds have passed (output without a bar)."
-        step, now = getattr(self.learn, 'step', 0), time.time()
-        due = (self.log_steps and step % self.log_steps == 0) or (self.log_seconds is not None and now - self._last_log >= self.log_seconds)
-        if not due or step == self._logged_step or not self.is_main: return
-        self._last_log, self._logged_step = now, step
-        print(self.log_line(), flush=True)
-
-    def log_line(self)->str:
-        "One progress line: step, epoch, smoothed loss, samples/s and the time left."
-        l, el = self.learn, max(time.time() - self._fit_t0, 1e-9)
-        done, total = l.step - self._step0, getattr(l, 'total_steps', 0) or 0
-        eta = format_time((total - l.step) * el / done) if done and total else '?'
-        loss = f"{self.smooth_loss:.4f}" if self.smooth_loss is not None else '?'
-        return f"step {l.step}/{total or '?'}  epoch {l.epoch+1}/{l.n_epochs}  loss {loss}  {self._samples/el:.1f} samples/s  ETA {eta}"
-
-    def after_train(self): self.render(force=True)
-    def after_validate(self):
-        super().after_validate()
-        self.render(force=True)
-
-    def after_record(self, record, old=False):
-        self.rows.append(dict(record))
-        if not self._html: self._print_row(record)
-        self.render(force=True)
-
-    def after_cancel_fit(self): self._status = 'stopped early'
-
-    def after_fit(self):
-        super().after_fit()
-        if getattr(self.learn, 'nan_detected', False): self._status = 'stopped: non-finite loss'
-        self._phase = 'done'
-        self.render(force=True)
-        if self._bar and not self._html: self._clear_line()
-
-    def label(self)->str:
-        "The text next to the bar."
-        l, el = self.learn, time.time() - self._t0
-        if self._phase == 'done':
-            s = f"{getattr(l, 'epoch', 0)+1}/{getattr(l, 'n_epochs', '?')} epochs, {getattr(l, 'step', 0)} steps in {format_time(el)}"
-            return s + (f" ({self._status})" if self._status else '')
-        ep = f"epoch {getattr(l, 'epoch', 0)+1}/{getattr(l, 'n_epochs', '?')} " if self._in_fit else ''
-        pel = time.time() - self._pt0
-        left = format_time(pel/self._i*(self._n-self._i)) if self._i and self._n else '?'
-        loss = f" loss {self.smooth_loss:.4f}" if self._phase == 'train' and self._smooth is not None else ''
-        return f"{ep}{self._phase} {self._i}/{self._n if self._n is not None else '?'} [{format_time(pel)}<{left}]{loss}"
-
-    @property
-    def smooth_loss(self)->float|None:
-        "The debiased moving average of the train loss shown next to the bar."
-        return self._smooth / (1 - self.beta**self._nloss) if self._nloss else None
-
-    def html(self)->str:
-        "The Jupyter view: bar, label, table."
-        n = self._n or 1
-        val = n if self._phase == 'done' else min(self._i, n)
-        bar = f'<progress value="{val}" max="{n}" style="width:300px;height:1em;vertical-align:middle"></progress> ' if self._bar else ''
-        return f'<div>{bar}<span>{html.escape(self.label())}</span></div>' + (html_table(self.rows) if self.rows else '')
-
-    def text(self)->str:
-        "The plain-text view: label and table."
-        return self.label() + ('\n' + text_table(self.rows) if self.rows else '')
-
-    def render(self, force:bool=False):
-        "Redraw, at most every `update_every` seconds unless `force`."
-        now = time.time()
-        if not self.is_main or (not force and now - self._last < self.update_every): return
-        self._last = now
-        if self._html:
-            from IPython.display import display
-            out = Rendered(self.html(), self.text())
-            if self._handle is None: self._handle = display(out, display_id=True)
-            else: self._handle.update(out)
-        elif self._bar and self._phase not in (None, 'done'):
-            n = self._n or 0
-            fill = int(30*self._i/n) if n else 0
-            sys.stdout.write(f"\r|{'█'*fill}{'-'*(30-fill)}| {self.label()}"[:160].ljust(100)); sys.stdout.flush()
-
-    def _clear_line(self): sys.stdout.write('\r' + ' '*100 + '\r'); sys.stdout.flush()
-
-    def _print_row(self, record):
-        if self._bar: self._clear_line()
-        cols = list(record)
-        tbl = text_table([record], min_width=10).splitlines()  # fixed widths, so rows printed one by one line up
-        if cols != self._printed_cols: print(tbl[0]); self._printed_cols = cols
-        print(tbl[-1])
-
-# %% ../nbs/06_callbacks.ipynb #bcb34c4e
-def smooth_ema(values:list[float], # Values in order
-               beta:float=0.9)->list[float]: # Weight of the past
-    "Debiased exponential moving average of `values` (NaN values are skipped)."
-    out, avg, n = [], 0., 0
-    for v in values:
-        if v is not None and math.isfinite(v): n += 1; avg = beta*avg + (1-beta)*v
-        out.append(avg/(1-beta**n) if n else float('nan'))
-    return out
-
-_NOT_METRICS = {'epoch','step','train_loss','valid_loss','lr','time'}
-
-def plot_history(history:list[dict], # Evaluation records (`learn.history`)
-                 train_losses:list=(), # (step, loss, lr) per optimizer step (`learn.train_losses`)
-                 figsize:tuple=(8,3), # Figure size in inches
-                 beta:float=0.9): # Smoothing of the train loss
-    "A figure of losses (left) and metrics with the learning rate (right)."
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=figsize, layout='constrained')
-    ax_loss, ax_m = fig.subplots(1, 2)
-    if train_losses:
-        st, lo, lr = zip(*train_losses)
-        ax_loss.plot(st, lo, color='C0', alpha=.25, lw=.8)
-        ax_loss.plot(st, smooth_ema(lo, beta), color='C0', label='train')
-    ev = [r for r in history if r.get('valid_loss') is not None]
-    if ev: ax_loss.plot([r['step'] for r in ev], [r['valid_loss'] for r in ev], 'o-', color='C1', label='valid')
-    ax_loss.set(xlabel='step', title='loss')
-    if train_losses or ev: ax_loss.legend(loc='upper right')
-    names = [k for k in dict.fromkeys(k for r in history for k in r) if k not in _NOT_METRICS
-             and all(isinstance(_jsonable(r.get(k)), (int, float, type(None))) for r in history)]
-    for i,k in enumerate(names):
-        pts = [(r['step'], _jsonable(r[k])) for r in history if _jsonable(r.get(k)) is not None]
-        if pts: ax_m.plot(*zip(*pts), 'o-', color=f'C{i+2}', label=k)
-    ax_m.set(xlabel='step', title='metrics and lr' if names else 'learning rate')
-    ax_lr = ax_m.twinx() if names else ax_m
-    if train_losses: ax_lr.plot(st, lr, '--', color='grey', lw=1, label='lr')
-    ax_lr.set_ylabel('lr'); ax_lr.ticklabel_format(axis='y', style='sci', scilimits=(-2, 3))
-    handles = [h for a in dict.fromkeys([ax_m, ax_lr]) for h in a.get_legend_handles_labels()[0]]
-    if handles: ax_m.legend(handles=handles, loc='upper left', fontsize='small')
-    return fig
-
-def figure_png(fig, # A matplotlib figure
-               dpi:int=80)->bytes: # Resolution
-    "The figure as PNG bytes."
-    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi); return buf.getvalue()
-
-# %% ../nbs/06_callbacks.ipynb #ad077475
-class LivePlotCallback(RecordCallback):
-    "Plot losses, metrics and lr live in Jupyter (a static image stays in the notebook); optionally save a PNG at the end."
-    order = 65
-    def __init__(self,
-                 save_to:str|Path|None=None, # Write the final plot to this PNG file
-                 live:bool|None=None, # Update an image output during training; default: inside Jupyter
-                 update_every:float=5., # Seconds between redraws during training (each evaluation redraws too)
-                 figsize:tuple=(8,3), # Figure size in inches
-                 beta:float=0.9): # Smoothing of the train loss
-        super().__init__()
-        self.save_to, self.live, self.update_every, self.figsize, self.beta = save_to, live, update_every, figsize, beta
-        self.fig, self.png, self._handle, self._last = None, None, None, 0.
-
-    def before_fit(self):
-        super().before_fit()
-        self._live = in_notebook() if self.live is None else self.live
-        self._handle, self._last = None, time.time()
-
-    def draw(self):
-        "Redraw the figure from the Learner's history; show it when live."
-        l = self.learn
-        self.fig = plot_history(getattr(l, 'history', []), getattr(l, 'train_losses', []), self.figsize, self.beta)
-        self.png, self._last = figure_png(self.fig), time.time()
-        if not self._live or not self.is_main: return
-        from IPython.display import display, Image
-        img = Image(data=self.png, format='png')
-        if self._handle is None: self._handle = display(img, display_id=True)
-        else: self._handle.update(img)
-
-    def after_batch(self):
-        if self._live and self.learn.training and time.time() - self._last > self.update_every: self.draw()
-
-    def after_record(self, record, old=False):
-        if self._live: self.draw()
-
-    def after_fit(self):
-        super().after_fit()
-        self.draw()
-        if self.save_to is not None and self.is_main: atomic_write(self.save_to, self.png)
-
-# %% ../nbs/06_callbacks.ipynb #54015ad0
-def memory_report()->dict:
-    "Memory in use now, in MB: process RSS, and allocated/reserved CUDA memory when there is a GPU."
-    from sft_nb.core import rss_mb
-    r = {'rss_mb': round(rss_mb(), 1)}
-    if torch.cuda.is_available():
-        r.update(cuda_allocated_mb=round(torch.cuda.memory_allocated()/2**20, 1), cuda_reserved_mb=round(torch.cuda.memory_reserved()/2**20, 1))
-    return r
-
-def free_training_state(learn=None, # A Learner whose optimizer state, gradients and last batch/outputs can go
-                )->dict:
-    "Release a run's optimizer state, gradients and last batch but keep the model, to train again; return `memory_report()`. (`sft_nb.learner.free_memory` drops the model too.)"
-    import gc
-    if learn is not None:
-        for k in ('opt', 'sched', 'batch', 'outputs', 'loss', 'grad_norm'):
-            if hasattr(learn, k): setattr(learn, k, None)
-        model = getattr(learn, 'model', None)
-        if model is not None: model.zero_grad(set_to_none=True)
-    gc.collect()
-    if torch.cuda.is_available(): torch.cuda.empty_cache()
-    mps = getattr(torch, 'mps', None)
-    if mps is not None and getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available(): mps.empty_cache()
-    return memory_report()
+    def __repr__(self): return f"GradualUnfreezing(every={self.every}, unit={self.unit!r}, start={self.start})"

@@ -13,8 +13,8 @@ from typing import Callable, Iterable
 # %% auto #0
 __all__ = ['LORA_TARGETS', 'LayerGroup', 'is_norm', 'default_splitter', 'layer_groups', 'trainable_count', 'freeze_to', 'freeze',
            'unfreeze', 'freeze_pattern', 'unfreeze_pattern', 'freeze_word_embeddings', 'lr_per_group', 'param_groups',
-           'optimizer_state_bytes', 'GradualUnfreezing', 'freezing_report', 'WeightSnapshot', 'weight_snapshot',
-           'check_moved', 'peft_task', 'lora_targets', 'apply_lora', 'merge_lora']
+           'optimizer_state_bytes', 'freezing_report', 'WeightSnapshot', 'weight_snapshot', 'check_moved', 'peft_task',
+           'lora_targets', 'apply_lora', 'merge_lora']
 
 # %% ../nbs/03_freeze.ipynb #aab540b8
 import torch
@@ -275,46 +275,6 @@ def optimizer_state_bytes(opt:torch.optim.Optimizer)->int:
     "Bytes held by tensors in the optimizer state (Adam moments and step counters)."
     return sum(v.numel() * v.element_size() for s in opt.state.values() for v in s.values() if torch.is_tensor(v))
 
-# %% ../nbs/03_freeze.ipynb #4768455a
-class GradualUnfreezing(Callback):
-    "Train the head first, then unfreeze one more layer group every `every` epochs or steps (ULMFiT)."
-    order = -10  # before optimizers and schedulers look at the parameters
-    def __init__(self,
-                 every:int=1, # Unfreeze one more group every `every` units
-                 unit:str='epoch', # 'epoch' or 'step' (optimizer steps, `learn.step`)
-                 start:int=-1, # `freeze_to` argument at the start of training: -1 trains the head only
-                 keep_norm_trainable:bool=False, # Keep norm weights trainable in frozen groups
-                 splitter:Callable|None=None): # Custom splitter; default: the learner's `splitter`, if any
-        check_choice(unit, ['epoch', 'step'], 'unit')
-        if every < 1: raise SftError(f"every={every} must be at least 1", where='GradualUnfreezing', fix='pass every=1 or more')
-        self.every,self.unit,self.start,self.keep_norm,self.splitter = every,unit,start,keep_norm_trainable,splitter
-        self.history = []
-
-    def _split(self): return self.splitter or getattr(self.learn, 'splitter', None)
-
-    def before_fit(self):
-        groups = layer_groups(self.learn.model, self._split())
-        n = len(groups)
-        self.cut = (self.start if self.start >= 0 else n + self.start)
-        self._apply('fit', 0)
-
-    def _apply(self, unit:str, at:int):
-        freeze_to(self.learn.model, self.cut, self.keep_norm, self._split())
-        self.history.append((unit, at, self.cut))
-
-    def _thaw(self, unit:str, at:int):
-        if self.cut > 0 and at > 0 and at % self.every == 0 and (not self.history or self.history[-1][:2] != (unit, at)):
-            self.cut -= 1
-            self._apply(unit, at)
-
-    def before_epoch(self):
-        if self.unit == 'epoch': self._thaw('epoch', self.learn.epoch)
-
-    def before_batch(self):
-        if self.unit == 'step' and self.learn.training: self._thaw('step', self.learn.step)
-
-    def __repr__(self): return f"GradualUnfreezing(every={self.every}, unit={self.unit!r}, start={self.start})"
-
 # %% ../nbs/03_freeze.ipynb #944f572f
 def _fmt_set(vals:set, fmt:str='{:.1e}')->str:
     "Format a set of numbers compactly: one value, or 'a / b'."
@@ -410,13 +370,6 @@ def check_moved(model:nn.Module, # The model after training
         import warnings; warnings.warn(f"check_moved: {msg}")
     if show: show_df(df)
     return df
-
-# %% ../nbs/03_freeze.ipynb #63426760
-def _train_steps(model, opt, batch, n:int=3):
-    "A few optimizer steps on one batch (for examples and tests)."
-    model.train()
-    for _ in range(n):
-        opt.zero_grad(); model(**batch).loss.backward(); opt.step()
 
 # %% ../nbs/03_freeze.ipynb #169ee295
 LORA_TARGETS = {

@@ -1,4 +1,4 @@
-"""The training loop: a model, data, a loss, an optimizer, a schedule and callbacks, with gradient accumulation that is exactly right, exact resume and multi-process training through accelerate.
+"""The `Learner` and its training loop: a model, data, a loss, an optimizer, a schedule and callbacks, with gradient accumulation that is exactly right, exact resume and multi-process training through accelerate.
 
 Docs: https://sft-nb.github.io/sft_nb/learner.html.md"""
 
@@ -6,27 +6,29 @@ Docs: https://sft-nb.github.io/sft_nb/learner.html.md"""
 
 # %% ../nbs/05_learner.ipynb #e93bd20d
 from __future__ import annotations
-import gc, json, math, time, random, hashlib, shutil, warnings, contextlib, copy, os, tempfile, functools
+import gc, math, time, random, contextlib, copy
 from pathlib import Path
-from functools import partial
 from typing import Callable, Iterable
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'DROPOUT_KEYS', 'lr_multiplier', 'seed_epoch', 'new_accelerator', 'strip_autocast', 'Learner',
-           'patch_learner', 'write_manifest', 'verify_checkpoint', 'list_checkpoints', 'latest_checkpoint',
-           'Checkpointer', 'keep_mask', 'CpuDropout', 'FastDropout', 'set_gradient_checkpointing',
-           'uses_gradient_checkpointing', 'LRFinder', 'suggest_lr', 'plot_lr_find', 'set_dropout', 'load_model',
-           'load_tokenizer', 'free_memory', 'launch']
+__all__ = ['SCHEDULES', 'Learner', 'default_callbacks', 'lr_multiplier', 'memory_report', 'free_memory']
 
 # %% ../nbs/05_learner.ipynb #dd5af2ba
-import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from fastcore.basics import patch
 
 # %% ../nbs/05_learner.ipynb #e99bd865
-from accelerate import Accelerator, skip_first_batches
-from accelerate.utils import gather_object
+from .core import (SftError, check_precision, set_seed, default_precision, rss_mb, Callback, BatchMetric, unwrap_model,
+                         CancelBatchException, CancelTrainException, CancelValidException, CancelEpochException, CancelFitException)
+from .loss import default_loss, MeanLoss, skip_head
+from .freeze import param_groups, freeze, unfreeze
+from .models import set_gradient_checkpointing
+from .distributed import new_accelerator, strip_autocast, accelerate_state, restore_accelerate_state, seed_epoch
+from .callbacks import Recorder, EvalEvery, TerminateOnNaN, FastDropout, LRFinder
+from .checkpoint import Checkpointer
+from .progress import ProgressCallback
+from .augment import Augment
 
 # %% ../nbs/05_learner.ipynb #907f5684
 from .core import (SftError, check_choice, check_precision, set_seed, default_precision, default_device, atomic_dir, atomic_write, in_notebook, rss_mb,
@@ -34,6 +36,176 @@ from .core import (SftError, check_choice, check_precision, set_seed, default_pr
                          CancelEpochException, CancelFitException, NonFiniteLossError, get_task, unwrap_model)
 from .loss import default_loss, MeanLoss, skip_head
 from .freeze import param_groups, freeze, unfreeze
+
+# %% ../nbs/05_learner.ipynb #acf8fabe
+class Learner:
+    "Train `model` on `dls` with a loss, AdamW, a schedule, metrics and callbacks."
+    def __init__(self, model:nn.Module, # A transformers (or peft) model
+                 dls, # Any object with `.train` and `.valid` DataLoaders yielding dicts of tensors
+                 loss_func=None, # `loss(outputs, batch, num_items)` with `.count(batch)`, a function `(outputs, batch) -> mean`, or None: `default_loss`
+                 metrics:Iterable[BatchMetric]=(), # Metrics computed at each evaluation
+                 cbs:Iterable[Callback]=(), # Callbacks, added to `default_callbacks(...)` (one of the same class replaces the default)
+                 progress:bool=True, # Show a progress bar and metrics table (`sft_nb.progress.ProgressCallback`)
+                 lr:float|slice=2e-5, # Learning rate, or `slice(lo, hi)` for discriminative learning rates
+                 wd:float=0.01, # Decoupled weight decay (not on biases and norms)
+                 opt_func:Callable=torch.optim.AdamW, # Optimizer class taking parameter groups
+                 grad_accum:int=1, # Micro-batches per optimizer step
+                 clip:float|None=1.0, # Max gradient norm (None: no clipping)
+                 precision:str|None=None, # 'no' (fp32), 'bf16' or 'fp16'; None: `default_precision()` ($SFT_NB_PRECISION or the hardware)
+                 seed:int|None=42, # Seed of the run (weights of new heads are the caller's business)
+                 output_dir:str|Path|None=None, # Where checkpoints go
+                 splitter:Callable|None=None, # `splitter(model) -> layer groups`, see `sft_nb.freeze`
+                 tokenizer=None, # Saved with the model; checked against the embedding size
+                 augment:Callable|None=None, # `augment(batch) -> batch`, applied to training batches only (`Augment`)
+                 sched:str='linear', # Default schedule of `fit`
+                 warmup:float=0.1, # Default warm-up of `fit`
+                 eval_every:int|None=None, # Also evaluate every N optimizer steps (`EvalEvery`)
+                 checkpoint_every:int|None=None, # Save a checkpoint every N steps (needs `output_dir`)
+                 keep_last:int=2, # Checkpoints to keep
+                 fast_dropout:bool=True, # On CPU, draw dropout masks with `FastDropout` (the same dropout, cheaper)
+                 gradient_checkpointing:bool=False): # Recompute layer activations in backward: less memory, more time (`set_gradient_checkpointing`)
+        self._check(model, dls, lr, grad_accum, tokenizer)
+        self.precision = default_precision() if precision is None else check_precision(precision, where='Learner(precision=...)')
+        if self.precision == 'fp16' and not torch.cuda.is_available():
+            raise SftError("fp16 mixed precision needs a GPU", where="precision='fp16'", fix="use precision='no' (fp32) or 'bf16' on a CPU")
+        self.accelerator = new_accelerator(self.precision)
+        self.gradient_checkpointing = gradient_checkpointing
+        if gradient_checkpointing: set_gradient_checkpointing(model)  # before DDP wraps it
+        self._accel_state = accelerate_state()
+        self.model = self.accelerator.prepare_model(strip_autocast(model))
+        self._own_forward = {k: self.model.__dict__[k] for k in ('forward', '_original_forward') if k in self.model.__dict__}
+        self.dls, self.tokenizer, self.splitter = dls, tokenizer, splitter
+        self.train_dl = self.accelerator.prepare_data_loader(dls.train)
+        self.valid_dl = None if getattr(dls, 'valid', None) is None else self.accelerator.prepare_data_loader(dls.valid)
+        self.loss_func = None if loss_func is None else loss_func if hasattr(loss_func, 'count') else MeanLoss(loss_func)
+        self.metrics = list(metrics)
+        self.lr, self.wd, self.opt_func, self.grad_accum, self.clip, self.seed = lr, wd, opt_func, grad_accum, clip, seed
+        self.sched_name, self.warmup = sched, warmup
+        self.output_dir = None if output_dir is None else Path(output_dir)
+        self._data_seed = random.randrange(2**31)  # seed=None: a different data order per Learner
+        self.opt = self.sched = self.dl = None
+        self.history, self.train_losses, self.log, self.valid_res = [], [], {}, {}  # kept up to date by the `Recorder`
+        self.step = self.epoch = self.iter = self.start_epoch = 0
+        self.n_epochs = self.total_steps = self.n_iter = 0
+        self.training, self.batch, self.outputs, self.loss, self.loss_value, self.step_loss, self.grad_norm = False, None, None, None, None, None, None
+        self.resume, self.cbs = False, []
+        mine = [c() if isinstance(c, type) else c for c in cbs]
+        defaults = default_callbacks(progress, eval_every, checkpoint_every, keep_last, output_dir, fast_dropout, augment)
+        self.add_cbs([c for c in defaults if type(c) not in {type(m) for m in mine}] + mine)
+
+    def _check(self, model, dls, lr, grad_accum, tokenizer):
+        "Refuse inputs that cannot train, with a message saying what to change."
+        _check_lr(lr)
+        if not isinstance(grad_accum, int) or grad_accum < 1:
+            raise SftError(f"grad_accum must be an integer >= 1, got {grad_accum!r}", where='grad_accum', fix="use grad_accum=1 for no accumulation")
+        if getattr(dls, 'train', None) is None:
+            raise SftError("dls has no `.train` data loader", where=type(dls).__name__, fix="pass SimpleNamespace(train=..., valid=...) or sft_nb.batches.DataLoaders")
+        if getattr(dls.train, 'batch_size', 1) == 0 or len(dls.train) == 0:
+            raise SftError("the training data loader yields no batches", where=f"dls.train ({len(dls.train.dataset) if hasattr(dls.train, 'dataset') else '?'} examples)",
+                           fix="check the training split is not empty and batch_size >= 1 (and drop_last with a batch larger than the data)")
+        emb = model.get_input_embeddings() if hasattr(model, 'get_input_embeddings') else None
+        if tokenizer is not None and emb is not None and hasattr(emb, 'num_embeddings') and emb.num_embeddings < len(tokenizer):
+            raise SftError(f"the tokenizer has {len(tokenizer)} tokens but the model's embedding only {emb.num_embeddings}",
+                           where=type(model).__name__, fix="call model.resize_token_embeddings(len(tokenizer)) after adding tokens")
+
+    def __repr__(self): return f"Learner({type(unwrap_model(self.model)).__name__}, loss={self.loss_func}, cbs={self.cbs})"
+
+def _check_lr(lr):
+    vals = [v for v in ((lr.start, lr.stop) if isinstance(lr, slice) else (lr,)) if v is not None]
+    if not vals or any(not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0 for v in vals):
+        raise SftError(f"learning rate must be a positive number (or a slice of them), got {lr!r}", where='lr', fix="try lr=2e-5 for full fine-tuning, 1e-4 for LoRA, or learn.lr_find()")
+
+# %% ../nbs/05_learner.ipynb #1ce0c812
+@patch
+def add_cb(self:Learner, cb:Callback):
+    "Add `cb` (an instance or a class) and point it at this learner."
+    if isinstance(cb, type): cb = cb()
+    cb.learn = self
+    if not hasattr(type(self), cb.name): setattr(self, cb.name, cb)  # `learn.checkpointer`, never shadowing a method
+    self.cbs.append(cb)
+    return self
+
+@patch
+def add_cbs(self:Learner, cbs:Iterable[Callback]):
+    "Add several callbacks."
+    for cb in cbs: self.add_cb(cb)
+    return self
+
+@patch
+def remove_cb(self:Learner, cb:Callback|type):
+    "Remove `cb`, or every callback of that class."
+    gone = [c for c in self.cbs if c is cb or (isinstance(cb, type) and isinstance(c, cb))]
+    for c in gone:
+        self.cbs.remove(c); c.learn = None
+        if getattr(self, c.name, None) is c: delattr(self, c.name)
+    return self
+
+@patch
+@contextlib.contextmanager
+def added_cbs(self:Learner, cbs:Iterable[Callback]):
+    "Add `cbs` for the duration of the block."
+    cbs = [c() if isinstance(c, type) else c for c in cbs]
+    self.add_cbs(cbs)
+    try: yield self
+    finally:
+        for c in cbs: self.remove_cb(c)
+
+@patch
+def __call__(self:Learner, event:str):
+    "Run `event` on every callback, in `order` (or in its `event_order` for that event)."
+    for cb in sorted(self.cbs, key=lambda c: getattr(c, 'event_order', {}).get(event, c.order)): cb(event)
+
+@patch
+def _with_events(self:Learner, f, name, exc):
+    try: self(f'before_{name}'); f()
+    except exc: self(f'after_cancel_{name}')
+    self(f'after_{name}')
+
+# %% ../nbs/05_learner.ipynb #4a8df9f4
+def default_callbacks(progress:bool=True, # `ProgressCallback`: a bar and a table of evaluations
+                      eval_every:int|None=None, # `EvalEvery`: also evaluate every N optimizer steps
+                      checkpoint_every:int|None=None, # `Checkpointer`: a checkpoint every N optimizer steps
+                      keep_last:int=2, # Checkpoints to keep
+                      output_dir:str|Path|None=None, # With one, every epoch ends in a checkpoint (an interrupted run can resume)
+                      fast_dropout:bool=True, # `FastDropout`: cheaper dropout masks on CPU
+                      augment:Callable|None=None, # `Augment`: `augment(batch) -> batch` on training batches
+                     )->list[Callback]:
+    "The callbacks a `Learner` starts with; its constructor's switches of the same names choose them."
+    cbs = [Recorder(), TerminateOnNaN(), Checkpointer(checkpoint_every, at_epoch_end=output_dir is not None, keep_last=keep_last)]
+    if eval_every: cbs.append(EvalEvery(eval_every))
+    if fast_dropout: cbs.append(FastDropout())
+    if augment is not None: cbs.append(Augment(augment))
+    if progress: cbs.append(ProgressCallback())
+    return cbs
+
+# %% ../nbs/05_learner.ipynb #11ce4767
+@patch
+def create_opt(self:Learner):
+    "Build the optimizer from `param_groups` (and prepare it with accelerate)."
+    groups = param_groups(unwrap_model(self.model), self.lr, self.wd, self.splitter)
+    kw = {}
+    if self.opt_func is torch.optim.AdamW and all(p.device.type in ('cpu', 'cuda') for g in groups for p in g['params']):
+        kw['fused'] = True  # torch picks neither fused nor foreach on CPU: its per-tensor loop was ~20% of a MiniLM step (bench/)
+    opt = self.opt_func(groups, lr=groups[0]['lr'], weight_decay=self.wd, **kw)
+    self.opt = self.accelerator.prepare_optimizer(opt, device_placement=False)
+    return self.opt
+
+@patch
+def set_lr(self:Learner, lr:float|slice):
+    "Set the base learning rate of every group (a slice spreads it over the layer groups)."
+    _check_lr(lr)
+    self.lr = lr
+    if self.opt is None: return
+    by_name = {g['name']: g['lr'] for g in param_groups(unwrap_model(self.model), lr, self.wd, self.splitter)}
+    for g in self.opt.param_groups: g['lr'] = g['initial_lr'] = by_name.get(g.get('name'), g['lr'])
+
+@patch
+def create_sched(self:Learner, total_steps:int, sched:str, warmup:float, **kw):
+    "A `LambdaLR` for `total_steps` optimizer steps."
+    for g in self.opt.param_groups: g['initial_lr'] = g.get('initial_lr', g['lr'])
+    f = lr_multiplier(sched, total_steps, warmup, **kw)
+    self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt.optimizer, [f] * len(self.opt.param_groups))
+    return self.sched
 
 # %% ../nbs/05_learner.ipynb #6ad033a3
 SCHEDULES = ('linear', 'cosine', 'one_cycle', 'constant')
@@ -61,265 +233,86 @@ def lr_multiplier(sched:str, # One of `SCHEDULES`
         return max(0., 1 - pct) if sched == 'linear' else _cos(1., 0., pct)
     return f
 
-# %% ../nbs/05_learner.ipynb #4d06a5c9
-def _samplers(dl)->list:
-    "Every sampler-like object inside `dl` (batch samplers, their samplers, accelerate's wrappers)."
-    out, todo, seen = [], [dl], set()
-    while todo:
-        o = todo.pop()
-        if o is None or id(o) in seen: continue
-        seen.add(id(o)); out.append(o)
-        todo += [getattr(o, k, None) for k in ('batch_sampler', 'sampler', 'base_dataloader')]
-    return out[1:]
-
-def seed_epoch(dl, # A (possibly accelerate-prepared) DataLoader
-               seed:int, # The run's seed
-               epoch:int): # The epoch about to start
-    "Make the order of `dl` in `epoch` a function of `seed` and `epoch` only."
-    # accelerate's prepared loaders re-set their samplers' epoch from their own pass counter at each `iter`, and a
-    # resumed epoch runs through a `skip_first_batches` copy that never advances it: set the counter too
-    if hasattr(dl, 'set_epoch'): dl.set_epoch(epoch)
-    for s in _samplers(dl):
-        if hasattr(s, 'set_epoch') and not isinstance(s, DataLoader): s.set_epoch(epoch)
-        if 'generator' in getattr(s, '__dict__', {}):
-            if s.generator is None: s.generator = torch.Generator()
-            s.generator.manual_seed(seed * 1000 + epoch)
-
-# %% ../nbs/05_learner.ipynb #8652a5e8
-def _accelerate_state()->tuple[dict, dict]:
-    "A copy of accelerate's process-wide accelerator and gradient state."
-    from accelerate.state import AcceleratorState, GradientState
-    return dict(AcceleratorState._shared_state), dict(GradientState._shared_state)
-
-def _restore_accelerate_state(saved:tuple[dict, dict]):
-    "Make `saved` accelerate's process-wide state again, in place (live `AcceleratorState` objects see it)."
-    from accelerate.state import AcceleratorState, GradientState
-    for shared, mine in zip((AcceleratorState._shared_state, GradientState._shared_state), saved):
-        if shared != mine: shared.clear(); shared.update(mine)
-
-def new_accelerator(precision:str, # 'no', 'bf16' or 'fp16'
-                   )->Accelerator:
-    "An `Accelerator` with `precision`, whatever precision earlier accelerators of this process used."
-    from accelerate.state import AcceleratorState, GradientState
-    # accelerate keeps one mixed-precision setting per process and refuses a second one ("restart your runtime");
-    # the distributed set-up (PartialState: process group, device) is kept, only the precision and gradient state go
-    AcceleratorState._reset_state(reset_partial_state=False); GradientState._reset_state()
-    # cpu=True on CPU-only machines: without it, accelerate does not form a gloo group under torchrun
-    return Accelerator(mixed_precision=precision, cpu=default_device() == 'cpu')
-
-def strip_autocast(model:nn.Module)->nn.Module:
-    "`model`, ready for another `Accelerator`: without the DDP wrapper and autocast an earlier `prepare_model` added."
-    if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)): model = model.module
-    model.__dict__.pop('_is_accelerate_prepared', None)  # else accelerate returns the model as it is, autocast and all
-    orig = model.__dict__.pop('_original_forward', None)
-    if orig is None: return model
-    if getattr(orig, '__func__', None) is type(model).forward: model.__dict__.pop('forward', None)  # back to the class's own
-    else: model.forward = orig
-    return model
-
-# %% ../nbs/05_learner.ipynb #56b8e0e9
-def _now(): return time.perf_counter()
-
-class Learner:
-    "Train `model` on `dls` with a loss, AdamW, a schedule, metrics and callbacks."
-    def __init__(self, model:nn.Module, # A transformers (or peft) model
-                 dls, # Any object with `.train` and `.valid` DataLoaders yielding dicts of tensors
-                 loss_func=None, # `loss(outputs, batch, num_items)` with `.count(batch)`, a function `(outputs, batch) -> mean`, or None: `default_loss`
-                 metrics:Iterable[BatchMetric]=(), # Metrics computed at each evaluation
-                 cbs:Iterable[Callback]=(), # Callbacks
-                 progress:bool=True, # Show a progress bar and metrics table (`sft_nb.callbacks.ProgressCallback`)
-                 lr:float|slice=2e-5, # Learning rate, or `slice(lo, hi)` for discriminative learning rates
-                 wd:float=0.01, # Decoupled weight decay (not on biases and norms)
-                 opt_func:Callable=torch.optim.AdamW, # Optimizer class taking parameter groups
-                 grad_accum:int=1, # Micro-batches per optimizer step
-                 clip:float|None=1.0, # Max gradient norm (None: no clipping)
-                 precision:str|None=None, # 'no' (fp32), 'bf16' or 'fp16'; None: `default_precision()` ($SFT_NB_PRECISION or the hardware)
-                 seed:int|None=42, # Seed of the run (weights of new heads are the caller's business)
-                 output_dir:str|Path|None=None, # Where checkpoints go
-                 splitter:Callable|None=None, # `splitter(model) -> layer groups`, see `sft_nb.freeze`
-                 tokenizer=None, # Saved with the model; checked against the embedding size
-                 augment:Callable|None=None, # `augment(batch) -> batch`, applied to training batches only
-                 sched:str='linear', # Default schedule of `fit`
-                 warmup:float=0.1, # Default warm-up of `fit`
-                 eval_every:int|None=None, # Evaluate every N optimizer steps (None: at each epoch end)
-                 checkpoint_every:int|None=None, # Save a checkpoint every N steps (needs `output_dir`)
-                 keep_last:int=2, # Checkpoints to keep
-                 fast_dropout:bool=True, # On CPU, draw dropout masks with `FastDropout` (the same dropout, cheaper)
-                 gradient_checkpointing:bool=False): # Recompute layer activations in backward: less memory, more time (`set_gradient_checkpointing`)
-        self._check(model, dls, lr, grad_accum, tokenizer)
-        self.precision = default_precision() if precision is None else check_precision(precision, where='Learner(precision=...)')
-        if self.precision == 'fp16' and not torch.cuda.is_available():
-            raise SftError("fp16 mixed precision needs a GPU", where="precision='fp16'", fix="use precision='no' (fp32) or 'bf16' on a CPU")
-        self.accelerator = new_accelerator(self.precision)
-        self.gradient_checkpointing = gradient_checkpointing
-        if gradient_checkpointing: set_gradient_checkpointing(model)  # before DDP wraps it
-        self._accel_state = _accelerate_state()
-        self.model = self.accelerator.prepare_model(strip_autocast(model))
-        self._own_forward = {k: self.model.__dict__[k] for k in ('forward', '_original_forward') if k in self.model.__dict__}
-        self.dls, self.tokenizer, self.splitter = dls, tokenizer, splitter
-        self.train_dl = self.accelerator.prepare_data_loader(dls.train)
-        self.valid_dl = None if getattr(dls, 'valid', None) is None else self.accelerator.prepare_data_loader(dls.valid)
-        self.loss_func = None if loss_func is None else loss_func if hasattr(loss_func, 'count') else MeanLoss(loss_func)
-        self.metrics = list(metrics)
-        self.lr, self.wd, self.opt_func, self.grad_accum, self.clip, self.seed = lr, wd, opt_func, grad_accum, clip, seed
-        self.sched_name, self.warmup, self.eval_every, self.augment = sched, warmup, eval_every, augment
-        self.output_dir = None if output_dir is None else Path(output_dir)
-        self.keep_last = keep_last
-        self._data_seed = random.randrange(2**31)  # seed=None: a different data order per Learner
-        self.opt = self.sched = None
-        self.history, self.train_losses, self.log = [], [], {}
-        self.step = self.epoch = self.iter = 0
-        self.n_epochs = self.total_steps = self.n_iter = 0
-        self.training, self.batch, self.outputs, self.loss, self.loss_value = False, None, None, None, None
-        self.grad_norm = None  # set at each step when clipping
-        self._resume, self._pending_rng, self.cbs = None, None, []
-        self.add_cbs(cbs)
-        # with an output_dir every epoch ends in a checkpoint, so an interrupted run always has one to resume from
-        if checkpoint_every or self.output_dir is not None: self.add_cb(Checkpointer(every=checkpoint_every))
-        if fast_dropout and not any(isinstance(c, FastDropout) for c in self.cbs): self.add_cb(FastDropout())
-        if progress and not any(type(c).__name__ == 'ProgressCallback' for c in self.cbs):
-            from sft_nb.callbacks import ProgressCallback  # lazy: callbacks builds on this module
-            self.add_cb(ProgressCallback())
-
-    def _check(self, model, dls, lr, grad_accum, tokenizer):
-        "Refuse inputs that cannot train, with a message saying what to change."
-        _check_lr(lr)
-        if not isinstance(grad_accum, int) or grad_accum < 1:
-            raise SftError(f"grad_accum must be an integer >= 1, got {grad_accum!r}", where='grad_accum', fix="use grad_accum=1 for no accumulation")
-        if getattr(dls, 'train', None) is None:
-            raise SftError("dls has no `.train` data loader", where=type(dls).__name__, fix="pass SimpleNamespace(train=..., valid=...) or sft_nb.data.DataLoaders")
-        if getattr(dls.train, 'batch_size', 1) == 0 or len(dls.train) == 0:
-            raise SftError("the training data loader yields no batches", where=f"dls.train ({len(dls.train.dataset) if hasattr(dls.train, 'dataset') else '?'} examples)",
-                           fix="check the training split is not empty and batch_size >= 1 (and drop_last with a batch larger than the data)")
-        emb = model.get_input_embeddings() if hasattr(model, 'get_input_embeddings') else None
-        if tokenizer is not None and emb is not None and hasattr(emb, 'num_embeddings') and emb.num_embeddings < len(tokenizer):
-            raise SftError(f"the tokenizer has {len(tokenizer)} tokens but the model's embedding only {emb.num_embeddings}",
-                           where=type(model).__name__, fix="call model.resize_token_embeddings(len(tokenizer)) after adding tokens")
-
-    def __repr__(self): return f"Learner({type(unwrap_model(self.model)).__name__}, loss={self.loss_func}, cbs={self.cbs})"
-
-def _check_lr(lr):
-    vals = [v for v in ((lr.start, lr.stop) if isinstance(lr, slice) else (lr,)) if v is not None]
-    if not vals or any(not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0 for v in vals):
-        raise SftError(f"learning rate must be a positive number (or a slice of them), got {lr!r}", where='lr', fix="try lr=2e-5 for full fine-tuning, 1e-4 for LoRA, or learn.lr_find()")
-
-# %% ../nbs/05_learner.ipynb #2eb41439
-def patch_learner(f):
-    "Decorator: add function `f` to `Learner` as a method (other modules extend the Learner this way)."
-    setattr(Learner, f.__name__, f); return f
-
-@patch_learner
-def add_cb(self:Learner, cb:Callback):
-    "Add `cb` (an instance or a class) and point it at this learner."
-    if isinstance(cb, type): cb = cb()
-    cb.learn = self
-    if not hasattr(type(self), cb.name): setattr(self, cb.name, cb)  # `learn.checkpointer`, never shadowing a method
-    self.cbs.append(cb)
+# %% ../nbs/05_learner.ipynb #69428834
+@patch
+def fit(self:Learner, n_epochs:int, # Epochs to train
+        lr:float|slice|None=None, # Learning rate (default: the Learner's)
+        sched:str|None=None, # Schedule (default: the Learner's): 'linear', 'cosine', 'one_cycle', 'constant'
+        warmup:float|None=None, # Warm-up fraction or steps (default: the Learner's)
+        cbs:Iterable[Callback]=(), # Callbacks for this fit only
+        resume:bool|str|Path=False, # True: continue from the latest checkpoint in `output_dir`; or a checkpoint path (`Checkpointer`)
+        **sched_kw): # Extra schedule arguments (`div`, `div_final`)
+    "Train for `n_epochs`, validating at each epoch end."
+    self._setup_fit(n_epochs, lr, sched, warmup, **sched_kw)  # precision, seed, optimizer, schedule, counters
+    self.resume, self.start_epoch = resume, 0  # a resuming `Checkpointer` sets `start_epoch`
+    with self.added_cbs(cbs):
+        try: self._with_events(self._do_fit, 'fit', CancelFitException)
+        except BaseException:
+            self.training = False
+            with contextlib.suppress(Exception): self('after_fit')  # loggers close their files even on errors
+            raise
+    self.training = False
     return self
 
-@patch_learner
-def add_cbs(self:Learner, cbs:Iterable[Callback]):
-    "Add several callbacks."
-    for cb in cbs: self.add_cb(cb)
-    return self
+@patch
+def _do_fit(self:Learner):
+    for self.epoch in range(self.start_epoch, self.n_epochs): self._with_events(self._do_epoch, 'epoch', CancelEpochException)
 
-@patch_learner
-def remove_cb(self:Learner, cb:Callback|type):
-    "Remove `cb`, or every callback of that class."
-    gone = [c for c in self.cbs if c is cb or (isinstance(cb, type) and isinstance(c, cb))]
-    for c in gone:
-        self.cbs.remove(c); c.learn = None
-        if getattr(self, c.name, None) is c: delattr(self, c.name)
-    return self
+@patch
+def _do_epoch(self:Learner):
+    seed_epoch(self.train_dl, self.seed if self.seed is not None else self._data_seed, self.epoch)
+    self.training, self.dl, self.iter = True, self.train_dl, 0  # `before_train` may skip batches: it sets `dl` and `iter`
+    self._with_events(self._do_train, 'train', CancelTrainException)
+    self.training, self.dl, self.iter = False, self.valid_dl, 0
+    self._with_events(self._do_validate, 'validate', CancelValidException)
 
-@patch_learner
-@contextlib.contextmanager
-def added_cbs(self:Learner, cbs:Iterable[Callback]):
-    "Add `cbs` for the duration of the block."
-    cbs = [c() if isinstance(c, type) else c for c in cbs]
-    self.add_cbs(cbs)
-    try: yield self
-    finally:
-        for c in cbs: self.remove_cb(c)
+@patch
+def _do_train(self:Learner):
+    self.model.train()
+    for start, batches in _windows(iter(self.dl), self.grad_accum, self.iter):  # one window of micro-batches per optimizer step
+        if self.loss_func is None: self.loss_func = default_loss(self.model, batches[0])
+        self.window_items, self.window_loss = self._items(batches), torch.zeros((), device=self.accelerator.device)
+        for j, b in enumerate(batches): self.last_in_window = j == len(batches) - 1; self._do_batch(start + j, b)
 
-@patch_learner
-def __call__(self:Learner, event:str):
-    "Run `event` on every callback, in order."
-    for cb in sorted(self.cbs, key=lambda c: getattr(c, 'order', 0)): cb(event)
+@patch
+def _do_validate(self:Learner):
+    self.model.eval()
+    for m in self.metrics: m.reset()
+    tot = torch.zeros(2, dtype=torch.float64, device=self.accelerator.device)  # loss sum, items
+    with torch.no_grad():
+        for i, b in enumerate(self.dl or []):
+            if self.loss_func is None: self.loss_func = default_loss(self.model, b)
+            self._do_batch(i, b)
+            if self.outputs is None: continue  # a callback cancelled the batch
+            tot += torch.tensor([float(self.loss), self.loss_func.count(self.batch)], dtype=torch.float64, device=tot.device)
+            for m in self.metrics: m.update(self.accelerator.gather_for_metrics(m.prepare(self.outputs, self.batch)))
+    if self.accelerator.num_processes > 1: tot = self.accelerator.reduce(tot, 'sum')
+    self.valid_res = {} if self.dl is None else {'valid_loss': (tot[0] / tot[1].clamp(min=1)).item(), **{k: v for m in self.metrics for k, v in m.compute().items()}}
 
-@patch_learner
-def _with_events(self:Learner, f, name, exc, final=None):
-    try: self(f'before_{name}'); f()
-    except exc: self(f'after_cancel_{name}')
-    self(f'after_{name}')
-    if final: final()
+@patch
+def _do_batch(self:Learner, i:int, batch):
+    self.iter, self.batch, self.outputs = i, batch, None
+    self._with_events(self._do_one_batch, 'batch', CancelBatchException)
 
-# %% ../nbs/05_learner.ipynb #abe17a7a
-@patch_learner
-def create_opt(self:Learner):
-    "Build the optimizer from `param_groups` (and prepare it with accelerate)."
-    groups = param_groups(unwrap_model(self.model), self.lr, self.wd, self.splitter)
-    kw = {}
-    if self.opt_func is torch.optim.AdamW and all(p.device.type in ('cpu', 'cuda') for g in groups for p in g['params']):
-        kw['fused'] = True  # torch picks neither fused nor foreach on CPU: its per-tensor loop was ~20% of a MiniLM step (bench/)
-    opt = self.opt_func(groups, lr=groups[0]['lr'], weight_decay=self.wd, **kw)
-    self.opt = self.accelerator.prepare_optimizer(opt, device_placement=False)
-    return self.opt
-
-@patch_learner
-def set_lr(self:Learner, lr:float|slice):
-    "Set the base learning rate of every group (a slice spreads it over the layer groups)."
-    _check_lr(lr)
-    self.lr = lr
-    if self.opt is None: return
-    by_name = {g['name']: g['lr'] for g in param_groups(unwrap_model(self.model), lr, self.wd, self.splitter)}
-    for g in self.opt.param_groups: g['lr'] = g['initial_lr'] = by_name.get(g.get('name'), g['lr'])
-
-@patch_learner
-def create_sched(self:Learner, total_steps:int, sched:str, warmup:float, **kw):
-    "A `LambdaLR` for `total_steps` optimizer steps."
-    for g in self.opt.param_groups: g['initial_lr'] = g.get('initial_lr', g['lr'])
-    f = lr_multiplier(sched, total_steps, warmup, **kw)
-    self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt.optimizer, [f] * len(self.opt.param_groups))
-    return self.sched
-
-# %% ../nbs/05_learner.ipynb #3d380333
-@patch_learner
-def _items(self:Learner, batches)->int:
-    "Items (supervised tokens, examples) of the window, summed over processes."
-    n = torch.tensor(sum(self.loss_func.count(b) for b in batches), device=self.accelerator.device)
-    return int(self.accelerator.reduce(n, 'sum')) if self.accelerator.num_processes > 1 else int(n)
-
-@patch_learner
-def _inputs(self:Learner, batch:dict)->dict:
-    return {k: v for k, v in batch.items() if k not in getattr(self.loss_func, 'drop_keys', ())}
-
-@patch_learner
+@patch
 def _do_one_batch(self:Learner):
     # training a causal LM, the output layer runs in the loss on the supervised tokens only (`sft_nb.loss.skip_head`)
     head = self.loss_func.head_for(self.model) if self.training and hasattr(self.loss_func, 'head_for') else None
     with skip_head(head): self.outputs = self.model(**self._inputs(self.batch))
     self('after_pred')
-    if not self.training:
-        self.loss = self.loss_func(self.outputs, self.batch, 1)  # the sum: valid loss is totalled over batches
-        self.loss_value = self.loss.item(); self('after_loss'); return
+    if not self.training:  # the sum: the valid loss is totalled over batches
+        self.loss = self.loss_func(self.outputs, self.batch, 1); self.loss_value = self.loss.item(); self('after_loss'); return
     n = self.accelerator.num_processes  # DDP averages gradients over processes: undo it, the normaliser is global
-    self.loss = self.loss_func(self.outputs, self.batch, self._window_items, **({'head': head} if head is not None else {})) * n
+    self.loss = self.loss_func(self.outputs, self.batch, self.window_items, **({'head': head} if head is not None else {})) * n
     self.loss_value = self.loss.item() / n
-    if not math.isfinite(self.loss_value):
-        if getattr(self, 'lr_finding', False): raise CancelFitException()  # divergence ends a range test, it is not an error
-        self.nan_detected = True  # raised before backward: the weights are those of the last good step
-        raise NonFiniteLossError(f"the loss is {self.loss_value} at step {self.step} (epoch {self.epoch}, batch {self.iter})",
-                       where="training loss", fix="lower the learning rate, check labels (all -100?) and use fp32 or bf16 rather than fp16")
-    self._window_loss += self.loss.detach() / n
+    self.window_loss += self.loss.detach() / n
     self('after_loss')
     self('before_backward')
-    with (contextlib.nullcontext() if self._last_in_window else self.accelerator.no_sync(self.model)):
-        self.accelerator.backward(self.loss)
+    with contextlib.nullcontext() if self.last_in_window else self.accelerator.no_sync(self.model): self.accelerator.backward(self.loss)
     self('after_backward')
-    if self._last_in_window: self._do_step()
+    if self.last_in_window: self._do_step()
 
-@patch_learner
+@patch
 def _do_step(self:Learner):
     if self.clip: self.grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.clip)
     self('before_step')
@@ -327,122 +320,13 @@ def _do_step(self:Learner):
     if self.sched is not None and not self.accelerator.optimizer_step_was_skipped: self.sched.step()
     self.opt.zero_grad(set_to_none=True)
     self.step += 1
-    wl = self.accelerator.reduce(self._window_loss, 'sum') if self.accelerator.num_processes > 1 else self._window_loss
-    self.train_losses.append((self.step, float(wl), self.opt.param_groups[-1]['lr']))
-    self.log.update(step=self.step, loss=float(wl), lr=self.opt.param_groups[-1]['lr'])
+    self.step_loss = float(self.accelerator.reduce(self.window_loss, 'sum') if self.accelerator.num_processes > 1 else self.window_loss)
     self('after_step')
 
-@patch_learner
-def _do_batch(self:Learner, i:int, batch:dict):
-    self.iter, self.batch, self.outputs = i, batch, None
-    def run():
-        if self.training and self.augment is not None: self.batch = self.augment(self.batch)
-        self._do_one_batch()
-    self._with_events(run, 'batch', CancelBatchException)
-
-@patch_learner
-def _do_window(self:Learner, start:int, batches:list):
-    if self.loss_func is None: self.loss_func = default_loss(self.model, batches[0])
-    self._window_items, self._window_loss = self._items(batches), torch.zeros((), device=self.accelerator.device)
-    for j, b in enumerate(batches):
-        self._last_in_window, self._seen = j == len(batches) - 1, start + j + 1  # _seen: what a checkpoint saved now has consumed
-        self._do_batch(start + j, b)
-
-# %% ../nbs/05_learner.ipynb #f04ed44a
-def _windows(it, size:int, start:int=0):
-    "Group the batches of iterator `it` into lists of `size` (the last may be shorter), with their first index."
-    buf, i0 = [], start
-    for b in it:
-        buf.append(b)
-        if len(buf) == size: yield i0, buf; i0 += size; buf = []
-    if buf: yield i0, buf
-
-@patch_learner
-def _do_train(self:Learner):
-    self.training, self.dl = True, self.train_dl
-    self.model.train()
-    skip = self._resume.pop('seen', 0) if self._resume else 0
-    dl = skip_first_batches(self.train_dl, skip) if skip else self.train_dl
-    for start, batches in _windows(iter(dl), self.grad_accum, skip):
-        if self._pending_rng is not None: _set_rng(self._pending_rng); self._pending_rng = None
-        self._do_window(start, batches)
-        if self.eval_every and self.step % self.eval_every == 0 and self._last_in_window and self._seen < self.n_iter:
-            self._evaluate(); self.training, self.dl = True, self.train_dl; self.model.train()
-
-@patch_learner
-def _do_validate(self:Learner, dl=None):
-    self.training, self.dl = False, dl or self.valid_dl
-    self.model.eval()
-    for m in self.metrics: m.reset()
-    tot = torch.zeros(2, dtype=torch.float64, device=self.accelerator.device)
-    with torch.no_grad():
-        for i, b in enumerate(self.dl):
-            if self.loss_func is None: self.loss_func = default_loss(self.model, b)
-            self._do_batch(i, b)
-            if self.outputs is None: continue
-            tot += torch.tensor([float(self.loss), self.loss_func.count(self.batch)], dtype=torch.float64, device=tot.device)
-            for m in self.metrics: m.update(self.accelerator.gather_for_metrics(m.prepare(self.outputs, self.batch)))
-    tot = self.accelerator.reduce(tot, 'sum') if self.accelerator.num_processes > 1 else tot
-    self._valid_res = {'valid_loss': (tot[0] / tot[1].clamp(min=1)).item()}
-    for m in self.metrics: self._valid_res.update(m.compute())
-
-@patch_learner
-def validate(self:Learner, dl=None)->dict:
-    "Loss and metrics on `dl` (default: the validation loader), as a dict."
-    dl = self.valid_dl if dl is None else self.accelerator.prepare_data_loader(dl)
-    if dl is None: raise SftError("there is no validation data", where="dls.valid", fix="pass dls with a .valid loader, or validate(dl)")
-    was = self.training
-    if not was: self.activate()  # inside fit it is active already
-    self.outputs = None
-    self._with_events(partial(self._do_validate, dl), 'validate', CancelValidException)
-    self.training = was
-    return getattr(self, '_valid_res', {})
-
-@patch_learner
-def _evaluate(self:Learner):
-    "Validate (if there is validation data) and append a record to `history`."
-    since = [l for s, l, _ in self.train_losses if s > self._last_eval_step]
-    rec = {'epoch': self.epoch, 'step': self.step, 'train_loss': float(np.mean(since)) if since else float('nan')}
-    self._valid_res = {}
-    if self.valid_dl is not None: self.validate()
-    rec.update(self._valid_res)
-    rec.update(lr=self.opt.param_groups[-1]['lr'], time=round(_now() - self._t0, 3))
-    self._last_eval_step = self.step
-    self.history.append(rec); self.log.update(rec)
-
-@patch_learner
-def _do_epoch(self:Learner):
-    seed_epoch(self.train_dl, self.seed if self.seed is not None else self._data_seed, self.epoch)
-    self._seen, self._epoch_done = 0, False
-    self._with_events(self._do_train, 'train', CancelTrainException)
-    self._evaluate()
-    self._epoch_done = True
-
-@patch_learner
-def _do_fit(self:Learner, start_epoch:int):
-    for epoch in range(start_epoch, self.n_epochs):
-        self.epoch = epoch
-        self._with_events(self._do_epoch, 'epoch', CancelEpochException)
-
-# %% ../nbs/05_learner.ipynb #4edd6616
-@patch_learner
-def activate(self:Learner):
-    "Make this learner's precision current again: its accelerate state and its autocast wrapper on the model."
-    _restore_accelerate_state(self._accel_state)
-    d = self.model.__dict__
-    if any(d.get(k) is not v for k, v in self._own_forward.items()) or ('forward' in d) != ('forward' in self._own_forward):
-        for k in ('forward', '_original_forward'): d.pop(k, None)
-        d.update(self._own_forward)
-
-@patch_learner
-def fit(self:Learner, n_epochs:int, # Epochs to train
-        lr:float|slice|None=None, # Learning rate (default: the Learner's)
-        sched:str|None=None, # Schedule (default: the Learner's): 'linear', 'cosine', 'one_cycle', 'constant'
-        warmup:float|None=None, # Warm-up fraction or steps (default: the Learner's)
-        cbs:Iterable[Callback]=(), # Callbacks for this fit only
-        resume:bool|str|Path=False, # True: continue from the latest checkpoint in `output_dir`; or a checkpoint path
-        **sched_kw): # Extra schedule arguments (`div`, `div_final`)
-    "Train for `n_epochs`, validating at each epoch end (or every `eval_every` steps)."
+# %% ../nbs/05_learner.ipynb #7ab73bbc
+@patch
+def _setup_fit(self:Learner, n_epochs:int, lr, sched, warmup, **sched_kw):
+    "What `fit` sets before its first event: precision, seed, optimizer, learning rates, schedule and counters."
     if n_epochs < 1: raise SftError(f"n_epochs must be >= 1, got {n_epochs}", where='fit')
     self.activate()
     cfg = getattr(unwrap_model(self.model), 'config', None)
@@ -453,21 +337,50 @@ def fit(self:Learner, n_epochs:int, # Epochs to train
     self.n_epochs, self.n_iter = n_epochs, len(self.train_dl)
     self.total_steps = n_epochs * math.ceil(self.n_iter / self.grad_accum)
     self.create_sched(self.total_steps, sched or self.sched_name, self.warmup if warmup is None else warmup, **sched_kw)
-    self.step, self.epoch, start_epoch = 0, 0, 0
-    self.history, self.train_losses, self._last_eval_step, self._t0 = [], [], 0, _now()
-    if resume:
-        path = latest_checkpoint(self._ckpt_root()) if resume is True else Path(resume)
-        if path is not None: start_epoch = self.load_checkpoint(path)
-    with self.added_cbs(cbs):
-        try: self._with_events(partial(self._do_fit, start_epoch), 'fit', CancelFitException)
-        except BaseException:
-            self.training = False
-            with contextlib.suppress(Exception): self('after_fit')  # loggers close their files even on errors
-            raise
-    self.training = False
-    return self
+    self.step = self.epoch = 0
 
-@patch_learner
+def _windows(it, size:int, start:int=0):
+    "Group the batches of iterator `it` into lists of `size` (the last may be shorter), with their first index."
+    buf, i0 = [], start
+    for b in it:
+        buf.append(b)
+        if len(buf) == size: yield i0, buf; i0 += size; buf = []
+    if buf: yield i0, buf
+
+@patch
+def _items(self:Learner, batches)->int:
+    "Items (supervised tokens, examples) of the window, summed over processes."
+    n = torch.tensor(sum(self.loss_func.count(b) for b in batches), device=self.accelerator.device)
+    return int(self.accelerator.reduce(n, 'sum')) if self.accelerator.num_processes > 1 else int(n)
+
+@patch
+def _inputs(self:Learner, batch:dict)->dict:
+    return {k: v for k, v in batch.items() if k not in getattr(self.loss_func, 'drop_keys', ())}
+
+@patch
+def activate(self:Learner):
+    "Make this learner's precision current again: its accelerate state and its autocast wrapper on the model."
+    restore_accelerate_state(self._accel_state)
+    d = self.model.__dict__
+    if any(d.get(k) is not v for k, v in self._own_forward.items()) or ('forward' in d) != ('forward' in self._own_forward):
+        for k in ('forward', '_original_forward'): d.pop(k, None)
+        d.update(self._own_forward)
+
+@patch
+def validate(self:Learner, dl=None)->dict:
+    "Loss and metrics on `dl` (default: the validation loader), as a dict; inside `fit` the training state is kept."
+    dl = self.valid_dl if dl is None else self.accelerator.prepare_data_loader(dl)
+    if dl is None and not self.training: raise SftError("there is no validation data", where="dls.valid", fix="pass dls with a .valid loader, or validate(dl)")
+    keep = {k: getattr(self, k) for k in ('training', 'dl', 'iter', 'batch', 'outputs', 'loss', 'loss_value')}
+    if not self.training: self.activate()  # inside fit it is active already
+    self.training, self.dl = False, dl
+    self._with_events(self._do_validate, 'validate', CancelValidException)
+    for k, v in keep.items(): setattr(self, k, v)
+    if self.training: self.model.train()
+    return self.valid_res
+
+# %% ../nbs/05_learner.ipynb #fd543ae3
+@patch
 def fit_one_cycle(self:Learner, n_epochs:int, # Epochs to train
                   lr_max:float|slice|None=None, # Peak learning rate
                   pct_start:float=0.25, # Fraction of the run spent warming up
@@ -477,7 +390,7 @@ def fit_one_cycle(self:Learner, n_epochs:int, # Epochs to train
     "Train with the one-cycle schedule (fastai)."
     return self.fit(n_epochs, lr_max, sched='one_cycle', warmup=pct_start, div=div, div_final=div_final, **kw)
 
-@patch_learner
+@patch
 def fine_tune(self:Learner, epochs:int, # Epochs with everything trainable
               base_lr:float|None=None, # Learning rate of the head phase (default: the Learner's)
               freeze_epochs:int=1, # Epochs training only the head, body frozen
@@ -497,393 +410,41 @@ def fine_tune(self:Learner, epochs:int, # Epochs with everything trainable
     self.history = first + self.history
     return self
 
-# %% ../nbs/05_learner.ipynb #2ffa868b
-def _get_rng()->dict:
-    "The states of every RNG a training run draws from (weights_only-loadable types)."
-    npst = np.random.get_state()
-    st = {'python': random.getstate(), 'torch': torch.get_rng_state(),
-          'numpy': {'name': npst[0], 'keys': torch.from_numpy(npst[1].astype(np.int64)), 'pos': int(npst[2]),
-                    'has_gauss': int(npst[3]), 'gauss': float(npst[4])}}
-    if torch.cuda.is_available(): st['cuda'] = torch.cuda.get_rng_state_all()
-    return st
-
-def _set_rng(st:dict):
-    "Restore what `_get_rng` captured."
-    random.setstate(tuple(x if not isinstance(x, list) else tuple(x) for x in st['python']))
-    torch.set_rng_state(st['torch'])
-    n = st['numpy']
-    np.random.set_state((n['name'], n['keys'].numpy().astype(np.uint32), n['pos'], n['has_gauss'], n['gauss']))
-    if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
-
-# %% ../nbs/05_learner.ipynb #c64ddb6a
-def _sha256(p:Path)->str:
-    h = hashlib.sha256()
-    with open(p, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
-    return h.hexdigest()
-
-def write_manifest(folder:Path):
-    "Record the SHA-256 of every file in `folder` in `manifest.json`."
-    files = {p.name: _sha256(p) for p in sorted(Path(folder).iterdir()) if p.is_file() and p.name != 'manifest.json'}
-    atomic_write(Path(folder) / 'manifest.json', json.dumps({'files': files, 'format': 1}, indent=1))
-
-def verify_checkpoint(folder:str|Path)->str|None:
-    "None if `folder` matches its manifest, else what is wrong."
-    folder = Path(folder)
-    try: files = json.loads((folder / 'manifest.json').read_text())['files']
-    except (OSError, ValueError, KeyError) as e: return f"no readable manifest ({e.__class__.__name__})"
-    for name, digest in files.items():
-        p = folder / name
-        if not p.exists(): return f"{name} is missing"
-        if _sha256(p) != digest: return f"{name} does not match its checksum"
-    return None
-
-def list_checkpoints(root:str|Path)->list[Path]:
-    "Checkpoint folders under `root`, oldest first."
-    root = Path(root)
-    return sorted(root.glob('step-*[0-9]'), key=lambda p: int(p.name.split('-')[-1])) if root.exists() else []
-
-def latest_checkpoint(root:str|Path)->Path|None:
-    "The newest checkpoint under `root` that passes verification (warning about any that do not)."
-    for p in reversed(list_checkpoints(root)):
-        problem = verify_checkpoint(p)
-        if problem is None: return p
-        warnings.warn(f"skipping checkpoint {p}: {problem}")
-    return None
-
-# %% ../nbs/05_learner.ipynb #552ec989
-@patch_learner
-def _ckpt_root(self:Learner)->Path:
-    if self.output_dir is None:
-        raise SftError("checkpoints need an output folder", where="Learner(output_dir=None)", fix="pass output_dir='runs/my-run'")
-    return self.output_dir / 'checkpoints'
-
-@patch_learner
-def save_checkpoint(self:Learner, path:str|Path|None=None)->Path:
-    "Save everything needed to continue this run exactly; returns the folder."
-    from safetensors.torch import save_model
-    path = Path(path) if path is not None else self._ckpt_root() / f'step-{self.step:08d}'
-    self.accelerator.wait_for_everyone()
-    # every process's RNG state (each draws its own dropout masks): the same process count resumes bit for bit
-    rngs = gather_object([_get_rng()]) if self.accelerator.num_processes > 1 else [_get_rng()]
-    if self.accelerator.is_main_process:
-        in_epoch = not getattr(self, '_epoch_done', True)  # saved mid-epoch: continue it (and its validation)
-        meta = {'epoch': self.epoch if in_epoch else self.epoch + 1, 'seen': self._seen if in_epoch else 0,
-                'step': self.step, 'n_epochs': self.n_epochs, 'total_steps': self.total_steps, 'history': self.history,
-                'train_losses': self.train_losses, 'last_eval_step': self._last_eval_step, 'seed': self.seed,
-                'processes': self.accelerator.num_processes, 'grad_accum': self.grad_accum}
-        state = {'optimizer': self.opt.state_dict(), 'scheduler': self.sched.state_dict() if self.sched else None,
-                 'scaler': self.accelerator.scaler.state_dict() if self.accelerator.scaler else None, 'rng': rngs[0], 'rng_ranks': rngs}
-        try:
-            with atomic_dir(path) as tmp:
-                save_model(self.accelerator.unwrap_model(self.model), str(tmp / 'model.safetensors'))
-                torch.save(state, tmp / 'state.pt')
-                (tmp / 'trainer_state.json').write_text(json.dumps(meta, indent=1))
-                write_manifest(tmp)
-        except OSError as e:  # disk full, quota, read-only: atomic_dir left the previous checkpoints as they were
-            prev = latest_checkpoint(path.parent)
-            raise SftError(f"could not write checkpoint {path.name}: {e.strerror or e}", where=str(path.parent),
-                           fix=f"free disk space (or choose another output_dir) and resume; the previous checkpoint ({prev.name if prev else 'none'}) is intact") from None
-        for old in list_checkpoints(path.parent)[:-self.keep_last] if self.keep_last else []:
-            if old == path: continue
-            gone = old.with_name(f'.{old.name}.deleting')  # hide first: a kill mid-delete never leaves a partial step-* folder
-            os.replace(old, gone); shutil.rmtree(gone, ignore_errors=True)
-    self.accelerator.wait_for_everyone()
-    return path
-
-@patch_learner
-def load_checkpoint(self:Learner, path:str|Path)->int:
-    "Restore a checkpoint saved by `save_checkpoint`; returns the epoch to continue from."
-    from safetensors.torch import load_model
-    path = Path(path)
-    if (problem := verify_checkpoint(path)) is not None:
-        raise SftError(f"checkpoint {path} is damaged: {problem}", where=str(path), fix="resume from an older checkpoint (latest_checkpoint skips damaged ones)")
-    load_model(self.accelerator.unwrap_model(self.model), str(path / 'model.safetensors'))
-    state = torch.load(path / 'state.pt', weights_only=True, map_location='cpu')
-    if self.opt is None: self.create_opt()
-    self.opt.load_state_dict(state['optimizer'])
-    if self.sched is not None and state['scheduler'] is not None: self.sched.load_state_dict(state['scheduler'])
-    if self.accelerator.scaler and state['scaler']: self.accelerator.scaler.load_state_dict(state['scaler'])
-    meta = json.loads((path / 'trainer_state.json').read_text())
-    self.step, self.history, self._last_eval_step = meta['step'], meta['history'], meta['last_eval_step']
-    self.train_losses = [tuple(t) for t in meta['train_losses']]
-    seen, rngs = self._seen_here(meta, path), state.get('rng_ranks') or [state['rng']]
-    # another process count: there is no stream per new process, all continue from the main process's
-    rng = rngs[self.accelerator.process_index] if len(rngs) == self.accelerator.num_processes else rngs[0]
-    self._resume, self._pending_rng = {'seen': seen}, rng
-    if seen == 0: _set_rng(rng); self._pending_rng = None
-    return meta['epoch']
-
-@patch_learner
-def _seen_here(self:Learner, meta:dict, path:Path)->int:
-    "Batches of the current epoch this process has consumed, for a checkpoint saved with any number of processes."
-    was, now = meta.get('processes', 1), self.accelerator.num_processes
-    if was == now or meta['seen'] == 0: return meta['seen']
-    # process r of N takes batches r, r+N, ... of one seeded order, so the epoch's position is seen x N batches of it
-    done, accum = meta['seen'] * was, meta.get('grad_accum', 1)
-    if was * accum != now * self.grad_accum or done % now:
-        raise SftError(f"checkpoint {path.name} was saved by {was} process(es) x grad_accum {accum}; this run has {now} x {self.grad_accum}, "
-                       f"a different number of examples per optimizer step", where=str(path),
-                       fix=f"keep processes x grad_accum = {was * accum} (e.g. grad_accum={was * accum // now}) and the same batch size per process")
-    return done // now
-
-# %% ../nbs/05_learner.ipynb #c85b1a74
-class Checkpointer(Callback):
-    "Save a checkpoint every `every` optimizer steps (and at the end of each epoch if `at_epoch_end`)."
-    order = 90  # after callbacks that update the history or the model
-    def __init__(self, every:int|None=None, # Optimizer steps between checkpoints (None: only at epoch ends)
-                 at_epoch_end:bool=True): # Also save after each epoch
-        self.every, self.at_epoch_end = every, at_epoch_end
-    def after_step(self):
-        if self.every and self.learn.step % self.every == 0 and not getattr(self.learn, 'lr_finding', False):
-            self.learn.save_checkpoint()
-    def after_epoch(self):
-        if self.at_epoch_end and not getattr(self.learn, 'lr_finding', False): self.learn.save_checkpoint()
-
-# %% ../nbs/05_learner.ipynb #e4b3064e
-def keep_mask(shape:tuple, # Shape of the mask
-              p:float, # Probability of dropping each element
-              device=None)->torch.Tensor:
-    "Boolean mask, each element False with probability `p` (to 1/32768), from 15 random bits per element."
-    n = math.prod(shape)
-    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_()  # bit 63 is always 0, bits 0-62 uniform
-    lanes = words.view(torch.int16)[:n].view(shape).bitwise_and_(0x7FFF)  # so use 15 bits of each 16-bit lane
-    return lanes >= round(p * 32768)
-
-class _MaskScale(torch.autograd.Function):
-    "`x * keep * scale`, keeping only the boolean mask for backward."
-    @staticmethod
-    def forward(ctx, x, keep, scale):
-        ctx.save_for_backward(keep); ctx.scale = scale
-        return x * keep * scale
-    @staticmethod
-    def backward(ctx, grad):
-        keep, = ctx.saved_tensors
-        return grad * keep * ctx.scale, None, None
-
-class CpuDropout(nn.Dropout):
-    "`nn.Dropout` whose CPU masks come from `keep_mask`: the same Bernoulli(p) dropout, cheaper to draw."
-    def forward(self, x):
-        if not self.training or not 0 < self.p < 1 or x.device.type != 'cpu' or not x.is_floating_point(): return super().forward(x)
-        return _MaskScale.apply(x, keep_mask(x.shape, self.p, x.device), 1 / (1 - self.p))
-
-class FastDropout(Callback):
-    "During `fit` on CPU, turn the model's `nn.Dropout` modules into `CpuDropout`; restore them after."
-    order = -30
-    def before_fit(self):
-        self.swapped = []
-        if self.learn.accelerator.device.type != 'cpu': return
-        for m in self.learn.model.modules():
-            if type(m) is nn.Dropout: m.__class__ = CpuDropout; self.swapped.append(m)
-    def after_fit(self):
-        for m in getattr(self, 'swapped', []): m.__class__ = nn.Dropout
-        self.swapped = []
-
-# %% ../nbs/05_learner.ipynb #e4ea81d3
-def set_gradient_checkpointing(model:nn.Module, # A transformers model, or a peft / DDP wrapper around one
-                               on:bool=True, # False: keep activations again
-                              )->nn.Module:
-    "Recompute each layer's activations in backward instead of keeping them (torch's non-reentrant checkpoint)."
-    base = unwrap_model(model)
-    if not getattr(base, 'supports_gradient_checkpointing', False):
-        raise SftError(f"{type(base).__name__} does not support gradient checkpointing", where='gradient_checkpointing=True',
-                       fix="train without it, or save memory with a smaller batch_size (and grad_accum) or max_length")
-    if not on:
-        (getattr(base, 'activation_checkpointing_disable', None) or base.gradient_checkpointing_disable)()
-        return model
-    kw = {'use_reentrant': False}
-    # transformers 5 renamed gradient_checkpointing_enable (now a deprecated alias that warns) to activation_checkpointing_enable
-    if hasattr(base, 'activation_checkpointing_enable'): base.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
-    else: base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)
-    return model
-
-def uses_gradient_checkpointing(model:nn.Module)->bool:
-    "Whether `model` (or the transformers model inside it) recomputes activations in backward."
-    return any(getattr(m, 'gradient_checkpointing', False) is True for m in unwrap_model(model).modules())
-
-# %% ../nbs/05_learner.ipynb #4fed8e2c
-class LRFinder(Callback):
-    "Exponentially growing learning rate, recording the smoothed loss; stops on divergence."
-    order = -20
-    def __init__(self, start_lr:float=1e-7, end_lr:float=10., num_it:int=100, beta:float=0.98, div_factor:float=4.):
-        self.start_lr, self.end_lr, self.num_it, self.beta, self.div_factor = start_lr, end_lr, num_it, beta, div_factor
-    def before_fit(self):
-        self.learn.lr_finding = True
-        self.lrs, self.losses, self.avg, self.best = [], [], 0., float('inf')
-        top = max(g['lr'] for g in self.opt.param_groups)
-        self.ratios = [g['lr'] / top for g in self.opt.param_groups]  # keep discriminative ratios
-    def _lr(self, i): return self.start_lr * (self.end_lr / self.start_lr) ** (i / max(self.num_it - 1, 1))
-    def before_step(self):
-        lr = self._lr(len(self.lrs))
-        for g, r in zip(self.opt.param_groups, self.ratios): g['lr'] = lr * r
-        self.lrs.append(lr)
-    def after_step(self):
-        loss = self.learn.train_losses[-1][1]
-        self.avg = self.beta * self.avg + (1 - self.beta) * loss
-        smooth = self.avg / (1 - self.beta ** len(self.lrs))
-        self.losses.append(smooth)
-        self.best = min(self.best, smooth)
-        if not math.isfinite(smooth) or smooth > self.div_factor * self.best or len(self.lrs) >= self.num_it:
-            raise CancelFitException()
-    def before_validate(self): raise CancelValidException()
-    def after_fit(self): self.learn.lr_finding = False
-
-# %% ../nbs/05_learner.ipynb #f4fe492d
-def suggest_lr(lrs:list[float], # Learning rates of the range test
-               losses:list[float], # Their smoothed losses
-               skip_start:int=10, # First points to ignore (the smoothing has not settled)
-               skip_end:int=3)->dict: # Last points to ignore (diverging)
-    "Suggested learning rates from a range test: steepest descent, and the minimum / 10."
-    lrs, losses = np.asarray(lrs), np.asarray(losses)
-    if len(lrs) > skip_start + skip_end + 3: lrs, losses = lrs[skip_start:len(lrs) - skip_end], losses[skip_start:len(lrs) - skip_end]
-    ok = np.isfinite(losses)
-    lrs, losses = lrs[ok], losses[ok]
-    if len(lrs) < 3: raise SftError("the learning-rate range test stopped after fewer than 3 steps", fix="use a smaller end_lr or more data")
-    steep = int(np.argmin(np.gradient(losses, np.log(lrs))))
-    return {'steep': float(lrs[steep]), 'lr_min': float(lrs[int(np.argmin(losses))] / 10)}
-
-def plot_lr_find(res:dict, ax=None):
-    "Loss against learning rate (log scale) with the suggestions marked; a text table without matplotlib."
-    try: import matplotlib.pyplot as plt
-    except ImportError:
-        for lr, l in list(zip(res['lrs'], res['losses']))[::max(len(res['lrs']) // 15, 1)]: print(f"{lr:10.2e}  {l:.4f}")
-        print(f"suggested lr: {res['steep']:.2e} (steepest), {res['lr_min']:.2e} (min/10)"); return None
-    if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(res['lrs'], res['losses']); ax.set_xscale('log')
-    ax.set_xlabel('learning rate'); ax.set_ylabel('smoothed loss')
-    for k, c in (('steep', 'red'), ('lr_min', 'green')):
-        ax.axvline(res[k], color=c, ls='--', label=f"{k} {res[k]:.1e}")
-    ax.legend()
-    return ax
-
-@patch_learner
+@patch
 def lr_find(self:Learner, start_lr:float=1e-7, # Learning rate of the first step
             end_lr:float=10., # Learning rate of the last step
             num_it:int=100, # Steps at most
             show_plot:bool=True, # Plot (or print) the curve
            )->dict:
-    "Run a learning-rate range test and restore the model; returns {'steep', 'lr_min', 'lrs', 'losses'}."
-    base = self.accelerator.unwrap_model(self.model)
-    weights = {k: v.detach().clone() for k, v in base.state_dict().items()}
-    opt_state = copy.deepcopy(self.opt.state_dict()) if self.opt is not None else None
-    saved = {k: copy.deepcopy(getattr(self, k)) for k in ('history', 'train_losses', 'step', 'epoch', 'log')}
-    rng, sched = _get_rng(), self.sched
-    finder = LRFinder(start_lr, end_lr, num_it)
-    try: self.fit(math.ceil(num_it / math.ceil(len(self.train_dl) / self.grad_accum)), sched='constant', warmup=0, cbs=[finder])
-    finally:
-        base.load_state_dict(weights)
-        if opt_state is None: self.opt = None
-        else: self.opt.load_state_dict(opt_state)
-        for k, v in saved.items(): setattr(self, k, v)
-        self.sched, self.lr_finding = sched, False
-        _set_rng(rng)
-    res = {**suggest_lr(finder.lrs, finder.losses), 'lrs': finder.lrs, 'losses': finder.losses}
-    if show_plot: plot_lr_find(res)
-    return res
+    "Run a learning-rate range test (`sft_nb.callbacks.LRFinder`) and restore the model; returns {'steep', 'lr_min', 'lrs', 'losses'}."
+    return LRFinder(start_lr, end_lr, num_it).run(self, show_plot)
 
-# %% ../nbs/05_learner.ipynb #465523fc
-DROPOUT_KEYS = ('hidden_dropout_prob', 'attention_probs_dropout_prob', 'attention_dropout', 'hidden_dropout', 'dropout',
-                'dropout_rate', 'resid_pdrop', 'embd_pdrop', 'attn_pdrop', 'activation_dropout', 'classifier_dropout',
-                'seq_classif_dropout', 'summary_first_dropout')
+# %% ../nbs/05_learner.ipynb #b3967fbc
+def memory_report()->dict:
+    "Memory in use now, in MB: process RSS, and allocated/reserved CUDA memory when there is a GPU."
+    r = {'rss_mb': round(rss_mb(), 1)}
+    if torch.cuda.is_available():
+        r.update(cuda_allocated_mb=round(torch.cuda.memory_allocated()/2**20, 1), cuda_reserved_mb=round(torch.cuda.memory_reserved()/2**20, 1))
+    return r
 
-def set_dropout(config, # A transformers config
-                p:float, # The dropout probability
-               )->list[str]:
-    "Set every dropout key `config` has to `p`; returns the keys set."
-    if not 0 <= p < 1: raise SftError(f"dropout must be in [0, 1), got {p}", where='dropout')
-    keys = [k for k in DROPOUT_KEYS if hasattr(config, k)]
-    for k in keys: setattr(config, k, p)
-    return keys
-
-def load_model(name_or_path:str|Path, # A bundled name ('minilm', 'smollm2') or a model folder
-               task:str, # One of `sft_nb.core.TASKS`; its `auto_class` builds the model
-               num_labels:int|None=None, # Classes (classification)
-               dropout:float|None=None, # Override every dropout probability of the config
-               id2label:dict|None=None, # Class names (sets num_labels and label2id too)
-               dtype:torch.dtype|str|None=None, # Weights dtype (default: float32)
-               **kw): # Passed to `from_pretrained`
-    "A transformers model for `task` from a local folder or bundled name, with optional dropout and labels."
-    import transformers
-    from sft_nb.assets import resolve_model
-    auto_class = get_task(task, where='load_model(task=...)').auto_class
-    path = resolve_model(str(name_or_path))
-    try: config = transformers.AutoConfig.from_pretrained(path)
-    except (OSError, ValueError) as e: raise SftError(f"cannot read the model configuration of {str(name_or_path)!r}: {str(e).strip()[:300]}", where=str(path),
-                                                     fix="point to a folder written by save_pretrained (a valid config.json), a Hub id (with internet) or a bundled name") from None
-    if id2label: config.id2label, config.label2id = {int(i): l for i, l in id2label.items()}, {l: int(i) for i, l in id2label.items()}
-    if num_labels: config.num_labels = num_labels
-    if dropout is not None: set_dropout(config, dropout)
-    if num_labels or id2label: kw.setdefault('ignore_mismatched_sizes', True)  # a new head when the label count changes
-    cls = getattr(transformers, auto_class)
-    try: return cls.from_pretrained(path, config=config, dtype=dtype or torch.float32, **kw)
-    except Exception as e:  # missing, truncated (SafetensorError) or mismatched weight files
-        raise SftError(f"cannot load the weights of {str(name_or_path)!r} as {auto_class}: {type(e).__name__}: {str(e).strip()[:300]}", where=str(path),
-                       fix="re-save or re-download the model folder (model.safetensors may be truncated or missing)") from None
-
-def load_tokenizer(name_or_path:str|Path, # A bundled name, a model folder or a Hub id
-                   **kw): # Passed to `AutoTokenizer.from_pretrained`
-    "The tokenizer of a model, with an error that says what is wrong with the folder when it cannot be read."
-    from transformers import AutoTokenizer
-    from sft_nb.assets import resolve_model
-    path = resolve_model(str(name_or_path))
-    try: return AutoTokenizer.from_pretrained(path, **kw)
-    except Exception as e:
-        raise SftError(f"cannot load the tokenizer of {str(name_or_path)!r}: {type(e).__name__}: {str(e).strip()[:300]}", where=str(path),
-                       fix="point to a folder written by save_pretrained (tokenizer files and a valid config.json), a Hub id or a bundled name") from None
-
-# %% ../nbs/05_learner.ipynb #5fa25893
-def free_memory(learn:Learner|None=None)->float:
-    "Drop `learn`'s model, optimizer and batch references, collect garbage, empty the CUDA cache; returns MB of RSS freed."
+def free_memory(learn:Learner|None=None, # The learner whose memory goes
+                keep_model:bool=False, # Keep the model (it trains again; the next `fit` rebuilds the optimizer)
+               )->dict:
+    "Drop `learn`'s optimizer state, gradients and last batch (and its model unless `keep_model`), collect garbage, empty the caches; returns `memory_report()` with `freed_mb` of RSS."
     before = rss_mb()
     if learn is not None:
-        learn.accelerator.free_memory()
-        for k in ('model', 'opt', 'sched', 'batch', 'outputs', 'loss', 'train_dl', 'valid_dl', 'dl'): setattr(learn, k, None)
-        learn._own_forward = {}  # its autocast wrapper is a method bound to the model
+        keys = ('opt', 'sched', 'batch', 'outputs', 'loss', 'grad_norm', 'window_loss')
+        if keep_model: learn.model.zero_grad(set_to_none=True)
+        else:
+            learn.accelerator.free_memory()
+            keys += ('model', 'train_dl', 'valid_dl', 'dl')
+            learn._own_forward = {}  # its autocast wrapper is a method bound to the model
+        for k in keys: setattr(learn, k, None)
     gc.collect()
     if torch.cuda.is_available(): torch.cuda.empty_cache()
-    return before - rss_mb()
+    return {**memory_report(), 'freed_mb': round(before - rss_mb(), 1)}
 
-@patch_learner
-def free(self:Learner)->float:
-    "Release this learner's model and optimizer memory (see `free_memory`)."
-    return free_memory(self)
-
-# %% ../nbs/05_learner.ipynb #51e1f563
-def _free_port()->int:
-    import socket
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
-
-def _rank0_result(train_fn:Callable, path:Path)->Callable:
-    "`train_fn`, with the return value of rank 0 saved to `path` (notebook_launcher discards return values)."
-    @functools.wraps(train_fn)  # torch's elastic agent reports the function by name
-    def run(*args):
-        res = train_fn(*args)
-        if int(os.environ.get('RANK', 0)) == 0: torch.save(res, path)  # read back with weights_only: no code runs on load
-    return run
-
-def launch(train_fn:Callable, # Builds its own `Learner` and trains; its return value (rank 0's): tensors, numbers, strings, lists, dicts
-           *args, # Passed to `train_fn` in every process
-           num_processes:int=2, # Processes: CPU processes on a CPU machine (gloo), one per GPU on GPUs
-          ):
-    "Run `train_fn(*args)` data-parallel on `num_processes` processes forked from this kernel; returns rank 0's result."
-    from accelerate import notebook_launcher
-    from accelerate.state import AcceleratorState, GradientState, PartialState
-    from accelerate.utils import patch_environment
-    if not isinstance(num_processes, int) or num_processes < 1:
-        raise SftError(f"num_processes must be an integer >= 1, got {num_processes!r}", where='launch(num_processes=...)')
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        raise SftError("launch was called inside a distributed run", where='launch', fix="call train_fn directly: this process is already one of several")
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        raise SftError("CUDA is already initialized in this kernel, and forked processes cannot use it", where='launch',
-                       fix="restart the kernel and call launch before anything touches the GPU (no Learner, no model.cuda()), or train with `torchrun` / `sft-nb train --num-processes`")
-    # notebook_launcher refuses to start once any Accelerator exists in the kernel, and the forked processes would inherit
-    # its single-process state: move every accelerate singleton aside for the launch, and put it back for the kernel's learners
-    shared = [AcceleratorState._shared_state, GradientState._shared_state, PartialState._shared_state]
-    saved = [dict(s) for s in shared]
-    with tempfile.TemporaryDirectory() as d, patch_environment(tokenizers_parallelism='false'):
-        result = Path(d) / 'result.pt'
-        for s in shared: s.clear()
-        try: notebook_launcher(_rank0_result(train_fn, result), args, num_processes=num_processes, use_port=str(_free_port()))
-        finally:
-            for s, mine in zip(shared, saved): s.clear(); s.update(mine)
-        return torch.load(result, weights_only=True) if result.exists() else None
+@patch
+def free(self:Learner, keep_model:bool=False)->dict:
+    "Release this learner's memory (see `free_memory`)."
+    return free_memory(self, keep_model)

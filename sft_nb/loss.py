@@ -6,13 +6,13 @@ Docs: https://sft-nb.github.io/sft_nb/loss.html.md"""
 
 # %% ../nbs/04_loss.ipynb #fef5edc9
 from __future__ import annotations
-import math, contextlib
+import contextlib
 
 # %% auto #0
 __all__ = ['PLAIN_HEAD_MODELS', 'VARLEN_MODELS', 'VARLEN', 'log_softmax_stable', 'stable_cross_entropy', 'shift_labels',
-           'count_items', 'token_cross_entropy', 'chunked_cross_entropy', 'cross_entropy_peak_mb', 'TokenLoss',
-           'class_weights', 'ClassificationLoss', 'MeanLoss', 'default_loss', 'MultiLabelLoss', 'RegressionLoss',
-           'plain_lm_head', 'skip_head', 'varlen_sdpa', 'use_varlen_attention']
+           'count_items', 'token_cross_entropy', 'chunked_cross_entropy', 'TokenLoss', 'class_weights',
+           'ClassificationLoss', 'MeanLoss', 'default_loss', 'MultiLabelLoss', 'RegressionLoss', 'plain_lm_head',
+           'skip_head', 'varlen_sdpa', 'use_varlen_attention']
 
 # %% ../nbs/04_loss.ipynb #c4aab657
 import torch
@@ -114,33 +114,6 @@ def chunked_cross_entropy(hidden:torch.Tensor, # [..., d] last hidden states (be
         total = total + (checkpoint(_chunk_loss, *args, use_reentrant=False) if torch.is_grad_enabled() else _chunk_loss(*args))
     if num_items is None: num_items = int(keep.sum())
     return total / max(num_items, 1) if isinstance(num_items, int) else total / num_items.clamp(min=1)
-
-# %% ../nbs/04_loss.ipynb #41c3076f
-_MEM_SCRIPT = '''
-import sys, torch, resource, re
-from sft_nb.loss import chunked_cross_entropy, token_cross_entropy
-torch.manual_seed(0)
-n, d, v, how = 4096, 256, 32000, sys.argv[1]
-h = torch.randn(n, d, requires_grad=True); w = (torch.randn(v, d) * 0.02).requires_grad_(); y = torch.randint(0, v, (n,))
-def peak_kb():
-    # VmHWM is this process's own high-water mark; ru_maxrss also carries the parent's peak across fork+exec on Linux
-    try: return int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))
-    except OSError: return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-base = peak_kb()
-loss = token_cross_entropy(h @ w.t(), y) if how == 'naive' else chunked_cross_entropy(h, w, y, chunk_size=256)
-loss.backward()
-print((peak_kb() - base) / 1024, loss.item())
-'''
-
-def cross_entropy_peak_mb(how:str='chunked')->tuple[float,float]:
-    "Extra peak memory (MB) and loss of a 4096 x 32000-vocab loss forward+backward, `how` = 'naive' or 'chunked', in a fresh process."
-    import subprocess, sys, os
-    # glibc raises its mmap threshold after big frees, so freed chunks would stay in the heap and inflate the peak RSS:
-    # pinning the threshold makes every large tensor its own mapping, returned on free, so RSS tracks live tensors.
-    env = {**os.environ, 'MALLOC_MMAP_THRESHOLD_': '1048576'}
-    out = subprocess.run([sys.executable, '-c', _MEM_SCRIPT, how], capture_output=True, text=True, timeout=300, check=True, env=env)
-    mb, loss = out.stdout.split()
-    return float(mb), float(loss)
 
 # %% ../nbs/04_loss.ipynb #e189dbb7
 class TokenLoss:
@@ -304,7 +277,7 @@ def varlen_sdpa(module:nn.Module, # The attention layer (for `num_key_value_grou
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, sliding_window=sliding_window, **kwargs)
     if query.shape[0] != 1 or (cu_seq_lens_k is not None and not torch.equal(cu_seq_lens_k, cu_seq_lens_q)):
         raise SftError(f"a padding-free batch is one row with the same query and key boundaries, got {query.shape[0]} rows",
-                       where='varlen_sdpa', fix='collate with sft_nb.data.PaddingFreeCollator, and generate without cu_seq_lens_q')
+                       where='varlen_sdpa', fix='collate with sft_nb.batches.PaddingFreeCollator, and generate without cu_seq_lens_q')
     b = _bounds(cu_seq_lens_q)
     longest = max(e - s for s, e in zip(b[:-1], b[1:]))
     if sliding_window is not None and longest > sliding_window:

@@ -102,7 +102,7 @@ def generation_eval(cfg:RunConfig, # The run; its `metrics` and `generation` set
                     max_length:int|None=None, # Longest prompt in tokens (the run's max_length)
                     ):
     "A `GenerationEval` scoring the config's generated-text metrics on `ds`; None when the config names none."
-    from sft_nb.inference import GenerationEval
+    from sft_nb.evaluation import GenerationEval
     names = [m for m in (cfg.metrics or []) if m in GENERATION_METRICS]
     if not names or ds is None or cfg.task not in ('seq2seq', 'causal'): return None
     g = cfg.generation
@@ -112,12 +112,13 @@ def generation_eval(cfg:RunConfig, # The run; its `metrics` and `generation` set
 def apply_freezing(model, cfg:RunConfig):
     "Freeze `model` (or wrap it with LoRA) as `cfg.freeze` says; returns the model and callbacks the strategy needs."
     from sft_nb import freeze as fz
+    from sft_nb.callbacks import GradualUnfreezing
     if cfg.freeze == 'head': fz.freeze(model)
     elif cfg.freeze == 'embeddings': fz.freeze_word_embeddings(model)  # everything but the word-embedding table trains
     elif cfg.freeze == 'freeze_to': fz.freeze_to(model, cfg.freeze_to)
     elif cfg.freeze == 'gradual':
         fz.freeze(model)
-        return model, [fz.GradualUnfreezing(every=cfg.unfreeze_every)]
+        return model, [GradualUnfreezing(every=cfg.unfreeze_every)]
     elif cfg.freeze == 'lora':
         lc = cfg.lora
         model = fz.apply_lora(model, r=lc.r, alpha=lc.alpha, dropout=lc.dropout, target_modules=lc.target_modules, task=cfg.task)
@@ -161,7 +162,7 @@ def _model_positions(cfg:RunConfig)->int|None:
 
 def run_max_length(cfg:RunConfig, dsd, tok)->tuple[int, dict, list[str]]:
     "The run's `max_length` (the config's, else the one that keeps 99% of the training examples whole), its `length_report`, and lines to print."
-    from sft_nb.data import fit_max_length, length_warning, default_max_length
+    from sft_nb.tokenize import fit_max_length, length_warning, default_max_length
     n_pos = _model_positions(cfg)
     if cfg.max_length is not None and n_pos and cfg.max_length > n_pos:
         raise SftError(f"max_length {cfg.max_length} is longer than the model's {n_pos} positions", where='max_length', fix=f"set max_length to at most {n_pos}, or null to choose it from the data")
@@ -199,7 +200,7 @@ def _final_metrics(learn, extra:dict)->dict:
 def finish_run(learn, cfg:RunConfig, out:Path, tok, dsd, **card_extra)->dict:
     "Save the model and `metrics.json`, then run the final evaluation: a failure after training never loses the trained model."
     from sft_nb.core import unwrap_model
-    from sft_nb.inference import save_model, make_run_card, write_run_card
+    from sft_nb.saving import save_model, make_run_card, write_run_card
     main = learn.accelerator.is_main_process  # only it writes; every process takes part in the evaluations
     results = _final_metrics(learn, card_extra)
     model = unwrap_model(learn.model, keep_peft=True)  # without the DDP wrapper of a multi-process run
@@ -229,12 +230,14 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
           quiet:bool=False, # No progress display, no messages
           ):
     "Run one fine-tuning job end to end; returns `(learner, metrics)`."
-    from sft_nb.data import dataloaders
+    from sft_nb.batches import dataloaders
     from accelerate.utils import patch_environment
-    from sft_nb.learner import Learner, load_model, load_tokenizer
+    from sft_nb.learner import Learner
+    from sft_nb.models import load_model, load_tokenizer
     from sft_nb.loss import default_loss
     from sft_nb.metrics import batch_metric
-    from sft_nb.callbacks import MetricsLogger, TerminateOnNaN, EarlyStopping, SaveBestModel, ProgressCallback
+    from sft_nb.progress import MetricsLogger, ProgressCallback
+    from sft_nb.callbacks import TerminateOnNaN, EarlyStopping, SaveBestModel
     cfg = cfg if isinstance(cfg, RunConfig) else config_from_dict(cfg)
     check_strategy(cfg.distributed)
     state = process_state()
@@ -313,10 +316,12 @@ def evaluate_folder(model:str, # A run folder or a model folder
                     max_examples:int|None=None, # seq2seq and causal: generate for the first N examples only (None: all)
                     )->dict:
     "Metrics of the saved model in `model` on the labelled file `data`; seq2seq and causal add BLEU, chrF, ROUGE and exact match of generated text."
-    from sft_nb.inference import read_run_card
+    from sft_nb.saving import read_run_card
     from types import SimpleNamespace
     from torch.utils.data import DataLoader
-    from sft_nb.data import load_data, tokenize, PadCollator
+    from sft_nb.data import load_data
+    from sft_nb.tokenize import tokenize
+    from sft_nb.batches import PadCollator
     from sft_nb.learner import Learner
     from sft_nb.metrics import batch_metric
     m, tok, folder = load_saved(model)
@@ -341,7 +346,7 @@ def generated_text_scores(model, tok, ds, # A seq2seq or causal model, its token
                           batch_size:int=16, # Prompts per generate call
                           )->dict:
     "BLEU, chrF, ROUGE and exact match of greedy answers to the examples of `ds` (with `GenerationEval`, as during training)."
-    from sft_nb.inference import GenerationEval
+    from sft_nb.evaluation import GenerationEval
     samples = generation_samples(ds, task, max_examples or len(ds))
     return GenerationEval(samples, metrics=GENERATION_METRICS, max_new_tokens=max_new_tokens, batch_size=batch_size, show=False, max_length=max_length).evaluate(model, tok)
 

@@ -110,7 +110,7 @@ def run_train(cfg_path:Path, cache:Path, log:Path, timeout:float=900, *sets:str)
 
 def checkpoint_steps(out:Path)->list[int]:
     "Steps of the visible checkpoint folders of a run."
-    from sft_nb.learner import list_checkpoints
+    from sft_nb.checkpoint import list_checkpoints
     return [int(p.name.split('-')[-1]) for p in list_checkpoints(Path(out)/'checkpoints')]
 
 def wait_for(pred, timeout:float, every:float=0.05, proc:subprocess.Popen|None=None)->bool:
@@ -159,8 +159,9 @@ import torch
 from transformers import AutoTokenizer
 from safetensors.torch import save_model
 from sft_nb.core import Callback
-from sft_nb.data import dataloaders
-from sft_nb.learner import Learner, load_model
+from sft_nb.batches import dataloaders
+from sft_nb.learner import Learner
+from sft_nb.models import load_model
 
 ws, out, bs, accum, die_at = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 rank = int(os.environ.get('RANK', 0))

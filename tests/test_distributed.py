@@ -20,7 +20,7 @@ def dist_ws(tmp_path_factory, sft_cache_dir):
     script = root/'dist_run.py'; script.write_text(DIST_SCRIPT)
     # tokenize once here: the ranks then only read the cache (two ranks filling one cache folder at once is not tested here)
     from transformers import AutoTokenizer
-    from sft_nb.data import dataloaders
+    from sft_nb.batches import dataloaders
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv('SFT_NB_CACHE', str(sft_cache_dir))
         dataloaders({'train': str(ws/'train.csv'), 'validation': str(ws/'valid.csv')}, AutoTokenizer.from_pretrained(ws/'model'),
@@ -72,14 +72,15 @@ from pathlib import Path
 from transformers import AutoTokenizer
 from safetensors.torch import save_model
 from sft_nb.core import Callback, CancelFitException
-from sft_nb.data import dataloaders
-from sft_nb.learner import Learner, load_model
+from sft_nb.batches import dataloaders
+from sft_nb.learner import Learner
+from sft_nb.models import load_model
 
 ws, out, bs, accum, stop_at, resume = Path(sys.argv[1]), Path(sys.argv[2]), *map(int, sys.argv[3:7])
 
 class Probe(Callback):
     "Record where a resumed fit starts; stop cleanly (every rank) after optimizer step `stop_at`."
-    def before_fit(self): self.start = {'step': self.learn.step, 'seen': (self.learn._resume or {}).get('seen', 0)}
+    def before_fit(self): self.start = {'step': self.learn.step, 'seen': self.learn.checkpointer.seen}
     def after_step(self):
         if self.learn.step == stop_at: raise CancelFitException()
 
@@ -113,7 +114,7 @@ def _resume_run(script, nproc, ws, out, cache, accum, stop_at=0, resume=0):
 @pytest.mark.slow
 def test_resume_across_process_count(dist_ws, sft_cache_dir):
     """(4 training subprocesses, ~2 min on a quiet 2-core machine; the default run checks the same through
-    `sft_nb.learner.launch` in nbs/05_learner.ipynb.) A checkpoint of 2 processes x batch 4 resumes on 1 process x batch 4 x grad_accum 2 (same 8 examples per step),
+    `sft_nb.distributed.launch` in nbs/05_learner.ipynb.) A checkpoint of 2 processes x batch 4 resumes on 1 process x batch 4 x grad_accum 2 (same 8 examples per step),
     and a 1-process checkpoint resumes on 2 processes: both continue at the same example and optimizer state and end
     with the weights of the uninterrupted run (dropout is off in the workspace model: no RNG stream is involved)."""
     root, ws, _ = dist_ws

@@ -36,12 +36,12 @@ def _cli(*argv):
 
 def _model_tok(ws):
     from transformers import AutoTokenizer
-    from sft_nb.learner import load_model
+    from sft_nb.models import load_model
     return load_model(ws/'model', 'classification'), AutoTokenizer.from_pretrained(ws/'model')
 
 def _learner(ws, **kw):
     from sft_nb.learner import Learner
-    from sft_nb.data import dataloaders
+    from sft_nb.batches import dataloaders
     m, tok = _model_tok(ws)
     dls = dataloaders({'train': str(ws/'train.csv'), 'validation': str(ws/'valid.csv')}, tok, 'classification', batch_size=8, max_length=32)
     return Learner(m, dls, tokenizer=tok, precision='no', **kw)
@@ -88,11 +88,11 @@ def _readonly_output_open(ws, monkeypatch):
     return _train(ws)
 
 def _nan_loss_run(ws):
-    from sft_nb.callbacks import NonFiniteLossError
+    from sft_nb.core import NonFiniteLossError
     return _train(ws, lr=1e30, clip=None, epochs=1)
 
 def _batch_size_zero_dataloaders(ws):
-    from sft_nb.data import dataloaders
+    from sft_nb.batches import dataloaders
     _, tok = _model_tok(ws)
     return dataloaders({'train': str(ws/'train.csv')}, tok, 'classification', batch_size=0)
 
@@ -120,7 +120,7 @@ def _freeze_pattern_none(ws):
 
 def _damage_a_checkpoint(ws, mp):
     "prep: a finished one-epoch run whose latest checkpoint then has 64 bytes of its weights zeroed (bit rot)."
-    from sft_nb.learner import latest_checkpoint
+    from sft_nb.checkpoint import latest_checkpoint
     _train(ws, epochs=1, data={'train': str(ws/'train.csv')}, batch_size=50)
     ck = latest_checkpoint(ws/'out'/'checkpoints')
     with open(ck/'model.safetensors', 'r+b') as f: f.seek(200); f.write(b'\x00' * 64)
@@ -130,7 +130,7 @@ def _resume_from(ws, ck):
     return _learner(ws, output_dir=ws/'out').fit(1, resume=ck)
 
 def _save_tiny(ws):
-    from sft_nb.inference import save_model
+    from sft_nb.saving import save_model
     m, tok = _model_tok(ws)
     return save_model(m, tok, ws/'saved', label_names=['neg', 'pos'])
 
@@ -273,7 +273,7 @@ def test_battery_size():
 
 def test_disk_full_keeps_previous_checkpoint(tiny_ws, monkeypatch):
     "ENOSPC in the middle of the 2nd checkpoint: the 1st stays the latest valid one, no half-written folder is visible, resume works."
-    from sft_nb.learner import latest_checkpoint, list_checkpoints, verify_checkpoint
+    from sft_nb.checkpoint import latest_checkpoint, list_checkpoints, verify_checkpoint
     with pytest.raises(SftError) as ei: _disk_full_on_checkpoint(tiny_ws, monkeypatch)
     assert 'No space left on device' in str(ei.value) and 'step-00000002' in str(ei.value.fix)
     root = tiny_ws/'out'/'checkpoints'
@@ -323,7 +323,7 @@ def test_source_never_trusts_remote_code():
 def test_load_model_passes_no_trust_remote_code(tiny_ws, monkeypatch):
     "load_model / load_model_for_inference call from_pretrained without trust_remote_code (unless the user passes it)."
     import transformers
-    from sft_nb.learner import load_model
+    from sft_nb.models import load_model
     from sft_nb.inference import load_model_for_inference
     seen = []
     for cls in (transformers.AutoConfig, transformers.AutoTokenizer, transformers.AutoModelForSequenceClassification,
@@ -347,7 +347,7 @@ def _evil_pickle(marker:Path)->bytes:
 
 def test_remote_code_in_model_folder_not_run(tiny_ws):
     "A model folder whose config.json points at custom code (auto_map) loads without importing that code."
-    from sft_nb.learner import load_model
+    from sft_nb.models import load_model
     marker, m = tiny_ws/'EXECUTED', tiny_ws/'model'
     for mod in ('configuration_evil', 'modeling_evil'): (m/f'{mod}.py').write_text(MARKER_CODE.format(marker=str(marker)) + '\n')
     cfg = json.loads((m/'config.json').read_text())
@@ -368,7 +368,7 @@ def test_pickled_weights_not_executed(tiny_ws):
 
 def test_pickled_checkpoint_state_not_executed(tiny_ws):
     "A checkpoint whose state.pt is a malicious pickle (manifest recomputed by the attacker): resume runs nothing."
-    from sft_nb.learner import write_manifest
+    from sft_nb.checkpoint import write_manifest
     marker = tiny_ws/'EXECUTED'
     ck = tiny_ws/'out'/'checkpoints'/'step-00000001'; ck.mkdir(parents=True)
     from safetensors.torch import save_file
