@@ -1,7 +1,7 @@
 """Peak memory of the token loss over a large vocabulary: naive (full logits) against `chunked_cross_entropy`.
 
 4,096 supervised tokens, hidden 256, vocabulary 32,000, forward and backward, each measured in a fresh process so that
-one measurement cannot hide in the other's freed memory. Used by `nbs/04_loss.ipynb`; run by hand with
+one measurement cannot hide in the other's freed memory. Used by `nbs/07_loss.ipynb`; run by hand with
 `python bench/loss_memory.py` (both) or `python bench/loss_memory.py naive` (one, in this process).
 """
 from __future__ import annotations

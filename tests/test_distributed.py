@@ -114,7 +114,7 @@ def _resume_run(script, nproc, ws, out, cache, accum, stop_at=0, resume=0):
 @pytest.mark.slow
 def test_resume_across_process_count(dist_ws, sft_cache_dir):
     """(4 training subprocesses, ~2 min on a quiet 2-core machine; the default run checks the same through
-    `sft_nb.distributed.launch` in nbs/05_learner.ipynb.) A checkpoint of 2 processes x batch 4 resumes on 1 process x batch 4 x grad_accum 2 (same 8 examples per step),
+    `sft_nb.distributed.launch` in nbs/10_learner.ipynb.) A checkpoint of 2 processes x batch 4 resumes on 1 process x batch 4 x grad_accum 2 (same 8 examples per step),
     and a 1-process checkpoint resumes on 2 processes: both continue at the same example and optimizer state and end
     with the weights of the uninterrupted run (dropout is off in the workspace model: no RNG stream is involved)."""
     root, ws, _ = dist_ws
