@@ -6,7 +6,7 @@ Docs: https://sft-nb.github.io/sft_nb/assets.html.md"""
 
 # %% ../nbs/01_assets.ipynb #a8a2bfc2
 from __future__ import annotations
-import os, glob, json, time, functools, importlib.util, html
+import os, json, time, functools, importlib.util, html
 from pathlib import Path
 
 # %% auto #0

@@ -17,7 +17,7 @@ __all__ = ['FREEZE_STRATEGIES', 'STRATEGIES', 'SHARDINGS', 'GENERATION_METRICS',
 
 # %% ../nbs/21_config.ipynb #51ec5a7c
 import yaml
-from .core import SftError, did_you_mean, check_choice, atomic_write
+from .core import SftError, did_you_mean, check_choice
 from .core import TASKS
 
 # %% ../nbs/21_config.ipynb #d18d3f4e
@@ -253,7 +253,7 @@ def load_config(path:str|Path|None=None, overrides:list[str]|None=None)->RunConf
         if not p.exists(): raise SftError(f"config file {str(p)!r} does not exist", where=str(p), fix="check the path, or run `sft-nb train` with no config for the default job")
         try: d = yaml.safe_load(p.read_text(encoding='utf-8')) or {}
         except yaml.YAMLError as e: raise SftError(f"config file {str(p)!r} is not valid YAML: {e}", where=str(p), fix="fix the YAML syntax (only plain YAML: tags such as !!python/... are refused)") from None
-        except UnicodeDecodeError as e: raise SftError(f"config file {str(p)!r} is not UTF-8 text", where=str(p), fix="save the file as UTF-8") from None
+        except UnicodeDecodeError: raise SftError(f"config file {str(p)!r} is not UTF-8 text", where=str(p), fix="save the file as UTF-8") from None
         if not isinstance(d, dict): raise SftError(f"config file {str(p)!r} must hold a mapping of keys to values, not a {type(d).__name__}", where=str(p), fix="write `key: value` lines, e.g. `epochs: 2`; `sft-nb config` prints the defaults")
     return config_from_dict(apply_overrides(d, overrides))
 

@@ -6,9 +6,9 @@ Docs: https://sft-nb.github.io/sft_nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #30c3e648
 from __future__ import annotations
-import os, sys, re, json, difflib, random, tempfile, shutil, contextlib, resource, platform
+import os, re, difflib, random, tempfile, shutil, contextlib, resource, platform
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 from dataclasses import dataclass
 
 # %% auto #0
@@ -98,7 +98,7 @@ def check_precision(precision, # 'no' (fp32), 'bf16' or 'fp16'; 'fp32' is read a
     if p in ('false', '0'): p = 'no'  # YAML 1.1 reads a bare `no` as False
     p = _PRECISION_ALIASES.get(p, p)
     if p not in PRECISIONS:
-        raise SftError(f"unknown precision {precision!r}", where=where, fix=f"use one of: no (fp32), bf16, fp16")
+        raise SftError(f"unknown precision {precision!r}", where=where, fix="use one of: no (fp32), bf16, fp16")
     return p
 
 def default_precision(device:str|None=None)->str:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 # %% ../nbs/06_freeze.ipynb #6a9716bc
-from .core import SftError, did_you_mean, show_df, human_count, Callback, check_choice, TASKS, get_task, task_of_model, unwrap_model
+from .core import SftError, did_you_mean, show_df, human_count, check_choice, TASKS, get_task, task_of_model, unwrap_model
 
 # %% ../nbs/06_freeze.ipynb #51026dc3
 @dataclass

@@ -6,13 +6,11 @@ Docs: https://sft-nb.github.io/sft_nb/interpret.html.md"""
 
 # %% ../nbs/20_interpret.ipynb #aae596b1
 from __future__ import annotations
-from pathlib import Path
 from typing import Sequence
 
 # %% auto #0
 __all__ = ['as_label_ids', 'classification_report_df', 'confusion_counts', 'plot_confusion_matrix', 'prediction_table',
-           'top_losses', 'show_results', 'plot_learning_curves', 'is_classifier', 'answer', 'format_answer',
-           'try_widget', 'try_model']
+           'top_losses', 'show_results', 'is_classifier', 'answer', 'format_answer', 'try_widget', 'try_model']
 
 # %% ../nbs/20_interpret.ipynb #c27e3df3
 import numpy as np
@@ -148,47 +146,6 @@ def show_results(model, tokenizer, dataset, n:int=8, seed:int=0, text_col:str='t
     df['correct'] = df.label == df.prediction
     if show: show_df(df.drop(columns='loss'))
     return df
-
-# %% ../nbs/20_interpret.ipynb #fb65ef1d
-_NOT_METRICS = {'epoch', 'step', 'lr', 'time', 'samples', 'tokens'}
-
-def _history_rows(source)->tuple[list[dict], list]:
-    "Evaluation records and `(step, loss)` training points from a Learner, a list of records, or a log file."
-    steps = []
-    if hasattr(source, 'history'):
-        steps = [(s, l) for s, l, *_ in (getattr(source, 'train_losses', None) or [])]
-        source = source.history
-    if isinstance(source, (str, Path)):
-        from sft_nb.progress import read_log
-        source = read_log(source)
-    rows = list(source or [])
-    if not rows and not steps: raise SftError("the history is empty: nothing to plot", fix="train first, or point to a metrics.csv/.jsonl log")
-    if not all(isinstance(r, dict) for r in rows): raise SftError("history rows must be dicts of metric values", fix="pass learn.history or a log file path")
-    return rows, steps
-
-def plot_learning_curves(history_or_path, # A Learner, `learn.history`, or the path of a metrics .csv / .jsonl log
-                         x:str='step', # The x axis: 'step' or 'epoch'
-                         ):
-    "A figure with the losses (left) and the other metrics (right) of a training run."
-    import matplotlib.pyplot as plt
-    rows, steps = _history_rows(history_or_path)
-    df = pd.DataFrame(rows)
-    if len(df) and x not in df.columns:
-        raise SftError(f"the history has no {x!r} column.{did_you_mean(x, df.columns)}", fix=f"use x= one of: {', '.join(map(str, df.columns))}")
-    num = [c for c in df.columns if c != x and c not in _NOT_METRICS and pd.api.types.is_numeric_dtype(df[c])]
-    losses = [c for c in num if 'loss' in c.lower() or 'perplexity' in c.lower()]
-    others = [c for c in num if c not in losses]
-    fig, axes = plt.subplots(1, 2 if others else 1, figsize=(10 if others else 5.5, 3.6), dpi=100, squeeze=False)
-    ax = axes[0, 0]
-    if steps and x == 'step': ax.plot(*zip(*steps), alpha=0.35, lw=1, label='train loss (per step)')
-    for c in losses: ax.plot(df[x], df[c], marker='o', label=c)
-    ax.set(xlabel=x, ylabel='loss', title='losses'); ax.legend(); ax.grid(alpha=0.3)
-    if others:
-        ax2 = axes[0, 1]
-        for c in others: ax2.plot(df[x], df[c], marker='o', label=c)
-        ax2.set(xlabel=x, title='metrics'); ax2.legend(); ax2.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
 
 # %% ../nbs/20_interpret.ipynb #614e9bef
 def is_classifier(model)->bool:

@@ -6,7 +6,7 @@ Docs: https://sft-nb.github.io/sft_nb/learner.html.md"""
 
 # %% ../nbs/10_learner.ipynb #e93bd20d
 from __future__ import annotations
-import gc, math, time, random, contextlib, copy
+import gc, math, random, contextlib
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -19,7 +19,7 @@ from torch import nn
 from fastcore.basics import patch
 
 # %% ../nbs/10_learner.ipynb #e99bd865
-from .core import (SftError, check_precision, set_seed, default_precision, rss_mb, Callback, BatchMetric, unwrap_model,
+from .core import (SftError, check_choice, check_precision, set_seed, default_precision, rss_mb, Callback, BatchMetric, unwrap_model,
                          CancelBatchException, CancelTrainException, CancelValidException, CancelEpochException, CancelFitException)
 from .loss import default_loss, MeanLoss, skip_head
 from .freeze import param_groups, freeze, unfreeze
@@ -29,13 +29,6 @@ from .callbacks import Recorder, EvalEvery, TerminateOnNaN, FastDropout, LRFinde
 from .checkpoint import Checkpointer
 from .progress import ProgressCallback
 from .augment import Augment
-
-# %% ../nbs/10_learner.ipynb #907f5684
-from .core import (SftError, check_choice, check_precision, set_seed, default_precision, default_device, atomic_dir, atomic_write, in_notebook, rss_mb,
-                         Callback, EVENTS, BatchMetric, CancelBatchException, CancelTrainException, CancelValidException,
-                         CancelEpochException, CancelFitException, NonFiniteLossError, get_task, unwrap_model)
-from .loss import default_loss, MeanLoss, skip_head
-from .freeze import param_groups, freeze, unfreeze
 
 # %% ../nbs/10_learner.ipynb #acf8fabe
 class Learner:

@@ -13,7 +13,7 @@ from typing import Iterable
 # %% auto #0
 __all__ = ['append_jsonl', 'csv_header', 'append_csv', 'read_log', 'MetricsLogger', 'tensorboard_available',
            'TensorBoardCallback', 'format_time', 'format_value', 'text_table', 'html_table', 'Rendered',
-           'ProgressCallback', 'smooth_ema', 'plot_history', 'figure_png', 'LivePlotCallback']
+           'ProgressCallback', 'smooth_ema', 'history_records', 'plot_history', 'figure_png', 'LivePlotCallback']
 
 # %% ../nbs/14_progress.ipynb #71e2a296
 import torch
@@ -247,13 +247,17 @@ class ProgressCallback(RecordCallback):
             self._phase, self._pt0 = 'train', getattr(self, '_train_start', time.time())
             self._n = getattr(self.learn, 'n_iter', None) or self._len(self.learn.dls.train)
         self._i = getattr(self.learn, 'iter', self._i) + 1
-        lv = getattr(self.learn, 'loss_value', None)
-        if self.learn.training and lv is not None and math.isfinite(lv):
-            self._nloss += 1
-            self._smooth = self.beta*(self._smooth or 0.) + (1-self.beta)*lv
         if self.learn.training: self._samples += len(next(iter(self.learn.batch.values()))) if isinstance(getattr(self.learn, 'batch', None), dict) and self.learn.batch else 0
         self.render()
         if self.learn.training and not self._bar and not self._html and self._in_fit: self._maybe_log()
+
+    def after_step(self):
+        # the loss of the optimizer step, summed over its micro-batches and processes; a micro-batch's own loss is only
+        # its share of that (gradient accumulation, several processes), so it is not what the bar shows
+        lv = self.learn.step_loss
+        if lv is not None and math.isfinite(lv):
+            self._nloss += 1
+            self._smooth = self.beta*(self._smooth or 0.) + (1-self.beta)*lv
 
     def _maybe_log(self):
         "Print a progress line when `log_steps` steps or `log_seconds` seconds have passed (output without a bar)."
@@ -350,30 +354,45 @@ def smooth_ema(values:list[float], # Values in order
         out.append(avg/(1-beta**n) if n else float('nan'))
     return out
 
-_NOT_METRICS = {'epoch','step','train_loss','valid_loss','lr','time'}
+_NOT_METRICS = {'epoch', 'step', 'train_loss', 'valid_loss', 'lr', 'time', 'samples', 'tokens'}  # record fields that are not scores
 
-def plot_history(history:list[dict], # Evaluation records (`learn.history`)
-                 train_losses:list=(), # (step, loss, lr) per optimizer step (`learn.train_losses`)
+def history_records(source)->tuple[list[dict], list]:
+    "Evaluation records and per-step `(step, loss, lr)` of a run: from a Learner, `learn.history`, or a metrics .csv/.jsonl log."
+    steps = []
+    if hasattr(source, 'history'): steps, source = list(getattr(source, 'train_losses', None) or []), source.history
+    if isinstance(source, (str, Path)): source = read_log(source)
+    rows = list(source or [])
+    if not all(isinstance(r, dict) for r in rows):
+        raise SftError("history rows must be dicts of metric values", fix="pass a Learner, learn.history or a metrics log path")
+    return rows, steps
+
+def plot_history(source, # A Learner, `learn.history` (evaluation records), or the path of a `MetricsLogger` .csv/.jsonl log
+                 train_losses:list|None=None, # (step, loss, lr) per optimizer step; default: the Learner's `train_losses`
+                 x:str='step', # The x axis: 'step' or 'epoch' (per-step losses are drawn on the step axis only)
                  figsize:tuple=(8,3), # Figure size in inches
                  beta:float=0.9): # Smoothing of the train loss
-    "A figure of losses (left) and metrics with the learning rate (right)."
+    "The learning curves of a run: losses (left), metrics with the learning rate (right)."
     from matplotlib.figure import Figure
+    history, own = history_records(source)
+    train_losses = list(own if train_losses is None else train_losses) if x == 'step' else []
+    check_choice(x, ('step', 'epoch'), 'x axis', where='plot_history(x=...)')
+    if not history and not train_losses: raise SftError("the history is empty: nothing to plot", fix="train first, or point to a metrics.csv/.jsonl log")
     fig = Figure(figsize=figsize, layout='constrained')
     ax_loss, ax_m = fig.subplots(1, 2)
+    at = lambda key: [(r[x], _jsonable(r[key])) for r in history if x in r and _jsonable(r.get(key)) is not None]
     if train_losses:
         st, lo, lr = zip(*train_losses)
         ax_loss.plot(st, lo, color='C0', alpha=.25, lw=.8)
         ax_loss.plot(st, smooth_ema(lo, beta), color='C0', label='train')
-    ev = [r for r in history if r.get('valid_loss') is not None]
-    if ev: ax_loss.plot([r['step'] for r in ev], [r['valid_loss'] for r in ev], 'o-', color='C1', label='valid')
-    ax_loss.set(xlabel='step', title='loss')
-    if train_losses or ev: ax_loss.legend(loc='upper right')
+    elif pts := at('train_loss'): ax_loss.plot(*zip(*pts), 'o-', color='C0', label='train')  # a log: one train loss per record
+    if pts := at('valid_loss'): ax_loss.plot(*zip(*pts), 'o-', color='C1', label='valid')
+    ax_loss.set(xlabel=x, title='loss')
+    if ax_loss.lines: ax_loss.legend(loc='upper right')
     names = [k for k in dict.fromkeys(k for r in history for k in r) if k not in _NOT_METRICS
              and all(isinstance(_jsonable(r.get(k)), (int, float, type(None))) for r in history)]
     for i,k in enumerate(names):
-        pts = [(r['step'], _jsonable(r[k])) for r in history if _jsonable(r.get(k)) is not None]
-        if pts: ax_m.plot(*zip(*pts), 'o-', color=f'C{i+2}', label=k)
-    ax_m.set(xlabel='step', title='metrics and lr' if names else 'learning rate')
+        if pts := at(k): ax_m.plot(*zip(*pts), 'o-', color=f'C{i+2}', label=k)
+    ax_m.set(xlabel=x, title='metrics and lr' if names else 'learning rate')
     ax_lr = ax_m.twinx() if names else ax_m
     if train_losses: ax_lr.plot(st, lr, '--', color='grey', lw=1, label='lr')
     ax_lr.set_ylabel('lr'); ax_lr.ticklabel_format(axis='y', style='sci', scilimits=(-2, 3))
@@ -408,7 +427,8 @@ class LivePlotCallback(RecordCallback):
     def draw(self):
         "Redraw the figure from the Learner's history; show it when live."
         l = self.learn
-        self.fig = plot_history(getattr(l, 'history', []), getattr(l, 'train_losses', []), self.figsize, self.beta)
+        if not (getattr(l, 'history', None) or getattr(l, 'train_losses', None)): return  # nothing to draw yet
+        self.fig = plot_history(l, figsize=self.figsize, beta=self.beta)
         self.png, self._last = figure_png(self.fig), time.time()
         if not self._live or not self.is_main: return
         from IPython.display import display, Image

@@ -51,7 +51,7 @@ def save_model(model, # A transformers model, or a peft `PeftModel`
                label_names:Sequence[str]|None=None, # Class names to store in the config
                )->Path:
     "Write `model` and `tokenizer` to `path` as safetensors + config + tokenizer (+ run card), atomically."
-    path = Path(path)
+    path, model = Path(path), unwrap_model(model, keep_peft=True)  # a DDP or compiled wrapper is not part of the model
     if _is_peft(model) and merge_lora: model = copy.deepcopy(model).merge_and_unload()  # a copy: the caller's model keeps its adapter
     base = unwrap_model(model)
     if label_names is not None: set_label_names(base, label_names)
