@@ -45,6 +45,26 @@ def test_plot_needs_image(tmp_path):
     assert co.check_notebook(p)[0] == ["cell 0 plots but has no image output ('plot_history(h)')"]
     assert co.check_notebook(write(tmp_path, [code('plot_history(h)', PNG)]))[0] == []
 
+def test_trains():
+    sft = co.sft_nb_names(['from sft_nb.cli import load_config, train', 'import sft_nb.cli as cli\nfrom os import path'])
+    assert sft == ({'train'}, {'cli'})
+    assert co.trains('learn.fit(1)') and co.trains('learn.fit_one_cycle(1, 1e-3)') and co.trains('learn.fine_tune(2)')
+    assert co.trains('learn, res = train(cfg, quiet=True)', *sft) and co.trains('cli.train(cfg)', *sft)
+    assert not co.trains('train(cfg)')  # a `train` that is not sft_nb's
+    assert not co.trains('model.train()', *sft)  # torch's training mode switch
+    assert co.trains('!sft-nb train run.yaml') and co.trains("subprocess.run(['sft-nb', 'train', 'run.yaml'])")
+    assert co.trains("subprocess.run('sft-nb train run.yaml', shell=True)")
+    assert not co.trains('# sft-nb train run.yaml\nx = 1') and not co.trains('def go():\n    learn.fit(1)')
+
+def test_training_needs_image(tmp_path):
+    "A notebook that trains must show an image somewhere, not necessarily in the training cell."
+    fit = code('learn.fit(2)', RESULT)
+    problems = co.check_notebook(write(tmp_path, [code('from sft_nb.cli import train'), fit, code('train(cfg)', RESULT)]))[0]
+    assert problems == ['it trains (cell 1) but has no image output: plot the learning curves '
+                        '(sft_nb.callbacks.plot_history) and refresh the outputs']
+    assert co.check_notebook(write(tmp_path, [fit, code('fig', PNG)]))[0] == []
+    assert co.check_notebook(write(tmp_path, [code('#| eval: false\nlearn.fit(2)'), code('x', RESULT)]))[0] == []  # never runs
+
 def test_saved_error_fails(tmp_path):
     err = {'output_type': 'error', 'ename': 'ValueError', 'evalue': 'x', 'traceback': []}
     assert 'saved error' in co.check_notebook(write(tmp_path, [code('x', RESULT, err)]))[0][0]

@@ -14,15 +14,23 @@ The rule, per notebook:
    defines) calls `plot`, a function whose name starts with `plot_`, `lr_find` (unless `show_plot=False`), `imshow`,
    `scatter`, `hist` or `barh`, or creates a `LivePlotCallback` (unless `live=False`).
 5. A notebook whose saved outputs contain an error output fails too: a page should not show a traceback.
+6. A notebook that *trains* must have at least one image output somewhere (its learning curves, say): a page that
+   trains a model should show how the training went. It trains when the top-level code of a cell that runs (not
+   `#| eval: false`; function, class and lambda bodies excepted, as in rule 4) calls a method `fit`, `fit_one_cycle`
+   or `fine_tune`, calls `train` imported from `sft_nb` (`from sft_nb.cli import train`, or `sft_nb.cli.train(...)`
+   through an imported module), or runs `sft-nb train` (a shell line such as `!sft-nb train run.yaml`, or a string
+   or list of strings passed to a call, as `subprocess.run(['sft-nb', 'train', ...])`).
 
 Exit status 1 with one line per problem; 0 when every notebook passes. Refresh outputs with tools/refresh_outputs.py."""
-import ast, json, sys
+import ast, json, re, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PLOT_NAMES = {'plot', 'lr_find', 'imshow', 'scatter', 'hist', 'barh', 'LivePlotCallback'}
 OFF_SWITCH = {'lr_find': 'show_plot', 'LivePlotCallback': 'live'}  # keyword that, when False, means no plot
 IMAGE_TYPES = ('image/png', 'image/jpeg', 'image/svg+xml')
+FIT_METHODS = {'fit', 'fit_one_cycle', 'fine_tune'}  # Learner methods that train
+CLI_TRAIN = re.compile(r'\bsft-nb\s+train\b')
 
 def directives(src:str)->dict:
     "The `#| key: value` directives at the top of a cell, as {key: value} (a bare flag maps to '')."
@@ -58,18 +66,62 @@ def _switched_off(call:ast.Call, name:str)->bool:
     kw = OFF_SWITCH.get(name)
     return any(k.arg == kw and isinstance(k.value, ast.Constant) and k.value.value is False for k in call.keywords)
 
-def plots(src:str)->bool:
-    "True when the cell's top-level code draws a plot (see rule 4)."
-    tree = parse(src)
-    if tree is None: return False
+def top_level_calls(tree:ast.Module):
+    "The calls the module's top-level code makes, skipping the bodies of the functions, classes and lambdas it defines."
     todo = list(tree.body)
     while todo:
         node = todo.pop()
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)): continue
-        if isinstance(node, ast.Call):
-            n = _name(node.func)
-            if (n in PLOT_NAMES or n.startswith('plot_')) and not _switched_off(node, n): return True
+        if isinstance(node, ast.Call): yield node
         todo.extend(ast.iter_child_nodes(node))
+
+def plots(src:str)->bool:
+    "True when the cell's top-level code draws a plot (see rule 4)."
+    tree = parse(src)
+    if tree is None: return False
+    for call in top_level_calls(tree):
+        n = _name(call.func)
+        if (n in PLOT_NAMES or n.startswith('plot_')) and not _switched_off(call, n): return True
+    return False
+
+def sft_nb_names(srcs:list[str])->tuple[set, set]:
+    "The names the cells bind to sft_nb's `train` function, and to sft_nb modules (`import sft_nb.cli as cli`)."
+    trains, modules = set(), set()
+    for src in srcs:
+        tree = parse(src)
+        for node in ast.walk(tree) if tree else ():
+            if isinstance(node, ast.ImportFrom) and (node.module or '').split('.')[0] == 'sft_nb':
+                for a in node.names:
+                    if a.name == 'train': trains.add(a.asname or a.name)
+                    elif node.module == 'sft_nb': modules.add(a.asname or a.name)  # `from sft_nb import cli`
+            if isinstance(node, ast.Import):
+                modules |= {a.asname or a.name.split('.')[0] for a in node.names if a.name.split('.')[0] == 'sft_nb'}
+    return trains, modules
+
+def _root(node)->str:
+    while isinstance(node, ast.Attribute): node = node.value
+    return node.id if isinstance(node, ast.Name) else ''
+
+def _runs_cli_train(call:ast.Call)->bool:
+    "True when a call gets `sft-nb train` as a command string or as a list of strings."
+    for a in call.args:
+        if isinstance(a, ast.Constant) and isinstance(a.value, str) and CLI_TRAIN.search(a.value): return True
+        if isinstance(a, (ast.List, ast.Tuple)):
+            words = [e.value for e in a.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+            if CLI_TRAIN.search(' '.join(words)): return True
+    return False
+
+def trains(src:str, train_names:set=frozenset(), modules:set=frozenset())->bool:
+    "True when the cell's top-level code trains a model (see rule 6); `train_names`, `modules`: from `sft_nb_names`."
+    tree = parse(src)
+    if tree is None:  # shell lines and magics: `!sft-nb train ...`, `%%bash`
+        return any(CLI_TRAIN.search(l) for l in src.splitlines() if not l.strip().startswith('#'))
+    for call in top_level_calls(tree):
+        f = call.func
+        if isinstance(f, ast.Attribute) and f.attr in FIT_METHODS: return True
+        if isinstance(f, ast.Name) and f.id in train_names: return True
+        if isinstance(f, ast.Attribute) and f.attr == 'train' and _root(f) in modules: return True
+        if _runs_cli_train(call): return True
     return False
 
 def shows_output(cell:dict)->bool:
@@ -85,10 +137,12 @@ def has_image(cell:dict)->bool:
 def check_notebook(path:Path)->tuple[list[str], str]:
     "The problems of one notebook, and a one-line summary."
     nb = json.loads(Path(path).read_text())
-    problems, counted, shown = [], 0, 0
-    for i, c in enumerate(nb['cells']):
-        if c['cell_type'] != 'code': continue
-        src = ''.join(c['source'])
+    problems, counted, shown, trained, images = [], 0, 0, None, False
+    code = [(i, c, ''.join(c['source'])) for i, c in enumerate(nb['cells']) if c['cell_type'] == 'code']
+    train_names, modules = sft_nb_names([src for _, _, src in code])
+    for i, c, src in code:
+        images |= has_image(c)
+        if trained is None and directives(src).get('eval') != 'false' and trains(src, train_names, modules): trained = i
         if any(o['output_type'] == 'error' for o in c.get('outputs', [])):
             problems.append(f"cell {i} has a saved error output ({src.strip().splitlines()[0][:60]!r})")
         if not src.strip() or is_hidden(src) or is_import_only(src): continue
@@ -96,6 +150,9 @@ def check_notebook(path:Path)->tuple[list[str], str]:
         shown += shows_output(c)
         if plots(src) and not has_image(c):
             problems.append(f"cell {i} plots but has no image output ({src.strip().splitlines()[0][:60]!r})")
+    if trained is not None and not images:
+        problems.append(f"it trains (cell {trained}) but has no image output: plot the learning curves "
+                        "(sft_nb.callbacks.plot_history) and refresh the outputs")
     if counted and 2*shown < counted:
         problems.insert(0, f"only {shown} of {counted} counted code cells show output (at least half must)")
     return problems, f"{shown}/{counted} counted cells show output"
