@@ -39,10 +39,12 @@ def _parser()->argparse.ArgumentParser:
     e.add_argument('--output', default=None, help='write the metrics as JSON here')
     e.add_argument('--max-new-tokens', type=int, default=64, help='seq2seq and causal: most tokens generated per answer')
     e.add_argument('--max-examples', type=int, default=None, help='seq2seq and causal: generate for the first N examples only')
-    pr = sub.add_parser('predict', parents=[common], help='predict labels (classification) or generate text (causal, seq2seq)')
+    pr = sub.add_parser('predict', parents=[common], help='predict labels (classification), a label set (multi-label), a number (regression), an answer span (QA) or generated text (causal, seq2seq)')
     pr.add_argument('--model', required=True)
     pr.add_argument('--text', action='append', default=[], help='a text to predict (repeatable)')
     pr.add_argument('--file', default=None, help='a text file with one input per line')
+    pr.add_argument('--question', action='append', default=[], help='extractive QA: a question (repeatable)')
+    pr.add_argument('--context', action='append', default=[], help='extractive QA: the text to find the answer in (once, or once per --question)')
     pr.add_argument('--max-new-tokens', type=int, default=64)
     pr.add_argument('--chat', action='store_true', help='chat: read turns from stdin, carrying the conversation (same as `sft-nb chat`)')
     pr.add_argument('--system', default=None, help='with --chat: a system message')
@@ -117,9 +119,11 @@ def _run(args)->int:
         if args.command == 'predict' and (args.text or args.file): raise SftError("--chat reads its turns from stdin, not --text or --file", where='sft-nb predict', fix="drop --text/--file, or drop --chat")
         with quiet_libraries(): chat_folder(args.model, system=args.system, max_new_tokens=args.max_new_tokens, jsonl=args.jsonl)
     elif args.command == 'predict':
-        texts = list(args.text) + (_read_inputs(args.file) if args.file else [])
-        with quiet_libraries(): preds = predict_folder(args.model, texts, args.max_new_tokens)
-        for t, p in zip(texts, preds): print(json.dumps({'text': t, 'prediction': p}))
+        if args.question and (args.text or args.file): raise SftError("--question goes with --context (extractive QA), --text and --file with the other tasks", where='sft-nb predict', fix="give either --question/--context or --text/--file")
+        texts = list(args.question) or list(args.text) + (_read_inputs(args.file) if args.file else [])
+        with quiet_libraries(): preds = predict_folder(args.model, texts, args.max_new_tokens, contexts=args.context or None)
+        key = 'question' if args.question else 'text'
+        for t, p in zip(texts, preds): print(json.dumps({key: t, 'prediction': p}))
     elif args.command == 'config': print(to_yaml(config_from_dict({})), end='')
     elif args.command == 'assets':
         from sft_nb.assets import install_assets

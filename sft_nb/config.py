@@ -11,9 +11,10 @@ from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['FREEZE_STRATEGIES', 'STRATEGIES', 'SHARDINGS', 'GENERATION_METRICS', 'RENAMED', 'DataConfig', 'LoraConfig',
-           'GenerationConfig', 'DistributedConfig', 'RunConfig', 'check_metrics', 'check_config', 'config_from_dict',
-           'apply_overrides', 'to_dict', 'to_yaml', 'load_config', 'accelerate_env', 'check_strategy']
+__all__ = ['FREEZE_STRATEGIES', 'STRATEGIES', 'SHARDINGS', 'PROBLEM_TYPES', 'GENERATION_METRICS', 'RENAMED', 'DataConfig',
+           'LoraConfig', 'GenerationConfig', 'DistributedConfig', 'RunConfig', 'hf_problem_type', 'check_metrics',
+           'check_config', 'config_from_dict', 'apply_overrides', 'to_dict', 'to_yaml', 'load_config', 'accelerate_env',
+           'check_strategy']
 
 # %% ../nbs/21_config.ipynb #51ec5a7c
 import yaml
@@ -34,6 +35,7 @@ class DataConfig:
     max_train_examples:int|None = None  # Use only the first N training examples (after shuffling with `seed`)
     max_eval_examples:int|None = None  # Use only the first N validation (and test) examples
     encoding:str = 'utf-8'  # Text encoding of the files (e.g. latin-1, cp1252)
+    label_sep:str|None = None  # Multi-label: the separator of several labels written in one string, e.g. '|'
 
 @dataclass
 class LoraConfig:
@@ -83,6 +85,9 @@ class RunConfig:
     packing:bool = False  # Pack several short examples per row (causal)
     dropout:float|None = None  # Override hidden/attention dropout of the model config
     label_smoothing:float = 0.0  # Label smoothing of the cross-entropy
+    problem_type:str = 'single_label'  # classification: single_label (one class), multi_label (a set of classes) or regression (a number)
+    threshold:float|str = 'auto'  # multi_label: the probability over which a class is predicted; auto: the best micro F1 on validation
+    class_weights:str|list|None = None  # classification: balanced (rare classes count more) or one weight per class (multi_label: of positives)
     clip:float|None = 1.0  # Gradient-norm clipping (None: off)
     precision:str|None = None  # 'no', 'fp16', 'bf16', or None to pick from the hardware
     eval_every:int|None = None  # Evaluate every N steps as well as every epoch
@@ -159,19 +164,42 @@ def _check_data(dc:DataConfig):
     try: codecs.lookup(dc.encoding)
     except LookupError: raise SftError(f"unknown text encoding {dc.encoding!r}", where='data.encoding', fix="use a Python codec name such as utf-8, latin-1, cp1252, utf-16") from None
 
+PROBLEM_TYPES = ('single_label', 'multi_label', 'regression')
+
+def hf_problem_type(problem_type:str)->str:
+    "The config's problem type as `transformers` (and `sft_nb.data`) name it: 'multi_label' -> 'multi_label_classification'."
+    return problem_type if problem_type == 'regression' else f'{problem_type}_classification'
+
+def _check_labels(cfg:RunConfig):
+    "The classification keys (`problem_type`, `threshold`, `class_weights`, `data.label_sep`): valid values, and only where they apply."
+    if cfg.problem_type.endswith('_classification'): cfg.problem_type = cfg.problem_type[:-len('_classification')]  # Hugging Face's names work too
+    check_choice(cfg.problem_type, PROBLEM_TYPES, 'problem_type', where='problem_type')
+    t, cw = cfg.threshold, cfg.class_weights
+    if isinstance(t, str) and t != 'auto': raise SftError(f"threshold must be a probability or auto, got {t!r}", where='threshold', fix="use e.g. threshold: 0.5, or auto to choose it on validation")
+    if not isinstance(t, str) and not 0 < t < 1: raise SftError(f"threshold must be in (0, 1), got {t}", where='threshold', fix="use e.g. threshold: 0.5, or auto")
+    if isinstance(cw, str) and cw != 'balanced': raise SftError(f"class_weights must be balanced or a list of numbers, got {cw!r}", where='class_weights', fix="use class_weights: balanced, or e.g. [1.0, 3.0] (one weight per class, in label order)")
+    if isinstance(cw, (list, tuple)) and not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in cw) or cw == []:
+        raise SftError(f"class_weights must be non-negative numbers, one per class, got {cw!r}", where='class_weights', fix="e.g. class_weights: [1.0, 3.0], in the order of the label names")
+    changed = [k for k, d in (('problem_type', 'single_label'), ('class_weights', None)) if getattr(cfg, k) != d] + (['data.label_sep'] if cfg.data.label_sep is not None else [])
+    if cfg.task != 'classification' and changed: raise SftError(f"{', '.join(changed)} apply to classification, not to the {cfg.task} task", where=changed[0], fix=f"remove {', '.join(changed)}, or set task: classification")
+    if cfg.problem_type == 'regression' and cw is not None: raise SftError("class_weights do not apply to regression (there are no classes)", where='class_weights', fix="remove class_weights, or use problem_type: single_label or multi_label")
+    if cfg.data.label_sep is not None and cfg.problem_type != 'multi_label': raise SftError(f"data.label_sep splits multi-label strings, but problem_type is {cfg.problem_type}", where='data.label_sep', fix="set problem_type: multi_label, or remove data.label_sep")
+
 GENERATION_METRICS = ('bleu', 'chrf', 'rouge', 'exact_match')  # scored on generated text (GenerationEval), never on argmax token ids
 
 def check_metrics(task:str, # One of TASKS
                   metrics:list|None, # Metric names from the config (None: the task's defaults)
+                  problem_type:str|None=None, # classification: single_label, multi_label or regression
                   )->list|None:
-    "Refuse metric names that cannot be computed for `task`, listing those that can (a local metric script always passes)."
+    "Refuse metric names that cannot be computed for `task` (and its problem type), listing those that can (a local metric script always passes)."
     if metrics is None: return metrics
-    allowed = TASKS[task].metrics
+    allowed = TASKS[task].metric_names(problem_type)[0]
+    kind = f"{problem_type.replace('_', '-')} {task}" if problem_type not in (None, 'single_label') and TASKS[task].problem_types else task
     for m in metrics:
         if not isinstance(m, str): raise SftError(f"metrics must be names, got {m!r}", where='metrics', fix=f"use some of: {', '.join(allowed)}")
         if m not in allowed and not Path(m).expanduser().exists():
-            raise SftError(f"metric {m!r} cannot be computed for the {task} task.{did_you_mean(m, allowed)}", where='metrics',
-                           fix=f"the {task} metrics are: {', '.join(allowed)} (or null for the defaults)")
+            raise SftError(f"metric {m!r} cannot be computed for the {kind} task.{did_you_mean(m, allowed)}", where='metrics',
+                           fix=f"the {kind} metrics are: {', '.join(allowed)} (or null for the defaults)")
     return metrics
 
 def check_config(cfg:RunConfig)->RunConfig:
@@ -194,7 +222,8 @@ def check_config(cfg:RunConfig)->RunConfig:
     if cfg.lora.r < 1 or cfg.lora.alpha <= 0: raise SftError(f"lora.r and lora.alpha must be positive, got r={cfg.lora.r}, alpha={cfg.lora.alpha}", where='lora', fix="typical values: r=8, alpha=16")
     if not 0 <= cfg.lora.dropout < 1: raise SftError(f"lora.dropout must be in [0, 1), got {cfg.lora.dropout}", where='lora.dropout')
     if cfg.dropout is not None and not 0 <= cfg.dropout < 1: raise SftError(f"dropout must be in [0, 1), got {cfg.dropout}", where='dropout')
-    check_metrics(cfg.task, cfg.metrics)
+    _check_labels(cfg)
+    check_metrics(cfg.task, cfg.metrics, cfg.problem_type)
     for k in ('examples', 'max_new_tokens', 'batch_size'):
         if getattr(cfg.generation, k) < 1: raise SftError(f"generation.{k} must be positive, got {getattr(cfg.generation, k)}", where=f'generation.{k}', fix=f"set generation.{k} to a value >= 1")
     dc = cfg.distributed

@@ -233,18 +233,30 @@ class Task:
     class_suffixes:tuple # Endings of model class names that mean this task
     metrics:tuple # Metric names it can report
     default_metrics:tuple # What it reports when none are asked for
+    problem_types:tuple = () # classification: (problem type, metrics, default metrics) per kind of label
 
+    def metric_names(self,
+                     problem_type:str|None=None, # One of the task's problem types; None: the task's own metrics
+                     )->tuple[tuple, tuple]:
+        "`(metrics it can report, default metrics)` of the task, or of one of its problem types (multi-label, regression)."
+        if problem_type is None or not self.problem_types: return self.metrics, self.default_metrics
+        kinds = {p: (m, d) for p, m, d in self.problem_types}
+        return kinds[check_choice(problem_type, kinds, 'problem type', where=f'{self.name} problem_type')]
+
+_SINGLE = ('accuracy', 'f1', 'precision', 'recall', 'matthews_correlation', 'confusion_matrix')
 _GENERATIVE = ('perplexity', 'token_accuracy', 'bleu', 'chrf', 'rouge', 'exact_match')
 TASKS = {t.name: t for t in (
     Task('classification', ('text', 'label'), ('text_pair',), 'AutoModelForSequenceClassification', 'SEQ_CLS',
          'text-classification', ('ForSequenceClassification',),
-         ('accuracy', 'f1', 'precision', 'recall', 'matthews_correlation', 'confusion_matrix'), ('accuracy', 'f1')),
+         _SINGLE, ('accuracy', 'f1'),
+         (('single_label', _SINGLE, ('accuracy', 'f1')), ('multi_label', ('multi_label_f1',), ('multi_label_f1',)),
+          ('regression', ('mse', 'pearson', 'spearman'), ('mse', 'pearson', 'spearman')))),
     Task('seq2seq', ('source', 'target'), (), 'AutoModelForSeq2SeqLM', 'SEQ_2_SEQ_LM', 'text2text-generation',
          ('ForConditionalGeneration', 'MTModel'), _GENERATIVE, ('perplexity', 'token_accuracy')),
     Task('causal', (), ('messages', 'prompt', 'completion'), 'AutoModelForCausalLM', 'CAUSAL_LM', 'text-generation',
          ('ForCausalLM', 'LMHeadModel'), _GENERATIVE, ('perplexity', 'token_accuracy')),
     Task('qa', ('question', 'context', 'answers'), (), 'AutoModelForQuestionAnswering', 'QUESTION_ANS',
-         'question-answering', ('ForQuestionAnswering',), ('exact_match', 'f1'), ()),
+         'question-answering', ('ForQuestionAnswering',), ('exact_match', 'f1'), ('exact_match', 'f1')),
 )}
 
 def get_task(name:str, # A key of `TASKS`

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from .core import SftError, did_you_mean, check_choice, in_notebook, show_df, unwrap_model
 from .text_metrics import count_matrix, normalize_counts, class_scores, average_score
-from .inference import predict, generate, check_texts, check_same_length, label_names
+from .inference import predict, generate, check_texts, check_same_length, label_names, is_qa_model
 
 # %% ../nbs/20_interpret.ipynb #1ef9bc53
 def as_label_ids(y, # Label ids or label names, one per example
@@ -153,10 +153,20 @@ def is_classifier(model)->bool:
     base = unwrap_model(model)
     return type(base).__name__.endswith('ForSequenceClassification')
 
-def answer(model, tokenizer, text:str, max_new_tokens:int=64, **gen_kw)->dict|str:
-    "The model's answer to one text: `{label: probability}` (most likely first) or the generated text."
+def answer(model, tokenizer,
+           text:str, # The input (extractive QA: the question)
+           max_new_tokens:int=64, # Generation: most new tokens
+           context:str|None=None, # Extractive QA: the text to find the answer in
+           **gen_kw)->dict|str:
+    "The model's answer to one text: `{label: probability}` (most likely first), `{value}` (regression), a QA span `{answer, score, start, end}`, or the generated text."
+    if is_qa_model(model):
+        if context is None: raise SftError("an extractive QA model answers from a context", where='answer', fix="pass context='the text to find the answer in'")
+        from sft_nb.qa import predict_qa
+        return predict_qa(model, tokenizer, [text], [context])[0]
+    if context is not None: raise SftError(f"context= is for extractive QA models, not {type(unwrap_model(model)).__name__}", where='answer', fix="drop context=")
     if is_classifier(model):
         p = predict(model, tokenizer, [text])[0]
+        if 'value' in p: return {'value': p['value']}
         return dict(sorted(zip(label_names(model), p['probs']), key=lambda kv: -kv[1]))
     return generate(model, tokenizer, [text], max_new_tokens=max_new_tokens, **gen_kw)[0]
 
@@ -164,6 +174,9 @@ def format_answer(ans:dict|str, html:bool=False)->str:
     "An answer from `answer` as text, or as HTML with probability bars."
     import html as _html
     if isinstance(ans, str): return f'<pre style="white-space:pre-wrap">{_html.escape(ans)}</pre>' if html else ans
+    if 'answer' in ans:  # an extractive QA span
+        s = f"{ans['answer']!r} (score {ans['score']:.3f}, characters {ans['start']}-{ans['end']})"
+        return f'<pre style="white-space:pre-wrap">{_html.escape(s)}</pre>' if html else s
     if not html: return ', '.join(f'{k}: {v:.3f}' for k,v in ans.items())
     bar = lambda v: f'<div style="background:#4c72b0;height:0.8em;width:{100*v:.0f}px"></div>'
     return '<table>' + ''.join(f'<tr><td>{_html.escape(str(k))}</td><td>{v:.3f}</td><td>{bar(v)}</td></tr>' for k,v in ans.items()) + '</table>'
@@ -180,11 +193,11 @@ def try_widget(model, tokenizer, **kw):
     button.on_click(run); text.observe(run, names='value')
     return w.VBox([w.HBox([text, button]), out])
 
-def try_model(model, # A classification, causal or seq2seq model
+def try_model(model, # A classification, extractive QA, causal or seq2seq model
               tokenizer, # Its tokenizer
               texts=None, # Texts to answer right away (outside Jupyter, or to print in it)
               widget:bool|None=None, # Show the interactive widget (default: in Jupyter when no texts are given)
-              **kw): # `generate` arguments: max_new_tokens, system, temperature, ...
+              **kw): # `generate` arguments (max_new_tokens, system, temperature, ...); extractive QA: context=
     "Try a model on your own texts: an input box in Jupyter, printed answers elsewhere."
     widget = (in_notebook() and texts is None) if widget is None else widget
     if widget:

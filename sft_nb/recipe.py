@@ -12,14 +12,14 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['INSTRUCT_PROMPT', 'BUNDLED_DATA', 'rotten_tomatoes_instruct', 'chat_pairs_splits', 'load_task_data', 'data_summary',
            'data_line', 'generation_samples', 'generation_eval', 'apply_freezing', 'run_max_length', 'process_state',
-           'header_line', 'finish_run', 'train', 'load_saved', 'evaluate_folder', 'generated_text_scores',
-           'predict_folder', 'chat_replies', 'chat_folder']
+           'header_line', 'finish_run', 'run_loss', 'run_metrics', 'train', 'load_saved', 'evaluate_folder',
+           'generated_text_scores', 'predict_folder', 'chat_replies', 'chat_folder']
 
 # %% ../nbs/22_recipe.ipynb #5b8fb983
 import yaml
 from .core import SftError, check_choice, set_seed, atomic_write
 from .core import TASKS
-from .config import RunConfig, GENERATION_METRICS, config_from_dict, to_dict, to_yaml, accelerate_env, check_strategy
+from .config import RunConfig, GENERATION_METRICS, hf_problem_type, config_from_dict, to_dict, to_yaml, accelerate_env, check_strategy
 
 # %% ../nbs/22_recipe.ipynb #025d79d9
 INSTRUCT_PROMPT = "Is the sentiment of this movie review positive or negative? Answer with one word.\n\nReview: {text}"
@@ -61,7 +61,8 @@ def load_task_data(cfg:RunConfig):
         raw = {k: v for k, v in (('train', dc.train), ('validation', dc.validation), ('test', dc.test)) if v}
         for split, f in raw.items():
             if not Path(f).expanduser().exists(): raise SftError(f"data file {f!r} for the {split} split does not exist", where=f'data.{split}', fix="check the path (relative paths start from the current folder)")
-    dsd = load_data(raw, cfg.task, columns=dc.columns or None, seed=cfg.seed, encoding=dc.encoding, verbose=False)
+    labels = dict(problem_type=hf_problem_type(cfg.problem_type), label_sep=dc.label_sep) if cfg.task == 'classification' else {}
+    dsd = load_data(raw, cfg.task, columns=dc.columns or None, seed=cfg.seed, encoding=dc.encoding, verbose=False, **labels)
     for split, n in (('train', dc.max_train_examples), ('validation', dc.max_eval_examples), ('test', dc.max_eval_examples)):
         if n is not None and split in dsd and len(dsd[split]) > n: dsd[split] = dsd[split].shuffle(seed=cfg.seed).select(range(n))
     return dsd
@@ -75,6 +76,7 @@ def data_summary(cfg:RunConfig, dsd)->dict:
     s['rows'] = {k: len(v) for k, v in dsd.items()}
     if dc.name is None: s['held_out_of_train'] = [k for k in dsd if k not in s['files']]
     f = dsd['train'].features.get('label')
+    f = getattr(f, 'feature', f)  # multi-label: a list of ClassLabel
     if isinstance(f, ClassLabel): s['labels'] = list(f.names)
     return s
 
@@ -225,6 +227,40 @@ def finish_run(learn, cfg:RunConfig, out:Path, tok, dsd, **card_extra)->dict:
         atomic_write(out/'metrics.json', json.dumps(results, indent=2))
     return results
 
+def _loader_input(cfg:RunConfig, dsd)->dict:
+    "`dataloaders` arguments for the run's data: it encodes the labels again, so multi-label class ids go back as their names (in order)."
+    if cfg.task != 'classification': return dict(data=dsd)
+    pt = hf_problem_type(cfg.problem_type)
+    if cfg.problem_type != 'multi_label': return dict(data=dsd, problem_type=pt)
+    from datasets import List, Value
+    names = dsd['train'].features['label'].feature.names
+    feats = dsd['train'].features.copy(); feats['label'] = List(Value('string'))
+    as_names = dsd.map(lambda b: {'label': [[names[i] for i in l] for l in b['label']]}, batched=True, features=feats)
+    return dict(data=as_names, problem_type=pt, label_names=names)
+
+def run_loss(cfg:RunConfig, model, batch:dict, dsd):
+    "The run's loss: the model's default (cross-entropy, BCE for multi-label, MSE for regression), weighted by `class_weights`."
+    from sft_nb.loss import default_loss, ClassificationLoss, MultiLabelLoss
+    from sft_nb.data import multi_hot
+    loss, cw = default_loss(model, batch), cfg.class_weights
+    if cfg.task != 'classification' or cw is None: return loss
+    n, ids = model.config.num_labels, dsd['train']['label']
+    if isinstance(cw, (list, tuple)) and len(cw) != n:
+        names = [model.config.id2label[i] for i in range(n)]
+        raise SftError(f"class_weights has {len(cw)} weights for {n} classes", where='class_weights', fix=f"give one weight per class, in this order: {', '.join(map(str, names))}")
+    if cfg.problem_type == 'multi_label': return MultiLabelLoss(pos_weight=cw, labels=[multi_hot(l, n) for l in ids])
+    return ClassificationLoss(weight=cw, labels=ids, num_classes=n)
+
+def run_metrics(cfg:RunConfig, dls, dsd, gen=None)->list:
+    "The run's batch metrics: the config's names, else the task's (and problem type's) defaults; extractive QA: SQuAD exact match and F1."
+    from sft_nb.metrics import batch_metric
+    names = cfg.metrics if cfg.metrics is not None else list(TASKS[cfg.task].metric_names(cfg.problem_type)[1])
+    if cfg.task == 'qa':
+        from sft_nb.qa import SquadQA
+        return [SquadQA(dls.valid.dataset, dsd['validation'])] if names and dls.valid is not None else []
+    fixed = cfg.threshold != 'auto' and cfg.task == 'classification'
+    return [batch_metric(m, **({'threshold': cfg.threshold} if m == 'multi_label_f1' and fixed else {})) for m in names if gen is None or m not in GENERATION_METRICS]
+
 def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job) also work
           cbs:list|None=None, # Extra callbacks
           quiet:bool=False, # No progress display, no messages
@@ -234,8 +270,7 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
     from accelerate.utils import patch_environment
     from sft_nb.learner import Learner
     from sft_nb.models import load_model, load_tokenizer
-    from sft_nb.loss import default_loss
-    from sft_nb.metrics import batch_metric
+    from sft_nb.core import unwrap_model
     from sft_nb.progress import MetricsLogger, ProgressCallback
     from sft_nb.callbacks import TerminateOnNaN, EarlyStopping, SaveBestModel
     cfg = cfg if isinstance(cfg, RunConfig) else config_from_dict(cfg)
@@ -252,13 +287,14 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
         tok = load_tokenizer(cfg.model)
         max_length, len_report, lines = run_max_length(cfg, dsd, tok)
         for l in lines: say(l)
-        dls = dataloaders(dsd, tok, cfg.task, batch_size=cfg.batch_size, max_length=max_length, packing=cfg.packing, seed=cfg.seed, verbose=False)
-    model = load_model(cfg.model, cfg.task, id2label=dls.id2label, dropout=cfg.dropout)
+        dls = dataloaders(tokenizer=tok, task=cfg.task, **_loader_input(cfg, dsd), batch_size=cfg.batch_size, max_length=max_length, packing=cfg.packing, seed=cfg.seed, verbose=False)
+    regression = cfg.task == 'classification' and cfg.problem_type == 'regression'
+    model = load_model(cfg.model, cfg.task, id2label=dls.id2label, num_labels=1 if regression else None, dropout=cfg.dropout)
+    if cfg.task == 'classification': model.config.problem_type = hf_problem_type(cfg.problem_type)  # saved with the model: predict and pipelines read it
     model, freeze_cbs = apply_freezing(model, cfg)
     lr = slice(cfg.lr*cfg.lr_ratio, cfg.lr) if cfg.lr_ratio < 1 else cfg.lr
     gen = generation_eval(cfg, dsd.get('validation'), max_length)
-    names = cfg.metrics if cfg.metrics is not None else list(TASKS[cfg.task].default_metrics)
-    metrics = [batch_metric(m) for m in names if gen is None or m not in GENERATION_METRICS]
+    metrics = run_metrics(cfg, dls, dsd, gen)
     run_cbs = [MetricsLogger(), TerminateOnNaN(), *freeze_cbs, *([gen] if gen else []), *(cbs or [])]
     if not quiet: run_cbs.append(ProgressCallback(log_steps=cfg.log_every))
     best = None
@@ -266,7 +302,7 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
         best = SaveBestModel(monitor='valid_loss', trainable_only=cfg.freeze in ('lora', 'head'), verbose=not quiet)
         run_cbs += [best, EarlyStopping(patience=cfg.early_stopping, verbose=not quiet)]
     if main: atomic_write(out/'config.yaml', to_yaml(cfg))
-    loss = default_loss(model, dls.one_batch())
+    loss = run_loss(cfg, model, dls.one_batch(), dsd)
     if cfg.label_smoothing:
         if not hasattr(loss, 'label_smoothing'): raise SftError(f"label smoothing does not apply to the {cfg.task} loss", where='label_smoothing', fix='set label_smoothing: 0')
         loss.label_smoothing = cfg.label_smoothing
@@ -281,6 +317,8 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
     if gen is not None: extra['generation'] = {'metrics': gen.metrics, 'scored_on': 'generated text (greedy decoding)', 'examples': len(gen.prompts),
                                                'max_new_tokens': gen.max_new_tokens, 'split': 'validation'}
     if best is not None and best.saved: extra['best'] = {k: best.saved[k] for k in ('monitor', 'value', 'epoch', 'step', 'record')}
+    if cfg.task == 'classification' and cfg.problem_type == 'multi_label':  # predict and eval use the threshold chosen on validation
+        unwrap_model(learn.model).config.multi_label_threshold = _final_metrics(learn, extra).get('threshold', cfg.threshold if cfg.threshold != 'auto' else 0.5)
     with patch_environment(**accelerate_env(cfg.distributed)): results = finish_run(learn, cfg, out, tok, dsd, **extra)
     return learn, results
 
@@ -315,7 +353,7 @@ def evaluate_folder(model:str, # A run folder or a model folder
                     max_new_tokens:int=64, # seq2seq and causal: most tokens generated per answer
                     max_examples:int|None=None, # seq2seq and causal: generate for the first N examples only (None: all)
                     )->dict:
-    "Metrics of the saved model in `model` on the labelled file `data`; seq2seq and causal add BLEU, chrF, ROUGE and exact match of generated text."
+    "Metrics of the saved model in `model` on the labelled file `data`: its task's (and problem type's); seq2seq and causal add BLEU, chrF, ROUGE and exact match of generated text; QA: SQuAD exact match and F1."
     from sft_nb.saving import read_run_card
     from types import SimpleNamespace
     from torch.utils.data import DataLoader
@@ -324,19 +362,34 @@ def evaluate_folder(model:str, # A run folder or a model folder
     from sft_nb.batches import PadCollator
     from sft_nb.learner import Learner
     from sft_nb.metrics import batch_metric
+    from sft_nb.inference import problem_type
     m, tok, folder = load_saved(model)
     card = read_run_card(folder) if (folder/'run_card.json').exists() else {}
     task = task or card.get('config', {}).get('task') or 'classification'
     check_choice(task, TASKS, 'task', where='--task')
     if max_length is None: max_length = (card.get('max_length') or {}).get('max_length') or card.get('config', {}).get('max_length')
-    label_names = [m.config.id2label[i] for i in range(m.config.num_labels)] if task == 'classification' else None
-    dsd = load_data({'validation': data}, task, columns=columns or None, label_names=label_names, valid_pct=0, encoding=encoding)
+    if task == 'qa': return _evaluate_qa_file(m, tok, data, columns, batch_size, max_length, encoding)
+    pt = problem_type(m) if task == 'classification' else None
+    label_names = [m.config.id2label[i] for i in range(m.config.num_labels)] if pt and pt != 'regression' else None
+    label_sep = (card.get('config', {}).get('data') or {}).get('label_sep')
+    dsd = load_data({'validation': data}, task, columns=columns or None, label_names=label_names, valid_pct=0, encoding=encoding,
+                    **({'problem_type': pt, 'label_sep': label_sep} if pt else {}))
     tds = tokenize(dsd, tok, task, max_length=max_length, verbose=False)
     dl = DataLoader(tds['validation'], batch_size=batch_size, collate_fn=PadCollator(tok))
-    learn = Learner(m, SimpleNamespace(train=dl, valid=dl), metrics=[batch_metric(n) for n in TASKS[task].default_metrics], tokenizer=tok, seed=None, progress=False)
+    names = TASKS[task].metric_names(pt and pt.removesuffix('_classification'))[1]
+    kw = lambda n: {'threshold': float(getattr(m.config, 'multi_label_threshold', 0.5))} if n == 'multi_label_f1' else {}  # the threshold predict uses
+    learn = Learner(m, SimpleNamespace(train=dl, valid=dl), metrics=[batch_metric(n, **kw(n)) for n in names], tokenizer=tok, seed=None, progress=False)
     res = dict(learn.validate(dl))
     if task in ('seq2seq', 'causal'): res.update(generated_text_scores(m, tok, dsd['validation'], task, max_new_tokens, max_examples, max_length, batch_size))
     return res
+
+def _evaluate_qa_file(m, tok, data:str, columns:dict|None, batch_size:int, max_length:int|None, encoding:str)->dict:
+    "SQuAD exact match and F1 of a QA model's answers to the questions of the file `data`, with the number of examples."
+    from sft_nb.data import load_data
+    from sft_nb.qa import evaluate_qa
+    ds = load_data({'validation': data}, 'qa', columns=columns or None, valid_pct=0, encoding=encoding)['validation']
+    scores, _ = evaluate_qa(m, tok, ds, batch_size=batch_size, **({'max_length': max_length} if max_length else {}))
+    return {**scores, 'examples': len(ds)}
 
 def generated_text_scores(model, tok, ds, # A seq2seq or causal model, its tokenizer, and a canonical split
                           task:str, # 'seq2seq' or 'causal'
@@ -350,11 +403,24 @@ def generated_text_scores(model, tok, ds, # A seq2seq or causal model, its token
     samples = generation_samples(ds, task, max_examples or len(ds))
     return GenerationEval(samples, metrics=GENERATION_METRICS, max_new_tokens=max_new_tokens, batch_size=batch_size, show=False, max_length=max_length).evaluate(model, tok)
 
-def predict_folder(model:str, texts:list[str], max_new_tokens:int=64)->list:
-    "Predictions (classification) or generated texts of the saved model in `model`."
-    from sft_nb.inference import predict, generate
+def predict_folder(model:str, # A run folder or a model folder
+                   texts:list[str], # Inputs (QA: the questions)
+                   max_new_tokens:int=64, # Generation: most new tokens per answer
+                   contexts:list[str]|None=None, # QA: the context of each question (one context serves every question)
+                   )->list:
+    "Predictions of the saved model in `model`: a label (multi-label: `labels`, regression: `value`), generated text, or a QA `{answer, score, start, end}`."
+    from sft_nb.inference import predict, generate, is_qa_model
+    from sft_nb.qa import predict_qa
     m, tok, folder = load_saved(model)
-    if not texts: raise SftError("no input texts", where='sft-nb predict', fix='give --text "..." (repeatable) or --file inputs.txt')
+    qa = is_qa_model(m)
+    if not texts: raise SftError("no input texts" if not qa else "no questions", where='sft-nb predict',
+                                 fix='give --question "..." and --context "..."' if qa else 'give --text "..." (repeatable) or --file inputs.txt')
+    if qa:
+        if not contexts: raise SftError("an extractive QA model needs the context to find the answer in", where='sft-nb predict', fix='give --context "..." (once for all questions, or once per question)')
+        if len(contexts) == 1: contexts = contexts * len(texts)
+        if len(contexts) != len(texts): raise SftError(f"{len(texts)} questions but {len(contexts)} contexts", where='sft-nb predict', fix="give one --context, or one per --question")
+        return predict_qa(m, tok, texts, contexts)
+    if contexts: raise SftError(f"--context is for extractive QA models, and this is a {type(m).__name__}", where='sft-nb predict', fix='drop --context, and give the inputs with --text')
     name = type(m).__name__
     if 'ForSequenceClassification' in name and getattr(m.config, 'num_labels', None): return predict(m, tok, texts)
     if m.can_generate() if hasattr(m, 'can_generate') else False: return generate(m, tok, texts, max_new_tokens=max_new_tokens)
