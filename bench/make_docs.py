@@ -3,7 +3,7 @@
     .venv/bin/python bench/make_docs.py && nbdev-clean --fname nbs/tutorials/benchmarks.ipynb
 """
 from pathlib import Path
-import re, nbformat
+import hashlib, json, re
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -12,11 +12,13 @@ def main():
     # Links relative to bench/ point into the repository from the docs page.
     text = re.sub(r'\]\((?!https?:|#)([^)]+)\)', lambda m: f"](https://github.com/sft-nb/sft_nb/blob/main/bench/{m.group(1)})", text)
     parts = re.split(r'\n(?=## )', text.strip())
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell(p.strip()) for p in parts]
-    nb.metadata = {'kernelspec': {'display_name': 'python3', 'language': 'python', 'name': 'python3'}}
+    # plain JSON (no nbformat dependency); cell ids from the section titles, so a re-render changes only what changed
+    cell = lambda src: {'cell_type': 'markdown', 'id': hashlib.sha1(src.split('\n')[0].encode()).hexdigest()[:8], 'metadata': {},
+                        'source': [l + '\n' for l in src.split('\n')[:-1]] + [src.split('\n')[-1]]}
+    nb = {'cells': [cell(p.strip()) for p in parts], 'nbformat': 4, 'nbformat_minor': 5,
+          'metadata': {'kernelspec': {'display_name': 'python3', 'language': 'python', 'name': 'python3'}}}
     out = ROOT / 'nbs' / 'tutorials' / 'benchmarks.ipynb'
-    nbformat.write(nb, out)
-    print(f"wrote {out} ({len(nb.cells)} markdown cells)")
+    out.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+    print(f"wrote {out} ({len(nb['cells'])} markdown cells)")
 
 if __name__ == '__main__': main()
