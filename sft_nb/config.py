@@ -230,6 +230,9 @@ def check_config(cfg:RunConfig)->RunConfig:
     check_choice(dc.strategy, STRATEGIES, 'distributed strategy', where='distributed.strategy')
     check_choice(dc.sharding, SHARDINGS, 'sharding', where='distributed.sharding')
     check_choice(dc.zero_stage, (1, 2, 3), 'ZeRO stage', where='distributed.zero_stage')
+    if cfg.freeze == 'gradual' and dc.strategy != 'ddp':  # sharded parameters are flattened when wrapped: what trains is fixed then
+        raise SftError(f"freeze: gradual changes which parameters train during the run, which {dc.strategy} cannot take once it has sharded the model",
+                       where='freeze', fix="use freeze: head, freeze_to, embeddings or lora (frozen before wrapping), or distributed.strategy: ddp")
     _check_data(cfg.data)
     return cfg
 
