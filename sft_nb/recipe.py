@@ -377,6 +377,7 @@ def evaluate_folder(model:str, # A run folder or a model folder
     tds = tokenize(dsd, tok, task, max_length=max_length, verbose=False)
     dl = DataLoader(tds['validation'], batch_size=batch_size, collate_fn=PadCollator(tok))
     names = TASKS[task].metric_names(pt and pt.removesuffix('_classification'))[1]
+    if task == 'classification' and pt in (None, 'single_label_classification'): names = (*names, 'matthews_correlation')  # scoring a folder: MCC too
     kw = lambda n: {'threshold': float(getattr(m.config, 'multi_label_threshold', 0.5))} if n == 'multi_label_f1' else {}  # the threshold predict uses
     learn = Learner(m, SimpleNamespace(train=dl, valid=dl), metrics=[batch_metric(n, **kw(n)) for n in names], tokenizer=tok, seed=None, progress=False)
     res = dict(learn.validate(dl))
