@@ -247,9 +247,12 @@ def label_maps(dsd:DatasetDict|Dataset)->tuple[dict, dict]:
 def _encode_multi_label(dsd:DatasetDict, label_names:list|None, where:dict, label_sep:str|None)->DatasetDict:
     "Labels as lists of class ids (`List(ClassLabel)`): from lists, or from strings split at `label_sep`."
     def split(v): return [p.strip() for p in v.split(label_sep) if p.strip()] if isinstance(v, str) and label_sep is not None else [v] if isinstance(v, (str, int, np.integer)) else list(v)
-    rows = {k: [[str(x) for x in split(v)] for v in ds['label']] for k, ds in dsd.items()}
-    train = rows['train'] if 'train' in rows else next(iter(rows.values()))
-    names = [str(n) for n in label_names] if label_names is not None else sorted({x for r in train for x in r})
+    def names_of(ds):  # data encoded before (a list of ClassLabel ids) reads as its class names again, in their order
+        f = getattr(ds.features['label'], 'feature', None)
+        return f.names if isinstance(f, ClassLabel) else None
+    rows = {k: [[names_of(ds)[i] for i in v] for v in ds['label']] if names_of(ds) else [[str(x) for x in split(v)] for v in ds['label']] for k, ds in dsd.items()}
+    first = 'train' if 'train' in rows else next(iter(rows))
+    names = ([str(n) for n in label_names] if label_names is not None else names_of(dsd[first]) or sorted({x for r in rows[first] for x in r}))
     l2i = {n: i for i, n in enumerate(names)}
     out = {}
     for k, ds in dsd.items():

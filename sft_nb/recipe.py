@@ -228,15 +228,9 @@ def finish_run(learn, cfg:RunConfig, out:Path, tok, dsd, **card_extra)->dict:
     return results
 
 def _loader_input(cfg:RunConfig, dsd)->dict:
-    "`dataloaders` arguments for the run's data: it encodes the labels again, so multi-label class ids go back as their names (in order)."
+    "`dataloaders` arguments for the run's data (already-encoded multi-label ids read back as themselves, `sft_nb.data`)."
     if cfg.task != 'classification': return dict(data=dsd)
-    pt = hf_problem_type(cfg.problem_type)
-    if cfg.problem_type != 'multi_label': return dict(data=dsd, problem_type=pt)
-    from datasets import List, Value
-    names = dsd['train'].features['label'].feature.names
-    feats = dsd['train'].features.copy(); feats['label'] = List(Value('string'))
-    as_names = dsd.map(lambda b: {'label': [[names[i] for i in l] for l in b['label']]}, batched=True, features=feats)
-    return dict(data=as_names, problem_type=pt, label_names=names)
+    return dict(data=dsd, problem_type=hf_problem_type(cfg.problem_type))
 
 def run_loss(cfg:RunConfig, model, batch:dict, dsd):
     "The run's loss: the model's default (cross-entropy, BCE for multi-label, MSE for regression), weighted by `class_weights`."
