@@ -9,6 +9,8 @@ Contenders (same examples, epochs, learning rate, batch size, max length, seed):
   sft_nb_fast  (opt-in, `--fast`) sft_nb with `freeze_word_embeddings(model)` (`freeze: embeddings` in a run config)
   sft_nb_hf_recipe (opt-in, via --contenders) sft_nb with HF's recipe: no warm-up, no weight decay
   sft_nb_random (opt-in, via --contenders) sft_nb with random batches (`group_by_length=False`): what grouping costs
+  sft_nb_free  (opt-in, via --contenders) sft_nb with random padding-free batches (`packing=True`): one unpadded row per
+               batch, attention per example, the pooler on each example's first token
   sft_nb_tta   (opt-in, `--tta`) sft_nb trained for `--tta-epochs` (1) at `--tta-lr` (2e-4, or 'slice(HI)')
 
 Each run is a fresh subprocess (peak RSS per run) and the contenders alternate (ABC, CBA, ...) in one
@@ -22,7 +24,7 @@ sft_nb / HF ratios of each repeat (adjacent runs), and saves bench/results/class
     .venv/bin/python bench/classification.py                 # reference: 1,000 examples, 2 epochs, 2 repeats
     .venv/bin/python bench/classification.py --quick         # 300 examples, 1 epoch, 1 repeat (smoke test)
     .venv/bin/python bench/classification.py --device cuda   # same comparison in bf16 on a GPU
-    .venv/bin/python bench/classification.py --data length3 --contenders hf_default,hf_grouped,sft_nb,sft_nb_random --vary-seed --repeats 4
+    .venv/bin/python bench/classification.py --data length3,rt --contenders hf_default,hf_grouped,sft_nb,sft_nb_free --vary-seed --repeats 4
 
 Every contender trains in the same precision, `sft_nb.core.default_precision()`: bf16 on a CPU with native bf16,
 fp32 on one without (`SFT_NB_PRECISION=no` runs the fp32 comparison on a bf16 machine). The tables name the CPU, its
@@ -119,7 +121,7 @@ def run_hf(cfg, grouped:bool)->dict:
                   precision=prec)
 
 # ---------------------------------------------------------------- sft_nb
-def run_sft(cfg, freeze_emb:bool=False, tta:bool=False, hf_recipe:bool=False, grouped:bool=True)->dict:
+def run_sft(cfg, freeze_emb:bool=False, tta:bool=False, hf_recipe:bool=False, grouped:bool=True, packing:bool=False)->dict:
     import torch
     from sft_nb.core import Callback
     from sft_nb.batches import dataloaders
@@ -129,7 +131,7 @@ def run_sft(cfg, freeze_emb:bool=False, tta:bool=False, hf_recipe:bool=False, gr
     from sft_nb.metrics import Accuracy, F1
     tok, dsd = tokenizer(), splits(cfg)
     dls = dataloaders(dsd, tok, 'classification', batch_size=cfg['batch_size'], max_length=cfg['max_length'], seed=train_seed(cfg),
-                      group_by_length=grouped)
+                      group_by_length=grouped, packing=packing)
     counter = dls.train.collate_fn = TokenCounter(dls.train.collate_fn)
     torch.manual_seed(train_seed(cfg))
     model = load_model('minilm', 'classification', id2label=dls.id2label)
@@ -138,11 +140,11 @@ def run_sft(cfg, freeze_emb:bool=False, tta:bool=False, hf_recipe:bool=False, gr
 
     class EvalClock(Callback):
         "Take validation passes out of the training time, and record (training seconds, accuracy) after each."
-        def before_fit(self): self.eval_s, self.curve = 0., []
+        def before_fit(self): self.t0, self.eval_s, self.curve = time.perf_counter(), 0., []
         def before_validate(self): self.t = time.perf_counter()
         def after_validate(self):
             now = time.perf_counter(); self.eval_s += now - self.t
-            self.curve.append([round(now - self.learn._t0 - self.eval_s, 2), self.learn._valid_res.get('accuracy')])
+            self.curve.append([round(now - self.t0 - self.eval_s, 2), self.learn.valid_res.get('accuracy')])
 
     clock = EvalClock()
     lr, epochs = (parse_lr(cfg['tta_lr']), cfg['tta_epochs']) if tta else (cfg['lr'], cfg['epochs'])
@@ -157,7 +159,8 @@ RUNNERS = {'hf_default': lambda c: run_hf(c, False), 'hf_grouped': lambda c: run
            'sft_nb': run_sft, 'sft_nb_fast': lambda c: run_sft(c, freeze_emb=True),
            'sft_nb_tta': lambda c: run_sft(c, tta=True),
            'sft_nb_hf_recipe': lambda c: run_sft(c, hf_recipe=True),
-           'sft_nb_random': lambda c: run_sft(c, grouped=False)}
+           'sft_nb_random': lambda c: run_sft(c, grouped=False),
+           'sft_nb_free': lambda c: run_sft(c, grouped=False, packing=True)}
 
 # ---------------------------------------------------------------- parent
 COLS = ['contender', 'precision', 'train_s', 'samples_per_s', 'tokens_per_s', 'padding_pct', 'accuracy', 'macro_f1', 'peak_rss_mb', 'mfu_pct', 'matmul_gflops']
@@ -223,15 +226,21 @@ def parent(args):
                lr=args.lr, seed=args.seed, device=args.device, threads=args.threads, data=args.data,
                vary_seed=args.vary_seed, eval_every=args.eval_every, tta_epochs=args.tta_epochs, tta_lr=args.tta_lr)
     names = [n for n in args.contenders.split(',')] + (['sft_nb_fast'] if args.fast else []) + (['sft_nb_tta'] if args.tta else [])
-    env = environment()
-    print(f"{command_line()}\n{env}\n{cfg}", flush=True)
-    name = 'classification' + ('_length3' if args.data == 'length3' else '') + ('_quick' if args.quick else '') + ('_cuda' if args.device == 'cuda' else '') + (f'_{args.tag}' if args.tag else '')
-    results = alternate(SCRIPT, names, cfg, args.repeats, partial=name)
-    md = f"# classification benchmark\n\n`{command_line()}`\n\n{env['date_utc']}, {env['cpu']} ({env['cpu_flags']}), {env['cores']} cores, " \
-         f"precision {env['precision']} for every contender, load average {env['load_avg_1m']} at start\n\n" + report(results, names, cfg, args)
-    print(md)
-    save(name,
-         {'command': command_line(), 'env': env, 'cfg': cfg, 'results': results}, md)
+    for data in args.data.split(','):  # one table per data set, each saved as soon as it is done
+        cfg['data'] = check_data_name(data)
+        env = environment()
+        print(f"{command_line()}\n{env}\n{cfg}", flush=True)
+        name = 'classification' + ('_length3' if data == 'length3' else '') + ('_quick' if args.quick else '') + ('_cuda' if args.device == 'cuda' else '') + (f'_{args.tag}' if args.tag else '')
+        results = alternate(SCRIPT, names, cfg, args.repeats, partial=name)
+        md = f"# classification benchmark\n\n`{command_line()}`\n\n{env['date_utc']}, {env['cpu']} ({env['cpu_flags']}), {env['cores']} cores, " \
+             f"precision {env['precision']} for every contender, load average {env['load_avg_1m']} at start\n\n" + report(results, names, cfg, args)
+        print(md)
+        save(name, {'command': command_line(), 'env': env, 'cfg': dict(cfg), 'results': results}, md)
+
+DATA_SETS = ('rt', 'length3')
+def check_data_name(d:str)->str:
+    if d not in DATA_SETS: sys.exit(f"--data: unknown data set {d!r}; use one or more of {', '.join(DATA_SETS)}, comma-separated")
+    return d
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -247,7 +256,7 @@ if __name__ == '__main__':
     p.add_argument('--tta', action='store_true', help='add sft_nb_tta (--tta-epochs at --tta-lr)')
     p.add_argument('--tta-epochs', type=int, default=1); p.add_argument('--tta-lr', default='2e-4', help="a float or 'slice(HI)' (head HI, body HI/10)")
     p.add_argument('--quick', action='store_true', help='300 examples, 1 epoch, 1 repeat')
-    p.add_argument('--data', default='rt', choices=['rt', 'length3'], help="rt: the bundled reviews; length3: a 3-class set where length predicts the label")
+    p.add_argument('--data', default='rt', help="rt: the bundled reviews; length3: a 3-class set where length predicts the label; 'rt,length3': both, one table each")
     p.add_argument('--device', default='cpu', help="'cpu' or 'cuda' (bf16 on a GPU)")
     p.add_argument('--tag', help='suffix of the results file name (bench/results/classification_<tag>.json)')
     p.add_argument('--report', help='print the tables of a saved results JSON (e.g. a .partial.json) and exit')

@@ -9,12 +9,13 @@ from __future__ import annotations
 import bisect
 
 # %% auto #0
-__all__ = ['MODEL_KEYS', 'pad_sequences', 'PadCollator', 'LengthGroupedBatchSampler', 'pack', 'packed_attention_mask',
-           'PackedCollator', 'PaddingFreeCollator', 'DataLoaders', 'dataloaders', 'padding_stats', 'batch_table',
-           'show_batch']
+__all__ = ['MODEL_KEYS', 'pad_sequences', 'example_labels', 'PadCollator', 'LengthGroupedBatchSampler', 'pack',
+           'packed_attention_mask', 'PackedCollator', 'PaddingFreeCollator', 'DataLoaders', 'dataloaders',
+           'padding_stats', 'batch_table', 'show_batch']
 
 # %% ../nbs/04_batches.ipynb #d0a49519
 import numpy as np
+from functools import partial
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Sampler
@@ -43,6 +44,13 @@ def pad_sequences(seqs:list[list[int]], # Sequences of different lengths
         else: out[i, length - len(s):] = t
     return out
 
+def _is_label_row(l)->bool: return isinstance(l, (list, tuple)) and len(l) > 0 and isinstance(l[0], float)  # multi-label 0/1
+
+def example_labels(labs:list, # One label per example: a class id, a value, or a 0/1 row (multi-label)
+                   )->torch.Tensor:
+    "One label per example as a tensor: class ids (long), or values and multi-label rows (float)."
+    return torch.tensor(labs, dtype=torch.float if isinstance(labs[0], float) or _is_label_row(labs[0]) else torch.long)
+
 class PadCollator:
     "Collate tokenized examples into a dict of tensors: pad to the longest, labels with -100, attention mask from lengths."
     def __init__(self, tokenizer, # Gives the pad id, pad token type and padding side
@@ -64,11 +72,10 @@ class PadCollator:
         if 'token_type_ids' in first: batch['token_type_ids'] = pad_sequences([e['token_type_ids'] for e in examples], self.type_pad, L, self.side)
         if 'labels' in first:
             labs = [e['labels'] for e in examples]
-            if isinstance(labs[0], (list, tuple)) and len(labs[0]) and isinstance(labs[0][0], float): batch['labels'] = torch.tensor(labs, dtype=torch.float)  # multi-label 0/1 rows
-            elif isinstance(labs[0], (list, tuple, np.ndarray, torch.Tensor)):
+            if isinstance(labs[0], (list, tuple, np.ndarray, torch.Tensor)) and not _is_label_row(labs[0]):
                 same = all(len(l) == len(s) for l, s in zip(labs, ids))  # causal: aligned with inputs; seq2seq: own length
                 batch['labels'] = pad_sequences(labs, self.label_pad_id, L if same else _round_up(max(len(l) for l in labs), self.multiple), self.side if same else 'right')
-            else: batch['labels'] = torch.tensor(labs, dtype=torch.float if isinstance(labs[0], float) else torch.long)  # regression: floats
+            else: batch['labels'] = example_labels(labs)
         for k in ('start_positions', 'end_positions'):
             if k in first: batch[k] = torch.tensor([e[k] for e in examples], dtype=torch.long)
         return batch
@@ -185,25 +192,36 @@ class PackedCollator(PadCollator):
 # %% ../nbs/04_batches.ipynb #3e99f57d
 class PaddingFreeCollator(PadCollator):
     "Collate examples (or packed rows) into ONE unpadded row: restarting `position_ids`, boundaries in `cu_seq_lens_q/k`."
+    def __init__(self, tokenizer, # Gives the pad id and pad token type
+                 pad_to_multiple_of:int|None=None, # Round the row up to a multiple of this (token-level labels only)
+                 token_labels:bool=True, # False: one label per example (classification), kept as a [batch] tensor
+                 ):
+        super().__init__(tokenizer, pad_to_multiple_of)
+        self.token_labels = token_labels
+
     def __call__(self, examples:list[dict])->dict[str, torch.Tensor]:
-        ids, labs, pos, lens = [], [], [], []
+        ids, types, labs, pos, lens = [], [], [], [], []
         for e in examples:
             segs = [n for n in (e.get('seq_lens') or [len(e['input_ids'])]) if n]
-            lab = list(e['labels']) if 'labels' in e else None
+            lab = list(e['labels']) if 'labels' in e and self.token_labels else None
             s = 0
             for n in segs:
                 if lab is not None: lab[s] = self.label_pad_id  # predicted from the previous example's last token: never a target
                 pos += range(n); s += n
             ids += list(e['input_ids']); lens += segs
+            if 'token_type_ids' in e: types += list(e['token_type_ids'])
             if lab is not None: labs += lab
-        tail = _round_up(len(ids), self.multiple) - len(ids)
+        # one label per example: a padding tail would be one more example with logits of its own, so no rounding up
+        tail = _round_up(len(ids), self.multiple) - len(ids) if self.token_labels else 0
         if tail:  # rounding up: the padding is one more example, attending to itself, never a target
-            ids += [self.pad_id] * tail; pos += range(tail); lens.append(tail)
+            ids += [self.pad_id] * tail; pos += range(tail); lens.append(tail); types += [self.type_pad] * tail if types else []
             if labs: labs += [self.label_pad_id] * tail
         cu = torch.tensor([0, *np.cumsum(lens).tolist()], dtype=torch.int32)
         batch = {'input_ids': torch.tensor([ids]), 'position_ids': torch.tensor([pos]),
                  'cu_seq_lens_q': cu, 'cu_seq_lens_k': cu, 'max_length_q': max(lens), 'max_length_k': max(lens)}
+        if types: batch['token_type_ids'] = torch.tensor([types])
         if labs: batch['labels'] = torch.tensor([labs])
+        elif 'labels' in examples[0] and not self.token_labels: batch['labels'] = example_labels([e['labels'] for e in examples])
         return batch
 
 # %% ../nbs/04_batches.ipynb #cf60394f
@@ -250,7 +268,7 @@ def dataloaders(data, # Anything `load_data` accepts, or a tokenized `DatasetDic
                 valid_batch_size:int|None=None, # Evaluation batch size (default: 2 x batch_size)
                 max_length:int|None=None, # Tokens per example or packed row (default: the tokenizer's, capped at 1024)
                 group_by_length:bool=True, # Batch examples of similar length (less padding), shuffled, class mix kept
-                packing:bool|str=False, # causal: True (or 'free'): each batch one unpadded row, attention per example; 'mask': rows of `max_length` with a 4-D block-diagonal mask
+                packing:bool|str=False, # True (or 'free'): each batch one unpadded row, attention per example (causal, classification); 'mask': causal rows of `max_length` with a 4-D block-diagonal mask
                 pad_to_multiple_of:int|None=None, # Round padded lengths up to a multiple of this
                 seed:int=42, # Seed of splits and shuffles
                 num_workers:int=0, # DataLoader worker processes
@@ -269,7 +287,9 @@ def dataloaders(data, # Anything `load_data` accepts, or a tokenized `DatasetDic
     for k, v in (('batch_size', batch_size), ('valid_batch_size', valid_batch_size or 1)):
         if not (isinstance(v, int) and v > 0): raise SftError(f"{k} must be a positive integer, got {v!r}", where=f'dataloaders({k}=...)', fix=f'use e.g. {k}=32')
     packing = _packing_kind(packing)
-    if packing and task != 'causal': raise SftError(f"packing is for causal SFT, not {task}", where=f'packing={packing!r}', fix="use packing=False, or task='causal'")
+    if packing and task not in (('causal',) if packing == 'mask' else ('causal', 'classification')):
+        raise SftError(f"packing={packing!r} is for causal SFT{'' if packing == 'mask' else ' and classification'}, not {task}", where=f'packing={packing!r}',
+                       fix="use packing=False" + (", or packing=True (padding-free) for classification" if packing == 'mask' and task == 'classification' else ''))
     ensure_pad_token(tokenizer, task)
     max_length = max_length or default_max_length(tokenizer)
     id2label = None
@@ -284,7 +304,7 @@ def dataloaders(data, # Anything `load_data` accepts, or a tokenized `DatasetDic
     if 'train' not in tds: raise SftError(f"no 'train' split (splits: {', '.join(tds)})", fix="name the training split 'train'")
     if check: check_data(tds, tokenizer, task, num_labels=len(id2label) if id2label else None)
     train = pack(tds['train'], max_length) if packing == 'mask' else tds['train']
-    coll = {'mask': PackedCollator, 'free': PaddingFreeCollator}.get(packing, PadCollator)(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
+    coll = {'mask': PackedCollator, 'free': partial(PaddingFreeCollator, token_labels=task != 'classification')}.get(packing, PadCollator)(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
     kw = dict(collate_fn=coll, num_workers=num_workers)
     if group_by_length and not packing:  # without padding, length grouping has nothing to save: random batches
         smp = LengthGroupedBatchSampler(train['length'], batch_size, seed=seed, drop_last=drop_last, labels=_single_labels(train, task))

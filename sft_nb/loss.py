@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 
 # %% auto #0
-__all__ = ['PLAIN_HEAD_MODELS', 'VARLEN_MODELS', 'VARLEN', 'log_softmax_stable', 'stable_cross_entropy', 'shift_labels',
-           'count_items', 'token_cross_entropy', 'chunked_cross_entropy', 'TokenLoss', 'class_weights',
+__all__ = ['PLAIN_HEAD_MODELS', 'VARLEN_MODELS', 'VARLEN_CLASSIFIERS', 'VARLEN', 'log_softmax_stable', 'stable_cross_entropy',
+           'shift_labels', 'count_items', 'token_cross_entropy', 'chunked_cross_entropy', 'TokenLoss', 'class_weights',
            'ClassificationLoss', 'MeanLoss', 'default_loss', 'MultiLabelLoss', 'RegressionLoss', 'plain_lm_head',
            'skip_head', 'varlen_sdpa', 'use_varlen_attention']
 
@@ -258,7 +258,8 @@ def skip_head(head:nn.Module|None): # The output layer (None: do nothing)
 def _identity(x): return x
 
 # %% ../nbs/07_loss.ipynb #76ae8841
-VARLEN_MODELS = ('llama', 'mistral', 'qwen2', 'qwen3', 'olmo', 'olmo2', 'phi3')
+VARLEN_MODELS = ('llama', 'mistral', 'qwen2', 'qwen3', 'olmo', 'olmo2', 'phi3')  # causal LMs
+VARLEN_CLASSIFIERS = ('bert',)  # encoders whose sequence classifier pools the first token (BERT, MiniLM)
 VARLEN = 'sft_nb_varlen'
 
 def _bounds(cu:torch.Tensor)->list[int]: return cu.tolist()  # a host sync per layer on GPUs; nothing on CPU
@@ -272,7 +273,7 @@ def varlen_sdpa(module:nn.Module, # The attention layer (for `num_key_value_grou
                 cu_seq_lens_k:torch.Tensor|None=None, # Must equal `cu_seq_lens_q` (no cache in training)
                 sliding_window:int|None=None, # A window shorter than an example is refused
                 **kwargs):
-    "Causal SDPA per example of a padding-free row (`cu_seq_lens_q`); transformers' SDPA for any other call."
+    "SDPA per example of a padding-free row (`cu_seq_lens_q`), causal or not as the layer is; transformers' SDPA for any other call."
     if cu_seq_lens_q is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, sliding_window=sliding_window, **kwargs)
     if query.shape[0] != 1 or (cu_seq_lens_k is not None and not torch.equal(cu_seq_lens_k, cu_seq_lens_q)):
@@ -285,7 +286,8 @@ def varlen_sdpa(module:nn.Module, # The attention layer (for `num_key_value_grou
                        where=f'{type(module).__name__} sliding window', fix="use packing='mask' or packing=False, or a max_length within the window")
     p = dropout if module.training else 0.0
     gqa = dict(enable_gqa=True) if key.shape[1] != query.shape[1] else {}  # keys keep their few heads: no repeat copies
-    outs = [F.scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e], dropout_p=p, is_causal=True, scale=scaling, **gqa)
+    causal = getattr(module, 'is_causal', True)  # encoder layers say False
+    outs = [F.scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e], dropout_p=p, is_causal=causal, scale=scaling, **gqa)
             for s, e in zip(b[:-1], b[1:])]
     out = torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
     return out.transpose(1, 2).contiguous(), None
@@ -293,15 +295,32 @@ def varlen_sdpa(module:nn.Module, # The attention layer (for `num_key_value_grou
 AttentionInterface.register(VARLEN, varlen_sdpa)
 AttentionMaskInterface.register(VARLEN, sdpa_mask)  # padded batches and generation get SDPA's own mask, unchanged
 
-def use_varlen_attention(model:nn.Module, # A transformers causal LM (possibly peft-wrapped)
+def _pool_first_tokens(m:nn.Module):
+    "Make a BERT-family sequence classifier pool the first token of EVERY example of a padding-free row (hooks, once)."
+    base = m.base_model
+    pooler = getattr(base, 'pooler', None)
+    if not type(m).__name__.endswith('ForSequenceClassification') or pooler is None:
+        raise SftError(f"padding-free batches are not supported for {type(m).__name__}", where=type(m).__name__,
+                       fix="use packing=False: padding-free encoder batches are for sequence classifiers with a pooler (BERT, MiniLM)")
+    if getattr(base, '_sft_nb_row_starts', None) is not None: return
+    base._sft_nb_row_starts = starts = {}
+    def remember(module, args, kwargs): starts['cu'] = kwargs.get('cu_seq_lens_q')
+    def first_tokens(module, args):
+        cu = starts.pop('cu', None)
+        return None if cu is None else (args[0][0, cu[:-1].long()].unsqueeze(1),)  # [examples, 1, hidden]: the pooler reads [:, 0]
+    base.register_forward_pre_hook(remember, with_kwargs=True)
+    pooler.register_forward_pre_hook(first_tokens)
+
+def use_varlen_attention(model:nn.Module, # A transformers causal LM or BERT-family sequence classifier (possibly peft-wrapped)
                         )->str:
     "Switch `model` to `sft_nb_varlen` attention (once) if its architecture is allow-listed; returns the attention in use."
     m = unwrap_model(model)
     cfg = getattr(m, 'config', None)
     kind, attn = getattr(cfg, 'model_type', None), getattr(cfg, '_attn_implementation', None)
-    if kind not in VARLEN_MODELS:
+    if kind in VARLEN_CLASSIFIERS: _pool_first_tokens(m)
+    elif kind not in VARLEN_MODELS:
         raise SftError(f"padding-free packing is not known to be exact for {kind!r} models", where=type(m).__name__,
-                       fix=f"use dataloaders(..., packing='mask') (block-diagonal 4-D mask) or packing=False; exact for: {', '.join(VARLEN_MODELS)}")
+                       fix=f"use dataloaders(..., packing='mask') (block-diagonal 4-D mask) or packing=False; exact for: {', '.join(VARLEN_MODELS + VARLEN_CLASSIFIERS)}")
     if attn in (VARLEN,) or (attn or '').startswith('flash_attention'): return attn  # flash-attention reads cu_seq_lens_q itself
     if attn not in ('sdpa', 'eager'):
         raise SftError(f"padding-free packing needs SDPA, eager or flash attention, the model uses {attn!r}", where=type(m).__name__,
