@@ -39,30 +39,14 @@ from common import (TokenCounter, alternate, check_device, command_line, device_
 
 SCRIPT = Path(__file__).resolve()
 
-def length_correlated(ds, n:int, seed:int, rare:float=0.08):
-    """A 3-class set built from reviews in which length predicts the label: 'negative' and 'positive' are single
-    reviews; the rare class 'mixed' (`rare` of the examples) joins 5 to 7 reviews of both polarities, about 6x longer."""
-    import random
-    from datasets import Dataset, ClassLabel
-    rng = random.Random(seed)
-    by = {0: [t for t, l in zip(ds['text'], ds['label']) if l == 0], 1: [t for t, l in zip(ds['text'], ds['label']) if l == 1]}
-    texts, labels = [], []
-    for _ in range(n):
-        if rng.random() < rare:
-            k = rng.randint(5, 7); parts = [rng.choice(by[i % 2]) for i in range(k)]; rng.shuffle(parts)
-            texts.append(' '.join(parts)); labels.append(2)
-        else:
-            y = rng.randint(0, 1); texts.append(rng.choice(by[y])); labels.append(y)
-    return Dataset.from_dict({'text': texts, 'label': labels}).cast_column('label', ClassLabel(names=['negative', 'positive', 'mixed']))
-
 def splits(cfg):
-    "The same train subset and validation examples for every contender (`--data rt`: the bundled reviews; `length3`: `length_correlated`)."
+    "The same train subset and validation examples for every contender (`--data rt`: the bundled reviews; `length3`: `sft_nb.assets.length_correlated_reviews`)."
     from datasets import DatasetDict
-    from sft_nb.assets import rotten_tomatoes
-    dsd = rotten_tomatoes(seed=cfg['seed'])
+    from sft_nb.assets import rotten_tomatoes, length_correlated_reviews
     if cfg.get('data', 'rt') == 'length3':
-        return DatasetDict(train=length_correlated(dsd['train'], cfg['n_train'], cfg['seed']),
-                           validation=length_correlated(dsd['validation'], cfg['n_valid'], cfg['seed'] + 1))
+        return DatasetDict(train=length_correlated_reviews(cfg['n_train'], cfg['seed']),
+                           validation=length_correlated_reviews(cfg['n_valid'], cfg['seed'] + 1, split='validation'))
+    dsd = rotten_tomatoes(seed=cfg['seed'])
     train = dsd['train'].shuffle(seed=cfg['seed']).select(range(cfg['n_train']))
     return DatasetDict(train=train, validation=dsd['validation'].select(range(cfg['n_valid'])))
 

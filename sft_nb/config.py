@@ -82,7 +82,7 @@ class RunConfig:
     batch_size:int = 32  # Examples per step, per process
     grad_accum:int = 1  # Micro-batches per optimizer step
     max_length:int|None = None  # Tokens per example; unset: the length that keeps 99% of the training examples whole (up to the model's limit)
-    packing:bool = False  # Pack several short examples per row (causal)
+    packing:bool = False  # Padding-free batches: one unpadded row per batch, attention per example (Llama-family causal LMs, BERT-family classifiers)
     dropout:float|None = None  # Override hidden/attention dropout of the model config
     label_smoothing:float = 0.0  # Label smoothing of the cross-entropy
     problem_type:str = 'single_label'  # classification: single_label (one class), multi_label (a set of classes) or regression (a number)
