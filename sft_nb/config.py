@@ -82,7 +82,7 @@ class RunConfig:
     batch_size:int = 32  # Examples per step, per process
     grad_accum:int = 1  # Micro-batches per optimizer step
     max_length:int|None = None  # Tokens per example; unset: the length that keeps 99% of the training examples whole (up to the model's limit)
-    packing:bool = False  # Padding-free batches: one unpadded row per batch, attention per example (Llama-family causal LMs, BERT-family classifiers)
+    packing:bool|str = 'auto'  # Padding-free batches (one unpadded row per batch, attention per example): true, false, or auto (on where exact: Llama-family causal LMs, BERT-family classifiers)
     dropout:float|None = None  # Override hidden/attention dropout of the model config
     label_smoothing:float = 0.0  # Label smoothing of the cross-entropy
     problem_type:str = 'single_label'  # classification: single_label (one class), multi_label (a set of classes) or regression (a number)
@@ -214,6 +214,7 @@ def check_config(cfg:RunConfig)->RunConfig:
         if not getattr(cfg, k) > 0: raise SftError(f"{k} must be positive, got {getattr(cfg, k)!r}", where=k, fix=f"set {k} to a value > 0")
     if cfg.max_length is not None and cfg.max_length < 1: raise SftError(f"max_length must be positive, got {cfg.max_length}", where='max_length', fix="set max_length to a value > 0, or null to choose it from the data")
     if not 0 < cfg.lr_ratio <= 1: raise SftError(f"lr_ratio must be in (0, 1], got {cfg.lr_ratio}", where='lr_ratio')
+    if isinstance(cfg.packing, str) and cfg.packing != 'auto': raise SftError(f"packing must be true, false or auto, got {cfg.packing!r}", where='packing', fix="use packing: auto (padding-free where it is exact for the model), true or false")
     if not 0 <= cfg.warmup < 1: raise SftError(f"warmup is a fraction of the steps in [0, 1), got {cfg.warmup}", where='warmup')
     if not 0 <= cfg.label_smoothing < 1: raise SftError(f"label_smoothing must be in [0, 1), got {cfg.label_smoothing}", where='label_smoothing', fix="use 0 (off) or a small value such as 0.1")
     if cfg.keep_last < 0: raise SftError(f"keep_last must be 0 (keep all) or a positive number of checkpoints, got {cfg.keep_last}", where='keep_last', fix="set keep_last to 0 or more")

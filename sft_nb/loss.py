@@ -12,7 +12,7 @@ import contextlib
 __all__ = ['PLAIN_HEAD_MODELS', 'VARLEN_MODELS', 'VARLEN_CLASSIFIERS', 'VARLEN', 'log_softmax_stable', 'stable_cross_entropy',
            'shift_labels', 'count_items', 'token_cross_entropy', 'chunked_cross_entropy', 'TokenLoss', 'class_weights',
            'ClassificationLoss', 'MeanLoss', 'default_loss', 'MultiLabelLoss', 'RegressionLoss', 'plain_lm_head',
-           'skip_head', 'varlen_sdpa', 'use_varlen_attention']
+           'skip_head', 'padding_free_exact', 'varlen_sdpa', 'use_varlen_attention']
 
 # %% ../nbs/07_loss.ipynb #c4aab657
 import torch
@@ -260,6 +260,12 @@ def _identity(x): return x
 # %% ../nbs/07_loss.ipynb #76ae8841
 VARLEN_MODELS = ('llama', 'mistral', 'qwen2', 'qwen3', 'olmo', 'olmo2', 'phi3')  # causal LMs
 VARLEN_CLASSIFIERS = ('bert',)  # encoders whose sequence classifier pools the first token (BERT, MiniLM)
+
+def padding_free_exact(model_type:str|None, # A transformers `config.model_type`
+                       task:str, # One of `TASKS`
+                       )->bool:
+    "Whether padding-free batches compute exactly what padded ones do for this architecture and task."
+    return model_type in {'causal': VARLEN_MODELS, 'classification': VARLEN_CLASSIFIERS}.get(task, ())
 VARLEN = 'sft_nb_varlen'
 
 def _bounds(cu:torch.Tensor)->list[int]: return cu.tolist()  # a host sync per layer on GPUs; nothing on CPU
@@ -287,8 +293,11 @@ def varlen_sdpa(module:nn.Module, # The attention layer (for `num_key_value_grou
     p = dropout if module.training else 0.0
     gqa = dict(enable_gqa=True) if key.shape[1] != query.shape[1] else {}  # keys keep their few heads: no repeat copies
     causal = getattr(module, 'is_causal', True)  # encoder layers say False
-    outs = [F.scaled_dot_product_attention(query[:, :, s:e], key[:, :, s:e], value[:, :, s:e], dropout_p=p, is_causal=causal, scale=scaling, **gqa)
-            for s, e in zip(b[:-1], b[1:])]
+    lens = [e - s for s, e in zip(b[:-1], b[1:])]
+    # `split`, not one slice per example: a slice's backward writes a zero-filled copy of the whole row, so with
+    # B examples the backward would move B rows of memory per projection; split's backward is one concatenation
+    outs = [F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=causal, scale=scaling, **gqa)
+            for q, k, v in zip(query.split(lens, 2), key.split(lens, 2), value.split(lens, 2))]
     out = torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
     return out.transpose(1, 2).contiguous(), None
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['INSTRUCT_PROMPT', 'BUNDLED_DATA', 'rotten_tomatoes_instruct', 'chat_pairs_splits', 'load_task_data', 'data_summary',
-           'data_line', 'generation_samples', 'generation_eval', 'apply_freezing', 'run_max_length', 'process_state',
-           'header_line', 'finish_run', 'run_loss', 'run_metrics', 'train', 'load_saved', 'evaluate_folder',
-           'generated_text_scores', 'predict_folder', 'chat_replies', 'chat_folder']
+           'data_line', 'generation_samples', 'generation_eval', 'apply_freezing', 'run_packing', 'run_max_length',
+           'process_state', 'header_line', 'finish_run', 'run_loss', 'run_metrics', 'train', 'load_saved',
+           'evaluate_folder', 'generated_text_scores', 'predict_folder', 'chat_replies', 'chat_folder']
 
 # %% ../nbs/22_recipe.ipynb #5b8fb983
 import yaml
@@ -154,13 +154,23 @@ def _check_output_dir(cfg:RunConfig)->Path:
     return out
 
 # %% ../nbs/22_recipe.ipynb #7825ccf1
-def _model_positions(cfg:RunConfig)->int|None:
-    "The model's number of positions, read from its config (None when it has no fixed limit or cannot be read yet)."
+def _model_config(cfg:RunConfig):
+    "The transformers config of the run's model, read before loading the weights (None when it cannot be read yet)."
     from transformers import AutoConfig
     from sft_nb.assets import resolve_model
-    try: mc = AutoConfig.from_pretrained(resolve_model(str(cfg.model)))
+    try: return AutoConfig.from_pretrained(resolve_model(str(cfg.model)))
     except Exception: return None  # load_model reports what is wrong with the folder
+
+def _model_positions(cfg:RunConfig)->int|None:
+    "The model's number of positions (None when it has no fixed limit or cannot be read yet)."
+    mc = _model_config(cfg)
     return getattr(mc, 'max_position_embeddings', None) or getattr(mc, 'n_positions', None)
+
+def run_packing(cfg:RunConfig)->bool:
+    "Padding-free batches or not: the config's `packing`, or with `auto` wherever they are exact for the model (`padding_free_exact`)."
+    from sft_nb.loss import padding_free_exact
+    if cfg.packing != 'auto': return bool(cfg.packing)
+    return padding_free_exact(getattr(_model_config(cfg), 'model_type', None), cfg.task)
 
 def run_max_length(cfg:RunConfig, dsd, tok)->tuple[int, dict, list[str]]:
     "The run's `max_length` (the config's, else the one that keeps 99% of the training examples whole), its `length_report`, and lines to print."
@@ -191,7 +201,8 @@ def header_line(cfg:RunConfig, learn, max_length:int)->str:
     dls = learn.dls
     rows = ', '.join(f"{k} {len(dl.dataset):,}" for k, dl in (('train', dls.train), ('valid', dls.valid), ('test', dls.test)) if dl is not None)
     n = learn.accelerator.num_processes
-    return (f"sft-nb: model {cfg.model} | {cfg.task} | precision {learn.precision} | device {learn.accelerator.device}{f' x {n} processes' if n > 1 else ''} | rows {rows} | "
+    free = 'padding-free' if type(dls.train.collate_fn).__name__ == 'PaddingFreeCollator' else 'padded'
+    return (f"sft-nb: model {cfg.model} | {cfg.task} | {free} batches | precision {learn.precision} | device {learn.accelerator.device}{f' x {n} processes' if n > 1 else ''} | rows {rows} | "
             f"trainable {human_count(n_train)} of {human_count(n_all)} params | max_length {max_length}")
 
 def _final_metrics(learn, extra:dict)->dict:
@@ -281,7 +292,7 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
         tok = load_tokenizer(cfg.model)
         max_length, len_report, lines = run_max_length(cfg, dsd, tok)
         for l in lines: say(l)
-        dls = dataloaders(tokenizer=tok, task=cfg.task, **_loader_input(cfg, dsd), batch_size=cfg.batch_size, max_length=max_length, packing=cfg.packing, seed=cfg.seed, verbose=False)
+        dls = dataloaders(tokenizer=tok, task=cfg.task, **_loader_input(cfg, dsd), batch_size=cfg.batch_size, max_length=max_length, packing=run_packing(cfg), seed=cfg.seed, verbose=False)
     regression = cfg.task == 'classification' and cfg.problem_type == 'regression'
     model = load_model(cfg.model, cfg.task, id2label=dls.id2label, num_labels=1 if regression else None, dropout=cfg.dropout)
     if cfg.task == 'classification': model.config.problem_type = hf_problem_type(cfg.problem_type)  # saved with the model: predict and pipelines read it
