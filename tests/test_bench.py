@@ -28,7 +28,7 @@ def test_classification_bench_runs(tmp_path):
     assert 'AMD' in out or 'Intel' in out or 'cores' in out   # the machine is named with the table
 
 def test_causal_bench_runs(tmp_path):
-    run_bench('causal.py', '--n-train', '4', '--batch-size', '2', '--max-length', '64', '--contenders', 'sft_nb,sft_nb_packed',
+    run_bench('causal.py', '--n-train', '4', '--batch-size', '2', '--contenders', 'sft_nb,sft_nb_packed',
               '--tag', 'test', tmp_path=tmp_path)
     res = results(tmp_path, 'causal_test')
     for c in ('sft_nb', 'sft_nb_packed'):
