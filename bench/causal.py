@@ -220,10 +220,11 @@ def parent(args):
     cfg['peak_gflops'] = round(matmul_gflops(), 1)
     names = args.contenders.split(',') + (['trl_bf16'] if args.with_bf16 else [])
     env = environment()
-    from trl import SFTConfig
-    try: SFTConfig(output_dir=tempfile.mkdtemp()); env['trl_sftconfig_no_args'] = 'ok'
-    except ValueError as e: env['trl_sftconfig_no_args'] = f'ValueError: {e}'  # bf16 default without a GPU
-    env['trl_default_bf16_here'] = bool(SFTConfig(output_dir=tempfile.mkdtemp(), use_cpu=args.device == 'cpu').bf16)
+    if any(n.startswith('trl') for n in names):  # TRL is only installed with `tools/setup.sh bench`
+        from trl import SFTConfig
+        try: SFTConfig(output_dir=tempfile.mkdtemp()); env['trl_sftconfig_no_args'] = 'ok'
+        except ValueError as e: env['trl_sftconfig_no_args'] = f'ValueError: {e}'  # bf16 default without a GPU
+        env['trl_default_bf16_here'] = bool(SFTConfig(output_dir=tempfile.mkdtemp(), use_cpu=args.device == 'cpu').bf16)
     print(f"{command_line()}\n{env}\n{cfg}", flush=True)
     name = 'causal' + ('_dialogues' if args.data == 'dialogues' else '') + ('_cuda' if args.device == 'cuda' else '') + (f'_{args.tag}' if args.tag else '')
     results = alternate(SCRIPT, names, cfg, args.repeats, partial=name)
