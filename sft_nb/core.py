@@ -234,6 +234,7 @@ class Task:
     metrics:tuple # Metric names it can report
     default_metrics:tuple # What it reports when none are asked for
     problem_types:tuple = () # classification: (problem type, metrics, default metrics) per kind of label
+    scores:tuple = () # What scoring a saved model reports: (problem type or None, ((key, meaning, lowest, highest), ...))
 
     def metric_names(self,
                      problem_type:str|None=None, # One of the task's problem types; None: the task's own metrics
@@ -243,20 +244,48 @@ class Task:
         kinds = {p: (m, d) for p, m, d in self.problem_types}
         return kinds[check_choice(problem_type, kinds, 'problem type', where=f'{self.name} problem_type')]
 
+    def score_keys(self,
+                   problem_type:str|None=None, # One of the task's problem types; None: its first
+                   )->dict:
+        "`{key: (meaning, lowest, highest)}` of what scoring a saved model (`sft-nb eval`, a run's `test_` metrics) reports."
+        kinds = dict(self.scores)
+        if problem_type is None or not self.problem_types: kind = next(iter(kinds))
+        else: kind = check_choice(problem_type.removesuffix('_classification'), kinds, 'problem type', where=f'{self.name} problem_type')
+        return {k: tuple(v) for k, *v in kinds[kind]}
+
+    def score_legend(self, problem_type:str|None=None)->str:
+        "One line that says what each reported score means and its scale (`score_keys`)."
+        return '; '.join(f"{k}: {m}" for k, (m, lo, hi) in self.score_keys(problem_type).items())
+
 _SINGLE = ('accuracy', 'f1', 'precision', 'recall', 'matthews_correlation', 'confusion_matrix')
 _GENERATIVE = ('perplexity', 'token_accuracy', 'bleu', 'chrf', 'rouge', 'exact_match')
+_INF = float('inf')
+_TEXT_SCORES = (('loss', 'cross-entropy per target token', 0, _INF), ('perplexity', 'exp(loss)', 1, _INF),
+                ('token_accuracy', 'share of target tokens predicted right (teacher forcing), 0-1', 0, 1),
+                ('bleu', 'sacreBLEU of greedy answers, 0-100', 0, 100), ('chrf', 'chrF of greedy answers, 0-100', 0, 100),
+                ('rouge1', 'ROUGE-1 F of greedy answers, 0-1', 0, 1), ('rouge2', 'ROUGE-2 F, 0-1', 0, 1), ('rougeL', 'ROUGE-L F, 0-1', 0, 1),
+                ('exact_match', 'share of greedy answers equal to the reference (normalised), 0-1', 0, 1),
+                ('generated_examples', 'examples the answers were generated for', 0, _INF))
 TASKS = {t.name: t for t in (
     Task('classification', ('text', 'label'), ('text_pair',), 'AutoModelForSequenceClassification', 'SEQ_CLS',
          'text-classification', ('ForSequenceClassification',),
          _SINGLE, ('accuracy', 'f1'),
          (('single_label', _SINGLE, ('accuracy', 'f1')), ('multi_label', ('multi_label_f1',), ('multi_label_f1',)),
-          ('regression', ('mse', 'pearson', 'spearman'), ('mse', 'pearson', 'spearman')))),
+          ('regression', ('mse', 'pearson', 'spearman'), ('mse', 'pearson', 'spearman'))),
+         (('single_label', (('loss', 'cross-entropy per example', 0, _INF), ('accuracy', 'share of examples whose top class is right, 0-1', 0, 1),
+                            ('f1', 'macro-F1: the mean of the per-class F1 scores, 0-1', 0, 1), ('matthews_correlation', 'Matthews correlation, -1 to 1', -1, 1))),
+          ('multi_label', (('loss', 'binary cross-entropy per class and example', 0, _INF), ('f1_micro', 'F1 over all (example, class) decisions, 0-1', 0, 1),
+                           ('f1_macro', 'mean of the per-class F1 scores, 0-1', 0, 1), ('threshold', 'the probability threshold used (the saved one)', 0, 1))),
+          ('regression', (('loss', 'mean squared error', 0, _INF), ('mse', 'mean squared error', 0, _INF),
+                          ('pearson', 'Pearson correlation, -1 to 1', -1, 1), ('spearman', 'Spearman rank correlation, -1 to 1', -1, 1))))),
     Task('seq2seq', ('source', 'target'), (), 'AutoModelForSeq2SeqLM', 'SEQ_2_SEQ_LM', 'text2text-generation',
-         ('ForConditionalGeneration', 'MTModel'), _GENERATIVE, ('perplexity', 'token_accuracy')),
+         ('ForConditionalGeneration', 'MTModel'), _GENERATIVE, ('perplexity', 'token_accuracy'), scores=((None, _TEXT_SCORES),)),
     Task('causal', (), ('messages', 'prompt', 'completion'), 'AutoModelForCausalLM', 'CAUSAL_LM', 'text-generation',
-         ('ForCausalLM', 'LMHeadModel'), _GENERATIVE, ('perplexity', 'token_accuracy')),
+         ('ForCausalLM', 'LMHeadModel'), _GENERATIVE, ('perplexity', 'token_accuracy'), scores=((None, _TEXT_SCORES),)),
     Task('qa', ('question', 'context', 'answers'), (), 'AutoModelForQuestionAnswering', 'QUESTION_ANS',
-         'question-answering', ('ForQuestionAnswering',), ('exact_match', 'f1'), ('exact_match', 'f1')),
+         'question-answering', ('ForQuestionAnswering',), ('exact_match', 'f1'), ('exact_match', 'f1'),
+         scores=((None, (('exact_match', 'SQuAD exact match of the extracted answers, 0-100', 0, 100),
+                         ('f1', 'SQuAD token F1 of the extracted answers, 0-100', 0, 100), ('examples', 'questions scored', 0, _INF))),)),
 )}
 
 def get_task(name:str, # A key of `TASKS`

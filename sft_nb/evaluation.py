@@ -90,6 +90,10 @@ def split_samples(samples)->tuple[list, list[str]]:
 
 
 # %% ../nbs/19_evaluation.ipynb #2e834a01
+def _in_training_precision(cb)->dict:
+    "`generate` arguments that run a learner's evaluation in its training precision, as its validation runs (alone: fp32)."
+    return {'precision': cb.learn.precision} if cb.learn is not None and 'precision' not in cb.gen_kw else {}
+
 def _eval_model_and_tokenizer(cb, model=None, tokenizer=None)->tuple:
     "The model and tokenizer an evaluation callback `cb` uses: those given, else its own tokenizer and its learner's."
     model = model if model is not None else unwrap_model(cb.learn.model, keep_peft=True)
@@ -126,7 +130,7 @@ class GenerationEval(Callback):
     def evaluate(self, model=None, tokenizer=None)->dict:
         "Generate answers for the samples with `model` (default: the learner's), score them and keep the table."
         model, tok = _eval_model_and_tokenizer(self, model, tokenizer)
-        preds = generate(model, tok, self.prompts, max_new_tokens=self.max_new_tokens, batch_size=self.batch_size, **self.gen_kw)
+        preds = generate(model, tok, self.prompts, max_new_tokens=self.max_new_tokens, batch_size=self.batch_size, **_in_training_precision(self), **self.gen_kw)
         scores = text_scores(preds, self.references, self.metrics, self.label_words)
         self.table = pd.DataFrame({'prompt': [p if isinstance(p, str) else p[-1]['content'] for p in self.prompts],
                                    'reference': self.references, 'prediction': preds})

@@ -65,22 +65,12 @@ def _max_length(model, tokenizer, max_length:int|None)->int|None:
     return getattr(model.config, 'max_position_embeddings', None)
 
 _AUTOCAST = {'bf16': torch.bfloat16, 'fp16': torch.float16}
-_warned_precision = set()
 
-def inference_precision(model, # A model, possibly trained by a `Learner`
-                        precision:str|None=None, # 'no', 'bf16' or 'fp16'; None: what the model was trained in
+def inference_precision(model, # A model (unused: the answer does not depend on how it was trained)
+                        precision:str|None=None, # 'no', 'bf16' or 'fp16'; None: fp32
                        )->str:
-    "The precision to run `model` in: `precision`, else the one it trained in where this machine runs that fast, else fp32."
-    if precision is not None: return check_precision(precision, where='precision')
-    base = model.get_base_model() if hasattr(model, 'peft_config') and hasattr(model, 'get_base_model') else model
-    trained = getattr(getattr(base, 'config', None), 'training_precision', None)
-    if trained in (None, 'no'): return 'no'
-    if default_precision(model_device(model).type) != 'no': return trained
-    if trained not in _warned_precision:  # a folder trained in bf16 on a GPU or a bf16 CPU, used where bf16 is emulated
-        _warned_precision.add(trained)
-        warnings.warn(f"the model was trained in {precision_label(trained)}, which this {model_device(model).type.upper()} "
-                      f"runs slowly: predicting in fp32 (pass precision='{trained}' to force it)")
-    return 'no'
+    "The precision to run `model` in: `precision` when asked, else fp32, so that outputs are full-precision numbers."
+    return 'no' if precision is None else check_precision(precision, where='precision')
 
 @contextlib.contextmanager
 def eval_mode(model, # The model
@@ -133,14 +123,14 @@ def predict(model, # A `...ForSequenceClassification` or `...ForQuestionAnswerin
             batch_size:int=32, # Examples per forward pass
             max_length:int|None=None, # Truncate to this many tokens (default: the model's limit; QA: window length)
             text_pairs=None, # Second texts, for sentence-pair tasks (QA: the contexts)
-            precision:str|None=None, # 'no', 'bf16', 'fp16'; None: what the model trained in (`inference_precision`)
+            precision:str|None=None, # 'no', 'bf16', 'fp16'; None: fp32 (`inference_precision`)
             **qa_kw, # QA: `predict_qa` arguments (stride, max_answer_tokens, top_k)
             )->list[dict]:
     "One `{'label', 'score', 'probs'}` per text: the top label name, its probability, and all probabilities; multi-label: `labels` too; regression: `{value}`; QA: `{answer, score, start, end}`."
     if isinstance(model, (str, Path)): model, tokenizer = load_model_for_inference(model)
     if is_qa_model(model):
         from sft_nb.qa import predict_qa  # sft_nb.qa builds on this module: imported when a QA model needs it
-        return predict_qa(model, tokenizer, texts, text_pairs, batch_size=batch_size, max_length=max_length, **qa_kw)
+        return predict_qa(model, tokenizer, texts, text_pairs, batch_size=batch_size, max_length=max_length, precision=precision, **qa_kw)
     if qa_kw: raise SftError(f"unexpected arguments {', '.join(qa_kw)} for a {type(model).__name__}", where='predict', fix="they are for extractive QA models only")
     texts = check_texts(texts)
     if text_pairs is not None:
@@ -228,7 +218,7 @@ def generate(model, # A causal LM or a seq2seq model, or the folder of a saved o
              system:str|None=None, # A system message for prompts of chat models
              chat:bool|None=None, # Use the chat template (default: when the tokenizer has one)
              max_length:int|None=None, # Keep at most this many prompt tokens (the end of causal prompts, where the question is)
-             precision:str|None=None, # 'no', 'bf16', 'fp16'; None: what the model trained in (`inference_precision`)
+             precision:str|None=None, # 'no', 'bf16', 'fp16'; None: fp32 (`inference_precision`)
              **gen_kw, # More `model.generate` arguments: temperature, top_p, num_beams, ...
              )->list[str]:
     "The generated answer to each prompt: only the new text, stopped at eos or end of turn."

@@ -58,6 +58,9 @@ class Learner:
                  fast_dropout:bool=True, # On CPU, draw dropout masks with `FastDropout` (the same dropout, cheaper)
                  gradient_checkpointing:bool=False): # Recompute layer activations in backward: less memory, more time (`set_gradient_checkpointing`)
         self._check(model, dls, lr, grad_accum, tokenizer)
+        if checkpoint_every and output_dir is None:  # refused now, not after `checkpoint_every` steps of training
+            raise SftError(f"checkpoint_every={checkpoint_every} needs an output folder for the checkpoints", where='Learner(output_dir=None)',
+                           fix="pass output_dir='runs/my-run', or checkpoint_every=None")
         self.precision = default_precision() if precision is None else check_precision(precision, where='Learner(precision=...)')
         if self.precision == 'fp16' and not torch.cuda.is_available():
             raise SftError("fp16 mixed precision needs a GPU", where="precision='fp16'", fix="use precision='no' (fp32) or 'bf16' on a CPU")
@@ -239,13 +242,24 @@ def fit(self:Learner, n_epochs:int, # Epochs to train
     self._setup_fit(n_epochs, lr, sched, warmup, **sched_kw)  # precision, seed, optimizer, schedule, counters
     self.resume, self.start_epoch = resume, 0  # a resuming `Checkpointer` sets `start_epoch`
     with self.added_cbs(cbs):
-        try: self._with_events(self._do_fit, 'fit', CancelFitException)
+        try:
+            try: self('before_fit'); self._do_fit()
+            except CancelFitException: self('after_cancel_fit')
         except BaseException:
             self.training = False
-            with contextlib.suppress(Exception): self('after_fit')  # loggers close their files even on errors
+            with contextlib.suppress(Exception): self._after_fit()  # loggers close their files even on errors
             raise
-    self.training = False
+        self._after_fit()
     return self
+
+@patch
+def _after_fit(self:Learner):
+    "`after_fit` on every callback, even when one of them fails: the first failure is raised once all have run."
+    self.training, errors = False, []
+    for cb in sorted(self.cbs, key=lambda c: getattr(c, 'event_order', {}).get('after_fit', c.order)):
+        try: cb('after_fit')
+        except Exception as e: errors.append(e)
+    if errors: raise errors[0]
 
 @patch
 def _do_fit(self:Learner):

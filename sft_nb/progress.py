@@ -8,11 +8,11 @@ Docs: https://sft-nb.github.io/sft_nb/progress.html.md"""
 from __future__ import annotations
 import sys, io, csv, json, math, time, html, warnings
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 # %% auto #0
 __all__ = ['append_jsonl', 'csv_header', 'append_csv', 'read_log', 'MetricsLogger', 'tensorboard_available',
-           'TensorBoardCallback', 'format_time', 'format_value', 'text_table', 'html_table', 'Rendered',
+           'TensorBoardCallback', 'format_time', 'format_value', 'text_table', 'html_table', 'Rendered', 'examples_in',
            'ProgressCallback', 'smooth_ema', 'history_records', 'plot_history', 'figure_png', 'LivePlotCallback']
 
 # %% ../nbs/14_progress.ipynb #71e2a296
@@ -198,6 +198,12 @@ class Rendered:
     def __repr__(self): return self.text
 
 # %% ../nbs/14_progress.ipynb #273c22c1
+def examples_in(batch)->int:
+    "Examples in a batch: its rows, or the examples of a padding-free row (one row, boundaries in `cu_seq_lens_q`)."
+    if not isinstance(batch, Mapping) or not batch: return 0
+    if 'cu_seq_lens_q' in batch: return len(batch['cu_seq_lens_q']) - 1
+    return len(batch['input_ids'] if 'input_ids' in batch else next(iter(batch.values())))
+
 class ProgressCallback(RecordCallback):
     "Progress bar and one table row per evaluation: HTML updated in place in Jupyter, text lines in a terminal."
     order = 60  # after the logs, before EarlyStopping, so the last row is shown
@@ -247,7 +253,7 @@ class ProgressCallback(RecordCallback):
             self._phase, self._pt0 = 'train', getattr(self, '_train_start', time.time())
             self._n = getattr(self.learn, 'n_iter', None) or self._len(self.learn.dls.train)
         self._i = getattr(self.learn, 'iter', self._i) + 1
-        if self.learn.training: self._samples += len(next(iter(self.learn.batch.values()))) if isinstance(getattr(self.learn, 'batch', None), dict) and self.learn.batch else 0
+        if self.learn.training: self._samples += examples_in(self.learn.batch)
         self.render()
         if self.learn.training and not self._bar and not self._html and self._in_fit: self._maybe_log()
 

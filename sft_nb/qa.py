@@ -105,12 +105,13 @@ def qa_window_logits(model, # A span-head QA model
                      tokenizer, # Its tokenizer
                      windows, # From `qa_windows`, or a tokenized 'qa' split (`input_ids`, optional `token_type_ids`)
                      batch_size:int=32, # Windows per forward pass
+                     precision:str|None=None, # 'no', 'bf16', 'fp16'; None: fp32 (`inference_precision`)
                      )->tuple[list[np.ndarray], list[np.ndarray]]:
     "Start and end logits of every window, each cut to its window's length."
     keys = [k for k in ('input_ids', 'token_type_ids') if k in (windows.column_names if hasattr(windows, 'column_names') else windows)]
     cols = {k: list(windows[k]) for k in keys}
     starts, ends, dev = [], [], model_device(model)
-    with eval_mode(model), padding_side(tokenizer, 'right'):  # right padding: position t of a row is token t of its window
+    with eval_mode(model, precision), padding_side(tokenizer, 'right'):  # right padding: position t of a row is token t of its window
         for s in range(0, len(cols['input_ids']), batch_size):
             rows = [{k: cols[k][i] for k in keys} for i in range(s, min(s + batch_size, len(cols['input_ids'])))]
             out = model(**tokenizer.pad(rows, return_tensors='pt').to(dev))
@@ -128,6 +129,7 @@ def predict_qa(model, # A `...ForQuestionAnswering` model, or the folder of a sa
                stride:int=128, # Tokens shared by consecutive windows (at most a quarter of `max_length`)
                max_answer_tokens:int=30, # Longest answer, in tokens
                top_k:int=1, # Answers per question: 1 gives a dict, more a list of dicts, best first
+               precision:str|None=None, # 'no', 'bf16', 'fp16'; None: fp32 (`inference_precision`)
                )->list:
     "One `{answer, score, start, end}` per question (a list of `top_k` of them when `top_k > 1`), from the best spans of its context."
     if isinstance(model, (str, Path)): model, tokenizer = load_model_for_inference(model)
@@ -136,7 +138,7 @@ def predict_qa(model, # A `...ForQuestionAnswering` model, or the folder of a sa
     if check_same_length(questions=questions, contexts=contexts) == 0: return []
     max_length = min(384, _max_length(model, tokenizer, max_length) or 384) if max_length is None else max_length
     windows = qa_windows(tokenizer, questions, contexts, max_length, stride)
-    starts, ends = qa_window_logits(model, tokenizer, windows, batch_size)
+    starts, ends = qa_window_logits(model, tokenizer, windows, batch_size, precision)
     res = qa_postprocess(starts, ends, windows['offset_mapping'], windows['example_idx'], contexts, n_best=top_k, max_answer_tokens=max_answer_tokens)
     none = {'answer': '', 'score': 0.0, 'start': 0, 'end': 0}  # a context too short to hold any span
     return [r[0] if r else none for r in res] if top_k == 1 else res

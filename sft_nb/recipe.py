@@ -13,7 +13,7 @@ from pathlib import Path
 __all__ = ['INSTRUCT_PROMPT', 'BUNDLED_DATA', 'rotten_tomatoes_instruct', 'chat_pairs_splits', 'load_task_data', 'data_summary',
            'data_line', 'generation_samples', 'generation_eval', 'apply_freezing', 'run_packing', 'run_max_length',
            'process_state', 'header_line', 'finish_run', 'run_loss', 'run_metrics', 'train', 'load_saved',
-           'evaluate_folder', 'generated_text_scores', 'predict_folder', 'chat_replies', 'chat_folder']
+           'evaluate_folder', 'generated_text_scores', 'score_legend', 'predict_folder', 'chat_replies', 'chat_folder']
 
 # %% ../nbs/22_recipe.ipynb #5b8fb983
 import yaml
@@ -179,9 +179,13 @@ def run_max_length(cfg:RunConfig, dsd, tok)->tuple[int, dict, list[str]]:
     if cfg.max_length is not None and n_pos and cfg.max_length > n_pos:
         raise SftError(f"max_length {cfg.max_length} is longer than the model's {n_pos} positions", where='max_length', fix=f"set max_length to at most {n_pos}, or null to choose it from the data")
     limit = min(default_max_length(tok), n_pos or 10**9)
-    rep = fit_max_length(dsd['train'], tok, cfg.task, limit=max(limit, cfg.max_length or 0), max_length=cfg.max_length)
+    every = cfg.max_length_from == 'all' and cfg.max_length is None
+    fit = lambda k, n=None: fit_max_length(dsd[k], tok, cfg.task, limit=max(limit, cfg.max_length or 0), max_length=n)
+    rep = fit('train', cfg.max_length)
+    if every:  # `all`: the length that keeps 99% of *each* split whole, so held-out examples are cut no more than training ones
+        rep = fit('train', max(fit(k)['max_length'] for k in dsd))
     cut = f"it truncates {rep['truncated']} of {rep['examples']:,} training examples ({rep['truncated_pct']}%)"
-    if cfg.max_length is None: lines = [f"max_length {rep['max_length']}: chosen from the training data (model limit {limit}); {cut}"]
+    if cfg.max_length is None: lines = [f"max_length {rep['max_length']}: chosen from the {'data of every split' if every else 'training data'} (model limit {limit}); {cut}"]
     else: lines = [f"max_length {rep['max_length']} (from the config): {cut}"] if rep['truncated'] else []
     if (w := length_warning(rep)): lines.append(f"warning: {w}")
     return rep['max_length'], rep, lines
@@ -225,10 +229,9 @@ def finish_run(learn, cfg:RunConfig, out:Path, tok, dsd, **card_extra)->dict:
     try:
         # the loss-based metrics are measured again; generated-text scores of the same weights stay from the last record
         if learn.valid_dl is not None: results = {**results, **learn.validate()}
-        if learn.dls.test is not None: results.update({f'test_{k}': v for k, v in learn.validate(learn.dls.test).items()})
-        if main and 'test' in dsd and (tg := generation_eval(cfg, dsd['test'], (card_extra.get('max_length') or {}).get('max_length'))):
-            tg.learn = learn
-            results.update({f'test_{k}': v for k, v in tg.evaluate().items()})
+        if 'test' in dsd:  # scored exactly as `sft-nb eval` scores the saved folder: the same numbers by construction
+            learn.accelerator.wait_for_everyone()  # the main process has written the folder
+            results.update({f'test_{k}': v for k, v in evaluate_folder(out/'model', dsd['test'], task=cfg.task).items()})
     except Exception as e:
         raise SftError(f"the final evaluation failed ({type(e).__name__}: {str(e).strip()[:300]}); the trained model is saved, and metrics.json holds the metrics of its last evaluation during training",
                        where=str(out/'model'), fix=f"evaluate the saved model with `sft-nb eval --model {out} --data FILE`; add --debug to see the traceback") from e
@@ -292,7 +295,8 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
         tok = load_tokenizer(cfg.model)
         max_length, len_report, lines = run_max_length(cfg, dsd, tok)
         for l in lines: say(l)
-        dls = dataloaders(tokenizer=tok, task=cfg.task, **_loader_input(cfg, dsd), batch_size=cfg.batch_size, max_length=max_length, packing=run_packing(cfg), seed=cfg.seed, verbose=False)
+        dls = dataloaders(tokenizer=tok, task=cfg.task, **_loader_input(cfg, dsd), batch_size=cfg.batch_size, max_length=max_length, packing=run_packing(cfg),
+                          group_by_length=cfg.group_by_length, drop_truncated=cfg.drop_truncated, seed=cfg.seed, verbose=False)
     regression = cfg.task == 'classification' and cfg.problem_type == 'regression'
     model = load_model(cfg.model, cfg.task, id2label=dls.id2label, num_labels=1 if regression else None, dropout=cfg.dropout)
     if cfg.task == 'classification': model.config.problem_type = hf_problem_type(cfg.problem_type)  # saved with the model: predict and pipelines read it
@@ -329,8 +333,10 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
 
 # %% ../nbs/22_recipe.ipynb #f7ece69b
 def _model_dir(path:str)->Path:
-    "Accept a run folder (with model/ inside) or a model folder."
+    "Accept a run folder (with model/ inside), a model folder, or the name of a bundled model ('smollm2', 'minilm')."
+    from sft_nb.assets import BUNDLED_MODELS, resolve_model
     p = Path(path).expanduser()
+    if not p.exists() and str(path) in BUNDLED_MODELS: return Path(resolve_model(str(path)))  # a folder of that name wins
     return p/'model' if (p/'model'/'config.json').exists() and not (p/'config.json').exists() else p
 
 def load_saved(model:str):
@@ -348,53 +354,68 @@ def load_saved(model:str):
                        fix="point --model to a folder written by sft-nb train (the run folder or its model/) or by save_model") from None
     return m, tok, folder
 
-def evaluate_folder(model:str, # A run folder or a model folder
-                    data:str, # A labelled file
-                    task:str|None=None, # Default: the run card's task, else classification
+def _scored_split(data, task:str, columns:dict|None, encoding:str, label_names:list|None, labels:dict):
+    "`data` as one canonical split: a file read with `load_data`, or a split the run already read (kept as it is)."
+    from datasets import Dataset
+    from sft_nb.data import load_data
+    if isinstance(data, Dataset): return data
+    return load_data({'validation': data}, task, columns=columns or None, label_names=label_names, valid_pct=0, encoding=encoding, **labels)['validation']
+
+def evaluate_folder(model:str, # A run folder, a model folder or a bundled model name
+                    data, # A labelled file, or a canonical split (`load_task_data`)
+                    task:str|None=None, # Default: the run card's task, else the model's
                     columns:dict|None=None, # Role -> column name
                     batch_size:int=32, # Examples per batch
                     max_length:int|None=None, # Default: the run's
                     encoding:str='utf-8', # Text encoding of `data`
-                    max_new_tokens:int=64, # seq2seq and causal: most tokens generated per answer
-                    max_examples:int|None=None, # seq2seq and causal: generate for the first N examples only (None: all)
+                    max_new_tokens:int|None=None, # seq2seq and causal: most tokens generated per answer (default: the run's, else 64)
+                    max_examples:int|None=None, # seq2seq and causal: generate for the first N examples (default: the run's `generation.examples`, else all)
+                    precision:str='no', # 'no' (fp32), 'bf16', 'fp16': what the model computes in
                     )->dict:
-    "Metrics of the saved model in `model` on the labelled file `data`: its task's (and problem type's); seq2seq and causal add BLEU, chrF, ROUGE and exact match of generated text; QA: SQuAD exact match and F1."
+    "The task's scores (`Task.score_keys`) of the saved model in `model` on the labelled `data`; a run's `test_` metrics are this."
     from sft_nb.saving import read_run_card
+    from sft_nb.core import get_task, task_of_model
+    from sft_nb.inference import problem_type
+    m, tok, folder = load_saved(model)
+    card = read_run_card(folder) if (folder/'run_card.json').exists() else {}
+    run = card.get('config', {})
+    task = get_task(task or run.get('task') or task_of_model(m) or 'classification', where='--task').name
+    if max_length is None: max_length = (card.get('max_length') or {}).get('max_length') or run.get('max_length')
+    pt = problem_type(m) if task == 'classification' else None
+    names = [m.config.id2label[i] for i in range(m.config.num_labels)] if pt and pt != 'regression' else None
+    labels = {'problem_type': pt, 'label_sep': (run.get('data') or {}).get('label_sep')} if pt else {}
+    ds = _scored_split(data, task, columns, encoding, names, labels)
+    if task == 'qa': return _evaluate_qa(m, tok, ds, batch_size, max_length, precision)
+    res = _loss_scores(m, tok, ds, task, pt, batch_size, max_length, precision)
+    if task in ('seq2seq', 'causal'):
+        gen = run.get('generation') or {}
+        n = min(max_examples or gen.get('examples') or len(ds), len(ds))
+        res.update(generated_text_scores(m, tok, ds, task, max_new_tokens or gen.get('max_new_tokens') or 64, n, max_length, gen.get('batch_size') or 16, precision))
+        res['generated_examples'] = n
+    return res
+
+def _loss_scores(m, tok, ds, task:str, pt:str|None, batch_size:int, max_length:int|None, precision:str)->dict:
+    "Loss and the task's batch metrics of model `m` on the canonical split `ds` (the threshold of a multi-label model: its own)."
     from types import SimpleNamespace
+    from datasets import DatasetDict
     from torch.utils.data import DataLoader
-    from sft_nb.data import load_data
     from sft_nb.tokenize import tokenize
     from sft_nb.batches import PadCollator
     from sft_nb.learner import Learner
     from sft_nb.metrics import batch_metric
-    from sft_nb.inference import problem_type
-    m, tok, folder = load_saved(model)
-    card = read_run_card(folder) if (folder/'run_card.json').exists() else {}
-    task = task or card.get('config', {}).get('task') or 'classification'
-    check_choice(task, TASKS, 'task', where='--task')
-    if max_length is None: max_length = (card.get('max_length') or {}).get('max_length') or card.get('config', {}).get('max_length')
-    if task == 'qa': return _evaluate_qa_file(m, tok, data, columns, batch_size, max_length, encoding)
-    pt = problem_type(m) if task == 'classification' else None
-    label_names = [m.config.id2label[i] for i in range(m.config.num_labels)] if pt and pt != 'regression' else None
-    label_sep = (card.get('config', {}).get('data') or {}).get('label_sep')
-    dsd = load_data({'validation': data}, task, columns=columns or None, label_names=label_names, valid_pct=0, encoding=encoding,
-                    **({'problem_type': pt, 'label_sep': label_sep} if pt else {}))
-    tds = tokenize(dsd, tok, task, max_length=max_length, verbose=False)
-    dl = DataLoader(tds['validation'], batch_size=batch_size, collate_fn=PadCollator(tok))
-    names = TASKS[task].metric_names(pt and pt.removesuffix('_classification'))[1]
-    if task == 'classification' and pt in (None, 'single_label_classification'): names = (*names, 'matthews_correlation')  # scoring a folder: MCC too
+    tds = tokenize(DatasetDict(validation=ds), tok, task, max_length=max_length, verbose=False)['validation']
+    dl = DataLoader(tds, batch_size=batch_size, collate_fn=PadCollator(tok))
+    keys = TASKS[task].score_keys(pt)
+    names = [n for n in TASKS[task].metric_names(pt and pt.removesuffix('_classification'))[0] if n not in GENERATION_METRICS and (n in keys or n == 'multi_label_f1')]
     kw = lambda n: {'threshold': float(getattr(m.config, 'multi_label_threshold', 0.5))} if n == 'multi_label_f1' else {}  # the threshold predict uses
-    learn = Learner(m, SimpleNamespace(train=dl, valid=dl), metrics=[batch_metric(n, **kw(n)) for n in names], tokenizer=tok, seed=None, progress=False)
-    res = dict(learn.validate(dl))
-    if task in ('seq2seq', 'causal'): res.update(generated_text_scores(m, tok, dsd['validation'], task, max_new_tokens, max_examples, max_length, batch_size))
-    return res
+    learn = Learner(m, SimpleNamespace(train=dl, valid=dl), metrics=[batch_metric(n, **kw(n)) for n in names], tokenizer=tok, seed=None, progress=False, precision=precision)
+    res = learn.validate(dl)
+    return {('loss' if k == 'valid_loss' else k): v for k, v in res.items() if k in keys or k == 'valid_loss'}
 
-def _evaluate_qa_file(m, tok, data:str, columns:dict|None, batch_size:int, max_length:int|None, encoding:str)->dict:
-    "SQuAD exact match and F1 of a QA model's answers to the questions of the file `data`, with the number of examples."
-    from sft_nb.data import load_data
+def _evaluate_qa(m, tok, ds, batch_size:int, max_length:int|None, precision:str)->dict:
+    "SQuAD exact match and F1 of a QA model's answers to the questions of the canonical split `ds`, with the number of examples."
     from sft_nb.qa import evaluate_qa
-    ds = load_data({'validation': data}, 'qa', columns=columns or None, valid_pct=0, encoding=encoding)['validation']
-    scores, _ = evaluate_qa(m, tok, ds, batch_size=batch_size, **({'max_length': max_length} if max_length else {}))
+    scores, _ = evaluate_qa(m, tok, ds, batch_size=batch_size, precision=precision, **({'max_length': max_length} if max_length else {}))
     return {**scores, 'examples': len(ds)}
 
 def generated_text_scores(model, tok, ds, # A seq2seq or causal model, its tokenizer, and a canonical split
@@ -403,16 +424,34 @@ def generated_text_scores(model, tok, ds, # A seq2seq or causal model, its token
                           max_examples:int|None=None, # Score the first N examples (None: all)
                           max_length:int|None=None, # Longest prompt in tokens
                           batch_size:int=16, # Prompts per generate call
+                          precision:str='no', # What the model computes in
                           )->dict:
     "BLEU, chrF, ROUGE and exact match of greedy answers to the examples of `ds` (with `GenerationEval`, as during training)."
     from sft_nb.evaluation import GenerationEval
     samples = generation_samples(ds, task, max_examples or len(ds))
-    return GenerationEval(samples, metrics=GENERATION_METRICS, max_new_tokens=max_new_tokens, batch_size=batch_size, show=False, max_length=max_length).evaluate(model, tok)
+    return GenerationEval(samples, metrics=GENERATION_METRICS, max_new_tokens=max_new_tokens, batch_size=batch_size, show=False,
+                          max_length=max_length, precision=precision).evaluate(model, tok)
 
-def predict_folder(model:str, # A run folder or a model folder
+def score_legend(model:str, # A run folder, a model folder or a bundled model name
+                 task:str|None=None, # As given to `evaluate_folder`
+                 )->str:
+    "What each key `evaluate_folder` reports for `model` means, and its scale (`Task.score_legend`), read from the folder's files alone."
+    from transformers import AutoConfig
+    from sft_nb.saving import read_run_card
+    from sft_nb.core import get_task
+    folder = _model_dir(model)
+    card = read_run_card(folder) if (folder/'run_card.json').exists() else {}
+    mc = AutoConfig.from_pretrained(folder)
+    arch = (getattr(mc, 'architectures', None) or [''])[0]
+    task = task or card.get('config', {}).get('task') or next((t.name for t in TASKS.values() if arch.endswith(t.class_suffixes)), 'classification')
+    pt = mc.problem_type or ('regression' if mc.num_labels == 1 else 'single_label') if task == 'classification' else None
+    return get_task(task).score_legend(pt)
+
+def predict_folder(model:str, # A run folder, a model folder or a bundled model name
                    texts:list[str], # Inputs (QA: the questions)
                    max_new_tokens:int=64, # Generation: most new tokens per answer
                    contexts:list[str]|None=None, # QA: the context of each question (one context serves every question)
+                   precision:str='no', # 'no' (fp32: full-precision scores and values), 'bf16', 'fp16'
                    )->list:
     "Predictions of the saved model in `model`: a label (multi-label: `labels`, regression: `value`), generated text, or a QA `{answer, score, start, end}`."
     from sft_nb.inference import predict, generate, is_qa_model
@@ -425,11 +464,11 @@ def predict_folder(model:str, # A run folder or a model folder
         if not contexts: raise SftError("an extractive QA model needs the context to find the answer in", where='sft-nb predict', fix='give --context "..." (once for all questions, or once per question)')
         if len(contexts) == 1: contexts = contexts * len(texts)
         if len(contexts) != len(texts): raise SftError(f"{len(texts)} questions but {len(contexts)} contexts", where='sft-nb predict', fix="give one --context, or one per --question")
-        return predict_qa(m, tok, texts, contexts)
+        return predict_qa(m, tok, texts, contexts, precision=precision)
     if contexts: raise SftError(f"--context is for extractive QA models, and this is a {type(m).__name__}", where='sft-nb predict', fix='drop --context, and give the inputs with --text')
     name = type(m).__name__
-    if 'ForSequenceClassification' in name and getattr(m.config, 'num_labels', None): return predict(m, tok, texts)
-    if m.can_generate() if hasattr(m, 'can_generate') else False: return generate(m, tok, texts, max_new_tokens=max_new_tokens)
+    if 'ForSequenceClassification' in name and getattr(m.config, 'num_labels', None): return predict(m, tok, texts, precision=precision)
+    if m.can_generate() if hasattr(m, 'can_generate') else False: return generate(m, tok, texts, max_new_tokens=max_new_tokens, precision=precision)
     raise SftError(f"sft-nb predict handles classification and text generation models, not {name}", where=str(folder),
                    fix="score it with `sft-nb eval --model ... --data FILE`, or use it from Python (sft_nb.inference)")
 
@@ -437,6 +476,7 @@ def chat_replies(model, tok, # A causal model whose tokenizer has a chat templat
                  turns, # The user's turns, one string each (an iterator works: replies come as turns arrive)
                  system:str|None=None, # A system message
                  max_new_tokens:int=128, # Most tokens per reply
+                 precision:str='no', # 'no' (fp32), 'bf16', 'fp16'
                  ):
     "Yield `(reply, messages)` for each user turn, each reply generated from the whole conversation so far."
     from sft_nb import inference
@@ -450,7 +490,7 @@ def chat_replies(model, tok, # A causal model whose tokenizer has a chat templat
     for turn in turns:
         if not turn.strip(): continue
         messages.append({'role': 'user', 'content': turn.strip()})
-        reply = inference.generate(model, tok, [list(messages)], max_new_tokens=max_new_tokens, system=system, max_length=keep)[0]
+        reply = inference.generate(model, tok, [list(messages)], max_new_tokens=max_new_tokens, system=system, max_length=keep, precision=precision)[0]
         messages.append({'role': 'assistant', 'content': reply})
         yield reply, list(messages)
 
@@ -459,6 +499,7 @@ def chat_folder(model:str, # A run folder or a model folder of a dialogue model
                 system:str|None=None, # A system message
                 max_new_tokens:int=128, # Most tokens per reply
                 jsonl:bool=False, # One JSON object per turn instead of plain replies
+                precision:str='no', # 'no' (fp32), 'bf16', 'fp16'
                 )->int:
     "Chat with a saved model: a turn per line of `stdin`, the conversation carried across turns, until end of input."
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
@@ -471,7 +512,7 @@ def chat_folder(model:str, # A run folder or a model folder of a dialogue model
             if not line: return  # end of input (Ctrl-D): a clean exit
             yield line.rstrip('\n')
     n = 0
-    for n, (reply, msgs) in enumerate(chat_replies(m, tok, turns(), system=system, max_new_tokens=max_new_tokens), 1):
+    for n, (reply, msgs) in enumerate(chat_replies(m, tok, turns(), system=system, max_new_tokens=max_new_tokens, precision=precision), 1):
         print(json.dumps({'turn': n, 'user': msgs[-2]['content'], 'reply': reply}) if jsonl else (f'bot> {reply}' if tty else reply), file=stdout, flush=True)
     if tty: print(file=stdout)
     return n

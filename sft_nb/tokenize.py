@@ -11,7 +11,8 @@ from typing import Mapping
 
 # %% auto #0
 __all__ = ['ensure_pad_token', 'default_max_length', 'to_messages', 'render_chat', 'encode_chat', 'chat_prompt', 'encode_causal',
-           'tokenizer_fingerprint', 'tokenize', 'length_report', 'length_warning', 'fit_max_length', 'check_data']
+           'tokenizer_fingerprint', 'tokenize', 'length_report', 'length_warning', 'fit_max_length', 'check_data',
+           'drop_cut_away']
 
 # %% ../nbs/03_tokenize.ipynb #400138d8
 import numpy as np
@@ -310,7 +311,7 @@ def _split_problems(name:str, ds:Dataset, tokenizer, task:str, num_labels:int|No
         nsup = [sum(t != -100 for t in l) for l in labs]
         gone = [i for i, (n, c) in enumerate(zip(nsup, cut)) if n == 0 and c]
         none = [i for i, (n, c) in enumerate(zip(nsup, cut)) if n == 0 and not c]
-        if gone: out.append(f"{name}: the response was truncated away entirely in {_first(gone)} (raise max_length, shorten prompts, or drop those rows)")
+        if gone: out.append(f"{name}: the response was truncated away entirely in {_first(gone)} (raise max_length, shorten prompts, or drop those rows: drop_truncated)")
         if none: out.append(f"{name}: zero supervised tokens in {_first(none)} (no assistant turn to learn from)")
         eos = tokenizer.eos_token_id
         no_eos = [i for i, (l, n, c) in enumerate(zip(labs, nsup, cut)) if n and not c and eos not in [t for t in l if t != -100]]
@@ -337,5 +338,13 @@ def check_data(tds:DatasetDict, # Tokenized splits (from `tokenize`)
     if probs:
         raise SftError(f"the data failed {len(probs)} check(s) before training:\n    - " + "\n    - ".join(probs),
                        where=', '.join(f"{k} ({v.num_rows} rows)" for k, v in tds.items()),
-                       fix="fix the data or the settings named above (dataloaders(..., check=False) skips these checks)")
+                       fix="fix the data or the settings named above; a run config can choose max_length from every split (max_length_from: all) "
+                           "or drop responses cut away (drop_truncated: true), as dataloaders(..., drop_truncated=True) does; check=False skips these checks")
     return {k: v.num_rows for k, v in tds.items()}
+
+def drop_cut_away(tds:DatasetDict, # Tokenized causal splits (from `tokenize`)
+                  )->tuple[DatasetDict, dict]:
+    "The splits without the rows whose response `max_length` cut away entirely, and how many each split lost."
+    def keep(r): return not (r['truncated'] and all(t == -100 for t in r['labels']))
+    out = DatasetDict({k: v.filter(keep) if 'truncated' in v.column_names else v for k, v in tds.items()})
+    return out, {k: tds[k].num_rows - v.num_rows for k, v in out.items() if tds[k].num_rows != v.num_rows}

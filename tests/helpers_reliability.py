@@ -100,6 +100,30 @@ def start_train(cfg_path:Path, cache:Path, log:Path, *sets:str)->subprocess.Pope
     return subprocess.Popen(train_cmd(cfg_path, *sets), stdout=f, stderr=subprocess.STDOUT, env=run_env(cache),
                             cwd=str(Path(cfg_path).parent), start_new_session=True)
 
+PAUSED_TRAIN = """
+import sys, time, pathlib
+from sft_nb.core import Callback
+import sft_nb.cli as cli
+at, mark = int(sys.argv[1]), pathlib.Path(sys.argv[2])
+class PauseAt(Callback):
+    "Hold the run after optimizer step `at`, its checkpoint written (order 100: after the Checkpointer), until a signal ends it."
+    order = 100
+    def after_step(self):
+        if self.learn.step != at: return
+        mark.write_text('paused')
+        while True: time.sleep(0.05)
+train = cli.train
+cli.train = lambda cfg, **kw: train(cfg, cbs=[PauseAt()], **kw)
+sys.exit(cli.main(sys.argv[3:]))
+"""
+
+def start_paused_train(cfg_path:Path, cache:Path, log:Path, at:int, mark:Path)->subprocess.Popen:
+    """`sft-nb train` that holds after optimizer step `at` and writes `mark`: a state the run cannot leave by itself, so a
+    signal sent once `mark` exists always finds it mid-run, however fast the machine."""
+    f = open(log, 'ab')
+    argv = [sys.executable, '-c', PAUSED_TRAIN, str(at), str(mark), *train_cmd(cfg_path)[len(SFT_NB):]]
+    return subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, env=run_env(cache), cwd=str(Path(cfg_path).parent), start_new_session=True)
+
 def run_train(cfg_path:Path, cache:Path, log:Path, timeout:float=900, *sets:str)->int:
     "Run `sft-nb train` to the end; returns its exit status."
     p = start_train(cfg_path, cache, log, *sets)

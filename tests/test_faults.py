@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers_reliability import (FAULT_N_TRAIN, fault_config, write_config, start_train, checkpoint_steps, wait_for, tail, load_weights,
+from helpers_reliability import (FAULT_N_TRAIN, fault_config, write_config, start_train, start_paused_train, checkpoint_steps, wait_for, tail, load_weights,
                                  max_weight_diff, tree_hashes, damaged)
 from sft_nb.core import Callback
 from sft_nb.checkpoint import latest_checkpoint, list_checkpoints, verify_checkpoint
@@ -88,8 +88,9 @@ def test_ctrl_c_then_resume(reference_run, tmp_path, capsys):
     out = ws/'out'
     cfg = fault_config(ws, out)
     log = tmp_path/'train.log'
-    p = start_train(write_config(ws/'run.yaml', cfg), reference_run.cache, log)
-    assert wait_for(lambda: max(checkpoint_steps(out), default=0) >= 6, timeout=600, proc=p), tail(log)
+    mark = tmp_path/'paused'
+    p = start_paused_train(write_config(ws/'run.yaml', cfg), reference_run.cache, log, at=6, mark=mark)
+    assert wait_for(mark.exists, timeout=600, proc=p), tail(log)  # held after step 6: the signal cannot come too late
     os.kill(p.pid, signal.SIGINT)
     rc = p.wait(timeout=120)
     assert rc == 130, f"exit status {rc}:\n{tail(log)}"
