@@ -9,9 +9,9 @@ from __future__ import annotations
 import bisect
 
 # %% auto #0
-__all__ = ['MODEL_KEYS', 'pad_sequences', 'example_labels', 'PadCollator', 'LengthGroupedBatchSampler', 'pack',
-           'packed_attention_mask', 'PackedCollator', 'PaddingFreeCollator', 'DataLoaders', 'dataloaders',
-           'padding_stats', 'batch_table', 'show_batch']
+__all__ = ['MODEL_KEYS', 'PER_EXAMPLE_TOKENS', 'pad_sequences', 'example_labels', 'PadCollator', 'LengthGroupedBatchSampler',
+           'pack', 'packed_attention_mask', 'PackedCollator', 'PaddingFreeCollator', 'DataLoaders', 'dataloaders',
+           'padding_stats', 'batch_tokens', 'padding_free_pays', 'batch_table', 'show_batch']
 
 # %% ../nbs/04_batches.ipynb #d0a49519
 import numpy as np
@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Sampler
 from datasets import Dataset, DatasetDict, ClassLabel
-from .core import TASKS, SftError, check_choice, in_notebook, show_df
+from .core import TASKS, SftError, check_choice, in_notebook, show_df, precision_label
 from .data import load_data, label_maps
 from .tokenize import ensure_pad_token, default_max_length, tokenize, check_data, drop_cut_away
 
@@ -323,6 +323,33 @@ def padding_stats(dl:DataLoader)->dict:
     total = sum(b['input_ids'].numel() for b in dl)
     real = int(sum(dl.dataset['length']))
     return {'tokens': real, 'padding': total - real, 'padding_pct': round(100 * (total - real) / total, 1)}
+
+# %% ../nbs/04_batches.ipynb #36b1b627
+# Tokens of matmul work that one example's own attention calls cost in a padding-free row (bench/packing_cost.py, MiniLM
+# forward + backward, batches of 32). CPU figures: AMD EPYC, 2 cores, AVX512-BF16 (2026-12-04). GPU: not measured here
+# (one attention launch per example and layer against a per-token time of nanoseconds): an estimate that keeps padded
+# batches unless padding is most of the work; bench/gpu_check.sh measures it.
+PER_EXAMPLE_TOKENS = {('cpu', 'no'): 1.5, ('cpu', 'bf16'): 9.0, ('cuda', 'no'): 64.0, ('cuda', 'bf16'): 128.0, ('cuda', 'fp16'): 128.0}
+
+def batch_tokens(lengths, # Tokens of each example
+                 batches, # Lists of example indices, one per batch
+                 )->tuple[int, int]:
+    "`(real tokens, padded tokens)` of `batches`: what padding-free rows and padded batches of them compute."
+    lengths = np.asarray(lengths)
+    return int(sum(lengths[b].sum() for b in batches)), int(sum(len(b) * lengths[b].max() for b in batches if len(b)))
+
+def padding_free_pays(lengths, # Tokens of each training example
+                      batches, # The padded run's batches of one epoch (lists of indices)
+                      precision:str, # 'no', 'bf16' or 'fp16'
+                      device:str='cpu', # 'cpu' or 'cuda'
+                      )->tuple[bool, str]:
+    "Whether padding-free rows beat these padded batches on `device` in `precision` (`PER_EXAMPLE_TOKENS`), and why, in one line."
+    real, padded = batch_tokens(lengths, batches)
+    n, cost = sum(len(b) for b in batches), PER_EXAMPLE_TOKENS.get((device.split(':')[0], precision), 64.0)
+    pays = padded - real > n * cost
+    why = (f"padded batches would be {100 * (padded - real) / max(padded, 1):.1f}% padding ({(padded - real) / max(n, 1):.1f} tokens per example), "
+           f"{'more' if pays else 'less'} than the ~{cost:g} tokens of work one example's attention costs padding-free in {precision_label(precision)} on {device}")
+    return pays, why
 
 # %% ../nbs/04_batches.ipynb #9b82d874
 def _infer_task(batch:dict)->str:

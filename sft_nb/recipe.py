@@ -190,6 +190,14 @@ def run_max_length(cfg:RunConfig, dsd, tok)->tuple[int, dict, list[str]]:
     if (w := length_warning(rep)): lines.append(f"warning: {w}")
     return rep['max_length'], rep, lines
 
+def _epoch_batches(dl)->list[list[int]]:
+    "The batches (example indices) of `dl`'s first epoch: its length-grouped sampler's, or random ones of its batch size."
+    import numpy as np
+    smp = dl.batch_sampler
+    if hasattr(smp, 'batches'): return smp.batches(0)
+    perm = np.random.default_rng(0).permutation(len(dl.dataset))
+    return [perm[i:i + dl.batch_size].tolist() for i in range(0, len(perm), dl.batch_size)]
+
 def process_state():
     "accelerate's process state when this process is one of several (`--num-processes`, torchrun, accelerate launch), else None."
     if int(os.environ.get('WORLD_SIZE', '1')) < 2: return None
@@ -274,7 +282,8 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
           quiet:bool=False, # No progress display, no messages
           ):
     "Run one fine-tuning job end to end; returns `(learner, metrics)`."
-    from sft_nb.batches import dataloaders
+    from sft_nb.batches import dataloaders, padding_free_pays
+    from sft_nb.core import default_precision, default_device
     from accelerate.utils import patch_environment
     from sft_nb.learner import Learner
     from sft_nb.models import load_model, load_tokenizer
@@ -295,8 +304,14 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
         tok = load_tokenizer(cfg.model)
         max_length, len_report, lines = run_max_length(cfg, dsd, tok)
         for l in lines: say(l)
-        dls = dataloaders(tokenizer=tok, task=cfg.task, **_loader_input(cfg, dsd), batch_size=cfg.batch_size, max_length=max_length, packing=run_packing(cfg),
-                          group_by_length=cfg.group_by_length, drop_truncated=cfg.drop_truncated, seed=cfg.seed, verbose=False)
+        load = lambda packing: dataloaders(tokenizer=tok, task=cfg.task, **_loader_input(cfg, dsd), batch_size=cfg.batch_size, max_length=max_length, packing=packing,
+                                           group_by_length=cfg.group_by_length, drop_truncated=cfg.drop_truncated, seed=cfg.seed, verbose=False)
+        exact = run_packing(cfg)
+        dls = load(exact and cfg.packing is True)
+        if exact and cfg.packing == 'auto':  # padding-free only where it is faster for these batches on this machine
+            pays, why = padding_free_pays(dls.train.dataset['length'], _epoch_batches(dls.train), cfg.precision or default_precision(), default_device())
+            say(f"packing auto: {'padding-free' if pays else 'padded'} batches: {why}")
+            if pays: dls = load(True)  # the tokenization is cached: only the batches change
     regression = cfg.task == 'classification' and cfg.problem_type == 'regression'
     model = load_model(cfg.model, cfg.task, id2label=dls.id2label, num_labels=1 if regression else None, dropout=cfg.dropout)
     if cfg.task == 'classification': model.config.problem_type = hf_problem_type(cfg.problem_type)  # saved with the model: predict and pipelines read it
