@@ -37,30 +37,25 @@ def clean_stream(text:str, root:Path=ROOT)->str:
         if parts and any(_is_bar(s) for s in parts): line = [s for s in parts if not _is_bar(s)][-1] + '\n'
         m = WARNING_LINE.match(line)
         if m:
-            path = Path(m['path'])
-            mine = not SITE_PACKAGES.search(m['path']) and any(path.is_relative_to(r) for r in _roots(root))
+            mine = not SITE_PACKAGES.search(m['path']) and not _relative(m['path'], root).startswith('/')
             skip_source = True
             if not mine: continue
             line = _relative(line, root)
         out.append(line)
     return ''.join(out)
 
+REPO_FOLDERS = ('sft_nb', 'nbs', 'tools', 'tests', 'bench')  # where the repository's own files live
+
 @functools.lru_cache
-def _roots(root:Path)->tuple[Path, ...]:
-    "Checkouts a notebook may have been run in: this one, and the main checkout this worktree belongs to."
-    roots = [root.resolve()]
-    try:
-        common = subprocess.run(['git', 'rev-parse', '--path-format=absolute', '--git-common-dir'], cwd=root,
-                                capture_output=True, text=True, timeout=10).stdout.strip()
-        if common: roots.append(Path(common).parent)
-    except (OSError, subprocess.SubprocessError): pass
-    return tuple(roots)
+def _repo_prefix(root:Path)->re.Pattern:
+    "An absolute path up to one of the repository's top folders (`/any/checkout/sft_nb/`): the notebook may have run in another clone."
+    tops = [t for t in REPO_FOLDERS if (root/t).is_dir()]
+    # not inside a URL (`https://github.com/.../sft_nb/...`) or a relative path: only where an absolute path starts
+    return re.compile(r'(?<![\w.~:/-])(?:/[^\s/\'"<>()]+)+?/(?=(?:' + '|'.join(map(re.escape, tops)) + r')/)')
 
 def _relative(text:str, root:Path=ROOT)->str:
-    "`text` with absolute paths into site-packages or this repository made relative (`transformers/...`, `sft_nb/...`)."
-    text = SITE_PACKAGES.sub('', text)
-    for r in _roots(root): text = text.replace(str(r) + '/', '')
-    return text
+    "`text` with absolute paths into site-packages or a checkout of this repository made relative (`transformers/...`, `sft_nb/...`)."
+    return _repo_prefix(root).sub('', SITE_PACKAGES.sub('', text))
 
 FACTORY_DEFAULT = {'list': '[]', 'dict': '{}', 'set': 'set()', 'tuple': '()'}
 
@@ -155,10 +150,8 @@ def katex_dist(version:str)->Path:
                     t.extractall(cache, members=members, filter='data')
                 return cache/'dist'
             print(f"npm pack katex@{version} failed: {r.stderr.strip()[-300:]}", file=sys.stderr)
-    debian = Path('/usr/share/javascript/katex')  # Debian's libjs-katex, when npm is not there
-    if (debian/'katex.min.js').exists(): return debian
-    sys.exit(f"KaTeX {version} is needed to render maths offline: install Node.js's npm (the build runs "
-             f"`npm pack katex@{version}`) or Debian's libjs-katex")
+    sys.exit(f"KaTeX {version} is needed to render maths offline, and the build takes it from the npm registry with "
+             f"`npm pack katex@{version}`: install Node.js's npm (Debian: apt-get install npm)")
 
 def page_offset(page:Path, out:Path)->str:
     "The relative path from a page to the site's root ('' or '../')."
