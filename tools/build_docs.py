@@ -89,7 +89,7 @@ def tidy_notebook(path:Path, root:Path=ROOT)->int:
     for c in nb['cells']:
         if c['cell_type'] != 'code' or not c.get('outputs'): continue
         new = tidy_outputs(c['outputs'], root)
-        changed += sum(a != b for a, b in zip(c['outputs'], new)) + len(c['outputs']) - len(new)
+        changed += sum(not any(o is n for n in new) for o in c['outputs'])  # an output left as it was is the same object
         c['outputs'] = new
     if changed: path.write_text(json.dumps(nb, indent=1, ensure_ascii=False))
     return changed
