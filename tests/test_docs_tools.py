@@ -109,7 +109,8 @@ def test_refresh_failure_leaves_notebook(tmp_path):
     assert p.read_text() == before
 
 BAD_PAGE = '''<html><body><img src="missing.png"><a href="nope.html">x</a><a href="other.html#there">y</a><table></table>
-<div class="cell-output cell-output-display">&lt;table border=1&gt;</div><script>undefinedFunction()</script></body></html>'''
+<div class="cell-output cell-output-display">&lt;table border=1&gt;</div><script>undefinedFunction()</script>
+<p>offline, KaTeX missing: \\(x^2\\)</p></body></html>'''
 
 def test_check_site_finds_broken_pages(tmp_path):
     "The browser check on a two-page site: every kind of breakage on one page, none on the other."
@@ -122,7 +123,8 @@ def test_check_site_finds_broken_pages(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 1, r.stdout + r.stderr
     for msg in ('image did not load', 'link to nope.html answers 404', 'table without cells', "HTML shown as text: '<table",
-                'Uncaught ReferenceError', 'server answered 404 for /missing.png', 'ok   other.html'):
+                'Uncaught ReferenceError', 'server answered 404 for /missing.png', 'ok   other.html',
+                "maths shown as TeX, not rendered: '\\\\(x^2\\\\)'"):
         assert msg in r.stdout, (msg, r.stdout)
 
 STRICT_PAGE = '''<html><head><link rel="icon" href="data:,"><link rel="stylesheet" href="https://fonts.googleapis.com/css2?family=X">

@@ -10,7 +10,8 @@ Problems, listed per page:
 - images that did not load (`naturalWidth == 0`);
 - tables that do not render: a <table> with no cells or no height on screen, a markdown table left as `|---|` text,
   or an HTML table printed as text (`<table` in the visible text);
-- internal links (same site) whose page is missing (404).
+- internal links (same site) whose page is missing (404);
+- maths left as TeX (`\\[...\\]` or `\\(...\\)` in the text outside code): KaTeX did not load or did not render it.
 Warnings, printed but not failing (`--strict` makes them fail; CI runs it strict):
 - internal links whose `#fragment` names no id on the target page;
 - any request to another host (every request the page makes is read from Chromium's network log). None is ever
@@ -110,6 +111,10 @@ const done = arguments[arguments.length - 1];
       const c = o.cloneNode(true); c.querySelectorAll('pre, code').forEach(e => e.remove()); return c.textContent; });
   const rawHtml = shown.flatMap(t => t.match(/<(table|div|img|style)\b[^>]{0,40}/g) || []).slice(0, 5);
   const outputs = document.querySelectorAll('.cell-output').length;
+  const prose = (() => { const c = (document.querySelector('main.content') || document.body).cloneNode(true);
+      c.querySelectorAll('pre, code, script, style, .katex').forEach(e => e.remove()); return c.textContent; })();
+  const rawMath = (prose.match(/\\[\[(][^\n]{0,60}/g) || []).slice(0, 3);  // TeX that KaTeX did not render
+  const maths = document.querySelectorAll('.katex').length;
   const links = [...document.querySelectorAll('a[href]')].map(a => a.href);
   // content wider than the body or than a box that clips it, outside any block that scrolls (outermost elements only)
   const main = document.querySelector('main.content') || document.body, mr = main.getBoundingClientRect();
@@ -139,7 +144,7 @@ const done = arguments[arguments.length - 1];
   const noise = [...new Set([...(outText.match(/[^\n]{0,40}\b\w*Warning\b[^\n]{0,40}/g) || []).map(s => 'Warning: ' + s.trim()),
       ...(outText.match(/[^\s'"(]*(?:\/(?:work|root|home)\/|\.venv\/|site-packages\/)[^\s'")]*/g) || []).map(s => 'path: ' + s)])].slice(0, 8);
   done({images, tables, rawMd, rawHtml, links, outputs, overflow: overflow.slice(0, 12), nOverflow: overflow.length, noise,
-        scrolling, width: Math.round(mr.width),
+        scrolling, width: Math.round(mr.width), rawMath, maths,
         title: document.title});
 })();
 """
@@ -212,11 +217,13 @@ def check_page(d, url:str, base:str, link_cache:dict)->tuple[list[str], dict]:
         elif t['height'] <= 0: problems.append(f"table not rendered (zero height) ({t['head']!r})")
     for s in info['rawMd']: problems.append(f"markdown table shown as text: {s!r}")
     for s in info['rawHtml']: problems.append(f"HTML shown as text: {s!r}")
+    for s in info['rawMath']: problems.append(f"maths shown as TeX, not rendered: {s!r}")
     problems += check_links(info['links'], base, url, link_cache)
     problems += [f"warning: overflows at {d.get_window_size()['width']} px: {o}" for o in info['overflow']]
     if info['nOverflow'] > len(info['overflow']): problems.append(f"warning: {info['nOverflow'] - len(info['overflow'])} more overflowing elements")
     problems += [f"warning: output noise: {n[:120]}" for n in info['noise']]
     shows = {'outputs': info['outputs'], 'images': sum(i['ok'] for i in info['images']), 'tables': len(info['tables']),
+             **({'formulas': info['maths']} if info['maths'] else {}),
              'blocks that scroll sideways': info['scrolling'], 'px body': info['width']}
     return list(dict.fromkeys(problems)), shows
 
