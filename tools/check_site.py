@@ -19,8 +19,9 @@ Warnings, printed but not failing (`--strict` makes them fail; CI runs it strict
 - content that overflows at 1280 px: an element of the page's body (main.content) that reaches past the body's
   edges, or that is wider than a box that clips it (`overflow: hidden`), unless it sits in a block that scrolls
   (`overflow-x: auto` or `scroll`): content cut off or pushed under the table of contents;
-- noise in the outputs shown (`.cell-output`): `Warning` (a Python warning, such as a library's FutureWarning), or a
-  path of the machine that ran the notebook (`/work/`, `/root/`, `/home/`, `.venv/`, `site-packages/`);
+- noise in the outputs shown (`.cell-output`): `Warning` (a Python warning, such as a library's FutureWarning), a
+  path of the machine that ran the notebook (`/work/`, `/root/`, `/home/`, `.venv/`, `site-packages/`), or a tqdm
+  progress bar (`Loading weights: 100%|####| 41/41 [...]`); tools/build_docs.py removes the libraries' ones;
 - the browser's automatic /favicon.ico request when the site has none.
 Exit status 1 with the list of problems, 0 when there are none. `--screenshot tutorials/sentiment.html=/tmp/s.png` also saves a
 full-page screenshot of that page.
@@ -142,7 +143,8 @@ const done = arguments[arguments.length - 1];
   const scrolling = sc.filter(el => !sc.some(o => o !== el && o.contains(el))).length;
   const outText = [...document.querySelectorAll('.cell-output')].map(o => o.textContent).join('\n');
   const noise = [...new Set([...(outText.match(/[^\n]{0,40}\b\w*Warning\b[^\n]{0,40}/g) || []).map(s => 'Warning: ' + s.trim()),
-      ...(outText.match(/[^\s'"(]*(?:\/(?:work|root|home)\/|\.venv\/|site-packages\/)[^\s'")]*/g) || []).map(s => 'path: ' + s)])].slice(0, 8);
+      ...(outText.match(/[^\s'"(]*(?:\/(?:work|root|home)\/|\.venv\/|site-packages\/)[^\s'")]*/g) || []).map(s => 'path: ' + s),
+      ...(outText.match(/[^\n]{0,30}\d{1,3}%\|[^|\n]*\|\s*\S+\/\S+\s*\[[^\n]{0,20}/g) || []).map(s => 'progress bar: ' + s.trim())])].slice(0, 8);
   done({images, tables, rawMd, rawHtml, links, outputs, overflow: overflow.slice(0, 12), nOverflow: overflow.length, noise,
         scrolling, width: Math.round(mr.width), rawMath, maths,
         title: document.title});
