@@ -269,3 +269,31 @@ def test_other_hosts_and_network_log():
            for u in (base + 'index.html', 'https://cdn.jsdelivr.net/npm/katex@0.16.11/dist/katex.min.js')]
     log.append({'message': json.dumps({'message': {'method': 'Network.responseReceived', 'params': {}}})})
     assert cs.requests_made(log) == [base + 'index.html', 'https://cdn.jsdelivr.net/npm/katex@0.16.11/dist/katex.min.js']
+
+# ---- the way in: the home page and the sidebar
+TUTORIAL_ORDER = ['sentiment', 'question_answering', 'seq2seq', 'instruction_tuning', 'dialogue', 'choosing_a_model']
+
+def test_home_page_links_every_tutorial():
+    "A newcomer finds every tutorial and the Benchmarks page from the home page's prose."
+    nb = json.loads((ROOT/'nbs'/'index.ipynb').read_text())
+    prose = '\n'.join(''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'markdown')
+    for t in sorted(p.stem for p in (ROOT/'nbs'/'tutorials').glob('*.ipynb')):
+        assert f'](tutorials/{t}.ipynb)' in prose, t
+
+def test_sidebar_reading_order():
+    "Get started, the tutorials in the method's order, the modules, then Benchmarks and Reliability; every notebook once."
+    import yaml
+    items = yaml.safe_load((ROOT/'nbs'/'sidebar.yml').read_text())['website']['sidebar']['contents']
+    def files(x):
+        if isinstance(x, str): return [x]
+        if isinstance(x, list): return [f for i in x for f in files(i)]
+        return [x['href']] if 'href' in x else files(x.get('contents', []))
+    assert items[0] == {'text': 'Get started', 'href': 'index.ipynb'}
+    assert [s.get('section') for s in items[1:3]] == ['Tutorials', 'Modules']
+    assert files(items[1]) == [f'tutorials/{t}.ipynb' for t in TUTORIAL_ORDER]
+    assert items[3:] == ['tutorials/benchmarks.ipynb', 'tutorials/reliability.ipynb']
+    sections = [s['section'] for s in items[2]['contents']]
+    assert all(s[0].isupper() for s in sections), sections
+    every = sorted(str(p.relative_to(ROOT/'nbs')) for p in (ROOT/'nbs').rglob('*.ipynb') 
+                   if not any(part.startswith(('.', '_')) for part in p.relative_to(ROOT/'nbs').parts))  # not run folders
+    assert sorted(files(items)) == every
