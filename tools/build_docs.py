@@ -144,10 +144,11 @@ def katex_dist(version:str)->Path:
             tgz = next(Path(tmp).glob('katex-*.tgz'), None)
             if r.returncode == 0 and tgz:
                 with tarfile.open(tgz) as t:
-                    members = [m for m in t.getmembers() if m.name.startswith('package/dist/') and m.isfile()]
+                    members = [m for m in t.getmembers() if m.name.startswith('package/dist/') and m.isfile() and '..' not in m.name.split('/')]
                     for m in members: m.name = m.name[len('package/'):]
                     shutil.rmtree(cache, ignore_errors=True); cache.mkdir(parents=True)
-                    t.extractall(cache, members=members, filter='data')
+                    try: t.extractall(cache, members=members, filter='data')
+                    except TypeError: t.extractall(cache, members=members)  # Pythons before 3.11.4 have no filter (names checked above)
                 return cache/'dist'
             print(f"npm pack katex@{version} failed: {r.stderr.strip()[-300:]}", file=sys.stderr)
     sys.exit(f"KaTeX {version} is needed to render maths offline, and the build takes it from the npm registry with "
@@ -168,7 +169,9 @@ def make_offline(out:Path)->dict:
     if any(CDN_KATEX.search(t) for _, t in pages):
         dest = out/'site_libs'/'katex'
         shutil.rmtree(dest, ignore_errors=True)
-        shutil.copytree(katex_dist(katex_version()), dest)
+        # what the pages load: the script, its auto-render, the stylesheet and the fonts it names
+        shutil.copytree(katex_dist(katex_version()), dest, ignore=lambda d, names: [
+            n for n in names if Path(d, n).is_file() and not (n.endswith(('.min.js', '.min.css')) or Path(d).name == 'fonts')])
     for page, txt in pages:
         new = CDN_KATEX.sub(page_offset(page, out) + 'site_libs/katex/', txt)
         if new != txt: page.write_text(new); done['pages with local KaTeX'] += 1
