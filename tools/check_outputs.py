@@ -21,7 +21,15 @@ The rule, per notebook:
    through an imported module), or runs `sft-nb train` (a shell line such as `!sft-nb train run.yaml`, or a string
    or list of strings passed to a call, as `subprocess.run(['sft-nb', 'train', ...])`).
 
-Exit status 1 with one line per problem; 0 when every notebook passes. Refresh outputs with tools/refresh_outputs.py."""
+Exit status 1 with one line per problem; 0 when every notebook passes. Refresh outputs with tools/refresh_outputs.py.
+
+    python tools/check_outputs.py --provenance [notebook ...]   (default: every notebook in nbs/)
+
+lists instead the notebooks whose page needs the provenance line that tools/refresh_outputs.py writes
+(`*Outputs on this page were produced on ...*`, a markdown cell) and lacks it: a page needs it when what it shows
+depends on the machine that ran it, that is when it has `#| slow` cells (real pretrained models; their outputs, or
+their lack of any, come from one run) or when a shown output has a duration or a rate (`12.3 s`, `01:02`, `it/s`).
+Exit status 1 when one lacks it."""
 import ast, json, re, sys
 from pathlib import Path
 
@@ -157,10 +165,53 @@ def check_notebook(path:Path)->tuple[list[str], str]:
         problems.insert(0, f"only {shown} of {counted} counted code cells show output (at least half must)")
     return problems, f"{shown}/{counted} counted cells show output"
 
+STAMP_START = '*Outputs on this page'  # the provenance line, as tools/refresh_outputs.py writes it
+TIMING = re.compile(r'\b\d+(?:\.\d+)?\s?(?:s|ms|sec|min)\b|\b\d{1,2}:\d{2}(?::\d{2})?\b|\b(?:it|samples|examples|tokens|steps)/s\b')
+
+def output_text(cell:dict)->str:
+    "The text a cell's outputs show: streams, and the plain or HTML form of results and displays."
+    parts = []
+    for o in cell.get('outputs', []):
+        if o['output_type'] == 'stream': parts.append(''.join(o.get('text', '')))
+        for k in ('text/plain', 'text/html', 'text/markdown'):
+            if k in o.get('data', {}): parts.append(''.join(o['data'][k])); break
+    return '\n'.join(parts)
+
+def has_provenance(nb:dict)->bool:
+    return any(c['cell_type'] == 'markdown' and ''.join(c['source']).lstrip().startswith(STAMP_START) for c in nb['cells'])
+
+def provenance_reason(nb:dict)->str|None:
+    "Why the page needs a provenance line (see --provenance), or None when it does not."
+    code = [(i, c, ''.join(c['source'])) for i, c in enumerate(nb['cells']) if c['cell_type'] == 'code']
+    slow = [i for i, c, src in code if 'slow' in directives(src) and directives(src).get('eval') != 'false']
+    if slow: return f"{len(slow)} `#| slow` cell(s) (real models), first cell {slow[0]}"
+    for i, c, src in code:
+        if is_hidden(src): continue
+        m = TIMING.search(output_text(c))
+        if m: return f"cell {i} shows a timing ({m[0]!r})"
+    return None
+
+def check_provenance(path:Path)->str|None:
+    "The problem of a notebook that needs a provenance line and lacks it, else None."
+    nb = json.loads(Path(path).read_text())
+    reason = provenance_reason(nb)
+    return f"no provenance line, needed: {reason}" if reason and not has_provenance(nb) else None
+
 def default_notebooks()->list[Path]:
     return [ROOT/'nbs'/'index.ipynb'] + sorted((ROOT/'nbs'/'tutorials').glob('*.ipynb'))
 
+def _shown_path(p:Path): return p.resolve().relative_to(ROOT) if p.resolve().is_relative_to(ROOT) else p
+
+def main_provenance(paths:list[Path])->int:
+    paths = paths or sorted((ROOT/'nbs').glob('*.ipynb')) + sorted((ROOT/'nbs'/'tutorials').glob('*.ipynb'))
+    lacking = [(p, msg) for p in paths if (msg := check_provenance(p))]
+    for p, msg in lacking: print(f"FAIL {_shown_path(p)}: {msg}")
+    print(f"{len(paths)} notebooks: {len(lacking)} lack the provenance line their page needs"
+          + (": refresh them with python tools/refresh_outputs.py" if lacking else ""))
+    return 1 if lacking else 0
+
 def main(argv:list[str])->int:
+    if '--provenance' in argv: return main_provenance([Path(a) for a in argv if a != '--provenance'])
     paths = [Path(a) for a in argv] or default_notebooks()
     failed = 0
     for p in paths:

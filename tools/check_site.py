@@ -10,10 +10,19 @@ Problems, listed per page:
 - images that did not load (`naturalWidth == 0`);
 - tables that do not render: a <table> with no cells or no height on screen, a markdown table left as `|---|` text,
   or an HTML table printed as text (`<table` in the visible text);
-- internal links (same site) whose page is missing (404).
-Warnings, printed but not failing (`--strict` makes them fail): internal links whose `#fragment` names no id on the
-target page, the browser's automatic /favicon.ico request when the site has none, and resources from other hosts,
-which are never fetched (Chromium resolves no host but 127.0.0.1, so the check is the same online and offline).
+- internal links (same site) whose page is missing (404);
+- maths left as TeX (`\\[...\\]` or `\\(...\\)` in the text outside code): KaTeX did not load or did not render it.
+Warnings, printed but not failing (`--strict` makes them fail; CI runs it strict):
+- internal links whose `#fragment` names no id on the target page;
+- any request to another host (every request the page makes is read from Chromium's network log). None is ever
+  fetched: Chromium resolves no host but 127.0.0.1, so the check runs with the network off, online or not;
+- content that overflows at 1280 px: an element of the page's body (main.content) that reaches past the body's
+  edges, or that is wider than a box that clips it (`overflow: hidden`), unless it sits in a block that scrolls
+  (`overflow-x: auto` or `scroll`): content cut off or pushed under the table of contents;
+- noise in the outputs shown (`.cell-output`): `Warning` (a Python warning, such as a library's FutureWarning), a
+  path of the machine that ran the notebook (`/work/`, `/root/`, `/home/`, `.venv/`, `site-packages/`), or a tqdm
+  progress bar (`Loading weights: 100%|####| 41/41 [...]`); tools/build_docs.py removes the libraries' ones;
+- the browser's automatic /favicon.ico request when the site has none.
 Exit status 1 with the list of problems, 0 when there are none. `--screenshot tutorials/sentiment.html=/tmp/s.png` also saves a
 full-page screenshot of that page.
 
@@ -77,7 +86,7 @@ def browser(chromium:str, driver:str):
               '--disable-extensions', '--no-first-run', '--disable-background-networking',
               '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1'):  # the site alone, online or not
         opts.add_argument(a)
-    opts.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
+    opts.set_capability('goog:loggingPrefs', {'browser': 'ALL', 'performance': 'ALL'})  # performance: the network log
     d = webdriver.Chrome(options=opts, service=Service(executable_path=driver))
     d.set_page_load_timeout(PAGE_TIMEOUT)
     return d
@@ -103,8 +112,42 @@ const done = arguments[arguments.length - 1];
       const c = o.cloneNode(true); c.querySelectorAll('pre, code').forEach(e => e.remove()); return c.textContent; });
   const rawHtml = shown.flatMap(t => t.match(/<(table|div|img|style)\b[^>]{0,40}/g) || []).slice(0, 5);
   const outputs = document.querySelectorAll('.cell-output').length;
+  const prose = (() => { const c = (document.querySelector('main.content') || document.body).cloneNode(true);
+      c.querySelectorAll('pre, code, script, style, .katex').forEach(e => e.remove()); return c.textContent; })();
+  const rawMath = (prose.match(/\\[\[(][^\n]{0,60}/g) || []).slice(0, 3);  // TeX that KaTeX did not render
+  const maths = document.querySelectorAll('.katex').length;
   const links = [...document.querySelectorAll('a[href]')].map(a => a.href);
-  done({images, tables, rawMd, rawHtml, links, outputs, title: document.title});
+  // content wider than the body or than a box that clips it, outside any block that scrolls (outermost elements only)
+  const main = document.querySelector('main.content') || document.body, mr = main.getBoundingClientRect();
+  const overflow = [];
+  const describe = (el, r, w) => `<${el.tagName.toLowerCase()}${el.className && typeof el.className === 'string' ?
+      ' class="' + el.className.trim().split(/\s+/).slice(0, 2).join(' ') + '"' : ''}> ${Math.round(r.width)} px wide in ` +
+      `${Math.round(w)} px: ${JSON.stringify((el.innerText || el.textContent || '').trim().slice(0, 50))}`;
+  const walk = (box, br) => {
+    for (const el of box.children) {
+      const st = getComputedStyle(el);
+      if (st.display === 'none' || st.position === 'fixed' || st.position === 'absolute' || hiddenByPage(el)) continue;
+      const r = el.getBoundingClientRect();
+      if (!r.width || !r.height) continue;
+      if (r.right > br.right + 1 || r.left < br.left - 1) { overflow.push(describe(el, r, br.width)); continue; }
+      if (['auto', 'scroll'].includes(st.overflowX)) continue;  // what is inside scrolls in its own block
+      if (['hidden', 'clip'].includes(st.overflowX) && el.scrollWidth > el.clientWidth + 1 && !(el.closest('.search-result'))) {
+        overflow.push(describe(el, {width: el.scrollWidth}, el.clientWidth) + ' (cut off)'); continue; }
+      walk(el, ['hidden', 'clip'].includes(st.overflowX) ? r : br);
+    }
+  };
+  walk(main, mr);
+  // blocks a reader scrolls sideways (the outermost of nested ones): allowed, but the fewer the better
+  const sc = [...main.querySelectorAll('*')].filter(el => ['auto', 'scroll'].includes(getComputedStyle(el).overflowX)
+      && el.scrollWidth > el.clientWidth + 1 && !hiddenByPage(el));
+  const scrolling = sc.filter(el => !sc.some(o => o !== el && o.contains(el))).length;
+  const outText = [...document.querySelectorAll('.cell-output')].map(o => o.textContent).join('\n');
+  const noise = [...new Set([...(outText.match(/[^\n]{0,40}\b\w*Warning\b[^\n]{0,40}/g) || []).map(s => 'Warning: ' + s.trim()),
+      ...(outText.match(/[^\s'"(]*(?:\/(?:work|root|home)\/|\.venv\/|site-packages\/)[^\s'")]*/g) || []).map(s => 'path: ' + s),
+      ...(outText.match(/[^\n]{0,30}\d{1,3}%\|[^|\n]*\|\s*\S+\/\S+\s*\[[^\n]{0,20}/g) || []).map(s => 'progress bar: ' + s.trim())])].slice(0, 8);
+  done({images, tables, rawMd, rawHtml, links, outputs, overflow: overflow.slice(0, 12), nOverflow: overflow.length, noise,
+        scrolling, width: Math.round(mr.width), rawMath, maths,
+        title: document.title});
 })();
 """
 
@@ -130,18 +173,33 @@ def check_links(links:list[str], base:str, page_url:str, cache:dict)->list[str]:
             problems.append(f"warning: link to {rel}#{frag}: no such anchor on that page")
     return problems
 
+LOCAL_SCHEMES = ('data:', 'blob:', 'about:', 'chrome:', 'chrome-extension:', 'javascript:')
+
+def other_host(url:str, base:str)->str|None:
+    "The warning for a request that leaves the site, or None for one to the site (or one that needs no network)."
+    if url.startswith(base) or url.startswith(LOCAL_SCHEMES) or not url: return None
+    return f"warning: request to another host (never fetched here): {url[:120]}"
+
+def requests_made(perf_log:list)->list[str]:
+    "The URLs of every request in Chromium's performance (network) log entries."
+    urls = []
+    for e in perf_log:
+        try: msg = json.loads(e['message'])['message']
+        except (KeyError, ValueError, TypeError): continue
+        if msg.get('method') == 'Network.requestWillBeSent': urls.append(msg['params']['request']['url'])
+    return urls
+
 def _console_problem(msg:str, base:str)->str:
     "A console error as a problem, or as a warning when it is about another host or the automatic favicon request."
     url = msg.split(' ', 1)[0]
-    if url.startswith(('http://', 'https://')) and not url.startswith(base):
-        return f"warning: not fetched (other host): {url[:120]}"
+    if url.startswith(('http://', 'https://')) and not url.startswith(base): return other_host(url, base)
     if url == urljoin(base, 'favicon.ico'): return "warning: the site has no favicon.ico"
     return f"console error: {msg[:300]}"
 
 def check_page(d, url:str, base:str, link_cache:dict)->tuple[list[str], dict]:
     "Load one page; what is wrong with it (warnings start with 'warning:'), and what it shows."
     problems = []
-    d.get_log('browser')  # drop what an earlier page left
+    d.get_log('browser'); d.get_log('performance')  # drop what an earlier page left
     start = len(_Handler.errors)
     try: d.get(url)
     except Exception as e: return [f"did not load: {type(e).__name__}: {str(e).splitlines()[0]}"], {}
@@ -150,6 +208,7 @@ def check_page(d, url:str, base:str, link_cache:dict)->tuple[list[str], dict]:
     time.sleep(0.2)  # late console messages
     for e in d.get_log('browser'):
         if e.get('level') == 'SEVERE': problems.append(_console_problem(e.get('message', ''), base))
+    problems += [w for u in requests_made(d.get_log('performance')) if (w := other_host(u, base))]
     for code, path in _Handler.errors[start:]:
         if path != '/favicon.ico': problems.append(f"server answered {code} for {path}")
     for im in info['images']:
@@ -160,8 +219,14 @@ def check_page(d, url:str, base:str, link_cache:dict)->tuple[list[str], dict]:
         elif t['height'] <= 0: problems.append(f"table not rendered (zero height) ({t['head']!r})")
     for s in info['rawMd']: problems.append(f"markdown table shown as text: {s!r}")
     for s in info['rawHtml']: problems.append(f"HTML shown as text: {s!r}")
+    for s in info['rawMath']: problems.append(f"maths shown as TeX, not rendered: {s!r}")
     problems += check_links(info['links'], base, url, link_cache)
-    shows = dict(outputs=info['outputs'], images=sum(i['ok'] for i in info['images']), tables=len(info['tables']))
+    problems += [f"warning: overflows at {d.get_window_size()['width']} px: {o}" for o in info['overflow']]
+    if info['nOverflow'] > len(info['overflow']): problems.append(f"warning: {info['nOverflow'] - len(info['overflow'])} more overflowing elements")
+    problems += [f"warning: output noise: {n[:120]}" for n in info['noise']]
+    shows = {'outputs': info['outputs'], 'images': sum(i['ok'] for i in info['images']), 'tables': len(info['tables']),
+             **({'formulas': info['maths']} if info['maths'] else {}),
+             'blocks that scroll sideways': info['scrolling'], 'px body': info['width']}
     return list(dict.fromkeys(problems)), shows
 
 def screenshot(d, url:str, dest:Path):
