@@ -326,10 +326,11 @@ def padding_stats(dl:DataLoader)->dict:
 
 # %% ../nbs/04_batches.ipynb #36b1b627
 # Tokens of matmul work that one example's own attention calls cost in a padding-free row (bench/packing_cost.py, MiniLM
-# forward + backward, batches of 32). CPU figures: AMD EPYC, 2 cores, AVX512-BF16 (2026-12-04). GPU: not measured here
-# (one attention launch per example and layer against a per-token time of nanoseconds): an estimate that keeps padded
-# batches unless padding is most of the work; bench/gpu_check.sh measures it.
-PER_EXAMPLE_TOKENS = {('cpu', 'no'): 1.5, ('cpu', 'bf16'): 9.0, ('cuda', 'no'): 64.0, ('cuda', 'bf16'): 128.0, ('cuda', 'fp16'): 128.0}
+# forward + backward, 8 grouped batches of 32 reviews, median of 4 alternated repeats). CPU figures: AMD EPYC, 2 cores,
+# AVX512-BF16, 2026-12-04: fp32 2.5, bf16 7.5 (the earlier fp32-only machine's benchmarks imply about 1 and 7). GPU: not
+# measured here (one attention launch per example and layer against a per-token time of nanoseconds): an estimate that
+# keeps padded batches unless padding is most of the work; bench/gpu_check.sh measures it.
+PER_EXAMPLE_TOKENS = {('cpu', 'no'): 2.5, ('cpu', 'bf16'): 7.5, ('cuda', 'no'): 64.0, ('cuda', 'bf16'): 128.0, ('cuda', 'fp16'): 128.0}
 
 def batch_tokens(lengths, # Tokens of each example
                  batches, # Lists of example indices, one per batch
