@@ -823,6 +823,7 @@ d = { 'settings': { 'branch': 'main',
                                  'sft_nb.tokenize.length_report': ('tokenize.html#length_report', 'sft_nb/tokenize.py'),
                                  'sft_nb.tokenize.length_warning': ('tokenize.html#length_warning', 'sft_nb/tokenize.py'),
                                  'sft_nb.tokenize.render_chat': ('tokenize.html#render_chat', 'sft_nb/tokenize.py'),
+                                 'sft_nb.tokenize.target_start_id': ('tokenize.html#target_start_id', 'sft_nb/tokenize.py'),
                                  'sft_nb.tokenize.to_messages': ('tokenize.html#to_messages', 'sft_nb/tokenize.py'),
                                  'sft_nb.tokenize.tokenize': ('tokenize.html#tokenize', 'sft_nb/tokenize.py'),
                                  'sft_nb.tokenize.tokenizer_fingerprint': ('tokenize.html#tokenizer_fingerprint', 'sft_nb/tokenize.py')}}}
