@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 # %% auto #0
 __all__ = ['Report', 'norm_text', 'input_texts', 'duplicate_table', 'label_ids', 'class_table', 'length_accuracy', 'length_table',
-           'length_signal_warning', 'split_lengths', 'token_table', 'task_problems', 'data_report']
+           'length_signal_warning', 'split_lengths', 'token_table', 'task_problems', 'data_report', 'batch_shapes',
+           'saved_bytes', 'activation_probe', 'activation_bytes']
 
 # %% ../nbs/25_plan.ipynb #f5d01517
 import numpy as np
@@ -286,3 +287,83 @@ def data_report(dsd:DatasetDict, # Canonical splits (`load_data`, or a `DatasetD
     rep.warnings += task_problems(dsd, task)
     df, w = token_table(lens, task, max_length, unit); rep.tables[f'{unit} per example'] = df; rep.warnings += w
     return rep
+
+# %% ../nbs/25_plan.ipynb #abc1bfa9
+def _epoch_batches(dl)->list[list[int]]:
+    "The example indices of each batch of `dl`'s next epoch, leaving the loader's state (epoch counter, generator) as it was."
+    bs = dl.batch_sampler
+    if hasattr(bs, 'batches'): return bs.batches(bs.epoch)  # LengthGroupedBatchSampler: `iter` would advance its epoch
+    gen = getattr(getattr(bs, 'sampler', None), 'generator', None)
+    state = gen.get_state() if gen is not None else None
+    out = [list(b) for b in bs]
+    if gen is not None: gen.set_state(state)
+    return out
+
+def batch_shapes(dl, # The training `DataLoader` (from `dataloaders(...).train`)
+                 )->pd.DataFrame:
+    "One row per batch of an epoch: rows, padded length, computed and real tokens, attention cost, targets, supervised tokens."
+    ds = dl.dataset
+    lens = np.asarray(ds['length'])
+    s2s = 'labels' in ds.column_names and 'decoder_input_ids' not in ds.column_names and ds.features['labels'].__class__.__name__ in ('List', 'Sequence', 'LargeList')
+    lab = ds['labels'] if s2s else None
+    tlen = np.array([len(l) for l in lab]) if lab is not None else None
+    sup = np.array([sum(t != -100 for t in l) for l in lab]) if lab is not None else None
+    free = type(dl.collate_fn).__name__ == 'PaddingFreeCollator'
+    rows = []
+    for idx in _epoch_batches(dl):
+        l = lens[idx]
+        r = {'rows': len(idx), 'longest': int(l.max()), 'real_tokens': int(l.sum()),
+             'tokens': int(l.sum()) if free else len(idx) * int(l.max()),
+             'attn': int((l.astype(np.int64) ** 2).sum()) if free else len(idx) * int(l.max()) ** 2}
+        if tlen is not None: r.update(target_tokens=len(idx) * int(tlen[idx].max()), supervised=int(sup[idx].sum()))
+        rows.append(r)
+    return pd.DataFrame(rows)
+
+# %% ../nbs/25_plan.ipynb #4911460f
+def _autocast(precision:str, device:str):
+    "The autocast context the Learner trains in (none for fp32)."
+    if precision == 'no': return torch.autocast(device, enabled=False)
+    return torch.autocast(device, dtype=torch.bfloat16 if precision == 'bf16' else torch.float16)
+
+def _probe_batch(model:nn.Module, rows:int, seq:int, device:str)->dict:
+    "A synthetic batch of `rows x seq` token ids the model accepts (seq2seq: the same length of targets)."
+    cfg = unwrap_model(model).config
+    ids = torch.randint(5, max(cfg.vocab_size - 1, 6), (rows, seq), device=device)
+    b = dict(input_ids=ids, attention_mask=torch.ones_like(ids))
+    if getattr(cfg, 'is_encoder_decoder', False): b['labels'] = ids.clone()
+    return b
+
+def saved_bytes(model:nn.Module, batch:dict, precision:str='no')->int:
+    "Bytes of the tensors one forward pass of `model` on `batch` saves for backward (parameters excluded)."
+    from sft_nb.loss import skip_head, plain_lm_head
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen = {}
+    def pack(t):
+        if isinstance(t, torch.Tensor) and t.device.type != 'meta':
+            s = t.untyped_storage()
+            if s.data_ptr() not in params: seen[s.data_ptr()] = s.nbytes()
+        return t
+    dev = next(model.parameters()).device.type
+    head = plain_lm_head(model) if 'CausalLM' in type(unwrap_model(model)).__name__ else None
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), _autocast(precision, dev), skip_head(head):
+        model(**batch)
+    return sum(seen.values())
+
+def activation_probe(model:nn.Module, # The model as it will train (frozen parts, LoRA, checkpointing applied)
+                     precision:str='no', # The run's precision
+                     seq:int=32, # Probe length t: batches (1,t), (2,t), (1,2t)
+                     )->dict:
+    "Saved-activation bytes as `const + per_token x tokens + per_token_sq x rows x len^2`, fitted on three small batches."
+    dev = next(model.parameters()).device.type
+    was = model.training; model.train()
+    try:
+        m11, m21, m12 = (saved_bytes(model, _probe_batch(model, r, s, dev), precision) for r, s in ((1, seq), (2, seq), (1, 2 * seq)))
+    finally: model.train(was)
+    d1, d2 = m21 - m11, m12 - m11  # b*t + c*t^2, and b*t + 3*c*t^2
+    c = max((d2 - d1) / (2 * seq ** 2), 0.)
+    b = max((d1 - c * seq ** 2) / seq, 0.)
+    return {'const': max(m11 - b * seq - c * seq ** 2, 0.), 'per_token': b, 'per_token_sq': c}
+
+def activation_bytes(probe:dict, tokens:int, attn:int)->float:
+    "Saved activations of a batch of `tokens` computed tokens with attention cost `attn` (sum of len^2), from a probe."
+    return probe['const'] + probe['per_token'] * tokens + probe['per_token_sq'] * attn
