@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 # %% auto #0
 __all__ = ['Report', 'norm_text', 'input_texts', 'duplicate_table', 'label_ids', 'class_table', 'length_accuracy', 'length_table',
            'length_signal_warning', 'split_lengths', 'token_table', 'task_problems', 'data_report', 'batch_shapes',
-           'saved_bytes', 'activation_probe', 'activation_bytes']
+           'saved_bytes', 'activation_probe', 'activation_bytes', 'param_roles', 'batch_flops', 'matmul_rate',
+           'update_rate', 'runtime_mb', 'loss_bytes', 'memory_terms', 'Plan', 'available_mb', 'plan', 'precision_name']
 
 # %% ../nbs/25_plan.ipynb #f5d01517
 import numpy as np
@@ -367,3 +368,254 @@ def activation_probe(model:nn.Module, # The model as it will train (frozen parts
 def activation_bytes(probe:dict, tokens:int, attn:int)->float:
     "Saved activations of a batch of `tokens` computed tokens with attention cost `attn` (sum of len^2), from a probe."
     return probe['const'] + probe['per_token'] * tokens + probe['per_token_sq'] * attn
+
+# %% ../nbs/25_plan.ipynb #7dfac94f
+def _is_emb(m:nn.Module)->bool: return isinstance(m, nn.Embedding)
+
+def param_roles(model:nn.Module)->pd.DataFrame:
+    "Each parameter tensor in forward order: size, bytes, trains or not, gradient flowing through it, part (encoder/decoder/head/embedding)."
+    base = unwrap_model(model)
+    head = base.get_output_embeddings() if hasattr(base, 'get_output_embeddings') else None
+    head_ids = {id(p) for p in head.parameters()} if head is not None else set()
+    emb_ids = {id(p) for m in model.modules() if _is_emb(m) for p in m.parameters(recurse=False)}
+    enc = base.get_encoder() if getattr(base.config, 'is_encoder_decoder', False) else None
+    enc_ids = {id(p) for p in enc.parameters()} if enc is not None else set()
+    rows, upstream, seen = [], False, set()
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in seen: continue
+        seen.add(id(p))
+        upstream = upstream or p.requires_grad
+        part = 'head' if id(p) in head_ids else 'embedding' if id(p) in emb_ids else 'encoder' if id(p) in enc_ids else 'body'
+        rows.append({'name': name, 'numel': p.numel(), 'bytes': p.numel() * p.element_size(), 'trains': p.requires_grad,
+                     'grad_through': upstream, 'part': part})
+    return pd.DataFrame(rows)
+
+# %% ../nbs/25_plan.ipynb #20d4551a
+def _attention_layers(model:nn.Module)->tuple[int, int, int]:
+    "(encoder or decoder-only layers, decoder layers of an encoder-decoder, attention width)."
+    c = unwrap_model(model).config
+    c = getattr(c, 'text_config', c)
+    width = getattr(c, 'hidden_size', None) or getattr(c, 'd_model', None) or getattr(c, 'n_embd')
+    if hasattr(c, 'd_kv') and hasattr(c, 'num_heads'): width = c.d_kv * c.num_heads
+    if getattr(c, 'is_encoder_decoder', False):
+        enc = getattr(c, 'num_layers', None) or getattr(c, 'encoder_layers')
+        return enc, getattr(c, 'num_decoder_layers', None) or getattr(c, 'decoder_layers', enc), width
+    return getattr(c, 'num_hidden_layers', None) or getattr(c, 'n_layer'), 0, width
+
+def batch_flops(roles:pd.DataFrame, # From `param_roles`
+                shape:dict, # One row of `batch_shapes`
+                layers:tuple, # From `_attention_layers`
+                checkpointing:bool=False, # Gradient checkpointing: forward twice
+                head_on_supervised:bool=False, # Causal LM whose output layer runs on supervised tokens only
+                )->dict:
+    "Forward+backward FLOPs of one batch, by term: trained weights, frozen weights, output layer, attention."
+    any_train = bool(roles['trains'].any())
+    per = 2 + 2 * roles['grad_through'] * any_train + 2 * roles['trains'] + 2 * (checkpointing and any_train)
+    src, tgt = shape['tokens'], shape.get('target_tokens', shape['tokens'])
+    tok = np.where(roles['part'] == 'encoder', src, np.where(roles['part'] == 'body', tgt if layers[1] else src, 0))
+    if layers[1]: tok = np.where(roles['part'] == 'embedding', 0, tok)
+    lin = per * roles['numel'] * tok
+    head = roles['part'] == 'head'
+    head_tokens = shape.get('supervised', src) if head_on_supervised else tgt
+    head_per = 2 + 2 * any_train + 2 * bool(roles.loc[head, 'trains'].any()) + 2 * head_on_supervised  # the chunked loss recomputes its forward
+    out_flops = float(head_per * roles.loc[head, 'numel'].sum() * head_tokens) if head.any() else 0.
+    layer_params = roles['part'].isin(['body', 'encoder'])
+    through = float(np.average(roles.loc[layer_params, 'grad_through'], weights=roles.loc[layer_params, 'numel'])) if any_train and layer_params.any() else 0.
+    a = 4 * layers[2] * (1 + 2 * through + checkpointing * through)  # backward (and recompute) where gradients flow
+    enc_attn, dec_attn = shape['attn'], shape['rows'] * (shape.get('target_tokens', 0) // max(shape['rows'], 1)) ** 2
+    attn = a * (layers[0] * enc_attn + layers[1] * (dec_attn + shape['rows'] * (tgt // max(shape['rows'], 1)) * (src // max(shape['rows'], 1))))
+    return {'trained': float(lin[roles['trains'] & ~head].sum()), 'frozen': float(lin[~roles['trains'] & ~head].sum()),
+            'output_layer': out_flops, 'attention': float(attn)}
+
+# %% ../nbs/25_plan.ipynb #fea420bb
+def _dtype(precision:str)->torch.dtype: return {'no': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}[precision]
+
+def _sync(device:str):
+    if device == 'cuda': torch.cuda.synchronize()
+
+def _best_time(f, seconds:float, device:str)->float:
+    "The fastest of repeated calls of `f` within about `seconds`."
+    f(); _sync(device)
+    best, end = float('inf'), time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t = time.perf_counter(); f(); _sync(device)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+def matmul_rate(m:int, k:int, n:int, # The product (m x k) @ (k x n)
+                precision:str='no', # 'no' (fp32), 'bf16' or 'fp16'
+                device:str='cpu', seconds:float=0.3)->float:
+    "FLOP/s of this machine on an `m x k @ k x n` product in `precision` (the best of repeated runs)."
+    a = torch.randn(m, k, dtype=_dtype(precision), device=device)
+    b = torch.randn(k, n, dtype=_dtype(precision), device=device)
+    return 2 * m * k * n / _best_time(lambda: a @ b, seconds, device)
+
+def update_rate(device:str='cpu', numel:int=2**22, seconds:float=0.3)->float:
+    "Trained parameters per second that gradient clipping and a fused AdamW step get through."
+    p = torch.zeros(numel, device=device, requires_grad=True)
+    p.grad = torch.randn(numel, device=device)
+    opt = torch.optim.AdamW([p], lr=1e-5, fused=device in ('cpu', 'cuda'))
+    def step(): torch.nn.utils.clip_grad_norm_([p], 1.0); opt.step()
+    return numel / _best_time(step, seconds, device)
+
+# %% ../nbs/25_plan.ipynb #65ba33b6
+_RUNTIME_CODE = ("import torch, transformers, datasets, accelerate, peft, sft_nb.learner, sft_nb.recipe; from sft_nb.core import peak_rss_mb; "
+                 "print(peak_rss_mb())")
+
+def runtime_mb(refresh:bool=False)->float:
+    "Resident memory (MB) of a process that has imported what training needs, before any model or data: measured once, cached."
+    import json, transformers
+    from sft_nb.core import cache_dir
+    key = f"{sys.executable}|{torch.__version__}|{transformers.__version__}|{platform.machine()}"
+    f = cache_dir('plan')/'runtime.json'
+    known = json.loads(f.read_text()) if f.exists() else {}
+    if key not in known or refresh:
+        out = subprocess.run([sys.executable, '-c', _RUNTIME_CODE], capture_output=True, text=True, timeout=300, check=True)
+        known[key] = float(out.stdout.split()[-1])
+        f.write_text(json.dumps(known))
+    return known[key]
+
+# %% ../nbs/25_plan.ipynb #9cd0e9c8
+def loss_bytes(vocab:int, # Output classes of the token loss (the vocabulary)
+               tokens:int, # Tokens whose logits the model computes (0: a classifier)
+               supervised:int|None=None, # Causal LM with a plain output layer: supervised tokens of the batch (chunked loss)
+               precision:str='no', chunk:int=1024)->float:
+    "Peak bytes of logits, their fp32 copy, the saved log-softmax and the gradient, for one batch."
+    per = (2 + 4 if precision != 'no' else 4) + 4 + 4
+    n = min(supervised, chunk) if supervised is not None else tokens
+    return float(per * vocab * n)
+
+# %% ../nbs/25_plan.ipynb #589ecc96
+def _ffn_width(model:nn.Module)->int:
+    c = unwrap_model(model).config
+    c = getattr(c, 'text_config', c)
+    h = _attention_layers(model)[2]
+    return getattr(c, 'intermediate_size', None) or getattr(c, 'd_ff', None) or getattr(c, 'encoder_ffn_dim', None) or getattr(c, 'n_inner', None) or 4 * h
+
+def _probe_all(model:nn.Module, precision:str, checkpointing:bool)->tuple[dict, dict|None]:
+    "The activation probe as the model will train, and (with checkpointing) the probe without it, for one layer's recompute."
+    from sft_nb.models import set_gradient_checkpointing
+    pr = activation_probe(model, precision)
+    if not checkpointing: return pr, None
+    set_gradient_checkpointing(model, on=False)
+    try: full = activation_probe(model, precision)
+    finally: set_gradient_checkpointing(model)
+    return pr, full
+
+def _head_on_supervised(model:nn.Module, task:str)->bool:
+    from sft_nb.loss import plain_lm_head
+    return task == 'causal' and plain_lm_head(model) is not None
+
+def memory_terms(model:nn.Module, shape:dict, probe:dict, full_probe:dict|None, task:str, precision:str)->dict:
+    "Bytes per memory term of one batch `shape` (see the table above), without runtime and data."
+    ps = list({id(p): p for p in model.parameters()}.values())
+    trained = sum(p.numel() * p.element_size() for p in ps if p.requires_grad)
+    c = unwrap_model(model).config
+    n_layers = sum(_attention_layers(model)[:2])
+    t = {'weights': float(sum(p.numel() * p.element_size() for p in ps) + sum(b.numel() * b.element_size() for b in model.buffers())),
+         'gradients': float(trained), 'optimizer': 2. * trained,
+         'activations': activation_bytes(probe, shape['tokens'], shape['attn'])}
+    if full_probe is not None: t['recompute'] = (activation_bytes(full_probe, shape['tokens'], shape['attn']) - full_probe['const']) / max(n_layers, 1)
+    vocab = getattr(getattr(c, 'text_config', c), 'vocab_size', 0)
+    if task == 'causal': t['loss buffers'] = loss_bytes(vocab, shape['tokens'], shape.get('supervised') if _head_on_supervised(model, task) else None, precision)
+    elif task == 'seq2seq': t['loss buffers'] = loss_bytes(vocab, shape.get('target_tokens', shape['tokens']), None, precision)
+    return t
+
+# %% ../nbs/25_plan.ipynb #c0cdf46c
+@dataclass
+class Plan(Report):
+    "A `Report` with the predicted numbers: `peak_mb`, `typical_mb`, `step_s`, `epoch_s`, `available_mb`, and `terms` (MB)."
+    numbers:dict = field(default_factory=dict)
+    def __getattr__(self, k):
+        if k != 'numbers' and k in self.__dict__.get('numbers', {}): return self.numbers[k]
+        raise AttributeError(k)
+
+def available_mb(device:str='cpu')->float:
+    "Memory a new run can use: free GPU memory on a GPU, available RAM (psutil) otherwise."
+    if device.startswith('cuda'): return torch.cuda.mem_get_info()[0] / 2**20
+    import psutil
+    return psutil.virtual_memory().available / 2**20
+
+def _fmt_s(s:float)->str:
+    return f"{s*1000:.0f} ms" if s < 1 else f"{s:.1f} s" if s < 120 else f"{s/60:.1f} min" if s < 7200 else f"{s/3600:.1f} h"
+
+# %% ../nbs/25_plan.ipynb #524c84fa
+def _suggest(terms:dict, shape:dict, free_mb:float, n_layers:int, hidden:int, checkpointing:bool, batch_size:int|None)->str|None:
+    "The cheapest change (smaller batches with more accumulation, checkpointing, LoRA) whose predicted peak fits `free_mb`."
+    mb = lambda d: sum(d.values()) / 2**20
+    per_batch = ('activations', 'recompute', 'loss buffers')
+    def scaled(d, f): return {k: v * f if k in per_batch else v for k, v in d.items()}
+    for k in (2, 4, 8):
+        if mb(scaled(terms, 1 / k)) < free_mb and (batch_size is None or batch_size // k >= 1):
+            bs = f"batch_size {batch_size // k} with grad_accum x{k}" if batch_size else f"batches {k}x smaller with grad_accum x{k}"
+            return f"{bs} (the same effective batch) fits: {mb(scaled(terms, 1 / k)):,.0f} MB"
+    if not checkpointing:
+        gc = {**terms, 'activations': 4. * n_layers * shape['tokens'] * hidden, 'recompute': terms['activations'] / max(n_layers, 1)}
+        if mb(gc) < free_mb: return f"gradient_checkpointing: true fits: about {mb(gc):,.0f} MB (about a third more compute)"
+    lora = {**terms, 'gradients': 0.01 * terms['weights'], 'optimizer': 0.02 * terms['weights']}
+    if mb(lora) < free_mb: return f"freeze: lora fits: about {mb(lora):,.0f} MB"
+    return None
+
+def plan(model:nn.Module, # The model as it will train: freezing, LoRA and checkpointing applied
+         dl, # The training `DataLoader` (or `DataLoaders`: its `.train`)
+         task:str|None=None, # One of `TASKS` (default: the `DataLoaders`' or the model's)
+         precision:str|None=None, # 'no', 'bf16', 'fp16' (default: `default_precision()`)
+         grad_accum:int=1, # Micro-batches per optimizer step
+         epochs:int=1, # Passes over the data, for the total time
+         device:str|None=None, # 'cpu' or 'cuda' (default: where the run would train)
+         efficiency:float=0.5, # Share of the matmul rate a whole training step reaches (bench/mfu.py: about half)
+         runtime:float|None=None, # MB of the interpreter and libraries (default: `runtime_mb()` on CPU, 0 on a GPU)
+         free_mb:float|None=None, # Memory available to the run (default: `available_mb(device)`)
+         seconds:float=0.3, # Time spent measuring this machine's matmul rate
+         )->Plan:
+    "Predicted peak memory and time per step and epoch of training `model` on `dl`, with the terms that make them up."
+    from sft_nb.core import default_device, task_of_model
+    from sft_nb.models import uses_gradient_checkpointing
+    train_dl = getattr(dl, 'train', dl)
+    task = task or getattr(dl, 'task', None) or task_of_model(model)
+    precision = check_precision(precision or default_precision(), where='plan(precision=...)')
+    device = device or default_device()
+    ckpt = uses_gradient_checkpointing(model)
+    shapes = batch_shapes(train_dl)
+    longest = shapes.loc[(shapes['tokens'] + shapes.get('target_tokens', 0)).idxmax()].to_dict()
+    typical = shapes.iloc[(shapes['tokens'] - shapes['tokens'].median()).abs().argmin()].to_dict()
+    pr, full = _probe_all(model, precision, ckpt)
+    peak_t, typ_t = (memory_terms(model, s, pr, full, task, precision) for s in (longest, typical))
+    cpu = device == 'cpu'
+    host = {'runtime': (runtime_mb() if runtime is None else runtime) * 2**20 if cpu else 0.,
+            'data': float(sum(getattr(d, 'data', None).nbytes for d in [train_dl.dataset] if hasattr(d, 'data')))}
+    peak_t, typ_t = {**host, **peak_t}, {**host, **typ_t}
+    # time
+    roles, layers = param_roles(model), _attention_layers(model)
+    hos = _head_on_supervised(model, task)
+    flops = pd.DataFrame([batch_flops(roles, s, layers, ckpt, hos) for s in shapes.to_dict('records')])
+    m = int(min(max(typical['tokens'], 16), 4096))
+    rate = matmul_rate(m, layers[2], _ffn_width(model), precision, device, seconds) * efficiency
+    trained_n = int(roles.loc[roles.trains, 'numel'].sum())
+    upd = trained_n / update_rate(device, seconds=seconds / 2) if trained_n else 0.
+    n_steps = math.ceil(len(shapes) / grad_accum)
+    batch_s = flops.sum(1) / rate
+    typ_i = int((shapes['tokens'] - shapes['tokens'].median()).abs().argmin())
+    epoch_s = float(batch_s.sum() + n_steps * upd)
+    peak_mb, typical_mb = sum(peak_t.values()) / 2**20, sum(typ_t.values()) / 2**20
+    free = available_mb(device) if free_mb is None else free_mb
+    nums = dict(peak_mb=peak_mb, typical_mb=typical_mb, step_s=float(grad_accum * batch_s.iloc[typ_i] + upd), epoch_s=epoch_s,
+                total_s=epoch_s * epochs, steps_per_epoch=n_steps, batches=len(shapes), available_mb=free, matmul_tflops=rate / efficiency / 1e12,
+                flops_per_epoch=float(flops.values.sum()), terms={k: v / 2**20 for k, v in peak_t.items()}, precision=precision, device=device)
+    p = Plan('plan', numbers=nums)
+    p.tables['memory'] = pd.DataFrame([{'term': k, 'longest batch MB': round(v / 2**20, 1), 'typical batch MB': round(typ_t[k] / 2**20, 1)} for k, v in peak_t.items()])
+    tot = flops.sum()
+    p.tables['time'] = pd.DataFrame([{'term': f"{k} (FLOPs)", 'per epoch': human_count(v), 'seconds': round(v / rate, 2)} for k, v in tot.items()] +
+                                    [{'term': 'optimizer + clipping', 'per epoch': f"{n_steps} steps", 'seconds': round(n_steps * upd, 2)}])
+    p.notes = [f"peak memory {peak_mb:,.0f} MB (longest batch: {int(longest['rows'])} x {int(longest['longest'])} tokens), typical {typical_mb:,.0f} MB; "
+               f"{'RAM' if cpu else 'GPU memory'} available {free:,.0f} MB",
+               f"time {_fmt_s(nums['step_s'])} per step, {_fmt_s(epoch_s)} per epoch ({n_steps} steps){f', {_fmt_s(epoch_s * epochs)} for {epochs} epochs' if epochs > 1 else ''}; "
+               f"{human_count(nums['flops_per_epoch'])}FLOP per epoch at {rate/1e9:,.0f} GFLOP/s ({precision_name(precision)}, {efficiency:.0%} of this {device}'s measured matmul rate)",
+               "largest terms: " + ', '.join(f"{k} {v / 2**20:,.0f} MB" for k, v in sorted(peak_t.items(), key=lambda kv: -kv[1])[:3])]
+    if peak_mb > free:
+        fix = _suggest({k: v for k, v in peak_t.items()}, longest, free, sum(layers[:2]), layers[2], ckpt, getattr(train_dl, 'batch_size', None) or int(shapes['rows'].max()))
+        p.warnings.append(f"the run needs about {peak_mb:,.0f} MB but {free:,.0f} MB are available: it will likely run out of memory"
+                          + (f"; cheapest change: {fix}" if fix else "; use a smaller model, or a machine with more memory"))
+    return p
+
+def precision_name(precision:str)->str: return {'no': 'fp32', 'bf16': 'bf16', 'fp16': 'fp16'}[precision]
