@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 __all__ = ['Report', 'norm_text', 'input_texts', 'duplicate_table', 'label_ids', 'class_table', 'length_accuracy', 'length_table',
            'length_signal_warning', 'split_lengths', 'token_table', 'task_problems', 'data_report', 'batch_shapes',
            'saved_bytes', 'activation_probe', 'activation_bytes', 'param_roles', 'batch_flops', 'matmul_rate',
-           'update_rate', 'runtime_mb', 'loss_bytes', 'memory_terms', 'Plan', 'available_mb', 'plan', 'precision_name']
+           'update_rate', 'time_batch', 'runtime_mb', 'loss_bytes', 'memory_terms', 'Plan', 'available_mb', 'plan',
+           'precision_name', 'run_model', 'plan_run']
 
 # %% ../nbs/25_plan.ipynb #f5d01517
 import numpy as np
@@ -458,6 +459,33 @@ def update_rate(device:str='cpu', numel:int=2**22, seconds:float=0.3)->float:
     def step(): torch.nn.utils.clip_grad_norm_([p], 1.0); opt.step()
     return numel / _best_time(step, seconds, device)
 
+# %% ../nbs/25_plan.ipynb #e5b6ee1a
+def time_batch(model:nn.Module, # The model as it will train
+               batch:dict, # A collated training batch, on the model's device
+               precision:str='no', # The run's precision
+               loss_func=None, # The run's loss (default: `default_loss`, as the Learner picks it)
+               repeats:int=2, # Forward+backward passes; the first warms up
+               )->float:
+    "Seconds of one forward and backward pass on `batch` (the fastest after the first), leaving weights, gradients and RNG as they were."
+    from sft_nb.loss import default_loss, skip_head
+    loss_func = loss_func or default_loss(model, batch)
+    head = loss_func.head_for(model) if hasattr(loss_func, 'head_for') else None
+    inputs = {k: v for k, v in batch.items() if k not in getattr(loss_func, 'drop_keys', ())}
+    dev, rng, was, times = next(model.parameters()).device.type, torch.get_rng_state(), model.training, []
+    model.train()
+    try:
+        for _ in range(repeats):
+            t = time.perf_counter()
+            with _autocast(precision, dev):
+                with skip_head(head): out = model(**inputs)
+                loss = loss_func(out, batch, **({'head': head} if head is not None else {}))
+            loss.backward(); _sync(dev)
+            times.append(time.perf_counter() - t)
+    finally:
+        for p in model.parameters(): p.grad = None
+        torch.set_rng_state(rng); model.train(was)
+    return min(times[1:] or times)
+
 # %% ../nbs/25_plan.ipynb #65ba33b6
 _RUNTIME_CODE = ("import torch, transformers, datasets, accelerate, peft, sft_nb.learner, sft_nb.recipe; from sft_nb.core import peak_rss_mb; "
                  "print(peak_rss_mb())")
@@ -539,7 +567,7 @@ def available_mb(device:str='cpu')->float:
 def _fmt_s(s:float)->str:
     return f"{s*1000:.0f} ms" if s < 1 else f"{s:.1f} s" if s < 120 else f"{s/60:.1f} min" if s < 7200 else f"{s/3600:.1f} h"
 
-# %% ../nbs/25_plan.ipynb #524c84fa
+# %% ../nbs/25_plan.ipynb #c5779987
 def _suggest(terms:dict, shape:dict, free_mb:float, n_layers:int, hidden:int, checkpointing:bool, batch_size:int|None)->str|None:
     "The cheapest change (smaller batches with more accumulation, checkpointing, LoRA) whose predicted peak fits `free_mb`."
     mb = lambda d: sum(d.values()) / 2**20
@@ -563,10 +591,12 @@ def plan(model:nn.Module, # The model as it will train: freezing, LoRA and check
          grad_accum:int=1, # Micro-batches per optimizer step
          epochs:int=1, # Passes over the data, for the total time
          device:str|None=None, # 'cpu' or 'cuda' (default: where the run would train)
-         efficiency:float=0.5, # Share of the matmul rate a whole training step reaches (bench/mfu.py: about half)
+         efficiency:float=0.5, # With timed_steps=0: the share of the matmul rate a whole step reaches (bench/mfu.py: about half in fp32)
          runtime:float|None=None, # MB of the interpreter and libraries (default: `runtime_mb()` on CPU, 0 on a GPU)
          free_mb:float|None=None, # Memory available to the run (default: `available_mb(device)`)
          seconds:float=0.3, # Time spent measuring this machine's matmul rate
+         timed_steps:int=2, # Forward+backward passes of the typical batch to time (0: FLOPs / (matmul rate x efficiency) only)
+         loss_func=None, # The run's loss, for the timed passes (default: the Learner's default)
          )->Plan:
     "Predicted peak memory and time per step and epoch of training `model` on `dl`, with the terms that make them up."
     from sft_nb.core import default_device, task_of_model
@@ -590,18 +620,23 @@ def plan(model:nn.Module, # The model as it will train: freezing, LoRA and check
     hos = _head_on_supervised(model, task)
     flops = pd.DataFrame([batch_flops(roles, s, layers, ckpt, hos) for s in shapes.to_dict('records')])
     m = int(min(max(typical['tokens'], 16), 4096))
-    rate = matmul_rate(m, layers[2], _ffn_width(model), precision, device, seconds) * efficiency
+    peak_rate = matmul_rate(m, layers[2], _ffn_width(model), precision, device, seconds)
+    typ_i = int((shapes['tokens'] - shapes['tokens'].median()).abs().argmin())
+    if timed_steps:
+        idx = _epoch_batches(train_dl)[typ_i]
+        batch = {k: v.to(next(model.parameters()).device) if torch.is_tensor(v) else v for k, v in train_dl.collate_fn([train_dl.dataset[i] for i in idx]).items()}
+        efficiency = float(flops.iloc[typ_i].sum()) / time_batch(model, batch, precision, loss_func, timed_steps) / peak_rate
+    rate = peak_rate * efficiency
     trained_n = int(roles.loc[roles.trains, 'numel'].sum())
     upd = trained_n / update_rate(device, seconds=seconds / 2) if trained_n else 0.
     n_steps = math.ceil(len(shapes) / grad_accum)
     batch_s = flops.sum(1) / rate
-    typ_i = int((shapes['tokens'] - shapes['tokens'].median()).abs().argmin())
     epoch_s = float(batch_s.sum() + n_steps * upd)
     peak_mb, typical_mb = sum(peak_t.values()) / 2**20, sum(typ_t.values()) / 2**20
     free = available_mb(device) if free_mb is None else free_mb
     nums = dict(peak_mb=peak_mb, typical_mb=typical_mb, step_s=float(grad_accum * batch_s.iloc[typ_i] + upd), epoch_s=epoch_s,
                 total_s=epoch_s * epochs, steps_per_epoch=n_steps, batches=len(shapes), available_mb=free, matmul_tflops=rate / efficiency / 1e12,
-                flops_per_epoch=float(flops.values.sum()), terms={k: v / 2**20 for k, v in peak_t.items()}, precision=precision, device=device)
+                flops_per_epoch=float(flops.values.sum()), efficiency=efficiency, batch_s=batch_s.tolist(), terms={k: v / 2**20 for k, v in peak_t.items()}, precision=precision, device=device)
     p = Plan('plan', numbers=nums)
     p.tables['memory'] = pd.DataFrame([{'term': k, 'longest batch MB': round(v / 2**20, 1), 'typical batch MB': round(typ_t[k] / 2**20, 1)} for k, v in peak_t.items()])
     tot = flops.sum()
@@ -610,7 +645,8 @@ def plan(model:nn.Module, # The model as it will train: freezing, LoRA and check
     p.notes = [f"peak memory {peak_mb:,.0f} MB (longest batch: {int(longest['rows'])} x {int(longest['longest'])} tokens), typical {typical_mb:,.0f} MB; "
                f"{'RAM' if cpu else 'GPU memory'} available {free:,.0f} MB",
                f"time {_fmt_s(nums['step_s'])} per step, {_fmt_s(epoch_s)} per epoch ({n_steps} steps){f', {_fmt_s(epoch_s * epochs)} for {epochs} epochs' if epochs > 1 else ''}; "
-               f"{human_count(nums['flops_per_epoch'])}FLOP per epoch at {rate/1e9:,.0f} GFLOP/s ({precision_name(precision)}, {efficiency:.0%} of this {device}'s measured matmul rate)",
+               f"{human_count(nums['flops_per_epoch'])}FLOP per epoch at {rate/1e9:,.0f} GFLOP/s ({precision_name(precision)}, {efficiency:.0%} of this {device}'s matmul rate, "
+               f"{'timed on the typical batch' if timed_steps else 'assumed'})",
                "largest terms: " + ', '.join(f"{k} {v / 2**20:,.0f} MB" for k, v in sorted(peak_t.items(), key=lambda kv: -kv[1])[:3])]
     if peak_mb > free:
         fix = _suggest({k: v for k, v in peak_t.items()}, longest, free, sum(layers[:2]), layers[2], ckpt, getattr(train_dl, 'batch_size', None) or int(shapes['rows'].max()))
@@ -619,3 +655,42 @@ def plan(model:nn.Module, # The model as it will train: freezing, LoRA and check
     return p
 
 def precision_name(precision:str)->str: return {'no': 'fp32', 'bf16': 'bf16', 'fp16': 'fp16'}[precision]
+
+# %% ../nbs/25_plan.ipynb #69274df4
+def run_model(cfg, id2label:dict|None=None)->nn.Module:
+    "The run's model as it will train: loaded as `train` loads it, frozen or LoRA-wrapped, checkpointing on when configured."
+    from sft_nb.models import load_model, set_gradient_checkpointing
+    from sft_nb.recipe import apply_freezing
+    from sft_nb.config import hf_problem_type
+    regression = cfg.task == 'classification' and cfg.problem_type == 'regression'
+    model = load_model(cfg.model, cfg.task, id2label=id2label, num_labels=1 if regression else None, dropout=cfg.dropout)
+    if cfg.task == 'classification': model.config.problem_type = hf_problem_type(cfg.problem_type)
+    model, _ = apply_freezing(model, cfg)
+    if cfg.gradient_checkpointing: set_gradient_checkpointing(model)
+    return model
+
+def plan_run(cfg, # A `RunConfig`, a dict of one, or the path of a YAML config
+             dsd=None, tok=None, dls=None, model=None, # What `train` already built (each None: built here)
+             max_length:int|None=None, # The run's max_length (default: `run_max_length`)
+             quiet:bool=True, # Don't print the lines (they are returned)
+             **plan_kw, # Passed to `plan` (efficiency, free_mb, runtime, seconds)
+             )->tuple[Report, Plan, list[str]]:
+    "The data report and resource plan of a run, and the lines to print; loads data, tokenizer and model, trains nothing."
+    from sft_nb.config import RunConfig, config_from_dict, load_config
+    from sft_nb.recipe import load_task_data, run_max_length, run_packing, _loader_input
+    from sft_nb.models import load_tokenizer
+    from sft_nb.batches import dataloaders
+    cfg = cfg if isinstance(cfg, RunConfig) else load_config(cfg) if isinstance(cfg, str) else config_from_dict(cfg)
+    dsd = load_task_data(cfg) if dsd is None else dsd
+    tok = load_tokenizer(cfg.model) if tok is None else tok
+    lines = []
+    if max_length is None: max_length, _, lines = run_max_length(cfg, dsd, tok)
+    if dls is None:
+        dls = dataloaders(tokenizer=tok, task=cfg.task, **_loader_input(cfg, dsd), batch_size=cfg.batch_size, max_length=max_length,
+                          packing=run_packing(cfg), seed=cfg.seed, verbose=False)
+    model = run_model(cfg, dls.id2label) if model is None else model
+    rep = data_report(dsd, cfg.task, tok, max_length)
+    pl = plan(model, dls, cfg.task, precision=cfg.precision, grad_accum=cfg.grad_accum, epochs=cfg.epochs, **plan_kw)
+    lines = lines + rep.lines() + pl.lines()
+    if not quiet: print('\n'.join(lines))
+    return rep, pl, lines
