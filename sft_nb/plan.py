@@ -10,11 +10,11 @@ import re, time, math, unicodedata, platform, subprocess, sys, functools
 from dataclasses import dataclass, field
 
 # %% auto #0
-__all__ = ['Report', 'norm_text', 'input_texts', 'duplicate_table', 'label_ids', 'class_table', 'length_accuracy', 'length_table',
-           'length_signal_warning', 'split_lengths', 'token_table', 'task_problems', 'data_report', 'batch_shapes',
-           'saved_bytes', 'activation_probe', 'activation_bytes', 'param_roles', 'batch_flops', 'matmul_rate',
-           'update_rate', 'time_batch', 'runtime_mb', 'loss_bytes', 'memory_terms', 'Plan', 'available_mb', 'plan',
-           'precision_name', 'run_model', 'plan_run']
+__all__ = ['CLOCKS', 'Report', 'norm_text', 'input_texts', 'duplicate_table', 'label_ids', 'class_table', 'length_accuracy',
+           'length_table', 'length_signal_warning', 'split_lengths', 'token_table', 'task_problems', 'data_report',
+           'batch_shapes', 'saved_bytes', 'activation_probe', 'activation_bytes', 'param_roles', 'batch_flops',
+           'matmul_rate', 'update_rate', 'time_batch', 'runtime_mb', 'loss_bytes', 'memory_terms', 'Plan',
+           'available_mb', 'plan', 'precision_name', 'run_model', 'plan_run']
 
 # %% ../nbs/25_plan.ipynb #f5d01517
 import numpy as np
@@ -428,43 +428,46 @@ def batch_flops(roles:pd.DataFrame, # From `param_roles`
     return {'trained': float(lin[roles['trains'] & ~head].sum()), 'frozen': float(lin[~roles['trains'] & ~head].sum()),
             'output_layer': out_flops, 'attention': float(attn)}
 
-# %% ../nbs/25_plan.ipynb #fea420bb
+# %% ../nbs/25_plan.ipynb #5a440dd2
 def _dtype(precision:str)->torch.dtype: return {'no': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}[precision]
 
 def _sync(device:str):
     if device == 'cuda': torch.cuda.synchronize()
 
-def _best_time(f, seconds:float, device:str)->float:
-    "The fastest of repeated calls of `f` within about `seconds`."
+CLOCKS = {'wall': time.perf_counter, 'cpu': time.process_time}  # cpu: this process's CPU seconds, which other processes' load does not inflate
+
+def _best_time(f, seconds:float, device:str, clock:str='wall')->float:
+    "The fastest of repeated calls of `f` within about `seconds` (of wall time), timed by `clock`."
     f(); _sync(device)
-    best, end = float('inf'), time.perf_counter() + seconds
+    best, end, now = float('inf'), time.perf_counter() + seconds, CLOCKS[clock]
     while time.perf_counter() < end:
-        t = time.perf_counter(); f(); _sync(device)
-        best = min(best, time.perf_counter() - t)
-    return best
+        t = now(); f(); _sync(device)
+        best = min(best, now() - t)
+    return max(best, 1e-9)
 
 def matmul_rate(m:int, k:int, n:int, # The product (m x k) @ (k x n)
                 precision:str='no', # 'no' (fp32), 'bf16' or 'fp16'
-                device:str='cpu', seconds:float=0.3)->float:
+                device:str='cpu', seconds:float=0.3, clock:str='wall')->float:
     "FLOP/s of this machine on an `m x k @ k x n` product in `precision` (the best of repeated runs)."
     a = torch.randn(m, k, dtype=_dtype(precision), device=device)
     b = torch.randn(k, n, dtype=_dtype(precision), device=device)
-    return 2 * m * k * n / _best_time(lambda: a @ b, seconds, device)
+    return 2 * m * k * n / _best_time(lambda: a @ b, seconds, device, clock)
 
-def update_rate(device:str='cpu', numel:int=2**22, seconds:float=0.3)->float:
+def update_rate(device:str='cpu', numel:int=2**22, seconds:float=0.3, clock:str='wall')->float:
     "Trained parameters per second that gradient clipping and a fused AdamW step get through."
     p = torch.zeros(numel, device=device, requires_grad=True)
     p.grad = torch.randn(numel, device=device)
     opt = torch.optim.AdamW([p], lr=1e-5, fused=device in ('cpu', 'cuda'))
     def step(): torch.nn.utils.clip_grad_norm_([p], 1.0); opt.step()
-    return numel / _best_time(step, seconds, device)
+    return numel / _best_time(step, seconds, device, clock)
 
-# %% ../nbs/25_plan.ipynb #e5b6ee1a
+# %% ../nbs/25_plan.ipynb #d8622360
 def time_batch(model:nn.Module, # The model as it will train
                batch:dict, # A collated training batch, on the model's device
                precision:str='no', # The run's precision
                loss_func=None, # The run's loss (default: `default_loss`, as the Learner picks it)
                repeats:int=2, # Forward+backward passes; the first warms up
+               clock:str='wall', # 'wall' seconds, or 'cpu': this process's CPU seconds (robust to other processes' load)
                )->float:
     "Seconds of one forward and backward pass on `batch` (the fastest after the first), leaving weights, gradients and RNG as they were."
     from sft_nb.loss import default_loss, skip_head
@@ -475,12 +478,12 @@ def time_batch(model:nn.Module, # The model as it will train
     model.train()
     try:
         for _ in range(repeats):
-            t = time.perf_counter()
+            t = CLOCKS[clock]()
             with _autocast(precision, dev):
                 with skip_head(head): out = model(**inputs)
                 loss = loss_func(out, batch, **({'head': head} if head is not None else {}))
             loss.backward(); _sync(dev)
-            times.append(time.perf_counter() - t)
+            times.append(CLOCKS[clock]() - t)
     finally:
         for p in model.parameters(): p.grad = None
         torch.set_rng_state(rng); model.train(was)
@@ -567,7 +570,7 @@ def available_mb(device:str='cpu')->float:
 def _fmt_s(s:float)->str:
     return f"{s*1000:.0f} ms" if s < 1 else f"{s:.1f} s" if s < 120 else f"{s/60:.1f} min" if s < 7200 else f"{s/3600:.1f} h"
 
-# %% ../nbs/25_plan.ipynb #c5779987
+# %% ../nbs/25_plan.ipynb #a7cc826a
 def _suggest(terms:dict, shape:dict, free_mb:float, n_layers:int, hidden:int, checkpointing:bool, batch_size:int|None)->str|None:
     "The cheapest change (smaller batches with more accumulation, checkpointing, LoRA) whose predicted peak fits `free_mb`."
     mb = lambda d: sum(d.values()) / 2**20
@@ -597,6 +600,7 @@ def plan(model:nn.Module, # The model as it will train: freezing, LoRA and check
          seconds:float=0.3, # Time spent measuring this machine's matmul rate
          timed_steps:int=2, # Forward+backward passes of the typical batch to time (0: FLOPs / (matmul rate x efficiency) only)
          loss_func=None, # The run's loss, for the timed passes (default: the Learner's default)
+         clock:str='wall', # Time in 'wall' seconds, or 'cpu' seconds of the process (all threads; unaffected by other processes)
          )->Plan:
     "Predicted peak memory and time per step and epoch of training `model` on `dl`, with the terms that make them up."
     from sft_nb.core import default_device, task_of_model
@@ -620,21 +624,21 @@ def plan(model:nn.Module, # The model as it will train: freezing, LoRA and check
     hos = _head_on_supervised(model, task)
     flops = pd.DataFrame([batch_flops(roles, s, layers, ckpt, hos) for s in shapes.to_dict('records')])
     m = int(min(max(typical['tokens'], 16), 4096))
-    peak_rate = matmul_rate(m, layers[2], _ffn_width(model), precision, device, seconds)
+    peak_rate = matmul_rate(m, layers[2], _ffn_width(model), precision, device, seconds, clock)
     typ_i = int((shapes['tokens'] - shapes['tokens'].median()).abs().argmin())
     if timed_steps:
         idx = _epoch_batches(train_dl)[typ_i]
         batch = {k: v.to(next(model.parameters()).device) if torch.is_tensor(v) else v for k, v in train_dl.collate_fn([train_dl.dataset[i] for i in idx]).items()}
-        efficiency = float(flops.iloc[typ_i].sum()) / time_batch(model, batch, precision, loss_func, timed_steps) / peak_rate
+        efficiency = float(flops.iloc[typ_i].sum()) / time_batch(model, batch, precision, loss_func, timed_steps, clock) / peak_rate
     rate = peak_rate * efficiency
     trained_n = int(roles.loc[roles.trains, 'numel'].sum())
-    upd = trained_n / update_rate(device, seconds=seconds / 2) if trained_n else 0.
+    upd = trained_n / update_rate(device, seconds=seconds / 2, clock=clock) if trained_n else 0.
     n_steps = math.ceil(len(shapes) / grad_accum)
     batch_s = flops.sum(1) / rate
     epoch_s = float(batch_s.sum() + n_steps * upd)
     peak_mb, typical_mb = sum(peak_t.values()) / 2**20, sum(typ_t.values()) / 2**20
     free = available_mb(device) if free_mb is None else free_mb
-    nums = dict(peak_mb=peak_mb, typical_mb=typical_mb, step_s=float(grad_accum * batch_s.iloc[typ_i] + upd), epoch_s=epoch_s,
+    nums = dict(clock=clock, peak_mb=peak_mb, typical_mb=typical_mb, step_s=float(grad_accum * batch_s.iloc[typ_i] + upd), epoch_s=epoch_s,
                 total_s=epoch_s * epochs, steps_per_epoch=n_steps, batches=len(shapes), available_mb=free, matmul_tflops=rate / efficiency / 1e12,
                 flops_per_epoch=float(flops.values.sum()), efficiency=efficiency, batch_s=batch_s.tolist(), terms={k: v / 2**20 for k, v in peak_t.items()}, precision=precision, device=device)
     p = Plan('plan', numbers=nums)
