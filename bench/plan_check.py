@@ -14,7 +14,7 @@ def peak_mb()->float:
     "This process's own peak resident memory in MB (VmHWM; ru_maxrss can carry a parent's peak across fork+exec)."
     return int(re.search(r'VmHWM:\s+(\d+)', open('/proc/self/status').read()).group(1)) / 1024
 
-def worker(d:dict, with_plan:bool=True, clock:str='cpu', threads:int|None=1)->dict:
+def worker(d:dict, with_plan:bool=False, clock:str='cpu', threads:int|None=1)->dict:
     "Train the configuration `d` for one epoch; peak memory (MB) and seconds per batch."
     import tempfile, torch
     from sft_nb.config import config_from_dict
@@ -32,7 +32,9 @@ def worker(d:dict, with_plan:bool=True, clock:str='cpu', threads:int|None=1)->di
     dls = dataloaders(tokenizer=tok, task=cfg.task, **_loader_input(cfg, dsd), batch_size=cfg.batch_size, max_length=max_length,
                       packing=run_packing(cfg), seed=cfg.seed, verbose=False)
     dls.valid = dls.test = None
+    stages = {'data': peak_mb()}
     model = run_model(cfg, dls.id2label)
+    stages['model'] = peak_mb()
     loss = run_loss(cfg, model, dls.one_batch(), dsd)
     predicted = None
     if with_plan:  # as `train` would: just before the Learner; its passes add no state (weights, gradients, RNG as they were)
@@ -40,6 +42,7 @@ def worker(d:dict, with_plan:bool=True, clock:str='cpu', threads:int|None=1)->di
         t = time.perf_counter()
         _, pl, _ = plan_run(cfg, dsd=dsd, tok=tok, dls=dls, model=model, max_length=max_length, loss_func=loss, clock=clock)
         predicted = {**{k: v for k, v in pl.numbers.items() if k != 'terms'}, 'terms': pl.terms, 'seconds': time.perf_counter() - t}
+    stages['plan'] = peak_mb()
     times, cpu = [], []
     class Timer(Callback):
         def before_batch(self): self.t, self.c = time.perf_counter(), time.process_time()
@@ -48,7 +51,7 @@ def worker(d:dict, with_plan:bool=True, clock:str='cpu', threads:int|None=1)->di
         learn = Learner(model, dls, loss_func=loss, cbs=[Timer()], progress=False, lr=cfg.lr, wd=cfg.wd, grad_accum=cfg.grad_accum, clip=cfg.clip,
                         precision=cfg.precision, seed=cfg.seed, output_dir=out, tokenizer=tok, gradient_checkpointing=cfg.gradient_checkpointing)
         learn.fit(1)
-    return {'peak_mb': peak_mb(), 'batch_s': times, 'batch_cpu_s': cpu, 'precision': learn.precision, 'max_length': max_length, 'threads': torch.get_num_threads(), 'plan': predicted}
+    return {'peak_mb': peak_mb(), 'stages': stages, 'batch_s': times, 'batch_cpu_s': cpu, 'precision': learn.precision, 'max_length': max_length, 'threads': torch.get_num_threads(), 'plan': predicted}
 
 def measure(d:dict, timeout:float=1800)->dict:
     "`worker(d)` in a fresh process (so that no other measurement's memory hides in its peak)."
