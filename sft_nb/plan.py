@@ -79,7 +79,7 @@ def input_texts(ds:Dataset, # One split with canonical columns (`sft_nb.data.loa
     if task == 'qa': return [f"{q}\n{c}" for q, c in zip(ds['question'], ds['context'])]
     return [_prompt_of(r) for r in ds]
 
-# %% ../nbs/25_plan.ipynb #3bc81fca
+# %% ../nbs/25_plan.ipynb #5aec5413
 def _dups(texts:list[str])->tuple[int, int]:
     "Rows that repeat an earlier row exactly, and rows that repeat one only after normalising."
     seen, seen_n, exact, near = set(), set(), 0, 0
@@ -120,7 +120,8 @@ def duplicate_table(dsd:DatasetDict, # Canonical splits
         if r.get('label_conflicts'):
             warns.append(f"{r['label_conflicts']} {k} text(s) occur with different labels: check those labels")
         rows.append(r)
-    return pd.DataFrame(rows).fillna(0), warns
+    df = pd.DataFrame(rows).fillna(0)
+    return df.astype({c: int for c in df.columns if c != 'split'}), warns
 
 # %% ../nbs/25_plan.ipynb #e96aed07
 def label_ids(ds:Dataset)->tuple[list, list[str]]:
