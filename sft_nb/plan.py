@@ -571,7 +571,7 @@ def available_mb(device:str='cpu')->float:
 def _fmt_s(s:float)->str:
     return f"{s*1000:.0f} ms" if s < 1 else f"{s:.1f} s" if s < 120 else f"{s/60:.1f} min" if s < 7200 else f"{s/3600:.1f} h"
 
-# %% ../nbs/25_plan.ipynb #a7cc826a
+# %% ../nbs/25_plan.ipynb #4de510d0
 def _suggest(terms:dict, shape:dict, free_mb:float, n_layers:int, hidden:int, checkpointing:bool, batch_size:int|None)->str|None:
     "The cheapest change (smaller batches with more accumulation, checkpointing, LoRA) whose predicted peak fits `free_mb`."
     mb = lambda d: sum(d.values()) / 2**20
@@ -635,7 +635,7 @@ def plan(model:nn.Module, # The model as it will train: freezing, LoRA and check
     trained_n = int(roles.loc[roles.trains, 'numel'].sum())
     upd = trained_n / update_rate(device, seconds=seconds / 2, clock=clock) if trained_n else 0.
     n_steps = math.ceil(len(shapes) / grad_accum)
-    batch_s = flops.sum(1) / rate
+    batch_s = flops.sum(axis=1) / rate
     epoch_s = float(batch_s.sum() + n_steps * upd)
     peak_mb, typical_mb = sum(peak_t.values()) / 2**20, sum(typ_t.values()) / 2**20
     free = available_mb(device) if free_mb is None else free_mb
