@@ -517,7 +517,7 @@ def loss_bytes(vocab:int, # Output classes of the token loss (the vocabulary)
     n = min(supervised, chunk) if supervised is not None else tokens
     return float(per * vocab * n)
 
-# %% ../nbs/25_plan.ipynb #589ecc96
+# %% ../nbs/25_plan.ipynb #1ecc7fc5
 def _ffn_width(model:nn.Module)->int:
     c = unwrap_model(model).config
     c = getattr(c, 'text_config', c)
@@ -527,11 +527,14 @@ def _ffn_width(model:nn.Module)->int:
 def _probe_all(model:nn.Module, precision:str, checkpointing:bool)->tuple[dict, dict|None]:
     "The activation probe as the model will train, and (with checkpointing) the probe without it, for one layer's recompute."
     from sft_nb.models import set_gradient_checkpointing
+    import warnings
     pr = activation_probe(model, precision)
     if not checkpointing: return pr, None
-    set_gradient_checkpointing(model, on=False)
-    try: full = activation_probe(model, precision)
-    finally: set_gradient_checkpointing(model)
+    with warnings.catch_warnings():  # transformers 5 warns about its own renamed checkpointing attributes on the way
+        warnings.simplefilter('ignore', FutureWarning)
+        set_gradient_checkpointing(model, on=False)
+        try: full = activation_probe(model, precision)
+        finally: set_gradient_checkpointing(model)
     return pr, full
 
 def _head_on_supervised(model:nn.Module, task:str)->bool:
@@ -571,7 +574,7 @@ def available_mb(device:str='cpu')->float:
 def _fmt_s(s:float)->str:
     return f"{s*1000:.0f} ms" if s < 1 else f"{s:.1f} s" if s < 120 else f"{s/60:.1f} min" if s < 7200 else f"{s/3600:.1f} h"
 
-# %% ../nbs/25_plan.ipynb #4de510d0
+# %% ../nbs/25_plan.ipynb #e634532a
 def _suggest(terms:dict, shape:dict, free_mb:float, n_layers:int, hidden:int, checkpointing:bool, batch_size:int|None)->str|None:
     "The cheapest change (smaller batches with more accumulation, checkpointing, LoRA) whose predicted peak fits `free_mb`."
     mb = lambda d: sum(d.values()) / 2**20
@@ -647,10 +650,11 @@ def plan(model:nn.Module, # The model as it will train: freezing, LoRA and check
     tot = flops.sum()
     p.tables['time'] = pd.DataFrame([{'term': f"{k} (FLOPs)", 'per epoch': human_count(v), 'seconds': round(v / rate, 2)} for k, v in tot.items()] +
                                     [{'term': 'optimizer + clipping', 'per epoch': f"{n_steps} steps", 'seconds': round(n_steps * upd, 2)}])
+    unit = '' if clock == 'wall' else ' (CPU seconds)'
     p.notes = [f"peak memory {peak_mb:,.0f} MB (longest batch: {int(longest['rows'])} x {int(longest['longest'])} tokens), typical {typical_mb:,.0f} MB; "
                f"{'RAM' if cpu else 'GPU memory'} available {free:,.0f} MB",
-               f"time {_fmt_s(nums['step_s'])} per step, {_fmt_s(epoch_s)} per epoch ({n_steps} steps){f', {_fmt_s(epoch_s * epochs)} for {epochs} epochs' if epochs > 1 else ''}; "
-               f"{human_count(nums['flops_per_epoch'])}FLOP per epoch at {rate/1e9:,.0f} GFLOP/s ({precision_name(precision)}, {efficiency:.0%} of this {device}'s matmul rate, "
+               f"time{unit} {_fmt_s(nums['step_s'])} per step, {_fmt_s(epoch_s)} per epoch ({n_steps} steps){f', {_fmt_s(epoch_s * epochs)} for {epochs} epochs' if epochs > 1 else ''}; "
+               f"{nums['flops_per_epoch']/1e12:,.2f} TFLOP per epoch at {rate/1e9:,.0f} GFLOP/s ({precision_name(precision)}, {efficiency:.0%} of this {device}'s matmul rate, "
                f"{'timed on the typical batch' if timed_steps else 'assumed'})",
                "largest terms: " + ', '.join(f"{k} {v / 2**20:,.0f} MB" for k, v in sorted(peak_t.items(), key=lambda kv: -kv[1])[:3])]
     if peak_mb > free:
