@@ -630,6 +630,7 @@ def plan(model:nn.Module, # The model as it will train: freezing, LoRA and check
     m = int(min(max(typical['tokens'], 16), 4096))
     peak_rate = matmul_rate(m, layers[2], _ffn_width(model), precision, device, seconds, clock)
     typ_i = int((shapes['tokens'] - shapes['tokens'].median()).abs().argmin())
+    if timed_steps and next(model.parameters()).device.type != device.split(':')[0]: timed_steps = 0  # not on its device yet: FLOPs only
     if timed_steps:
         idx = _epoch_batches(train_dl)[typ_i]
         batch = {k: v.to(next(model.parameters()).device) if torch.is_tensor(v) else v for k, v in train_dl.collate_fn([train_dl.dataset[i] for i in idx]).items()}
