@@ -6,7 +6,7 @@ Docs: https://sft-nb.github.io/sft_nb/plan.html.md"""
 
 # %% ../nbs/25_plan.ipynb #93ef88d5
 from __future__ import annotations
-import re, time, math, unicodedata, platform, subprocess, sys, functools
+import time, math, unicodedata, platform, subprocess, sys
 from dataclasses import dataclass, field
 
 # %% auto #0
@@ -281,7 +281,9 @@ def data_report(dsd:DatasetDict, # Canonical splits (`load_data`, or a `DatasetD
     df, w = duplicate_table(dsd, task); rep.tables['duplicates'] = df; rep.warnings += w
     lens = {k: split_lengths(ds, task, tokenizer, max_length) for k, ds in dsd.items()}
     unit = 'tokens' if tokenizer is not None else 'words'
-    if task == 'classification' and 'label' in next(iter(dsd.values())).column_names:
+    first = next(iter(dsd.values()))
+    regression = 'label' in first.column_names and len(first) and isinstance(first[0]['label'], float)  # numbers, not classes
+    if task == 'classification' and 'label' in first.column_names and not regression:
         df, w = class_table(dsd, rare); rep.tables['classes'] = df; rep.warnings += w
         ids, names = label_ids(dsd['train']) if 'train' in dsd else (None, None)
         if ids is not None and not _is_multi(ids):
