@@ -231,3 +231,16 @@ def test_bundled_names_in_every_command(tmp_path):
     assert code == 0 and len(out.splitlines()) == 1, err
     code, out, err = sft_nb('predict', '--model', 'minilm', '--text', 'Hello')  # an encoder without a head: said so, not "no such folder"
     assert code == 2 and 'does not exist' not in err and 'BertModel' in err, err
+
+def test_plan_before_training(tiny_models, tmp_path):
+    "`sft-nb plan` reports the data and the predicted memory and time without training; `sft-nb train` prints the same plan first."
+    cfg_path, _ = write_run(tmp_path, 'single_label', 'train+test', tiny_models['classification'])
+    code, out, err = sft_nb('plan', cfg_path)
+    assert code == 0, err
+    assert 'plan: peak memory' in out and 'plan: time' in out and 'duplicates' in out, out
+    assert not (tmp_path/'run').exists()  # nothing trained, nothing written
+    code, out, err = sft_nb('train', cfg_path)
+    assert code == 0, err
+    lines = out.splitlines()
+    first_step = next(i for i, l in enumerate(lines) if l.startswith('sft-nb: model'))
+    assert any(l.startswith('plan: peak memory') for l in lines[:first_step]), out
