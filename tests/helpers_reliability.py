@@ -101,7 +101,8 @@ def start_train(cfg_path:Path, cache:Path, log:Path, *sets:str)->subprocess.Pope
                             cwd=str(Path(cfg_path).parent), start_new_session=True)
 
 PAUSED_TRAIN = """
-import sys, time, pathlib
+import sys, time, pathlib, signal
+signal.signal(signal.SIGINT, signal.default_int_handler)  # a test runner started in the background (`cmd &`) hands down an ignored SIGINT
 from sft_nb.core import Callback
 import sft_nb.cli as cli
 at, mark = int(sys.argv[1]), pathlib.Path(sys.argv[2])
