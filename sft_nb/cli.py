@@ -111,7 +111,7 @@ def _run(args)->int:
         if args.num_processes != 1: return launch_train(args)
         cfg = load_config(args.config, args.overrides)
         main_rank = int(os.environ.get('RANK', '0')) == 0  # under torchrun or accelerate launch only the main process prints
-        with quiet_libraries(args.quiet or not main_rank): _, results = train(cfg, quiet=args.quiet or not main_rank)
+        with quiet_libraries(args.quiet or not main_rank): _, results = train(cfg, quiet=args.quiet or not main_rank, text=True)
         if main_rank: print(json.dumps(results, indent=2))
         if main_rank and not args.quiet:
             print(f"saved to {Path(cfg.output_dir)/'model'}")

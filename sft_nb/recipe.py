@@ -305,6 +305,7 @@ def run_metrics(cfg:RunConfig, dls, dsd, gen=None)->list:
 def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job) also work
           cbs:list|None=None, # Extra callbacks
           quiet:bool=False, # No progress display, no messages
+          text:bool=False, # Text progress (a bar on a terminal, else lines) even inside Jupyter: the command line's output
           ):
     "Run one fine-tuning job end to end; returns `(learner, metrics)`."
     from accelerate.utils import patch_environment
@@ -336,7 +337,7 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
     gen = generation_eval(cfg, dsd.get('validation'), max_length)
     metrics = run_metrics(cfg, dls, dsd, gen)
     run_cbs = [MetricsLogger(), TerminateOnNaN(), *freeze_cbs, *([gen] if gen else []), *(cbs or [])]
-    if not quiet: run_cbs.append(ProgressCallback(log_steps=cfg.log_every))
+    if not quiet: run_cbs.append(ProgressCallback(log_steps=cfg.log_every, **({'html': False} if text else {})))
     best = None
     if cfg.early_stopping:  # stopping keeps the best weights, not the last ones
         best = SaveBestModel(monitor='valid_loss', trainable_only=cfg.freeze in ('lora', 'head'), verbose=not quiet)
