@@ -31,7 +31,7 @@ def measure(precision:str, n_batches:int, repeats:int, batch_size:int, max_lengt
     strip = lambda ex: [{k: v for k, v in e.items() if k != 'length'} for e in ex]
     padded = [PadCollator(tok)(strip(ex)) for ex in rows]
     free = [PaddingFreeCollator(tok, token_labels=False)(strip(ex)) for ex in rows]
-    model = load_model('minilm', 'classification', id2label=dls.id2label, dropout=0.0)
+    model = load_model('minilm', 'classification', id2label=dls.id2label)  # dropout on, as in training: per-example attention dropout is part of the cost
     use_varlen_attention(model)
     model.train()
     dtype = {'bf16': torch.bfloat16}.get(precision)

@@ -30,12 +30,13 @@ if __name__ == '__main__':
     ap.add_argument('--precision', default=None)
     ap.add_argument('--train', type=int, default=3000)
     ap.add_argument('--repeats', type=int, default=2)
+    ap.add_argument('--other', default=None, help='the contender: false or true (default: the path auto is expected not to take here)')
     a = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     from sft_nb.core import default_precision, precision_label, cpu_flags
     import torch
     prec = a.precision or default_precision()
-    other = 'false' if prec != 'no' else 'true'  # the path auto is expected not to take on this kind of machine
+    other = a.other or ('false' if prec != 'no' else 'true')
     cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('model name')), '?')
     flags = ' '.join(sorted(f for f in cpu_flags() if f in ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16')))
     print(f"# {cpu} ({os.cpu_count()} cores), flags: {flags}; {precision_label(prec)}; torch {torch.__version__}; {a.train} training reviews, 1 epoch")
