@@ -295,8 +295,8 @@ def get_task(name:str, # A key of `TASKS`
     return TASKS[check_choice(name, TASKS, 'task', where=where)]
 
 def task_of_model(model)->str|None:
-    "The task a model (or model class) was built for, from its class name; None when it is none of `TASKS`."
-    name = (model if isinstance(model, type) else type(unwrap_model(model))).__name__
+    "The task a model, model class or class name (`config.architectures[0]`) was built for; None when it is none of `TASKS`."
+    name = model if isinstance(model, str) else (model if isinstance(model, type) else type(unwrap_model(model))).__name__
     return next((t.name for t in TASKS.values() if name.endswith(t.class_suffixes)), None)
 
 # %% ../nbs/00_core.ipynb #ceda40cf

@@ -471,12 +471,12 @@ def score_legend(model:str, # A run folder, a model folder or a bundled model na
     "What each key `evaluate_folder` reports for `model` means, and its scale (`Task.score_legend`), read from the folder's files alone."
     from transformers import AutoConfig
     from sft_nb.saving import read_run_card
-    from sft_nb.core import get_task
+    from sft_nb.core import get_task, task_of_model
     folder = _model_dir(model)
     card = read_run_card(folder) if (folder/'run_card.json').exists() else {}
     mc = AutoConfig.from_pretrained(folder)
     arch = (getattr(mc, 'architectures', None) or [''])[0]
-    task = task or card.get('config', {}).get('task') or next((t.name for t in TASKS.values() if arch.endswith(t.class_suffixes)), 'classification')
+    task = task or card.get('config', {}).get('task') or task_of_model(arch) or 'classification'
     pt = mc.problem_type or ('regression' if mc.num_labels == 1 else 'single_label') if task == 'classification' else None
     return get_task(task).score_legend(pt)
 
