@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse, copy, statistics, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import check_device, command_line, environment, matmul_gflops, md_table, param_counts, save, train_flops
+from common import precision_for, check_device, command_line, environment, matmul_gflops, md_table, param_counts, save, train_flops
 
 VARIANTS = {'adamw': dict(), 'adamw_fused': dict(fused=True), 'sft_nb': dict(fused=True, cpu_dropout=True),
             'sft_nb_frozen_emb': dict(fused=True, cpu_dropout=True, freeze_emb=True)}
@@ -41,7 +41,8 @@ def main(args):
     c = base.config
     ids = torch.randint(1000, 30000, (args.batch, args.seq), device=dev)
     batch = dict(input_ids=ids, attention_mask=torch.ones_like(ids), labels=torch.randint(0, 2, (args.batch,), device=dev))
-    amp = torch.autocast('cuda', dtype=torch.bfloat16) if args.device == 'cuda' else torch.autocast('cpu', enabled=False)
+    prec = precision_for(args.device)  # the peak below is measured in the same dtype
+    amp = torch.autocast(args.device, dtype=torch.bfloat16 if prec == 'bf16' else torch.float16, enabled=prec != 'no')
     sync = torch.cuda.synchronize if args.device == 'cuda' else (lambda: None)
     runs = {}
     for name, v in VARIANTS.items():

@@ -6,7 +6,7 @@ Docs: https://sft-nb.github.io/sft_nb/callbacks.html.md"""
 
 # %% ../nbs/11_callbacks.ipynb #beb8c838
 from __future__ import annotations
-import re, json, math, time, copy, tempfile
+import re, sys, json, math, time, copy, ctypes, tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 from collections.abc import Mapping
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 # %% auto #0
 __all__ = ['Recorder', 'EvalEvery', 'RecordCallback', 'monitor_mode', 'is_improvement', 'MonitorCallback', 'EarlyStopping',
            'save_weights', 'load_weights', 'SaveBestModel', 'TerminateOnNaN', 'LRFinder', 'suggest_lr', 'plot_lr_find',
-           'keep_mask', 'CpuDropout', 'FastDropout', 'GradualUnfreezing']
+           'keep_mask', 'CpuDropout', 'FastDropout', 'glibc', 'ReuseCpuMemory', 'GradualUnfreezing']
 
 # %% ../nbs/11_callbacks.ipynb #da4ad33b
 import numpy as np
@@ -418,6 +418,31 @@ class FastDropout(Callback):
     def after_fit(self):
         for m in getattr(self, 'swapped', []): m.__class__ = nn.Dropout
         self.swapped = []
+
+# %% ../nbs/11_callbacks.ipynb #d64db782
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4  # glibc's mallopt parameter numbers (malloc.h)
+
+def glibc():
+    "The process's glibc (for `mallopt`, `malloc_trim`), or None where the C library is another (macOS, Windows, musl)."
+    if not sys.platform.startswith('linux'): return None
+    try: libc = ctypes.CDLL(None)
+    except OSError: return None
+    return libc if all(hasattr(libc, f) for f in ('gnu_get_libc_version', 'mallopt', 'malloc_trim')) else None
+
+class ReuseCpuMemory(Callback):
+    "During `fit` on CPU, glibc keeps big freed blocks in its heap: each step's large tensors reuse mapped pages."
+    order = -30
+    def before_fit(self):
+        self.libc = glibc() if self.learn.accelerator.device.type == 'cpu' else None
+        if self.libc is None: return
+        self.libc.mallopt(_M_MMAP_MAX, 0)  # no block gets its own mapping...
+        self.libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)  # ...and up to 1 GB of free heap stays mapped between steps
+    def after_fit(self):
+        if getattr(self, 'libc', None) is None: return
+        # glibc's defaults, as its adaptive threshold settles for big tensors: blocks over 32 MB mapped, trimmed over 64 MB
+        self.libc.mallopt(_M_MMAP_MAX, 65536); self.libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+        self.libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20); self.libc.malloc_trim(0)
+        self.libc = None
 
 # %% ../nbs/11_callbacks.ipynb #4768455a
 class GradualUnfreezing(Callback):
