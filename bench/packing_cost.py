@@ -14,7 +14,7 @@ import argparse, statistics, time, platform, sys
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-def measure(precision:str, n_batches:int, repeats:int, batch_size:int, max_length:int)->dict:
+def measure(precision:str, n_batches:int, repeats:int, batch_size:int, max_length:int, clock=time.perf_counter)->dict:
     import torch
     from transformers import AutoTokenizer
     from sft_nb.assets import rotten_tomatoes, minilm_path
@@ -44,9 +44,9 @@ def measure(precision:str, n_batches:int, repeats:int, batch_size:int, max_lengt
     for r in range(repeats):
         order = ('padded', 'free') if r % 2 == 0 else ('free', 'padded')
         for kind in order:
-            t0 = time.perf_counter()
+            t0 = clock()
             for b in (padded if kind == 'padded' else free): step(b)
-            times[kind].append(time.perf_counter() - t0)
+            times[kind].append(clock() - t0)
     tp, tf = statistics.median(times['padded']), statistics.median(times['free'])
     P = sum(int(b['input_ids'].numel()) for b in padded)
     R = sum(int(b['input_ids'].shape[1]) for b in free)
@@ -62,14 +62,18 @@ if __name__ == '__main__':
     ap.add_argument('--repeats', type=int, default=5)
     ap.add_argument('--batch-size', type=int, default=32)
     ap.add_argument('--max-length', type=int, default=64)
+    ap.add_argument('--threads', type=int, default=0, help='torch threads (0: its default)')
+    ap.add_argument('--clock', choices=['wall', 'cpu'], default='wall',
+                    help="cpu: the main thread's CPU time (with --threads 1, robust to other processes on the machine)")
     a = ap.parse_args()
     from sft_nb.core import cpu_flags, cpu_has_fast_bf16
     import torch
+    if a.threads: torch.set_num_threads(a.threads)
     cpu = next((l.split(':', 1)[1].strip() for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('model name')), platform.processor())
     flags = ' '.join(sorted(f for f in cpu_flags() if f in ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'fma')))
-    print(f"# {cpu}, {torch.get_num_threads()} threads, flags: {flags}; native bf16: {cpu_has_fast_bf16()}; torch {torch.__version__}")
+    print(f"# {cpu}, {torch.get_num_threads()} threads, {a.clock} clock, flags: {flags}; native bf16: {cpu_has_fast_bf16()}; torch {torch.__version__}")
     print("| precision | padded s | padding-free s | padding % | padded tokens / example | per-example cost (tokens) | padded / free |")
     print("|---|---|---|---|---|---|---|")
     for p in a.precision:
-        r = measure(p, a.batches, a.repeats, a.batch_size, a.max_length)
+        r = measure(p, a.batches, a.repeats, a.batch_size, a.max_length, time.thread_time if a.clock == 'cpu' else time.perf_counter)
         print(f"| {p} | {r['padded_s']} | {r['free_s']} | {r['padding_pct']} | {r['avg_padded_len']} | {r['per_example_tokens']} | {r['free_vs_padded']} |", flush=True)

@@ -7,14 +7,16 @@ Docs: https://sft-nb.github.io/sft_nb/loss.html.md"""
 # %% ../nbs/07_loss.ipynb #fef5edc9
 from __future__ import annotations
 import contextlib
+from typing import NamedTuple
 
 # %% auto #0
 __all__ = ['PLAIN_HEAD_MODELS', 'VARLEN_MODELS', 'VARLEN_CLASSIFIERS', 'VARLEN', 'log_softmax_stable', 'stable_cross_entropy',
            'shift_labels', 'count_items', 'token_cross_entropy', 'chunked_cross_entropy', 'TokenLoss', 'class_weights',
            'ClassificationLoss', 'MeanLoss', 'default_loss', 'MultiLabelLoss', 'RegressionLoss', 'plain_lm_head',
-           'skip_head', 'padding_free_exact', 'varlen_sdpa', 'use_varlen_attention']
+           'skip_head', 'ExampleSlots', 'example_slots', 'padding_free_exact', 'varlen_sdpa', 'use_varlen_attention']
 
 # %% ../nbs/07_loss.ipynb #c4aab657
+import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -257,6 +259,45 @@ def skip_head(head:nn.Module|None): # The output layer (None: do nothing)
 
 def _identity(x): return x
 
+# %% ../nbs/07_loss.ipynb #795d59f6
+class ExampleSlots(NamedTuple):
+    "Where the examples of a padding-free row sit in padded `[examples, longest]` groups (see `example_slots`)."
+    groups:list # Per group: (row position of each slot, examples, longest, boolean attention mask [examples, 1, L, L])
+    of_token:torch.Tensor # For each token of the row, its slot in the groups' outputs laid end to end
+
+def _length_groups(lens:list[int], waste:float)->list[list[int]]:
+    "Example indices in groups of similar length whose padded attention area stays within `waste` x their own."
+    order, groups = sorted(range(len(lens)), key=lambda i: -lens[i]), []
+    for i in order:
+        g = groups[-1] if groups else None
+        if g and (len(g) + 1) * lens[g[0]] ** 2 <= waste * (sum(lens[j] ** 2 for j in g) + lens[i] ** 2): g.append(i)
+        else: groups.append([i])
+    return groups
+
+def example_slots(lens:list[int], # Tokens of each example, in row order
+                  causal:bool, # Causal attention within each example
+                  device=None, # Where the index tensors live
+                  waste:float=2.0, # Most padded attention area a group may compute, as a multiple of its examples' own
+                 )->ExampleSlots:
+    "Gather plan that runs a padding-free row's attention as a few padded SDPA calls instead of one per example."
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    groups, of_token, done = [], np.empty(sum(lens), dtype=np.int64), 0
+    for g in _length_groups(lens, waste):
+        L, gl = lens[g[0]], np.array([lens[i] for i in g])
+        off = np.arange(L)
+        real = off[None] < gl[:, None]  # [examples, L]
+        pos = np.where(real, starts[g][:, None] + off, 0)  # padding slots read token 0: masked as keys, dropped as queries
+        for r, i in enumerate(g): of_token[starts[i]:starts[i] + lens[i]] = done + r * L + np.arange(lens[i])
+        keys = torch.as_tensor(real, device=device)[:, None, None, :]
+        mask = keys & torch.ones(L, L, dtype=torch.bool, device=device).tril() if causal else keys
+        groups.append((torch.as_tensor(pos.reshape(-1), device=device), len(g), L, mask))
+        done += len(g) * L
+    return ExampleSlots(groups, torch.as_tensor(of_token, device=device))
+
+def _to_group(x:torch.Tensor, pos:torch.Tensor, n:int, L:int)->torch.Tensor:
+    "`[1, heads, tokens, dim]` -> `[n, heads, L, dim]`: the row's tokens gathered into padded example slots."
+    return x[0].transpose(0, 1).index_select(0, pos).view(n, L, x.shape[1], x.shape[3]).transpose(1, 2)
+
 # %% ../nbs/07_loss.ipynb #76ae8841
 VARLEN_MODELS = ('llama', 'mistral', 'qwen2', 'qwen3', 'olmo', 'olmo2', 'phi3')  # causal LMs
 VARLEN_CLASSIFIERS = ('bert',)  # encoders whose sequence classifier pools the first token (BERT, MiniLM)
@@ -293,13 +334,13 @@ def varlen_sdpa(module:nn.Module, # The attention layer (for `num_key_value_grou
     p = dropout if module.training else 0.0
     gqa = dict(enable_gqa=True) if key.shape[1] != query.shape[1] else {}  # keys keep their few heads: no repeat copies
     causal = getattr(module, 'is_causal', True)  # encoder layers say False
-    lens = [e - s for s, e in zip(b[:-1], b[1:])]
-    # `split`, not one slice per example: a slice's backward writes a zero-filled copy of the whole row, so with
-    # B examples the backward would move B rows of memory per projection; split's backward is one concatenation
-    outs = [F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=causal, scale=scaling, **gqa)
-            for q, k, v in zip(query.split(lens, 2), key.split(lens, 2), value.split(lens, 2))]
-    out = torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
-    return out.transpose(1, 2).contiguous(), None
+    slots = example_slots([e - s for s, e in zip(b[:-1], b[1:])], causal, query.device)
+    # one SDPA call per group of similar lengths, not one per example: small calls cost more than their padding
+    outs = [F.scaled_dot_product_attention(*(_to_group(t, pos, n, L) for t in (query, key, value)), attn_mask=mask,
+                                           dropout_p=p, scale=scaling, **gqa).transpose(1, 2).flatten(0, 1)
+            for pos, n, L, mask in slots.groups]
+    out = torch.cat(outs) if len(outs) > 1 else outs[0]  # [slots, heads, dim]
+    return out.index_select(0, slots.of_token).unsqueeze(0), None
 
 AttentionInterface.register(VARLEN, varlen_sdpa)
 AttentionMaskInterface.register(VARLEN, sdpa_mask)  # padded batches and generation get SDPA's own mask, unchanged
