@@ -14,7 +14,8 @@ from collections.abc import Mapping
 # %% auto #0
 __all__ = ['Recorder', 'EvalEvery', 'RecordCallback', 'monitor_mode', 'is_improvement', 'MonitorCallback', 'EarlyStopping',
            'save_weights', 'load_weights', 'SaveBestModel', 'TerminateOnNaN', 'LRFinder', 'suggest_lr', 'plot_lr_find',
-           'keep_mask', 'CpuDropout', 'FastDropout', 'glibc', 'ReuseCpuMemory', 'GradualUnfreezing']
+           'keep_mask', 'CpuDropout', 'FastDropout', 'glibc', 'ReuseCpuMemory', 'longest_example', 'ShortAttentionMath',
+           'GradualUnfreezing']
 
 # %% ../nbs/11_callbacks.ipynb #da4ad33b
 import numpy as np
@@ -443,6 +444,23 @@ class ReuseCpuMemory(Callback):
         self.libc.mallopt(_M_MMAP_MAX, 65536); self.libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
         self.libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20); self.libc.malloc_trim(0)
         self.libc = None
+
+# %% ../nbs/11_callbacks.ipynb #76ba4d99
+def longest_example(batch:dict)->int:
+    "Tokens of the longest example in a batch: padded rows' width, or a padding-free row's `max_length_q`."
+    if 'max_length_q' in batch: return int(batch['max_length_q'])
+    return max((v.shape[-1] for k, v in batch.items() if k in ('input_ids', 'labels', 'decoder_input_ids') and torch.is_tensor(v) and v.dim() == 2), default=0)
+
+class ShortAttentionMath(Callback):
+    "During `fit` on CPU, SDPA's math kernel for batches of short examples (<= `max_len` tokens): faster than CPU flash there."
+    order = -30
+    def __init__(self, max_len:int=128): self.max_len, self.flash = max_len, None # Longest example that uses the math kernel
+    def before_fit(self): self.flash = torch.backends.cuda.flash_sdp_enabled() if self.learn.accelerator.device.type == 'cpu' else None
+    def before_batch(self):
+        if self.flash is not None: torch.backends.cuda.enable_flash_sdp(self.flash and longest_example(self.learn.batch) > self.max_len)
+    def after_fit(self):
+        if self.flash is not None: torch.backends.cuda.enable_flash_sdp(self.flash)
+        self.flash = None
 
 # %% ../nbs/11_callbacks.ipynb #4768455a
 class GradualUnfreezing(Callback):

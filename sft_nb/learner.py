@@ -25,7 +25,7 @@ from .loss import default_loss, MeanLoss, skip_head
 from .freeze import param_groups, freeze, unfreeze
 from .models import set_gradient_checkpointing
 from .distributed import new_accelerator, strip_autocast, accelerate_state, restore_accelerate_state, seed_epoch
-from .callbacks import Recorder, EvalEvery, TerminateOnNaN, FastDropout, ReuseCpuMemory, LRFinder
+from .callbacks import Recorder, EvalEvery, TerminateOnNaN, FastDropout, ReuseCpuMemory, ShortAttentionMath, LRFinder
 from .checkpoint import Checkpointer
 from .progress import ProgressCallback
 from .augment import Augment
@@ -56,7 +56,7 @@ class Learner:
                  checkpoint_every:int|None=None, # Save a checkpoint every N steps (needs `output_dir`)
                  keep_last:int=2, # Checkpoints to keep
                  fast_dropout:bool=True, # On CPU, draw dropout masks with `FastDropout` (the same dropout, cheaper)
-                 reuse_memory:bool=True, # On CPU, keep big freed blocks in glibc's heap during `fit` (`ReuseCpuMemory`)
+                 cpu_speedups:bool=True, # On CPU: big freed blocks stay in glibc's heap (`ReuseCpuMemory`), math attention kernel for short examples (`ShortAttentionMath`)
                  gradient_checkpointing:bool=False): # Recompute layer activations in backward: less memory, more time (`set_gradient_checkpointing`)
         self._check(model, dls, lr, grad_accum, tokenizer)
         if checkpoint_every and output_dir is None:  # refused now, not after `checkpoint_every` steps of training
@@ -87,7 +87,7 @@ class Learner:
         self.training, self.batch, self.outputs, self.loss, self.loss_value, self.step_loss, self.grad_norm = False, None, None, None, None, None, None
         self.resume, self.cbs = False, []
         mine = [c() if isinstance(c, type) else c for c in cbs]
-        defaults = default_callbacks(progress, eval_every, checkpoint_every, keep_last, output_dir, fast_dropout, augment, reuse_memory)
+        defaults = default_callbacks(progress, eval_every, checkpoint_every, keep_last, output_dir, fast_dropout, augment, cpu_speedups)
         self.add_cbs([c for c in defaults if type(c) not in {type(m) for m in mine}] + mine)
 
     def _check(self, model, dls, lr, grad_accum, tokenizer):
@@ -166,13 +166,13 @@ def default_callbacks(progress:bool=True, # `ProgressCallback`: a bar and a tabl
                       output_dir:str|Path|None=None, # With one, every epoch ends in a checkpoint (an interrupted run can resume)
                       fast_dropout:bool=True, # `FastDropout`: cheaper dropout masks on CPU
                       augment:Callable|None=None, # `Augment`: `augment(batch) -> batch` on training batches
-                      reuse_memory:bool=True, # `ReuseCpuMemory`: big tensors reuse heap pages on CPU
+                      cpu_speedups:bool=True, # `ReuseCpuMemory` and `ShortAttentionMath` (they act on CPU only)
                      )->list[Callback]:
     "The callbacks a `Learner` starts with; its constructor's switches of the same names choose them."
     cbs = [Recorder(), TerminateOnNaN(), Checkpointer(checkpoint_every, at_epoch_end=output_dir is not None, keep_last=keep_last)]
     if eval_every: cbs.append(EvalEvery(eval_every))
     if fast_dropout: cbs.append(FastDropout())
-    if reuse_memory: cbs.append(ReuseCpuMemory())
+    if cpu_speedups: cbs += [ReuseCpuMemory(), ShortAttentionMath()]
     if augment is not None: cbs.append(Augment(augment))
     if progress: cbs.append(ProgressCallback())
     return cbs
