@@ -12,7 +12,7 @@ optimizer count as zero: they are overhead. MFU = step FLOPs / step time / matmu
 
 Variants: `adamw` (torch.optim.AdamW defaults: the for-loop implementation on CPU), `adamw_fused` (what HF
 Trainer uses: `optim="adamw_torch_fused"`), `sft_nb` (what `Learner` does by default: fused AdamW and, on CPU,
-`CpuDropout` masks), and `sft_nb_frozen_emb` (the same with the word embeddings frozen: half of MiniLM's
+`CpuDropout` masks, `ReuseCpuMemory` and `ShortAttentionMath`, its `cpu_speedups`), and `sft_nb_frozen_emb` (the same with the word embeddings frozen: half of MiniLM's
 22.7 M parameters leave the optimizer and get no gradient).
 
 `--profile` adds a torch-profiler pass over the `sft_nb` variant: the operators that take the step's time, and the
@@ -25,11 +25,56 @@ from __future__ import annotations
 import argparse, copy, statistics, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sft_nb.core import precision_label
 from common import precision_for, check_device, command_line, environment, matmul_gflops, md_table, param_counts, save, train_flops
 
-VARIANTS = {'adamw': dict(), 'adamw_fused': dict(fused=True), 'sft_nb': dict(fused=True, cpu_dropout=True),
-            'sft_nb_frozen_emb': dict(fused=True, cpu_dropout=True, freeze_emb=True)}
-OPTIONS = ('freeze_emb', 'cpu_dropout')
+VARIANTS = {'adamw': dict(), 'adamw_fused': dict(fused=True), 'sft_nb': dict(fused=True, cpu_dropout=True, cpu_speedups=True),
+            'sft_nb_frozen_emb': dict(fused=True, cpu_dropout=True, cpu_speedups=True, freeze_emb=True)}
+OPTIONS = ('freeze_emb', 'cpu_dropout', 'cpu_speedups')
+
+def speedups(on:bool, batch:dict, device:str):
+    "The Learner's `cpu_speedups` callbacks (`ReuseCpuMemory`: process-wide, so switched on around one variant's steps only)."
+    import contextlib
+    from types import SimpleNamespace
+    from sft_nb.callbacks import ReuseCpuMemory, ShortAttentionMath
+    @contextlib.contextmanager
+    def ctx():
+        cbs = [ReuseCpuMemory(), ShortAttentionMath()] if on else []
+        for cb in cbs: cb.learn = SimpleNamespace(accelerator=SimpleNamespace(device=__import__('torch').device(device)), batch=batch); cb.before_fit()
+        if cbs: cbs[1].before_batch()
+        try: yield
+        finally:
+            for cb in cbs: cb.after_fit()
+    return ctx()
+
+def linear_shapes(model, tokens:int)->list[tuple[int, int, int]]:
+    """The (m, k, n) matrix products of one training step through every `nn.Linear` of `model` on `tokens` tokens:
+    forward x @ W^T, backward dY @ W (input gradient) and dY^T @ x (weight gradient); the classifier head on the
+    pooled token is left out (a few rows)."""
+    import torch
+    shapes = []
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.Linear) and 'classifier' not in name and 'pooler' not in name:
+            i, o = m.in_features, m.out_features
+            shapes += [(tokens, i, o), (tokens, o, i), (o, tokens, i)]
+    return shapes
+
+def shape_peak(shapes, dtype, device:str, seconds:float=0.3)->float:
+    """GFLOP/s of `shapes` each timed alone (best of repeats over `seconds`), weighted by their FLOPs: the matmul rate the
+    step's own shapes allow, so that MFU against it is pure overhead and its ratio to the big-matmul peak is shape."""
+    import torch
+    total_flops, total_s = 0.0, 0.0
+    for (m, k, n), count in __import__('collections').Counter(shapes).items():
+        a, b = torch.randn(m, k, dtype=dtype, device=device), torch.randn(k, n, dtype=dtype, device=device)
+        for _ in range(3): a @ b
+        best, end = float('inf'), time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            if device == 'cuda': torch.cuda.synchronize()
+            t = time.perf_counter(); a @ b
+            if device == 'cuda': torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - t)
+        total_flops += count * 2 * m * k * n; total_s += count * best
+    return total_flops / total_s / 1e9
 
 def main(args):
     import os, torch
@@ -70,16 +115,21 @@ def main(args):
     for r in range(args.rounds):
         peaks.append(matmul_gflops(seconds=1.0))
         for name in (list(VARIANTS) if r % 2 == 0 else list(VARIANTS)[::-1]):
-            for _ in range(args.steps):
-                for k, t in zip(('fwd_bwd', 'clip', 'opt'), step(*runs[name])): rec[name][k].append(t)
+            with speedups(VARIANTS[name].get('cpu_speedups', False), batch, args.device):
+                for _ in range(args.steps):
+                    for k, t in zip(('fwd_bwd', 'clip', 'opt'), step(*runs[name])): rec[name][k].append(t)
         print(f"round {r+1}/{args.rounds}: matmul {peaks[-1]:.1f} GFLOP/s, " +
               ', '.join(f"{n} {sum(statistics.median(rec[n][k]) for k in rec[n]):.3f} s" for n in VARIANTS), flush=True)
     peak = max(peaks)  # the best the hardware showed in this run: a conservative denominator on a noisy host
+    shapes = linear_shapes(base, args.batch * args.seq)
+    dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(prec, torch.float32)
+    speak = max(shape_peak(shapes, dtype, args.device) for _ in range(3))
     rows, prof_md, prof = [], '', None
     if args.profile:
         from torch.profiler import profile, ProfilerActivity
         with profile(activities=[ProfilerActivity.CPU]) as p:
-            for _ in range(args.steps * 2): step(*runs['sft_nb'])
+            with speedups(True, batch, args.device):
+                for _ in range(args.steps * 2): step(*runs['sft_nb'])
         ev = sorted(p.key_averages(), key=lambda e: -e.self_cpu_time_total)
         total = sum(e.self_cpu_time_total for e in ev)
         mm = sum(e.self_cpu_time_total for e in ev if e.key in ('aten::mm', 'aten::addmm', 'aten::bmm', 'aten::baddbmm'))
@@ -97,15 +147,18 @@ def main(args):
         total = sum(med.values())
         rows.append({'variant': n, 'fwd_bwd_s': med['fwd_bwd'], 'clip_s': med['clip'], 'opt_s': med['opt'], 'step_s': total,
                      'opt_pct': 100 * med['opt'] / total, 'gflops': flops / total / 1e9,
-                     'mfu_pct': 100 * flops / total / 1e9 / peak, 'fwd_bwd_mfu_pct': 100 * flops / med['fwd_bwd'] / 1e9 / peak})
+                     'mfu_pct': 100 * flops / total / 1e9 / peak, 'fwd_bwd_mfu_pct': 100 * flops / med['fwd_bwd'] / 1e9 / peak,
+                     'mfu_at_shapes_pct': 100 * flops / total / 1e9 / speak})
     env = environment()
     md = (f"# MFU and step breakdown: MiniLM, batch {args.batch} x {args.seq} tokens, {args.device}\n\n`{command_line()}`\n\n"
           f"{env['date_utc']}, {env['cpu']}, {env['cores']} cores, load average {env['load_avg_1m']} (shared machine). "
           f"Step FLOPs {flops / 1e9:.1f} GFLOP ({pc['non_embedding'] / 1e6:.1f} M non-embedding params of {pc['params'] / 1e6:.1f} M); "
-          f"matmul peak (best of {len(peaks)} rounds) {peak:.1f} GFLOP/s, range {min(peaks):.1f}-{max(peaks):.1f}.\n\n"
+          f"{precision_label(prec)}; CPU flags {env['cpu_flags']}; matmul peak (best of {len(peaks)} rounds) {peak:.1f} GFLOP/s, range {min(peaks):.1f}-{max(peaks):.1f}; "
+          f"the step's own linear-layer shapes, each timed alone, reach {speak:.1f} GFLOP/s ({100 * speak / peak:.0f}% of that peak): "
+          "`mfu_pct` is against the peak, `mfu_at_shapes_pct` against the shapes' rate (what is left is overhead).\n\n"
           "Medians over rounds x steps (seconds per optimizer step).\n\n" + md_table(rows, list(rows[0])) + prof_md)
     print(md)
-    save('mfu' + ('_cuda' if args.device == 'cuda' else ''), {'command': command_line(), 'env': env, 'flops_per_step': flops,
+    save('mfu' + ('_cuda' if args.device == 'cuda' else '') + ('' if prec == 'no' else '_' + prec), {'precision': prec, 'shape_peak': speak, 'command': command_line(), 'env': env, 'flops_per_step': flops,
          'params': pc, 'matmul_peaks': peaks, 'rows': rows, 'raw': rec, 'profile': prof}, md)
 
 if __name__ == '__main__':

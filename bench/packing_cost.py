@@ -39,6 +39,12 @@ def measure(precision:str, n_batches:int, repeats:int, batch_size:int, max_lengt
         with torch.autocast('cpu', dtype=dtype or torch.float32, enabled=dtype is not None):
             out = model(**b)
         out.loss.backward(); model.zero_grad(set_to_none=True)
+    # the Learner's CPU defaults (`cpu_speedups`): heap reuse, and the math attention kernel for these short examples
+    from types import SimpleNamespace
+    from sft_nb.callbacks import ReuseCpuMemory, ShortAttentionMath
+    cbs = [ReuseCpuMemory(), ShortAttentionMath()]
+    for cb in cbs: cb.learn = SimpleNamespace(accelerator=SimpleNamespace(device=torch.device('cpu')), batch=padded[0]); cb.before_fit()
+    cbs[1].before_batch()
     for b in padded[:2] + free[:2]: step(b)  # warm-up
     times = {'padded': [], 'free': []}
     for r in range(repeats):
@@ -47,6 +53,7 @@ def measure(precision:str, n_batches:int, repeats:int, batch_size:int, max_lengt
             t0 = clock()
             for b in (padded if kind == 'padded' else free): step(b)
             times[kind].append(clock() - t0)
+    for cb in cbs: cb.after_fit()
     tp, tf = statistics.median(times['padded']), statistics.median(times['free'])
     P = sum(int(b['input_ids'].numel()) for b in padded)
     R = sum(int(b['input_ids'].shape[1]) for b in free)
