@@ -13,7 +13,7 @@ from pathlib import Path
 __all__ = ['ASSET_PACKAGES', 'SMOLLM2_GGUF', 'BUNDLED_MODELS', 'CLDR_KINDS', 'CHATML_TEMPLATE', 'TINY_FAMILIES',
            'install_command', 'install_assets', 'package_dir', 'minilm_path', 'smollm2_path', 'resolve_model',
            'rotten_tomatoes', 'length_correlated_reviews', 'chat_pairs', 'cldr_names', 'tiny_corpus', 'tiny_tokenizer',
-           'tiny_model']
+           'tiny_model', 'toy_sentiment', 'toy_sentiment_dls']
 
 # %% ../nbs/01_assets.ipynb #a982e4d3
 import torch
@@ -307,3 +307,32 @@ def tiny_model(family:str='bert', # One of `TINY_FAMILIES`
     if save_to is not None:
         model.save_pretrained(save_to); tok.save_pretrained(save_to)
     return model, tok
+
+# %% ../nbs/01_assets.ipynb #02620d22
+_POS = 'good great wonderful brilliant charming best love funny'.split()
+_NEG = 'bad awful terrible boring dull worst hate slow'.split()
+_FILL = 'the a movie film story plot actor scene music really very quite is was it this and but of'.split()
+
+def toy_sentiment(n:int, # Sentences
+                  seed:int=0)->list[tuple[str, int]]: # Seed of the word draws
+    "`n` (sentence, label) pairs alternating 0 and 1: filler words and one positive (1) or negative (0) word."
+    rng, out = random.Random(seed), []
+    for i in range(n):
+        words = rng.choices(_FILL, k=rng.randint(3, 10))
+        words.insert(rng.randint(0, len(words)), rng.choice(_POS if i % 2 else _NEG))
+        out.append((' '.join(words), i % 2))
+    return out
+
+def toy_sentiment_dls(tok, # The tokenizer
+                      n_train:int=64, # Training sentences
+                      n_valid:int=32, # Validation sentences
+                      bs:int=8, # Training batch size (validation: twice that)
+                      seed:int=0): # Seed of the training sentences (validation: seed + 1)
+    "Padded train (shuffled) and validation loaders of `toy_sentiment` sentences, as `SimpleNamespace(train, valid)`."
+    from types import SimpleNamespace
+    from torch.utils.data import DataLoader
+    from transformers import DataCollatorWithPadding
+    enc = lambda data: [{**tok(t), 'labels': y} for t, y in data]
+    coll = DataCollatorWithPadding(tok, return_tensors='pt')
+    return SimpleNamespace(train=DataLoader(enc(toy_sentiment(n_train, seed)), batch_size=bs, shuffle=True, collate_fn=coll),
+                           valid=DataLoader(enc(toy_sentiment(n_valid, seed + 1)), batch_size=bs * 2, collate_fn=coll))

@@ -6,18 +6,18 @@ Docs: https://sft-nb.github.io/sft_nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #30c3e648
 from __future__ import annotations
-import os, re, difflib, random, tempfile, shutil, contextlib, resource, platform
+import os, re, sys, difflib, random, tempfile, shutil, contextlib, resource, platform
 from pathlib import Path
 from typing import Iterable
 from dataclasses import dataclass
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'TASKS', 'EVENTS', 'SftError', 'NonFiniteLossError', 'did_you_mean', 'check_choice', 'set_seed',
-           'cpu_flags', 'cpu_has_fast_bf16', 'default_device', 'check_precision', 'default_precision',
-           'precision_label', 'atomic_write', 'atomic_dir', 'cache_dir', 'in_notebook', 'show_df', 'human_count',
-           'peak_rss_mb', 'rss_mb', 'unwrap_model', 'Task', 'get_task', 'task_of_model', 'CancelBatchException',
-           'CancelTrainException', 'CancelValidException', 'CancelEpochException', 'CancelFitException', 'Callback',
-           'BatchMetric']
+__all__ = ['PRECISIONS', 'TASKS', 'EVENTS', 'LEARNER_CONTRACT', 'CALLBACK_WRITES', 'SftError', 'NonFiniteLossError',
+           'did_you_mean', 'check_choice', 'set_seed', 'cpu_flags', 'cpu_has_fast_bf16', 'default_device',
+           'check_precision', 'default_precision', 'precision_label', 'atomic_write', 'atomic_dir', 'cache_dir',
+           'in_notebook', 'show_df', 'human_count', 'peak_rss_mb', 'rss_mb', 'unwrap_model', 'Task', 'get_task',
+           'task_of_model', 'CancelBatchException', 'CancelTrainException', 'CancelValidException',
+           'CancelEpochException', 'CancelFitException', 'Callback', 'may_write', 'audit_contract', 'BatchMetric']
 
 # %% ../nbs/00_core.ipynb #f267e605
 import numpy as np
@@ -316,6 +316,7 @@ class CancelFitException(Exception): "Stop training cleanly."
 class Callback:
     "Base class of training-loop callbacks: define methods named after `EVENTS`."
     order:int = 0  # Lower runs first
+    event_order:dict = {}  # Another place for some events: {'before_fit': -50}
     learn = None
     run_train:bool = True  # Called during training batches
     run_valid:bool = True  # Called during validation batches
@@ -333,11 +334,77 @@ class Callback:
 
     def __call__(self, event:str):
         "Run this callback's method for `event`, unless it is a batch event of a phase it skips."
-        if event in _BATCH_EVENTS and not (self.run_train if getattr(self.learn, 'training', True) else self.run_valid): return
+        if event in _BATCH_EVENTS and not (self.run_train if self.learn.training else self.run_valid): return
         f = getattr(self, event, None)
         return f() if callable(f) else None
 
     def __repr__(self): return f"{type(self).__name__}()"
+
+# %% ../nbs/00_core.ipynb #389a765b
+LEARNER_CONTRACT = {  # attribute: (what it is, who sets it)
+    'model': ('the prepared model', 'Learner'), 'opt': ('the optimizer; None before the first fit', 'Learner.create_opt'),
+    'sched': ('the learning-rate schedule', 'Learner.create_sched'), 'accelerator': ('accelerate', 'Learner'),
+    'precision': ("'no', 'bf16' or 'fp16'", 'Learner'), 'dls': ('the data loaders given', 'Learner'),
+    'train_dl': ('the prepared training loader', 'Learner'), 'valid_dl': ('the prepared validation loader', 'Learner'),
+    'tokenizer': ('saved with the model', 'Learner'), 'metrics': ('`BatchMetric`s of each evaluation', 'Learner'),
+    'output_dir': ('where checkpoints and logs go', 'Learner'), 'seed': ('seed of the run', 'Learner'),
+    'grad_accum': ('micro-batches per optimizer step', 'Learner'), 'clip': ('max gradient norm', 'Learner'),
+    'splitter': ('`splitter(model) -> layer groups`', 'Learner'), 'cbs': ('the callbacks', 'Learner.add_cb'),
+    'n_epochs': ('epochs of this fit', 'fit'), 'n_iter': ('batches per epoch', 'fit'),
+    'total_steps': ('optimizer steps of the run', 'fit'), 'resume': ('`fit(resume=...)`', 'fit'),
+    'start_epoch': ('the epoch a restored run continues', 'fit, Checkpointer'),
+    'epoch': ('the epoch', 'the loop'), 'step': ('optimizer steps done', 'the loop, Checkpointer'),
+    'iter': ("the batch's index in the epoch", 'the loop, Checkpointer'), 'training': ('the phase', 'the loop'),
+    'dl': ('the loader of the phase', 'the loop, Checkpointer'), 'batch': ('the current batch', 'the loop, Augment'),
+    'outputs': ('model outputs', 'the loop'), 'loss': ('the loss tensor of the micro-batch', 'the loop'),
+    'loss_value': ('its float', 'the loop'), 'grad_norm': ('the gradient norm when clipping', 'the loop'),
+    'step_loss': ("the optimizer step's loss", 'the loop'), 'valid_res': ('the last validation', 'the loop'),
+    'history': ('one record per evaluation', 'Recorder'), 'train_losses': ('(step, loss, lr) per step', 'Recorder'),
+    'log': ('the latest values', 'Recorder'),
+    'validate': ('evaluate now (method)', 'Learner'), 'create_opt': ('build the optimizer (method)', 'Learner'),
+}
+
+CALLBACK_WRITES = {  # attribute: the callbacks (and their subclasses) that may set it
+    'history': ('Recorder',), 'train_losses': ('Recorder',), 'log': ('Recorder',), 'batch': ('Augment',),
+    'start_epoch': ('Checkpointer',), 'step': ('Checkpointer',), 'dl': ('Checkpointer',), 'iter': ('Checkpointer',),
+}
+
+def may_write(cb, # A callback
+              attr:str)->bool: # A `Learner` attribute
+    "True when the contract lets `cb` set `attr` on its learner."
+    return any(c.__name__ in CALLBACK_WRITES.get(attr, ()) for c in type(cb).__mro__)
+
+# %% ../nbs/00_core.ipynb #0c507e82
+def _caller(learn):
+    "The callback whose code runs now (the nearest frame whose `self` is one), or None for the learner's own code."
+    f = sys._getframe(2)  # 0: here, 1: `__getattribute__`, 2: the code reading
+    while f is not None:
+        s = f.f_locals.get('self')
+        if s is learn: return None
+        if isinstance(s, Callback): return s
+        f = f.f_back
+    return None
+
+@contextlib.contextmanager
+def audit_contract(learn): # A `Learner`
+    "Within the block, note each read or write of `learn`'s attributes by callback code outside the contract."
+    found, base = [], type(learn)
+    def allowed(obj, k):
+        if k in LEARNER_CONTRACT: return True
+        try: return isinstance(object.__getattribute__(obj, k), Callback)  # `learn.recorder`
+        except AttributeError: return False
+    class Audited(base):
+        def __getattribute__(self, k):
+            if not k.startswith('__') and (cb := _caller(learn)) is not None and not allowed(self, k):
+                found.append((type(cb).__name__, 'read', k))
+            return super().__getattribute__(k)
+        def __setattr__(self, k, v):
+            if (cb := _caller(learn)) is not None and not may_write(cb, k): found.append((type(cb).__name__, 'write', k))
+            super().__setattr__(k, v)
+    Audited.__name__ = Audited.__qualname__ = base.__name__
+    learn.__class__ = Audited
+    try: yield found
+    finally: learn.__class__ = base
 
 # %% ../nbs/00_core.ipynb #7b067e86
 class BatchMetric:
