@@ -18,7 +18,7 @@ __all__ = ['FREEZE_STRATEGIES', 'STRATEGIES', 'SHARDINGS', 'PROBLEM_TYPES', 'GEN
 
 # %% ../nbs/21_config.ipynb #51ec5a7c
 import yaml
-from .core import SftError, did_you_mean, check_choice, check_precision
+from .core import SftError, did_you_mean, check_choice, check_precision, SCHEDULES
 from .core import TASKS
 
 # %% ../nbs/21_config.ipynb #d18d3f4e
@@ -115,8 +115,7 @@ def _type_ok(value, tp:str)->bool:
     return False
 
 _OFF = {'precision': 'no', 'freeze': 'none'}  # what `no`/`off`/`false` (YAML 1.1 booleans) mean for these keys
-_WORDS = {'precision': {'off': 'no'},  # the rest of the precision names are `check_precision`'s
-          'freeze': {'no': 'none', 'off': 'none', 'false': 'none', 'nothing': 'none'}}
+_WORDS = {'freeze': {'no': 'none', 'off': 'none', 'false': 'none', 'nothing': 'none'}}
 
 def _by_meaning(v, tp:str, key:str):
     "`v` as the config means it, not as YAML 1.1 guessed it: `no` for string keys, `1e-4` and `1e3` as numbers, `32.0` as an int."
@@ -209,7 +208,7 @@ def check_config(cfg:RunConfig)->RunConfig:
     "Check values that have a fixed set of choices or a valid range, and settle which data the run reads."
     check_choice(cfg.task, TASKS, 'task', where='task')
     check_choice(cfg.freeze, FREEZE_STRATEGIES, 'freezing strategy', where='freeze')
-    check_choice(cfg.sched, ('linear','cosine','one_cycle','constant'), 'schedule', where='sched')
+    check_choice(cfg.sched, SCHEDULES, 'schedule', where='sched')
     if cfg.precision is not None: cfg.precision = check_precision(cfg.precision, where='precision')  # the Learner's names and aliases, any case
     check_choice(cfg.max_length_from, ('train', 'all'), 'max_length_from', where='max_length_from')
     if cfg.drop_truncated and cfg.task != 'causal': raise SftError(f"drop_truncated applies to causal runs (responses cut away), not to {cfg.task}", where='drop_truncated', fix="remove drop_truncated")

@@ -12,7 +12,7 @@ from typing import Iterable
 from dataclasses import dataclass
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'TASKS', 'EVENTS', 'LEARNER_CONTRACT', 'CALLBACK_WRITES', 'SftError', 'NonFiniteLossError',
+__all__ = ['PRECISIONS', 'SCHEDULES', 'TASKS', 'EVENTS', 'LEARNER_CONTRACT', 'CALLBACK_WRITES', 'SftError', 'NonFiniteLossError',
            'did_you_mean', 'check_choice', 'set_seed', 'cpu_flags', 'cpu_has_fast_bf16', 'default_device',
            'check_precision', 'default_precision', 'precision_label', 'atomic_write', 'atomic_dir', 'cache_dir',
            'in_notebook', 'show_df', 'human_count', 'peak_rss_mb', 'rss_mb', 'unwrap_model', 'Task', 'get_task',
@@ -82,7 +82,8 @@ def cpu_has_fast_bf16()->bool:
 
 # %% ../nbs/00_core.ipynb #feb47c08
 PRECISIONS = ('no', 'bf16', 'fp16')
-_PRECISION_ALIASES = {'fp32': 'no', 'float32': 'no', 'none': 'no', 'bfloat16': 'bf16', 'float16': 'fp16'}
+_PRECISION_ALIASES = {'fp32': 'no', 'float32': 'no', 'none': 'no', 'off': 'no', 'bfloat16': 'bf16', 'float16': 'fp16'}
+SCHEDULES = ('linear', 'cosine', 'one_cycle', 'constant')  # learning-rate schedules (`sft_nb.learner.lr_multiplier`)
 
 def default_device()->str:
     "The best device here: 'cuda', 'mps' or 'cpu'."

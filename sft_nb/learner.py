@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 from types import SimpleNamespace
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'Learner', 'default_callbacks', 'lr_multiplier', 'toy_learner', 'memory_report', 'free_memory']
+__all__ = ['Learner', 'default_callbacks', 'lr_multiplier', 'toy_learner', 'memory_report', 'free_memory']
 
 # %% ../nbs/10_learner.ipynb #dd5af2ba
 import torch
@@ -20,7 +20,7 @@ from torch import nn
 from fastcore.basics import patch
 
 # %% ../nbs/10_learner.ipynb #e99bd865
-from .core import (SftError, check_choice, check_precision, set_seed, default_precision, rss_mb, Callback, BatchMetric, unwrap_model,
+from .core import (SftError, SCHEDULES, check_choice, check_precision, set_seed, default_precision, rss_mb, Callback, BatchMetric, unwrap_model,
                          CancelBatchException, CancelTrainException, CancelValidException, CancelEpochException, CancelFitException)
 from .loss import default_loss, MeanLoss, skip_head
 from .freeze import param_groups, freeze, unfreeze
@@ -206,8 +206,6 @@ def create_sched(self:Learner, total_steps:int, sched:str, warmup:float, **kw):
     return self.sched
 
 # %% ../nbs/10_learner.ipynb #6ad033a3
-SCHEDULES = ('linear', 'cosine', 'one_cycle', 'constant')
-
 def _cos(start, end, pct): return end + (start - end) / 2 * (1 + math.cos(math.pi * pct))
 
 def lr_multiplier(sched:str, # One of `SCHEDULES`
