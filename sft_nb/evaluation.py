@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 from .core import SftError, Callback, did_you_mean, check_choice, show_df, unwrap_model
 from .text_metrics import load_metric, parse_label
-from .inference import generate, check_texts, check_same_length
+from .inference import generate
+from .loading import check_texts, check_same_length
 from .qa import evaluate_qa, _qa_rows
 
 # %% ../nbs/19_evaluation.ipynb #73a7748f

@@ -672,7 +672,7 @@ def precision_name(precision:str)->str: return {'no': 'fp32', 'bf16': 'bf16', 'f
 def run_model(cfg, id2label:dict|None=None)->nn.Module:
     "The run's model as it will train: loaded as `train` loads it, frozen or LoRA-wrapped, checkpointing on when configured."
     from sft_nb.models import load_model, set_gradient_checkpointing
-    from sft_nb.recipe import apply_freezing
+    from sft_nb.run_data import apply_freezing
     from sft_nb.config import hf_problem_type
     regression = cfg.task == 'classification' and cfg.problem_type == 'regression'
     model = load_model(cfg.model, cfg.task, id2label=id2label, num_labels=1 if regression else None, dropout=cfg.dropout)
@@ -689,7 +689,7 @@ def plan_run(cfg, # A `RunConfig`, a dict of one, or the path of a YAML config
              )->tuple[Report, Plan, list[str]]:
     "The data report and resource plan of a run, and the lines to print; loads data, tokenizer and model, trains nothing."
     from sft_nb.config import RunConfig, config_from_dict, load_config
-    from sft_nb.recipe import load_task_data, run_max_length, run_dataloaders
+    from sft_nb.run_data import load_task_data, run_max_length, run_dataloaders
     from sft_nb.models import load_tokenizer
     cfg = cfg if isinstance(cfg, RunConfig) else load_config(cfg) if isinstance(cfg, str) else config_from_dict(cfg)
     dsd = load_task_data(cfg) if dsd is None else dsd
