@@ -1,4 +1,4 @@
-"""Progress bars, live plots, metric logs, early stopping, best-model saving, NaN guards and on-the-fly token augmentation for the training loop.
+"""The `Recorder` and the callbacks that watch a fit: evaluation every N steps, early stopping, best-model saving, NaN guards, the learning-rate finder, cheaper dropout on CPU and gradual unfreezing.
 
 Docs: https://sft-nb.github.io/sft_nb/callbacks.html.md"""
 
@@ -13,8 +13,8 @@ from collections.abc import Mapping
 
 # %% auto #0
 __all__ = ['Recorder', 'EvalEvery', 'RecordCallback', 'monitor_mode', 'is_improvement', 'MonitorCallback', 'EarlyStopping',
-           'save_weights', 'load_weights', 'SaveBestModel', 'TerminateOnNaN', 'LRFinder', 'suggest_lr', 'plot_lr_find',
-           'keep_mask', 'CpuDropout', 'FastDropout', 'GradualUnfreezing']
+           'save_weights', 'load_weights', 'SaveBestModel', 'TerminateOnNaN', 'LRFinder', 'suggest_lr', 'keep_mask',
+           'CpuDropout', 'FastDropout', 'GradualUnfreezing']
 
 # %% ../nbs/11_callbacks.ipynb #da4ad33b
 import numpy as np
@@ -355,20 +355,6 @@ def suggest_lr(lrs:list[float], # Learning rates of the range test
     if len(lrs) < 3: raise SftError("the learning-rate range test stopped after fewer than 3 steps", fix="use a smaller end_lr or more data")
     steep = int(np.argmin(np.gradient(losses, np.log(lrs))))
     return {'steep': float(lrs[steep]), 'lr_min': float(lrs[int(np.argmin(losses))] / 10)}
-
-def plot_lr_find(res:dict, ax=None):
-    "Loss against learning rate (log scale) with the suggestions marked; a text table without matplotlib."
-    try: import matplotlib.pyplot as plt
-    except ImportError:
-        for lr, l in list(zip(res['lrs'], res['losses']))[::max(len(res['lrs']) // 15, 1)]: print(f"{lr:10.2e}  {l:.4f}")
-        print(f"suggested lr: {res['steep']:.2e} (steepest), {res['lr_min']:.2e} (min/10)"); return None
-    if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(res['lrs'], res['losses']); ax.set_xscale('log')
-    ax.set_xlabel('learning rate'); ax.set_ylabel('smoothed loss')
-    for k, c in (('steep', 'red'), ('lr_min', 'green')):
-        ax.axvline(res[k], color=c, ls='--', label=f"{k} {res[k]:.1e}")
-    ax.legend()
-    return ax
 
 # %% ../nbs/11_callbacks.ipynb #e4b3064e
 def keep_mask(shape:tuple, # Shape of the mask

@@ -324,9 +324,9 @@ class Callback:
 
     @property
     def name(self)->str:
-        "snake_case name of the callback class, without a trailing 'callback'."
+        "snake_case name of the callback class, without a trailing 'callback' (`LRFinder`: `lr_finder`)."
         n = re.sub(r'Callback$', '', type(self).__name__) or type(self).__name__
-        return re.sub(r'(?<!^)(?=[A-Z])', '_', n).lower()
+        return re.sub(r'(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])', '_', n).lower()  # an acronym stays one word
 
     def __getattr__(self, k):
         # Reads the callback does not define fall through to the Learner (self.model is self.learn.model)

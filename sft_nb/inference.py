@@ -1,4 +1,4 @@
-"""Batched predictions and generation, generation-based evaluation during training, reports and plots, and model folders that plain `transformers` loads.
+"""Batched predictions (`predict`) and generation (`generate`) with a trained model, in memory or from its folder.
 
 Docs: https://sft-nb.github.io/sft_nb/inference.html.md"""
 

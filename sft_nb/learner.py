@@ -27,9 +27,9 @@ from .freeze import param_groups, freeze, unfreeze
 from .models import set_gradient_checkpointing
 from .distributed import (new_accelerator, strip_autocast, accelerate_state, restore_accelerate_state, seed_epoch,
                                 rng_state, set_rng_state)
-from .callbacks import Recorder, EvalEvery, TerminateOnNaN, FastDropout, LRFinder, suggest_lr, plot_lr_find
+from .callbacks import Recorder, EvalEvery, TerminateOnNaN, FastDropout, LRFinder, suggest_lr
 from .checkpoint import Checkpointer
-from .progress import ProgressCallback
+from .progress import ProgressCallback, plot_lr_find
 from .augment import Augment
 
 # %% ../nbs/10_learner.ipynb #acf8fabe

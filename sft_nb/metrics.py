@@ -1,4 +1,4 @@
-"""Offline `evaluate` metrics (accuracy, F1, MCC, sacreBLEU, chrF, ROUGE, SQuAD, label accuracy), and batch-accumulated metrics with constant memory for the Learner.
+"""Batch-accumulated metrics with constant memory for the Learner (accuracy, F1, MCC, perplexity, token accuracy, regression), and `EvaluateMetric` for any `evaluate` module.
 
 Docs: https://sft-nb.github.io/sft_nb/metrics.html.md"""
 

@@ -13,7 +13,8 @@ from typing import Iterable, Mapping
 # %% auto #0
 __all__ = ['append_jsonl', 'csv_header', 'append_csv', 'read_log', 'MetricsLogger', 'tensorboard_available',
            'TensorBoardCallback', 'format_time', 'format_value', 'text_table', 'html_table', 'Rendered', 'examples_in',
-           'ProgressCallback', 'smooth_ema', 'history_records', 'plot_history', 'figure_png', 'LivePlotCallback']
+           'ProgressCallback', 'smooth_ema', 'history_records', 'plot_history', 'figure_png', 'plot_lr_find',
+           'LivePlotCallback']
 
 # %% ../nbs/14_progress.ipynb #71e2a296
 import torch
@@ -410,6 +411,21 @@ def figure_png(fig, # A matplotlib figure
                dpi:int=80)->bytes: # Resolution
     "The figure as PNG bytes."
     buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi); return buf.getvalue()
+
+# %% ../nbs/14_progress.ipynb #590e9a56
+def plot_lr_find(res:dict, ax=None):
+    "Loss against learning rate (log scale) with the suggestions marked; a text table without matplotlib."
+    try: import matplotlib.pyplot as plt
+    except ImportError:
+        for lr, l in list(zip(res['lrs'], res['losses']))[::max(len(res['lrs']) // 15, 1)]: print(f"{lr:10.2e}  {l:.4f}")
+        print(f"suggested lr: {res['steep']:.2e} (steepest), {res['lr_min']:.2e} (min/10)"); return None
+    if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(res['lrs'], res['losses']); ax.set_xscale('log')
+    ax.set_xlabel('learning rate'); ax.set_ylabel('smoothed loss')
+    for k, c in (('steep', 'red'), ('lr_min', 'green')):
+        ax.axvline(res[k], color=c, ls='--', label=f"{k} {res[k]:.1e}")
+    ax.legend()
+    return ax
 
 # %% ../nbs/14_progress.ipynb #ad077475
 class LivePlotCallback(RecordCallback):

@@ -1,4 +1,4 @@
-"""`train(cfg)`: one run from a `RunConfig` to a saved, scored model folder; the bundled data recipes; scoring, predicting and chatting with a saved folder. Notebooks, tutorials and the `sft-nb` command call the same functions.
+"""`train(cfg)`: one run from a `RunConfig` to a saved, scored model folder; scoring, predicting and chatting with a saved folder. Notebooks, tutorials and the `sft-nb` command call the same functions.
 
 Docs: https://sft-nb.github.io/sft_nb/recipe.html.md"""
 
