@@ -290,18 +290,18 @@ def tiny_model(family:str='bert', # One of `TINY_FAMILIES`
     import transformers
     if family not in TINY_FAMILIES:
         raise SftError(f"unknown tiny family {family!r}.{did_you_mean(family, TINY_FAMILIES)}", fix=f"use one of: {', '.join(TINY_FAMILIES)}")
-    auto_class = get_task(task, where='tiny_model(task=...)').auto_class
+    t = get_task(task, where='tiny_model(task=...)')
     kind, cfg_name, kw = TINY_FAMILIES[family]
     tok = tiny_tokenizer(kind)
     ids = dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id)
     if tok.eos_token_id is not None: ids['eos_token_id'] = tok.eos_token_id
     if tok.bos_token_id is not None: ids['bos_token_id'] = tok.bos_token_id
     if family in ('t5','marian'): ids['decoder_start_token_id'] = tok.pad_token_id
-    if task == 'classification':
+    if t.classifies:
         ids.update(num_labels=num_labels, id2label={i: f'LABEL_{i}' for i in range(num_labels)})
     cfg = getattr(transformers, cfg_name)(**{**kw, **ids, **config_kwargs})
     set_seed(seed)
-    try: model = getattr(transformers, auto_class).from_config(cfg)
+    try: model = getattr(transformers, t.auto_class).from_config(cfg)
     except ValueError as e:
         raise SftError(f"the {family} family has no {task} model in transformers", fix="pick another family for this task") from e
     if save_to is not None:

@@ -117,7 +117,7 @@ def _run(args)->int:
         if main_rank and not args.quiet:
             print(f"saved to {Path(cfg.output_dir)/'model'}")
             if any(k.startswith('test_') for k in results):  # scored as `sft-nb eval` scores the folder: say what the keys mean
-                print(f"test_ metrics, as `sft-nb eval` computes them (fp32): {TASKS[cfg.task].score_legend(cfg.problem_type if cfg.task == 'classification' else None)}")
+                print(f"test_ metrics, as `sft-nb eval` computes them (fp32): {TASKS[cfg.task].score_legend(cfg.problem_type if TASKS[cfg.task].classifies else None)}")
     elif args.command == 'eval':
         with quiet_libraries(): res = evaluate_folder(args.model, args.data, args.task, _columns(args.columns), args.batch_size, args.max_length, args.encoding,
                                                       args.max_new_tokens, args.max_examples, check_precision(args.precision, '--precision'))

@@ -236,6 +236,17 @@ class Task:
     default_metrics:tuple # What it reports when none are asked for
     problem_types:tuple = () # classification: (problem type, metrics, default metrics) per kind of label
     scores:tuple = () # What scoring a saved model reports: (problem type or None, ((key, meaning, lowest, highest), ...))
+    inputs:tuple = () # The roles that make the model's input, in order (causal: prompt or messages, read by the tokenizer)
+    generative:bool = False # Answers are text the model writes (`generate`), scored as text
+    encoder_decoder:bool = False # An encoder reads the source, a decoder writes the target
+    extractive:bool = False # Answers are spans of a context, read from start and end logits
+    packing:tuple = () # Packing modes that are exact for it: 'mask' (examples share a row), 'free' (padding-free)
+
+    def __str__(self): return self.name
+    @property
+    def classifies(self)->bool: "Its labels are classes or values, read by kind (`problem_types`)."; return bool(self.problem_types)
+    @property
+    def decoder_only(self)->bool: "A generative task of one decoder (prompts and completions in one sequence)."; return self.generative and not self.encoder_decoder
 
     def metric_names(self,
                      problem_type:str|None=None, # One of the task's problem types; None: the task's own metrics
@@ -278,22 +289,26 @@ TASKS = {t.name: t for t in (
           ('multi_label', (('loss', 'binary cross-entropy per class and example', 0, _INF), ('f1_micro', 'F1 over all (example, class) decisions, 0-1', 0, 1),
                            ('f1_macro', 'mean of the per-class F1 scores, 0-1', 0, 1), ('threshold', 'the probability threshold used (the saved one)', 0, 1))),
           ('regression', (('loss', 'mean squared error', 0, _INF), ('mse', 'mean squared error', 0, _INF),
-                          ('pearson', 'Pearson correlation, -1 to 1', -1, 1), ('spearman', 'Spearman rank correlation, -1 to 1', -1, 1))))),
+                          ('pearson', 'Pearson correlation, -1 to 1', -1, 1), ('spearman', 'Spearman rank correlation, -1 to 1', -1, 1)))),
+         inputs=('text', 'text_pair'), packing=('free',)),
     Task('seq2seq', ('source', 'target'), (), 'AutoModelForSeq2SeqLM', 'SEQ_2_SEQ_LM', 'text2text-generation',
-         ('ForConditionalGeneration', 'MTModel'), _GENERATIVE, ('perplexity', 'token_accuracy'), scores=((None, _TEXT_SCORES),)),
+         ('ForConditionalGeneration', 'MTModel'), _GENERATIVE, ('perplexity', 'token_accuracy'), scores=((None, _TEXT_SCORES),),
+         inputs=('source',), generative=True, encoder_decoder=True),
     Task('causal', (), ('messages', 'prompt', 'completion'), 'AutoModelForCausalLM', 'CAUSAL_LM', 'text-generation',
-         ('ForCausalLM', 'LMHeadModel'), _GENERATIVE, ('perplexity', 'token_accuracy'), scores=((None, _TEXT_SCORES),)),
+         ('ForCausalLM', 'LMHeadModel'), _GENERATIVE, ('perplexity', 'token_accuracy'), scores=((None, _TEXT_SCORES),),
+         generative=True, packing=('mask', 'free')),
     Task('qa', ('question', 'context', 'answers'), (), 'AutoModelForQuestionAnswering', 'QUESTION_ANS',
          'question-answering', ('ForQuestionAnswering',), ('exact_match', 'f1'), ('exact_match', 'f1'),
          scores=((None, (('exact_match', 'SQuAD exact match of the extracted answers, 0-100', 0, 100),
-                         ('f1', 'SQuAD token F1 of the extracted answers, 0-100', 0, 100), ('examples', 'questions scored', 0, _INF))),)),
+                         ('f1', 'SQuAD token F1 of the extracted answers, 0-100', 0, 100), ('examples', 'questions scored', 0, _INF))),),
+         inputs=('question', 'context'), extractive=True),
 )}
 
-def get_task(name:str, # A key of `TASKS`
+def get_task(name:str|Task, # A key of `TASKS` (a `Task` passes as it is)
              where:str|None=None, # What the name came from, for the error
             )->Task:
-    "The `Task` called `name`, or an error that lists the tasks."
-    return TASKS[check_choice(name, TASKS, 'task', where=where)]
+    "The `Task` called `name`, or an error that lists the tasks: the one place a task name is checked."
+    return name if isinstance(name, Task) else TASKS[check_choice(name, TASKS, 'task', where=where)]
 
 def task_of_model(model)->str|None:
     "The task a model, model class or class name (`config.architectures[0]`) was built for; None when it is none of `TASKS`."

@@ -17,7 +17,7 @@ __all__ = ['generation_samples', 'generation_eval', 'say_plan', 'process_state',
 # %% ../nbs/22_recipe.ipynb #5b8fb983
 import yaml
 from .core import SftError, check_choice, set_seed, atomic_write
-from .core import TASKS
+from .core import TASKS, get_task
 from .run_data import (INSTRUCT_PROMPT, BUNDLED_DATA, rotten_tomatoes_instruct, chat_pairs_splits, load_task_data, data_summary,
                              data_line, apply_freezing, run_packing, run_max_length, run_dataloaders, _loader_input)
 from .config import RunConfig, GENERATION_METRICS, hf_problem_type, config_from_dict, to_dict, to_yaml, accelerate_env, check_strategy
@@ -29,7 +29,7 @@ def generation_samples(ds, # One canonical split (from `load_task_data`)
                        )->list:
     "The first `n` examples of `ds` as `GenerationEval` samples: (source, target) pairs, or prompt/completion and messages rows."
     ds = ds.select(range(min(n, len(ds))))
-    if task == 'seq2seq': return list(zip(ds['source'], ds['target']))
+    if get_task(task).encoder_decoder: return list(zip(ds['source'], ds['target']))
     return [dict(r) for r in ds]  # `split_samples` reads the completion or the last assistant turn as the reference
 
 def generation_eval(cfg:RunConfig, # The run; its `metrics` and `generation` settings
@@ -39,7 +39,7 @@ def generation_eval(cfg:RunConfig, # The run; its `metrics` and `generation` set
     "A `GenerationEval` scoring the config's generated-text metrics on `ds`; None when the config names none."
     from sft_nb.evaluation import GenerationEval
     names = [m for m in (cfg.metrics or []) if m in GENERATION_METRICS]
-    if not names or ds is None or cfg.task not in ('seq2seq', 'causal'): return None
+    if not names or ds is None or not get_task(cfg.task).generative: return None
     g = cfg.generation
     return GenerationEval(generation_samples(ds, cfg.task, g.examples), metrics=names, max_new_tokens=g.max_new_tokens,
                           batch_size=g.batch_size, show=False, prefix='', max_length=max_length)
@@ -138,7 +138,7 @@ def run_loss(cfg:RunConfig, model, batch:dict, dsd):
     from sft_nb.loss import default_loss, ClassificationLoss, MultiLabelLoss
     from sft_nb.data import multi_hot
     loss, cw = default_loss(model, batch), cfg.class_weights
-    if cfg.task != 'classification' or cw is None: return loss
+    if not get_task(cfg.task).classifies or cw is None: return loss
     n, ids = model.config.num_labels, dsd['train']['label']
     if isinstance(cw, (list, tuple)) and len(cw) != n:
         names = [model.config.id2label[i] for i in range(n)]
@@ -150,10 +150,10 @@ def run_metrics(cfg:RunConfig, dls, dsd, gen=None)->list:
     "The run's batch metrics: the config's names, else the task's (and problem type's) defaults; extractive QA: SQuAD exact match and F1."
     from sft_nb.metrics import batch_metric
     names = cfg.metrics if cfg.metrics is not None else list(TASKS[cfg.task].metric_names(cfg.problem_type)[1])
-    if cfg.task == 'qa':
+    if get_task(cfg.task).extractive:
         from sft_nb.qa import SquadQA
         return [SquadQA(dls.valid.dataset, dsd['validation'])] if names and dls.valid is not None else []
-    fixed = cfg.threshold != 'auto' and cfg.task == 'classification'
+    fixed = cfg.threshold != 'auto' and get_task(cfg.task).classifies
     return [batch_metric(m, **({'threshold': cfg.threshold} if m == 'multi_label_f1' and fixed else {})) for m in names if gen is None or m not in GENERATION_METRICS]
 
 def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job) also work
@@ -183,9 +183,9 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
         max_length, len_report, lines = run_max_length(cfg, dsd, tok)
         for l in lines: say(l)
         dls = run_dataloaders(cfg, dsd, tok, max_length, say)
-    regression = cfg.task == 'classification' and cfg.problem_type == 'regression'
+    regression = get_task(cfg.task).classifies and cfg.problem_type == 'regression'
     model = load_model(cfg.model, cfg.task, id2label=dls.id2label, num_labels=1 if regression else None, dropout=cfg.dropout)
-    if cfg.task == 'classification': model.config.problem_type = hf_problem_type(cfg.problem_type)  # saved with the model: predict and pipelines read it
+    if get_task(cfg.task).classifies: model.config.problem_type = hf_problem_type(cfg.problem_type)  # saved with the model: predict and pipelines read it
     model, freeze_cbs = apply_freezing(model, cfg)
     lr = slice(cfg.lr*cfg.lr_ratio, cfg.lr) if cfg.lr_ratio < 1 else cfg.lr
     gen = generation_eval(cfg, dsd.get('validation'), max_length)
@@ -213,7 +213,7 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
     if gen is not None: extra['generation'] = {'metrics': gen.metrics, 'scored_on': 'generated text (greedy decoding)', 'examples': len(gen.prompts),
                                                'max_new_tokens': gen.max_new_tokens, 'split': 'validation'}
     if best is not None and best.saved: extra['best'] = {k: best.saved[k] for k in ('monitor', 'value', 'epoch', 'step', 'record')}
-    if cfg.task == 'classification' and cfg.problem_type == 'multi_label':  # predict and eval use the threshold chosen on validation
+    if get_task(cfg.task).classifies and cfg.problem_type == 'multi_label':  # predict and eval use the threshold chosen on validation
         unwrap_model(learn.model).config.multi_label_threshold = _final_metrics(learn, extra).get('threshold', cfg.threshold if cfg.threshold != 'auto' else 0.5)
     with patch_environment(**accelerate_env(cfg.distributed)): results = finish_run(learn, cfg, out, tok, dsd, **extra)
     return learn, results
@@ -266,15 +266,15 @@ def evaluate_folder(model:str, # A run folder, a model folder or a bundled model
     m, tok, folder = load_saved(model)
     card = read_run_card(folder) if (folder/'run_card.json').exists() else {}
     run = card.get('config', {})
-    task = get_task(task or run.get('task') or task_of_model(m) or 'classification', where='--task').name
+    t = get_task(task or run.get('task') or task_of_model(m) or 'classification', where='--task'); task = t.name
     if max_length is None: max_length = (card.get('max_length') or {}).get('max_length') or run.get('max_length')
-    pt = problem_type(m) if task == 'classification' else None
+    pt = problem_type(m) if t.classifies else None
     names = [m.config.id2label[i] for i in range(m.config.num_labels)] if pt and pt != 'regression' else None
     labels = {'problem_type': pt, 'label_sep': (run.get('data') or {}).get('label_sep')} if pt else {}
     ds = _scored_split(data, task, columns, encoding, names, labels)
-    if task == 'qa': return _evaluate_qa(m, tok, ds, batch_size, max_length, precision)
+    if t.extractive: return _evaluate_qa(m, tok, ds, batch_size, max_length, precision)
     res = _loss_scores(m, tok, ds, task, pt, batch_size, max_length, precision)
-    if task in ('seq2seq', 'causal'):
+    if t.generative:
         gen = run.get('generation') or {}
         n = min(max_examples or gen.get('examples') or len(ds), len(ds))
         res.update(generated_text_scores(m, tok, ds, task, max_new_tokens or gen.get('max_new_tokens') or 64, n, max_length, gen.get('batch_size') or 16, precision))
@@ -331,7 +331,7 @@ def score_legend(model:str, # A run folder, a model folder or a bundled model na
     mc = AutoConfig.from_pretrained(folder)
     arch = (getattr(mc, 'architectures', None) or [''])[0]
     task = task or card.get('config', {}).get('task') or task_of_model(arch) or 'classification'
-    pt = mc.problem_type or ('regression' if mc.num_labels == 1 else 'single_label') if task == 'classification' else None
+    pt = mc.problem_type or ('regression' if mc.num_labels == 1 else 'single_label') if get_task(task).classifies else None
     return get_task(task).score_legend(pt)
 
 def predict_folder(model:str, # A run folder, a model folder or a bundled model name

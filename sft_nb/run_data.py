@@ -13,7 +13,7 @@ __all__ = ['INSTRUCT_PROMPT', 'BUNDLED_DATA', 'rotten_tomatoes_instruct', 'chat_
            'data_line', 'apply_freezing', 'run_packing', 'run_max_length', 'run_dataloaders']
 
 # %% ../nbs/21_run_data.ipynb #36b48d7f
-from .core import SftError, check_choice
+from .core import SftError, check_choice, get_task
 from .config import RunConfig, hf_problem_type
 
 # %% ../nbs/21_run_data.ipynb #025d79d9
@@ -56,7 +56,7 @@ def load_task_data(cfg:RunConfig):
         raw = {k: v for k, v in (('train', dc.train), ('validation', dc.validation), ('test', dc.test)) if v}
         for split, f in raw.items():
             if not Path(f).expanduser().exists(): raise SftError(f"data file {f!r} for the {split} split does not exist", where=f'data.{split}', fix="check the path (relative paths start from the current folder)")
-    labels = dict(problem_type=hf_problem_type(cfg.problem_type), label_sep=dc.label_sep) if cfg.task == 'classification' else {}
+    labels = dict(problem_type=hf_problem_type(cfg.problem_type), label_sep=dc.label_sep) if get_task(cfg.task).classifies else {}
     dsd = load_data(raw, cfg.task, columns=dc.columns or None, seed=cfg.seed, encoding=dc.encoding, verbose=False, **labels)
     for split, n in (('train', dc.max_train_examples), ('validation', dc.max_eval_examples), ('test', dc.max_eval_examples)):
         if n is not None and split in dsd and len(dsd[split]) > n: dsd[split] = dsd[split].shuffle(seed=cfg.seed).select(range(n))
@@ -148,7 +148,7 @@ def _epoch_batches(dl)->list[list[int]]:
 
 def _loader_input(cfg:RunConfig, dsd)->dict:
     "`dataloaders` arguments for the run's data (already-encoded multi-label ids read back as themselves, `sft_nb.data`)."
-    if cfg.task != 'classification': return dict(data=dsd)
+    if not get_task(cfg.task).classifies: return dict(data=dsd)
     return dict(data=dsd, problem_type=hf_problem_type(cfg.problem_type))
 
 def run_dataloaders(cfg:RunConfig, dsd, tok, max_length:int, say=print):
