@@ -148,13 +148,14 @@ def run_loss(cfg:RunConfig, model, batch:dict, dsd):
 
 def run_metrics(cfg:RunConfig, dls, dsd, gen=None)->list:
     "The run's batch metrics: the config's names, else the task's (and problem type's) defaults; extractive QA: SQuAD exact match and F1."
-    from sft_nb.metrics import batch_metric
-    names = cfg.metrics if cfg.metrics is not None else list(TASKS[cfg.task].metric_names(cfg.problem_type)[1])
-    if get_task(cfg.task).extractive:
+    from sft_nb.metrics import task_metrics
+    t = get_task(cfg.task)
+    names = cfg.metrics if cfg.metrics is not None else t.metric_names(cfg.problem_type)[1]
+    if t.extractive:
         from sft_nb.qa import SquadQA
         return [SquadQA(dls.valid.dataset, dsd['validation'])] if names and dls.valid is not None else []
-    fixed = cfg.threshold != 'auto' and get_task(cfg.task).classifies
-    return [batch_metric(m, **({'threshold': cfg.threshold} if m == 'multi_label_f1' and fixed else {})) for m in names if gen is None or m not in GENERATION_METRICS]
+    threshold = cfg.threshold if cfg.threshold != 'auto' and t.classifies else None
+    return task_metrics(t, cfg.problem_type, names, threshold, skip=GENERATION_METRICS if gen is not None else ())
 
 def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job) also work
           cbs:list|None=None, # Extra callbacks
