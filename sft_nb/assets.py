@@ -199,7 +199,7 @@ def cldr_names(target:str='fr', # Locale of the translations, e.g. 'fr', 'de', '
     return Dataset.from_list(rows)
 
 # %% ../nbs/01_assets.ipynb #b23e0dc6
-_WORDS = ("the a movie film story plot actor actress scene music great good bad awful boring funny sad "
+_CORPUS_WORDS = ("the a movie film story plot actor actress scene music great good bad awful boring funny sad "
           "wonderful terrible brilliant dull charming slow fast love hate best worst really very not quite "
           "is was be it this that and but or of to in with for on at by from as an his her their we you i "
           "what where who when why how capital france paris city translate english german hello world "
@@ -209,8 +209,8 @@ def tiny_corpus(n:int=400, seed:int=0)->list[str]:
     "`n` short pseudo-sentences over a small vocabulary, for training tiny tokenizers."
     import random
     rng = random.Random(seed)
-    return [' '.join(rng.choice(_WORDS) for _ in range(rng.randint(3, 14))) + rng.choice(['.', '!', '?', ''])
-            for _ in range(n)] + [' '.join(_WORDS)]
+    return [' '.join(rng.choice(_CORPUS_WORDS) for _ in range(rng.randint(3, 14))) + rng.choice(['.', '!', '?', ''])
+            for _ in range(n)] + [' '.join(_CORPUS_WORDS)]
 
 # %% ../nbs/01_assets.ipynb #723f7cfc
 CHATML_TEMPLATE = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>' + '\n' }}"

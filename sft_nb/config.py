@@ -115,7 +115,7 @@ def _type_ok(value, tp:str)->bool:
     return False
 
 _OFF = {'precision': 'no', 'freeze': 'none'}  # what `no`/`off`/`false` (YAML 1.1 booleans) mean for these keys
-_WORDS = {'freeze': {'no': 'none', 'off': 'none', 'false': 'none', 'nothing': 'none'}}
+_SYNONYMS = {'freeze': {'no': 'none', 'off': 'none', 'false': 'none', 'nothing': 'none'}}
 
 def _by_meaning(v, tp:str, key:str):
     "`v` as the config means it, not as YAML 1.1 guessed it: `no` for string keys, `1e-4` and `1e3` as numbers, `32.0` as an int."
@@ -124,7 +124,7 @@ def _by_meaning(v, tp:str, key:str):
         if v is False and key in _OFF: return _OFF[key]
         if v is False and 'None' in kinds: return None  # `early_stopping: no`, `clip: off`
         return ('yes' if v else 'no') if 'str' in kinds else v
-    if isinstance(v, str) and key in _WORDS: return _WORDS[key].get(v.strip().lower(), v)
+    if isinstance(v, str) and key in _SYNONYMS: return _SYNONYMS[key].get(v.strip().lower(), v)
     if isinstance(v, str) and ('float' in kinds or 'int' in kinds) and 'str' not in kinds:
         try: v = float(v)
         except ValueError: return v

@@ -22,7 +22,7 @@ from .core import SftError, check_choice, atomic_write, in_notebook
 from .callbacks import RecordCallback, TerminateOnNaN
 
 # %% ../nbs/14_progress.ipynb #6af6ad67
-def _jsonable(v):
+def _scalar(v):
     if isinstance(v, torch.Tensor): v = v.item() if v.numel() == 1 else v.tolist()
     if hasattr(v, 'item') and not isinstance(v, (list, dict)): v = v.item()  # numpy scalars
     if isinstance(v, float) and not math.isfinite(v): return None  # strict JSON has no NaN
@@ -33,7 +33,7 @@ def append_jsonl(path:str|Path, # The .jsonl file
                  row:dict): # One record
     "Append `row` as one JSON line to `path`."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, 'a') as f: f.write(json.dumps({k: _jsonable(v) for k,v in row.items()}, default=str) + '\n')
+    with open(path, 'a') as f: f.write(json.dumps({k: _scalar(v) for k,v in row.items()}, default=str) + '\n')
 
 def csv_header(path:str|Path)->list[str]|None:
     "The column names of an existing CSV file, or None for a missing or empty file."
@@ -52,7 +52,7 @@ def append_csv(path:str|Path, # The .csv file
     with open(path, 'a', newline='') as f:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction='ignore', restval='')
         if new: w.writeheader()
-        w.writerow({k: ('' if (v := _jsonable(row.get(k))) is None else v) for k in fields})
+        w.writerow({k: ('' if (v := _scalar(row.get(k))) is None else v) for k in fields})
     return fields
 
 # %% ../nbs/14_progress.ipynb #0d12e7b0
@@ -144,7 +144,7 @@ class TensorBoardCallback(RecordCallback):
     def after_record(self, record, old=False):
         if self.writer is None: return
         for k,v in record.items():
-            if k not in ('epoch','step') and isinstance(_jsonable(v), (int, float)): self.writer.add_scalar(f'valid/{k}', _jsonable(v), record.get('step', 0))
+            if k not in ('epoch','step') and isinstance(_scalar(v), (int, float)): self.writer.add_scalar(f'valid/{k}', _scalar(v), record.get('step', 0))
 
     def after_batch(self):
         if self.writer is None or not self.every_n_steps or not self.learn.training: return
@@ -166,7 +166,7 @@ def format_time(seconds:float)->str:
 def format_value(key:str, # The record key
                  v)->str: # Its value
     "One value of an evaluation record as a table cell."
-    v = _jsonable(v)
+    v = _scalar(v)
     if v is None: return ''
     if key == 'time' and isinstance(v, (int, float)): return format_time(v)
     if isinstance(v, bool) or isinstance(v, int) or key in ('epoch','step'): return str(v)
@@ -386,7 +386,7 @@ def plot_history(source, # A Learner, `learn.history` (evaluation records), or t
     if not history and not train_losses: raise SftError("the history is empty: nothing to plot", fix="train first, or point to a metrics.csv/.jsonl log")
     fig = Figure(figsize=figsize, layout='constrained')
     ax_loss, ax_m = fig.subplots(1, 2)
-    at = lambda key: [(r[x], _jsonable(r[key])) for r in history if x in r and _jsonable(r.get(key)) is not None]
+    at = lambda key: [(r[x], _scalar(r[key])) for r in history if x in r and _scalar(r.get(key)) is not None]
     if train_losses:
         st, lo, lr = zip(*train_losses)
         ax_loss.plot(st, lo, color='C0', alpha=.25, lw=.8)
@@ -396,7 +396,7 @@ def plot_history(source, # A Learner, `learn.history` (evaluation records), or t
     ax_loss.set(xlabel=x, title='loss')
     if ax_loss.lines: ax_loss.legend(loc='upper right')
     names = [k for k in dict.fromkeys(k for r in history for k in r) if k not in _NOT_METRICS
-             and all(isinstance(_jsonable(r.get(k)), (int, float, type(None))) for r in history)]
+             and all(isinstance(_scalar(r.get(k)), (int, float, type(None))) for r in history)]
     for i,k in enumerate(names):
         if pts := at(k): ax_m.plot(*zip(*pts), 'o-', color=f'C{i+2}', label=k)
     ax_m.set(xlabel=x, title='metrics and lr' if names else 'learning rate')
