@@ -269,6 +269,7 @@ class Task:
         "One line that says what each reported score means and its scale (`score_keys`)."
         return '; '.join(f"{k}: {m}" for k, (m, lo, hi) in self.score_keys(problem_type).items())
 
+# %% ../nbs/00_core.ipynb #cee63780
 _SINGLE = ('accuracy', 'f1', 'precision', 'recall', 'matthews_correlation', 'confusion_matrix')
 _GENERATIVE = ('perplexity', 'token_accuracy', 'bleu', 'chrf', 'rouge', 'exact_match')
 _INF = float('inf')
