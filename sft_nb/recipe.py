@@ -219,7 +219,7 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
     with patch_environment(**accelerate_env(cfg.distributed)): results = finish_run(learn, cfg, out, tok, dsd, **extra)
     return learn, results
 
-# %% ../nbs/22_recipe.ipynb #f7ece69b
+# %% ../nbs/22_recipe.ipynb #e5f265b3
 def _model_dir(path:str)->Path:
     "Accept a run folder (with model/ inside), a model folder, or the name of a bundled model ('smollm2', 'minilm')."
     from sft_nb.assets import BUNDLED_MODELS, resolve_model
@@ -242,6 +242,7 @@ def load_saved(model:str):
                        fix="point --model to a folder written by sft-nb train (the run folder or its model/) or by save_model") from None
     return m, tok, folder
 
+# %% ../nbs/22_recipe.ipynb #2812a2b8
 def _scored_split(data, task:str, columns:dict|None, encoding:str, label_names:list|None, labels:dict):
     "`data` as one canonical split: a file read with `load_data`, or a split the run already read (kept as it is)."
     from datasets import Dataset
@@ -335,6 +336,7 @@ def score_legend(model:str, # A run folder, a model folder or a bundled model na
     pt = mc.problem_type or ('regression' if mc.num_labels == 1 else 'single_label') if get_task(task).classifies else None
     return get_task(task).score_legend(pt)
 
+# %% ../nbs/22_recipe.ipynb #333ad9fd
 def predict_folder(model:str, # A run folder, a model folder or a bundled model name
                    texts:list[str], # Inputs (QA: the questions)
                    max_new_tokens:int=64, # Generation: most new tokens per answer
@@ -360,6 +362,7 @@ def predict_folder(model:str, # A run folder, a model folder or a bundled model 
     raise SftError(f"sft-nb predict handles classification and text generation models, not {name}", where=str(folder),
                    fix="score it with `sft-nb eval --model ... --data FILE`, or use it from Python (sft_nb.inference)")
 
+# %% ../nbs/22_recipe.ipynb #99140e5e
 def chat_replies(model, tok, # A causal model whose tokenizer has a chat template
                  turns, # The user's turns, one string each (an iterator works: replies come as turns arrive)
                  system:str|None=None, # A system message
