@@ -13,7 +13,7 @@ from pathlib import Path
 __all__ = ['ASSET_PACKAGES', 'SMOLLM2_GGUF', 'BUNDLED_MODELS', 'CLDR_KINDS', 'CHATML_TEMPLATE', 'TINY_FAMILIES',
            'install_command', 'install_assets', 'package_dir', 'minilm_path', 'smollm2_path', 'resolve_model',
            'rotten_tomatoes', 'length_correlated_reviews', 'chat_pairs', 'cldr_names', 'tiny_corpus', 'tiny_tokenizer',
-           'tiny_model']
+           'tiny_model', 'toy_sentiment', 'toy_sentiment_dls']
 
 # %% ../nbs/01_assets.ipynb #a982e4d3
 import torch
@@ -199,7 +199,7 @@ def cldr_names(target:str='fr', # Locale of the translations, e.g. 'fr', 'de', '
     return Dataset.from_list(rows)
 
 # %% ../nbs/01_assets.ipynb #b23e0dc6
-_WORDS = ("the a movie film story plot actor actress scene music great good bad awful boring funny sad "
+_CORPUS_WORDS = ("the a movie film story plot actor actress scene music great good bad awful boring funny sad "
           "wonderful terrible brilliant dull charming slow fast love hate best worst really very not quite "
           "is was be it this that and but or of to in with for on at by from as an his her their we you i "
           "what where who when why how capital france paris city translate english german hello world "
@@ -209,8 +209,8 @@ def tiny_corpus(n:int=400, seed:int=0)->list[str]:
     "`n` short pseudo-sentences over a small vocabulary, for training tiny tokenizers."
     import random
     rng = random.Random(seed)
-    return [' '.join(rng.choice(_WORDS) for _ in range(rng.randint(3, 14))) + rng.choice(['.', '!', '?', ''])
-            for _ in range(n)] + [' '.join(_WORDS)]
+    return [' '.join(rng.choice(_CORPUS_WORDS) for _ in range(rng.randint(3, 14))) + rng.choice(['.', '!', '?', ''])
+            for _ in range(n)] + [' '.join(_CORPUS_WORDS)]
 
 # %% ../nbs/01_assets.ipynb #723f7cfc
 CHATML_TEMPLATE = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>' + '\n' }}"
@@ -290,20 +290,49 @@ def tiny_model(family:str='bert', # One of `TINY_FAMILIES`
     import transformers
     if family not in TINY_FAMILIES:
         raise SftError(f"unknown tiny family {family!r}.{did_you_mean(family, TINY_FAMILIES)}", fix=f"use one of: {', '.join(TINY_FAMILIES)}")
-    auto_class = get_task(task, where='tiny_model(task=...)').auto_class
+    t = get_task(task, where='tiny_model(task=...)')
     kind, cfg_name, kw = TINY_FAMILIES[family]
     tok = tiny_tokenizer(kind)
     ids = dict(vocab_size=len(tok), pad_token_id=tok.pad_token_id)
     if tok.eos_token_id is not None: ids['eos_token_id'] = tok.eos_token_id
     if tok.bos_token_id is not None: ids['bos_token_id'] = tok.bos_token_id
     if family in ('t5','marian'): ids['decoder_start_token_id'] = tok.pad_token_id
-    if task == 'classification':
+    if t.classifies:
         ids.update(num_labels=num_labels, id2label={i: f'LABEL_{i}' for i in range(num_labels)})
     cfg = getattr(transformers, cfg_name)(**{**kw, **ids, **config_kwargs})
     set_seed(seed)
-    try: model = getattr(transformers, auto_class).from_config(cfg)
+    try: model = getattr(transformers, t.auto_class).from_config(cfg)
     except ValueError as e:
         raise SftError(f"the {family} family has no {task} model in transformers", fix="pick another family for this task") from e
     if save_to is not None:
         model.save_pretrained(save_to); tok.save_pretrained(save_to)
     return model, tok
+
+# %% ../nbs/01_assets.ipynb #02620d22
+_POS = 'good great wonderful brilliant charming best love funny'.split()
+_NEG = 'bad awful terrible boring dull worst hate slow'.split()
+_FILL = 'the a movie film story plot actor scene music really very quite is was it this and but of'.split()
+
+def toy_sentiment(n:int, # Sentences
+                  seed:int=0)->list[tuple[str, int]]: # Seed of the word draws
+    "`n` (sentence, label) pairs alternating 0 and 1: filler words and one positive (1) or negative (0) word."
+    rng, out = random.Random(seed), []
+    for i in range(n):
+        words = rng.choices(_FILL, k=rng.randint(3, 10))
+        words.insert(rng.randint(0, len(words)), rng.choice(_POS if i % 2 else _NEG))
+        out.append((' '.join(words), i % 2))
+    return out
+
+def toy_sentiment_dls(tok, # The tokenizer
+                      n_train:int=64, # Training sentences
+                      n_valid:int=32, # Validation sentences
+                      bs:int=8, # Training batch size (validation: twice that)
+                      seed:int=0): # Seed of the training sentences (validation: seed + 1)
+    "Padded train (shuffled) and validation loaders of `toy_sentiment` sentences, as `SimpleNamespace(train, valid)`."
+    from types import SimpleNamespace
+    from torch.utils.data import DataLoader
+    from transformers import DataCollatorWithPadding
+    enc = lambda data: [{**tok(t), 'labels': y} for t, y in data]
+    coll = DataCollatorWithPadding(tok, return_tensors='pt')
+    return SimpleNamespace(train=DataLoader(enc(toy_sentiment(n_train, seed)), batch_size=bs, shuffle=True, collate_fn=coll),
+                           valid=DataLoader(enc(toy_sentiment(n_valid, seed + 1)), batch_size=bs * 2, collate_fn=coll))

@@ -28,10 +28,8 @@ class Augment(Callback):
 # %% ../nbs/13_augment.ipynb #5af7cd43
 def _find_tokenizer(learn, tokenizer=None):
     if tokenizer is not None: return tokenizer
-    tok = getattr(learn, 'tokenizer', None)
-    if tok is None:
-        dl = getattr(getattr(learn, 'dls', None), 'train', None)
-        tok = getattr(getattr(dl, 'collate_fn', None), 'tokenizer', None)
+    tok = learn.tokenizer
+    if tok is None: tok = getattr(getattr(learn.dls.train, 'collate_fn', None), 'tokenizer', None)  # a padding collator's
     if tok is None: raise SftError("token augmentation needs the tokenizer (for its special and padding tokens)",
                                    where="learn.tokenizer and learn.dls.train.collate_fn.tokenizer are missing",
                                    fix="pass tokenizer= to the augmentation callback")
@@ -51,7 +49,7 @@ class TokenAugment(Augment):
         "Resolve the tokenizer and seed the generator (done at `before_fit`)."
         self.tok = _find_tokenizer(self.learn, tokenizer or self.tokenizer)
         self.special = torch.tensor(sorted(set(self.tok.all_special_ids)), dtype=torch.long)
-        rank = getattr(getattr(self.learn, 'accelerator', None), 'process_index', 0)  # each process noises its own batches differently
+        rank = self.learn.accelerator.process_index if self.learn is not None else 0  # each process noises its own batches differently
         self.gen = torch.Generator().manual_seed(self.seed + 1000003*rank)
         return self
 

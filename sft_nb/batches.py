@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Sampler
 from datasets import Dataset, DatasetDict, ClassLabel
-from .core import TASKS, SftError, check_choice, in_notebook, show_df, precision_label
+from .core import TASKS, get_task, SftError, check_choice, in_notebook, show_df, precision_label
 from .data import load_data, label_maps
 from .tokenize import ensure_pad_token, default_max_length, tokenize, check_data, drop_cut_away
 
@@ -251,7 +251,7 @@ def _is_tokenized(d)->bool: return isinstance(d, DatasetDict) and len(d) and 'in
 
 def _single_labels(ds:Dataset, task:str)->list|None:
     "The class of each example when `ds` is single-label classification (what length grouping must keep mixed), else None."
-    if task != 'classification' or 'labels' not in ds.column_names: return None
+    if not get_task(task).classifies or 'labels' not in ds.column_names: return None
     labels = ds['labels']
     return list(labels) if len(labels) and all(isinstance(l, (int, np.integer)) for l in labels[:100]) else None
 
@@ -284,31 +284,32 @@ def dataloaders(data, # Anything `load_data` accepts, or a tokenized `DatasetDic
                 **tok_kwargs, # Passed to `tokenize` (prefix, train_on_prompt, system, stride, max_target_length, cache)
                 )->DataLoaders:
     "Load, tokenize (cached), check and batch `data` for `task`: everything between a file and a training loop."
-    check_choice(task, TASKS, 'task')
+    t = get_task(task, where='dataloaders(task=...)'); task = t.name  # checked once here; the layers below read the row
     for k, v in (('batch_size', batch_size), ('valid_batch_size', valid_batch_size or 1)):
         if not (isinstance(v, int) and v > 0): raise SftError(f"{k} must be a positive integer, got {v!r}", where=f'dataloaders({k}=...)', fix=f'use e.g. {k}=32')
     packing = _packing_kind(packing)
-    if packing and task not in (('causal',) if packing == 'mask' else ('causal', 'classification')):
-        raise SftError(f"packing={packing!r} is for causal SFT{'' if packing == 'mask' else ' and classification'}, not {task}", where=f'packing={packing!r}',
-                       fix="use packing=False" + (", or packing=True (padding-free) for classification" if packing == 'mask' and task == 'classification' else ''))
+    if packing and packing not in t.packing:
+        fits = ' and '.join(sorted(('causal SFT' if x.decoder_only else x.name) for x in TASKS.values() if packing in x.packing))
+        raise SftError(f"packing={packing!r} is for {fits}, not {task}", where=f'packing={packing!r}',
+                       fix="use packing=False" + (", or packing=True (padding-free) for this task" if 'free' in t.packing else ''))
     ensure_pad_token(tokenizer, task)
     max_length = max_length or default_max_length(tokenizer)
     id2label = None
     if _is_tokenized(data):
         tds = data
-        if task == 'classification' and isinstance(tds['train'].features.get('labels') if 'train' in tds else None, ClassLabel): id2label = label_maps(tds)[0]
+        if t.classifies and isinstance(tds['train'].features.get('labels') if 'train' in tds else None, ClassLabel): id2label = label_maps(tds)[0]
     else:
         dsd = load_data(data, task, columns=columns, label_names=label_names, valid_pct=valid_pct, seed=seed, encoding=encoding,
                         problem_type=problem_type, label_sep=label_sep)
-        if task == 'classification' and problem_type != 'regression': id2label = label_maps(dsd)[0]
+        if t.classifies and problem_type != 'regression': id2label = label_maps(dsd)[0]
         tds = tokenize(dsd, tokenizer, task, max_length=max_length, **tok_kwargs)
     if 'train' not in tds: raise SftError(f"no 'train' split (splits: {', '.join(tds)})", fix="name the training split 'train'")
-    if drop_truncated and task == 'causal':
+    if drop_truncated and t.decoder_only:
         tds, lost = drop_cut_away(tds)
         for k, n in lost.items(): print(f"{k}: dropped {n} row(s) whose response max_length={max_length} cut away entirely")
     if check: check_data(tds, tokenizer, task, num_labels=len(id2label) if id2label else None)
     train = pack(tds['train'], max_length) if packing == 'mask' else tds['train']
-    coll = {'mask': PackedCollator, 'free': partial(PaddingFreeCollator, token_labels=task != 'classification')}.get(packing, PadCollator)(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
+    coll = {'mask': PackedCollator, 'free': partial(PaddingFreeCollator, token_labels=not t.classifies)}.get(packing, PadCollator)(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
     kw = dict(collate_fn=coll, num_workers=num_workers)
     if group_by_length and not packing:  # without padding, length grouping has nothing to save: random batches
         smp = LengthGroupedBatchSampler(train['length'], batch_size, seed=seed, drop_last=drop_last, labels=_single_labels(train, task))
@@ -408,18 +409,18 @@ def batch_table(batch:dict, # A batch from one of our collators
                 )->pd.DataFrame:
     "The first `n` rows of `batch` decoded into a DataFrame."
     if 'cu_seq_lens_q' in batch: batch = _unflatten(batch)
-    task = task or _infer_task(batch)
+    t = get_task(task or _infer_task(batch))
     rows, dec = [], lambda x, skip=True: tokenizer.decode(x, skip_special_tokens=skip)
     for r in range(min(n, len(batch['input_ids']))):
         keep = _real_positions(batch, r, tokenizer.pad_token_id)
         ids = batch['input_ids'][r][keep].tolist()
-        if task == 'causal':
+        if t.decoder_only:
             labs = batch['labels'][r][keep].tolist()
             rows.append({'text': _causal_row(ids, labs, tokenizer, html), 'tokens': len(ids), 'supervised': sum(t != -100 for t in labs)})
-        elif task == 'classification':
+        elif t.classifies:
             l = int(batch['labels'][r]) if 'labels' in batch else None
             rows.append({'text': dec(ids, False).replace(tokenizer.pad_token or '\0', '').strip(), 'label': id2label.get(l, l) if id2label else l})
-        elif task == 'seq2seq':
+        elif t.encoder_decoder:
             rows.append({'source': dec(ids), 'target': dec([t for t in batch['labels'][r].tolist() if t != -100])})
         else:
             s, e = int(batch['start_positions'][r]), int(batch['end_positions'][r])

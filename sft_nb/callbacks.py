@@ -1,4 +1,4 @@
-"""Progress bars, live plots, metric logs, early stopping, best-model saving, NaN guards and on-the-fly token augmentation for the training loop.
+"""The `Recorder` and the callbacks that watch a fit: evaluation every N steps, early stopping, best-model saving, NaN guards, the learning-rate finder, cheaper dropout on CPU and gradual unfreezing.
 
 Docs: https://sft-nb.github.io/sft_nb/callbacks.html.md"""
 
@@ -13,8 +13,8 @@ from collections.abc import Mapping
 
 # %% auto #0
 __all__ = ['Recorder', 'EvalEvery', 'RecordCallback', 'monitor_mode', 'is_improvement', 'MonitorCallback', 'EarlyStopping',
-           'save_weights', 'load_weights', 'SaveBestModel', 'TerminateOnNaN', 'LRFinder', 'suggest_lr', 'plot_lr_find',
-           'keep_mask', 'CpuDropout', 'FastDropout', 'glibc', 'ReuseCpuMemory', 'longest_example', 'ShortAttentionMath',
+           'save_weights', 'load_weights', 'SaveBestModel', 'TerminateOnNaN', 'LRFinder', 'suggest_lr', 'keep_mask',
+           'CpuDropout', 'FastDropout', 'glibc', 'ReuseCpuMemory', 'longest_example', 'ShortAttentionMath',
            'GradualUnfreezing']
 
 # %% ../nbs/11_callbacks.ipynb #da4ad33b
@@ -51,6 +51,16 @@ class Recorder(Callback):
 
     def after_fit(self): self.in_fit = False
 
+    def restore(self, history:list|None=None, train_losses:list|None=None):
+        "Replace the records (a resumed checkpoint's, or `fine_tune`'s first phase before its second)."
+        if history is not None: self.learn.history = list(history)
+        if train_losses is not None: self.learn.train_losses = [tuple(t) for t in train_losses]
+
+    def add_scores(self, scores:dict, to_last:bool=True):
+        "Add `scores` to `learn.log` and, with `to_last`, to the last evaluation record (`GenerationEval`)."
+        self.learn.log.update(scores)
+        if to_last and self.learn.history: self.learn.history[-1].update(scores)
+
 class EvalEvery(Callback):
     "Also evaluate every `every` optimizer steps, in the middle of epochs (each epoch ends with an evaluation anyway)."
     order = -10  # before the `Checkpointer` (90) saves at the same step, so the checkpoint holds the record
@@ -72,7 +82,7 @@ class RecordCallback(Callback):
     @property
     def is_main(self)->bool:
         "False on the non-main processes of a distributed run (they should not write files or display)."
-        return self.learn.accelerator is None or self.learn.accelerator.is_main_process
+        return self.learn.accelerator.is_main_process
 
     def before_fit(self):
         self._in_fit, hist = True, self._history()
@@ -247,7 +257,7 @@ class SaveBestModel(MonitorCallback):
         if not (self.load_best and self.saved): return
         if self.saved.get('step') == self.learn.step: return  # the model already holds the best weights
         acc = self.learn.accelerator
-        if acc is not None and acc.num_processes > 1: acc.wait_for_everyone()  # the main process wrote the file
+        if acc.num_processes > 1: acc.wait_for_everyone()  # the main process wrote the file
         load_weights(unwrap_model(self.learn.model, keep_peft=True), self.path)
         if self.verbose: print(f"Loaded the best weights: {self.monitor}={self.saved['value']:.4g} at epoch {self.saved['epoch']} (step {self.saved['step']}).")
 
@@ -269,12 +279,12 @@ class TerminateOnNaN(Callback):
     run_valid = False
     def __init__(self,
                  check_grads:bool|None=None): # Check the gradient norm before each step; default: when no fp16 loss scaler is active
-        self.check_grads, self.detected = check_grads, None
+        self.check_grads, self.detected = check_grads, None  # `detected`: what stopped the last fit, None if nothing
 
     @property
     def name(self)->str: return 'terminate_on_nan'
 
-    def before_fit(self): self.learn.nan_detected, self.detected = False, None
+    def before_fit(self): self.detected = None
 
     def after_loss(self):
         loss = self.learn.loss
@@ -282,7 +292,7 @@ class TerminateOnNaN(Callback):
 
     def before_step(self):
         check = self.check_grads
-        if check is None: check = self.learn.accelerator is None or self.learn.accelerator.scaler is None
+        if check is None: check = self.learn.accelerator.scaler is None
         if not check: return
         if self.learn.clip and self.learn.grad_norm is not None:
             norm = torch.as_tensor(self.learn.grad_norm)  # the Learner clipped just before this event: reuse its norm
@@ -298,7 +308,6 @@ class TerminateOnNaN(Callback):
         l = self.learn
         step, lr = l.step, _current_lr(l)
         self.detected = dict(what=what, value=value, step=step+1, epoch=l.epoch, batch=l.iter, lr=lr)
-        l.nan_detected = True
         lr_s = f"{lr:.3g}" if lr is not None else "?"
         raise NonFiniteLossError(
             f"the training {what} is {value} at optimizer step {step+1} (epoch {l.epoch}, batch {l.iter}, lr={lr_s}); "
@@ -310,7 +319,7 @@ class TerminateOnNaN(Callback):
 
 # %% ../nbs/11_callbacks.ipynb #9a6d8267
 class LRFinder(Callback):
-    "Exponentially growing learning rate, recording the smoothed loss; stops on divergence. `run` switches the other callbacks off."
+    "Exponentially growing learning rate, recording the smoothed loss; stops on divergence (`Learner.lr_find` runs it alone)."
     order = -20
     def __init__(self, start_lr:float=1e-7, end_lr:float=10., num_it:int=100, beta:float=0.98, div_factor:float=4.):
         self.start_lr, self.end_lr, self.num_it, self.beta, self.div_factor = start_lr, end_lr, num_it, beta, div_factor
@@ -334,25 +343,6 @@ class LRFinder(Callback):
             raise CancelFitException()
     def before_validate(self): raise CancelValidException()
 
-    def run(self, learn, # The `Learner` to test
-            show_plot:bool=True)->dict: # Plot (or print) the curve
-        "The range test on `learn`, alone (no records, logs, checkpoints or early stops); weights, optimizer, RNG and counters are restored."
-        base = learn.accelerator.unwrap_model(learn.model)
-        weights = {k: v.detach().clone() for k, v in base.state_dict().items()}
-        opt_state = copy.deepcopy(learn.opt.state_dict()) if learn.opt is not None else None
-        saved, rng = {k: getattr(learn, k) for k in ('cbs', 'step', 'epoch', 'sched')}, rng_state()
-        learn.cbs = []
-        try: learn.fit(math.ceil(self.num_it / math.ceil(len(learn.train_dl) / learn.grad_accum)), sched='constant', warmup=0, cbs=[self])
-        finally:
-            base.load_state_dict(weights)
-            if opt_state is None: learn.opt = None
-            else: learn.opt.load_state_dict(opt_state)
-            for k, v in saved.items(): setattr(learn, k, v)
-            set_rng_state(rng)
-        res = {**suggest_lr(self.lrs, self.losses), 'lrs': self.lrs, 'losses': self.losses}
-        if show_plot: plot_lr_find(res)
-        return res
-
 # %% ../nbs/11_callbacks.ipynb #f4fe492d
 def suggest_lr(lrs:list[float], # Learning rates of the range test
                losses:list[float], # Their smoothed losses
@@ -366,20 +356,6 @@ def suggest_lr(lrs:list[float], # Learning rates of the range test
     if len(lrs) < 3: raise SftError("the learning-rate range test stopped after fewer than 3 steps", fix="use a smaller end_lr or more data")
     steep = int(np.argmin(np.gradient(losses, np.log(lrs))))
     return {'steep': float(lrs[steep]), 'lr_min': float(lrs[int(np.argmin(losses))] / 10)}
-
-def plot_lr_find(res:dict, ax=None):
-    "Loss against learning rate (log scale) with the suggestions marked; a text table without matplotlib."
-    try: import matplotlib.pyplot as plt
-    except ImportError:
-        for lr, l in list(zip(res['lrs'], res['losses']))[::max(len(res['lrs']) // 15, 1)]: print(f"{lr:10.2e}  {l:.4f}")
-        print(f"suggested lr: {res['steep']:.2e} (steepest), {res['lr_min']:.2e} (min/10)"); return None
-    if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(res['lrs'], res['losses']); ax.set_xscale('log')
-    ax.set_xlabel('learning rate'); ax.set_ylabel('smoothed loss')
-    for k, c in (('steep', 'red'), ('lr_min', 'green')):
-        ax.axvline(res[k], color=c, ls='--', label=f"{k} {res[k]:.1e}")
-    ax.legend()
-    return ax
 
 # %% ../nbs/11_callbacks.ipynb #e4b3064e
 def keep_mask(shape:tuple, # Shape of the mask
@@ -411,13 +387,14 @@ class CpuDropout(nn.Dropout):
 class FastDropout(Callback):
     "During `fit` on CPU, turn the model's `nn.Dropout` modules into `CpuDropout`; restore them after."
     order = -30
+    swapped = ()
     def before_fit(self):
         self.swapped = []
         if self.learn.accelerator.device.type != 'cpu': return
         for m in self.learn.model.modules():
             if type(m) is nn.Dropout: m.__class__ = CpuDropout; self.swapped.append(m)
     def after_fit(self):
-        for m in getattr(self, 'swapped', []): m.__class__ = nn.Dropout
+        for m in self.swapped: m.__class__ = nn.Dropout
         self.swapped = []
 
 # %% ../nbs/11_callbacks.ipynb #d64db782

@@ -114,7 +114,8 @@ def load_checkpoint(learn, # The `Learner` to restore
     if learn.sched is not None and state['scheduler'] is not None: learn.sched.load_state_dict(state['scheduler'])
     if acc.scaler and state['scaler']: acc.scaler.load_state_dict(state['scaler'])
     meta = json.loads((path / 'trainer_state.json').read_text())
-    learn.step, learn.history, learn.train_losses = meta['step'], meta['history'], [tuple(t) for t in meta['train_losses']]
+    learn.step = meta['step']
+    learn.recorder.restore(meta['history'], meta['train_losses'])  # the `Recorder` is the one writer of the records
     rngs = state.get('rng_ranks') or [state['rng']]
     # another process count: there is no stream per new process, all continue from the main process's
     rng = rngs[acc.process_index] if len(rngs) == acc.num_processes else rngs[0]

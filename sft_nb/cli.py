@@ -10,10 +10,11 @@ import io, os, sys, json, argparse, contextlib
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['quiet_libraries', 'error_message', 'main', 'launch_train']
+__all__ = ['quiet_libraries', 'error_message', 'main']
 
 # %% ../nbs/23_cli.ipynb #cd309fbf
 from .core import SftError, atomic_write, TASKS, precision_label, check_precision
+from .distributed import launch_train
 from .config import load_config, config_from_dict, to_yaml, check_strategy
 from .recipe import train, evaluate_folder, predict_folder, chat_folder, score_legend
 
@@ -108,7 +109,7 @@ def error_message(e:BaseException, # Any exception a command raised
 def _run(args)->int:
     "Run the parsed command."
     if args.command == 'train':
-        if args.num_processes != 1: return launch_train(args)
+        if args.num_processes != 1: return _train_on_processes(args)
         cfg = load_config(args.config, args.overrides)
         main_rank = int(os.environ.get('RANK', '0')) == 0  # under torchrun or accelerate launch only the main process prints
         with quiet_libraries(args.quiet or not main_rank): _, results = train(cfg, quiet=args.quiet or not main_rank, text=True)
@@ -116,7 +117,7 @@ def _run(args)->int:
         if main_rank and not args.quiet:
             print(f"saved to {Path(cfg.output_dir)/'model'}")
             if any(k.startswith('test_') for k in results):  # scored as `sft-nb eval` scores the folder: say what the keys mean
-                print(f"test_ metrics, as `sft-nb eval` computes them (fp32): {TASKS[cfg.task].score_legend(cfg.problem_type if cfg.task == 'classification' else None)}")
+                print(f"test_ metrics, as `sft-nb eval` computes them (fp32): {TASKS[cfg.task].score_legend(cfg.problem_type if TASKS[cfg.task].classifies else None)}")
     elif args.command == 'eval':
         with quiet_libraries(): res = evaluate_folder(args.model, args.data, args.task, _columns(args.columns), args.batch_size, args.max_length, args.encoding,
                                                       args.max_new_tokens, args.max_examples, check_precision(args.precision, '--precision'))
@@ -154,24 +155,9 @@ def main(argv:list[str]|None=None)->int:
         print(f"sft-nb: error: {error_message(e, args.command)}", file=sys.stderr); return 2
 
 # %% ../nbs/23_cli.ipynb #347d1062
-def launch_train(args)->int:
-    "`sft-nb train` on `args.num_processes` processes through torchrun, their output relayed to this one's."
-    import subprocess, threading, torch
-    n = args.num_processes
-    if n < 1: raise SftError(f"--num-processes must be 1 or more, got {n}", where='--num-processes')
-    if int(os.environ.get('WORLD_SIZE', '1')) > 1:
-        raise SftError("--num-processes was given to a process that is already one of several", where='--num-processes', fix="drop --num-processes: torchrun or accelerate launch started the processes already")
-    if torch.cuda.is_available() and n > torch.cuda.device_count():
-        raise SftError(f"--num-processes {n} is more than the {torch.cuda.device_count()} GPUs of this machine", where='--num-processes', fix="use one process per GPU at most")
+def _train_on_processes(args)->int:
+    "`sft-nb train` on `args.num_processes` processes (`sft_nb.distributed.launch_train`), the config checked once first."
     check_strategy(load_config(args.config, args.overrides).distributed)  # a config mistake is reported once, not by every process
-    argv = ['train', *([args.config] if args.config else []), *[a for o in args.overrides for a in ('--set', o)], *(['--quiet'] if args.quiet else [])]
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={n}', '--monitor-interval=0.5', '-m', 'sft_nb', *argv, *(['--debug'] if args.debug else [])]
-    env = {'OMP_NUM_THREADS': str(max(1, (os.cpu_count() or 1) // n)), **os.environ}  # the processes share the cores (and torchrun stays quiet about it)
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    def relay(src, name):
-        for line in src: print(line, end='', file=getattr(sys, name), flush=True)
-    t = threading.Thread(target=relay, args=(p.stderr, 'stderr'), daemon=True); t.start()
-    relay(p.stdout, 'stdout'); rc = p.wait(); t.join()
-    if rc: raise SftError(f"the run on {n} processes failed (exit status {rc}); the first message above says why", where='sft-nb train --num-processes',
-                         fix="fix what that message says; --num-processes 1 runs the same job in this process alone")
-    return 0
+    argv = ['train', *([args.config] if args.config else []), *[a for o in args.overrides for a in ('--set', o)],
+            *(['--quiet'] if args.quiet else []), *(['--debug'] if args.debug else [])]
+    return launch_train(argv, args.num_processes)

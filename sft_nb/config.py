@@ -18,8 +18,8 @@ __all__ = ['FREEZE_STRATEGIES', 'STRATEGIES', 'SHARDINGS', 'PROBLEM_TYPES', 'GEN
 
 # %% ../nbs/21_config.ipynb #51ec5a7c
 import yaml
-from .core import SftError, did_you_mean, check_choice, check_precision
-from .core import TASKS
+from .core import SftError, did_you_mean, check_choice, check_precision, SCHEDULES
+from .core import TASKS, get_task
 
 # %% ../nbs/21_config.ipynb #d18d3f4e
 FREEZE_STRATEGIES = ('none', 'embeddings', 'head', 'freeze_to', 'gradual', 'lora')
@@ -115,8 +115,7 @@ def _type_ok(value, tp:str)->bool:
     return False
 
 _OFF = {'precision': 'no', 'freeze': 'none'}  # what `no`/`off`/`false` (YAML 1.1 booleans) mean for these keys
-_WORDS = {'precision': {'off': 'no'},  # the rest of the precision names are `check_precision`'s
-          'freeze': {'no': 'none', 'off': 'none', 'false': 'none', 'nothing': 'none'}}
+_SYNONYMS = {'freeze': {'no': 'none', 'off': 'none', 'false': 'none', 'nothing': 'none'}}
 
 def _by_meaning(v, tp:str, key:str):
     "`v` as the config means it, not as YAML 1.1 guessed it: `no` for string keys, `1e-4` and `1e3` as numbers, `32.0` as an int."
@@ -125,7 +124,7 @@ def _by_meaning(v, tp:str, key:str):
         if v is False and key in _OFF: return _OFF[key]
         if v is False and 'None' in kinds: return None  # `early_stopping: no`, `clip: off`
         return ('yes' if v else 'no') if 'str' in kinds else v
-    if isinstance(v, str) and key in _WORDS: return _WORDS[key].get(v.strip().lower(), v)
+    if isinstance(v, str) and key in _SYNONYMS: return _SYNONYMS[key].get(v.strip().lower(), v)
     if isinstance(v, str) and ('float' in kinds or 'int' in kinds) and 'str' not in kinds:
         try: v = float(v)
         except ValueError: return v
@@ -184,7 +183,7 @@ def _check_labels(cfg:RunConfig):
     if isinstance(cw, (list, tuple)) and not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in cw) or cw == []:
         raise SftError(f"class_weights must be non-negative numbers, one per class, got {cw!r}", where='class_weights', fix="e.g. class_weights: [1.0, 3.0], in the order of the label names")
     changed = [k for k, d in (('problem_type', 'single_label'), ('class_weights', None)) if getattr(cfg, k) != d] + (['data.label_sep'] if cfg.data.label_sep is not None else [])
-    if cfg.task != 'classification' and changed: raise SftError(f"{', '.join(changed)} apply to classification, not to the {cfg.task} task", where=changed[0], fix=f"remove {', '.join(changed)}, or set task: classification")
+    if not get_task(cfg.task).classifies and changed: raise SftError(f"{', '.join(changed)} apply to classification, not to the {cfg.task} task", where=changed[0], fix=f"remove {', '.join(changed)}, or set task: classification")
     if cfg.problem_type == 'regression' and cw is not None: raise SftError("class_weights do not apply to regression (there are no classes)", where='class_weights', fix="remove class_weights, or use problem_type: single_label or multi_label")
     if cfg.data.label_sep is not None and cfg.problem_type != 'multi_label': raise SftError(f"data.label_sep splits multi-label strings, but problem_type is {cfg.problem_type}", where='data.label_sep', fix="set problem_type: multi_label, or remove data.label_sep")
 
@@ -207,12 +206,12 @@ def check_metrics(task:str, # One of TASKS
 
 def check_config(cfg:RunConfig)->RunConfig:
     "Check values that have a fixed set of choices or a valid range, and settle which data the run reads."
-    check_choice(cfg.task, TASKS, 'task', where='task')
+    get_task(cfg.task, where='task')
     check_choice(cfg.freeze, FREEZE_STRATEGIES, 'freezing strategy', where='freeze')
-    check_choice(cfg.sched, ('linear','cosine','one_cycle','constant'), 'schedule', where='sched')
+    check_choice(cfg.sched, SCHEDULES, 'schedule', where='sched')
     if cfg.precision is not None: cfg.precision = check_precision(cfg.precision, where='precision')  # the Learner's names and aliases, any case
     check_choice(cfg.max_length_from, ('train', 'all'), 'max_length_from', where='max_length_from')
-    if cfg.drop_truncated and cfg.task != 'causal': raise SftError(f"drop_truncated applies to causal runs (responses cut away), not to {cfg.task}", where='drop_truncated', fix="remove drop_truncated")
+    if cfg.drop_truncated and not get_task(cfg.task).decoder_only: raise SftError(f"drop_truncated applies to causal runs (responses cut away), not to {cfg.task}", where='drop_truncated', fix="remove drop_truncated")
     for k in ('lr', 'epochs', 'batch_size', 'grad_accum'):
         if not getattr(cfg, k) > 0: raise SftError(f"{k} must be positive, got {getattr(cfg, k)!r}", where=k, fix=f"set {k} to a value > 0")
     if cfg.max_length is not None and cfg.max_length < 1: raise SftError(f"max_length must be positive, got {cfg.max_length}", where='max_length', fix="set max_length to a value > 0, or null to choose it from the data")

@@ -6,18 +6,18 @@ Docs: https://sft-nb.github.io/sft_nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #30c3e648
 from __future__ import annotations
-import os, re, difflib, random, tempfile, shutil, contextlib, resource, platform
+import os, re, sys, difflib, random, tempfile, shutil, contextlib, resource, platform
 from pathlib import Path
 from typing import Iterable
 from dataclasses import dataclass
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'TASKS', 'EVENTS', 'SftError', 'NonFiniteLossError', 'did_you_mean', 'check_choice', 'set_seed',
-           'cpu_flags', 'cpu_has_fast_bf16', 'default_device', 'check_precision', 'default_precision',
-           'precision_label', 'atomic_write', 'atomic_dir', 'cache_dir', 'in_notebook', 'show_df', 'human_count',
-           'peak_rss_mb', 'rss_mb', 'unwrap_model', 'Task', 'get_task', 'task_of_model', 'CancelBatchException',
-           'CancelTrainException', 'CancelValidException', 'CancelEpochException', 'CancelFitException', 'Callback',
-           'BatchMetric']
+__all__ = ['PRECISIONS', 'SCHEDULES', 'TASKS', 'EVENTS', 'LEARNER_CONTRACT', 'CALLBACK_WRITES', 'SftError', 'NonFiniteLossError',
+           'did_you_mean', 'check_choice', 'set_seed', 'cpu_flags', 'cpu_has_fast_bf16', 'default_device',
+           'check_precision', 'default_precision', 'precision_label', 'atomic_write', 'atomic_dir', 'cache_dir',
+           'in_notebook', 'show_df', 'human_count', 'peak_rss_mb', 'rss_mb', 'unwrap_model', 'Task', 'get_task',
+           'task_of_model', 'CancelBatchException', 'CancelTrainException', 'CancelValidException',
+           'CancelEpochException', 'CancelFitException', 'Callback', 'may_write', 'audit_contract', 'BatchMetric']
 
 # %% ../nbs/00_core.ipynb #f267e605
 import numpy as np
@@ -82,7 +82,8 @@ def cpu_has_fast_bf16()->bool:
 
 # %% ../nbs/00_core.ipynb #feb47c08
 PRECISIONS = ('no', 'bf16', 'fp16')
-_PRECISION_ALIASES = {'fp32': 'no', 'float32': 'no', 'none': 'no', 'bfloat16': 'bf16', 'float16': 'fp16'}
+_PRECISION_ALIASES = {'fp32': 'no', 'float32': 'no', 'none': 'no', 'off': 'no', 'bfloat16': 'bf16', 'float16': 'fp16'}
+SCHEDULES = ('linear', 'cosine', 'one_cycle', 'constant')  # learning-rate schedules (`sft_nb.learner.lr_multiplier`)
 
 def default_device()->str:
     "The best device here: 'cuda', 'mps' or 'cpu'."
@@ -235,6 +236,17 @@ class Task:
     default_metrics:tuple # What it reports when none are asked for
     problem_types:tuple = () # classification: (problem type, metrics, default metrics) per kind of label
     scores:tuple = () # What scoring a saved model reports: (problem type or None, ((key, meaning, lowest, highest), ...))
+    inputs:tuple = () # The roles that make the model's input, in order (causal: prompt or messages, read by the tokenizer)
+    generative:bool = False # Answers are text the model writes (`generate`), scored as text
+    encoder_decoder:bool = False # An encoder reads the source, a decoder writes the target
+    extractive:bool = False # Answers are spans of a context, read from start and end logits
+    packing:tuple = () # Packing modes that are exact for it: 'mask' (examples share a row), 'free' (padding-free)
+
+    def __str__(self): return self.name
+    @property
+    def classifies(self)->bool: "Its labels are classes or values, read by kind (`problem_types`)."; return bool(self.problem_types)
+    @property
+    def decoder_only(self)->bool: "A generative task of one decoder (prompts and completions in one sequence)."; return self.generative and not self.encoder_decoder
 
     def metric_names(self,
                      problem_type:str|None=None, # One of the task's problem types; None: the task's own metrics
@@ -257,6 +269,7 @@ class Task:
         "One line that says what each reported score means and its scale (`score_keys`)."
         return '; '.join(f"{k}: {m}" for k, (m, lo, hi) in self.score_keys(problem_type).items())
 
+# %% ../nbs/00_core.ipynb #cee63780
 _SINGLE = ('accuracy', 'f1', 'precision', 'recall', 'matthews_correlation', 'confusion_matrix')
 _GENERATIVE = ('perplexity', 'token_accuracy', 'bleu', 'chrf', 'rouge', 'exact_match')
 _INF = float('inf')
@@ -277,22 +290,26 @@ TASKS = {t.name: t for t in (
           ('multi_label', (('loss', 'binary cross-entropy per class and example', 0, _INF), ('f1_micro', 'F1 over all (example, class) decisions, 0-1', 0, 1),
                            ('f1_macro', 'mean of the per-class F1 scores, 0-1', 0, 1), ('threshold', 'the probability threshold used (the saved one)', 0, 1))),
           ('regression', (('loss', 'mean squared error', 0, _INF), ('mse', 'mean squared error', 0, _INF),
-                          ('pearson', 'Pearson correlation, -1 to 1', -1, 1), ('spearman', 'Spearman rank correlation, -1 to 1', -1, 1))))),
+                          ('pearson', 'Pearson correlation, -1 to 1', -1, 1), ('spearman', 'Spearman rank correlation, -1 to 1', -1, 1)))),
+         inputs=('text', 'text_pair'), packing=('free',)),
     Task('seq2seq', ('source', 'target'), (), 'AutoModelForSeq2SeqLM', 'SEQ_2_SEQ_LM', 'text2text-generation',
-         ('ForConditionalGeneration', 'MTModel'), _GENERATIVE, ('perplexity', 'token_accuracy'), scores=((None, _TEXT_SCORES),)),
+         ('ForConditionalGeneration', 'MTModel'), _GENERATIVE, ('perplexity', 'token_accuracy'), scores=((None, _TEXT_SCORES),),
+         inputs=('source',), generative=True, encoder_decoder=True),
     Task('causal', (), ('messages', 'prompt', 'completion'), 'AutoModelForCausalLM', 'CAUSAL_LM', 'text-generation',
-         ('ForCausalLM', 'LMHeadModel'), _GENERATIVE, ('perplexity', 'token_accuracy'), scores=((None, _TEXT_SCORES),)),
+         ('ForCausalLM', 'LMHeadModel'), _GENERATIVE, ('perplexity', 'token_accuracy'), scores=((None, _TEXT_SCORES),),
+         generative=True, packing=('mask', 'free')),
     Task('qa', ('question', 'context', 'answers'), (), 'AutoModelForQuestionAnswering', 'QUESTION_ANS',
          'question-answering', ('ForQuestionAnswering',), ('exact_match', 'f1'), ('exact_match', 'f1'),
          scores=((None, (('exact_match', 'SQuAD exact match of the extracted answers, 0-100', 0, 100),
-                         ('f1', 'SQuAD token F1 of the extracted answers, 0-100', 0, 100), ('examples', 'questions scored', 0, _INF))),)),
+                         ('f1', 'SQuAD token F1 of the extracted answers, 0-100', 0, 100), ('examples', 'questions scored', 0, _INF))),),
+         inputs=('question', 'context'), extractive=True),
 )}
 
-def get_task(name:str, # A key of `TASKS`
+def get_task(name:str|Task, # A key of `TASKS` (a `Task` passes as it is)
              where:str|None=None, # What the name came from, for the error
             )->Task:
-    "The `Task` called `name`, or an error that lists the tasks."
-    return TASKS[check_choice(name, TASKS, 'task', where=where)]
+    "The `Task` called `name`, or an error that lists the tasks: the one place a task name is checked."
+    return name if isinstance(name, Task) else TASKS[check_choice(name, TASKS, 'task', where=where)]
 
 def task_of_model(model)->str|None:
     "The task a model, model class or class name (`config.architectures[0]`) was built for; None when it is none of `TASKS`."
@@ -316,15 +333,16 @@ class CancelFitException(Exception): "Stop training cleanly."
 class Callback:
     "Base class of training-loop callbacks: define methods named after `EVENTS`."
     order:int = 0  # Lower runs first
+    event_order:dict = {}  # Another place for some events: {'before_fit': -50}
     learn = None
     run_train:bool = True  # Called during training batches
     run_valid:bool = True  # Called during validation batches
 
     @property
     def name(self)->str:
-        "snake_case name of the callback class, without a trailing 'callback'."
+        "snake_case name of the callback class, without a trailing 'callback' (`LRFinder`: `lr_finder`)."
         n = re.sub(r'Callback$', '', type(self).__name__) or type(self).__name__
-        return re.sub(r'(?<!^)(?=[A-Z])', '_', n).lower()
+        return re.sub(r'(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])', '_', n).lower()  # an acronym stays one word
 
     def __getattr__(self, k):
         # Reads the callback does not define fall through to the Learner (self.model is self.learn.model)
@@ -333,11 +351,77 @@ class Callback:
 
     def __call__(self, event:str):
         "Run this callback's method for `event`, unless it is a batch event of a phase it skips."
-        if event in _BATCH_EVENTS and not (self.run_train if getattr(self.learn, 'training', True) else self.run_valid): return
+        if event in _BATCH_EVENTS and not (self.run_train if self.learn.training else self.run_valid): return
         f = getattr(self, event, None)
         return f() if callable(f) else None
 
     def __repr__(self): return f"{type(self).__name__}()"
+
+# %% ../nbs/00_core.ipynb #389a765b
+LEARNER_CONTRACT = {  # attribute: (what it is, who sets it)
+    'model': ('the prepared model', 'Learner'), 'opt': ('the optimizer; None before the first fit', 'Learner.create_opt'),
+    'sched': ('the learning-rate schedule', 'Learner.create_sched'), 'accelerator': ('accelerate', 'Learner'),
+    'precision': ("'no', 'bf16' or 'fp16'", 'Learner'), 'dls': ('the data loaders given', 'Learner'),
+    'train_dl': ('the prepared training loader', 'Learner'), 'valid_dl': ('the prepared validation loader', 'Learner'),
+    'tokenizer': ('saved with the model', 'Learner'), 'metrics': ('`BatchMetric`s of each evaluation', 'Learner'),
+    'output_dir': ('where checkpoints and logs go', 'Learner'), 'seed': ('seed of the run', 'Learner'),
+    'grad_accum': ('micro-batches per optimizer step', 'Learner'), 'clip': ('max gradient norm', 'Learner'),
+    'splitter': ('`splitter(model) -> layer groups`', 'Learner'), 'cbs': ('the callbacks', 'Learner.add_cb'),
+    'n_epochs': ('epochs of this fit', 'fit'), 'n_iter': ('batches per epoch', 'fit'),
+    'total_steps': ('optimizer steps of the run', 'fit'), 'resume': ('`fit(resume=...)`', 'fit'),
+    'start_epoch': ('the epoch a restored run continues', 'fit, Checkpointer'),
+    'epoch': ('the epoch', 'the loop'), 'step': ('optimizer steps done', 'the loop, Checkpointer'),
+    'iter': ("the batch's index in the epoch", 'the loop, Checkpointer'), 'training': ('the phase', 'the loop'),
+    'dl': ('the loader of the phase', 'the loop, Checkpointer'), 'batch': ('the current batch', 'the loop, Augment'),
+    'outputs': ('model outputs', 'the loop'), 'loss': ('the loss tensor of the micro-batch', 'the loop'),
+    'loss_value': ('its float', 'the loop'), 'grad_norm': ('the gradient norm when clipping', 'the loop'),
+    'step_loss': ("the optimizer step's loss", 'the loop'), 'valid_res': ('the last validation', 'the loop'),
+    'history': ('one record per evaluation', 'Recorder'), 'train_losses': ('(step, loss, lr) per step', 'Recorder'),
+    'log': ('the latest values', 'Recorder'),
+    'validate': ('evaluate now (method)', 'Learner'), 'create_opt': ('build the optimizer (method)', 'Learner'),
+}
+
+CALLBACK_WRITES = {  # attribute: the callbacks (and their subclasses) that may set it
+    'history': ('Recorder',), 'train_losses': ('Recorder',), 'log': ('Recorder',), 'batch': ('Augment',),
+    'start_epoch': ('Checkpointer',), 'step': ('Checkpointer',), 'dl': ('Checkpointer',), 'iter': ('Checkpointer',),
+}
+
+def may_write(cb, # A callback
+              attr:str)->bool: # A `Learner` attribute
+    "True when the contract lets `cb` set `attr` on its learner."
+    return any(c.__name__ in CALLBACK_WRITES.get(attr, ()) for c in type(cb).__mro__)
+
+# %% ../nbs/00_core.ipynb #0c507e82
+def _caller(learn):
+    "The callback whose code runs now (the nearest frame whose `self` is one), or None for the learner's own code."
+    f = sys._getframe(2)  # 0: here, 1: `__getattribute__`, 2: the code reading
+    while f is not None:
+        s = f.f_locals.get('self')
+        if s is learn: return None
+        if isinstance(s, Callback): return s
+        f = f.f_back
+    return None
+
+@contextlib.contextmanager
+def audit_contract(learn): # A `Learner`
+    "Within the block, note each read or write of `learn`'s attributes by callback code outside the contract."
+    found, base = [], type(learn)
+    def allowed(obj, k):
+        if k in LEARNER_CONTRACT: return True
+        try: return isinstance(object.__getattribute__(obj, k), Callback)  # `learn.recorder`
+        except AttributeError: return False
+    class Audited(base):
+        def __getattribute__(self, k):
+            if not k.startswith('__') and (cb := _caller(learn)) is not None and not allowed(self, k):
+                found.append((type(cb).__name__, 'read', k))
+            return super().__getattribute__(k)
+        def __setattr__(self, k, v):
+            if (cb := _caller(learn)) is not None and not may_write(cb, k): found.append((type(cb).__name__, 'write', k))
+            super().__setattr__(k, v)
+    Audited.__name__ = Audited.__qualname__ = base.__name__
+    learn.__class__ = Audited
+    try: yield found
+    finally: learn.__class__ = base
 
 # %% ../nbs/00_core.ipynb #7b067e86
 class BatchMetric:

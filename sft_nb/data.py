@@ -18,7 +18,7 @@ __all__ = ['ROLES', 'ALIASES', 'SPLIT_ALIASES', 'CHAT_ROLES', 'PROBLEM_TYPES', '
 import numpy as np
 import pandas as pd
 from datasets import Dataset, DatasetDict, ClassLabel, Value, Sequence
-from .core import TASKS, SftError, did_you_mean, check_choice
+from .core import TASKS, get_task, SftError, did_you_mean, check_choice
 
 # %% ../nbs/02_data.ipynb #623e5c1b
 ROLES = ('text', 'text_pair', 'label', 'prompt', 'completion', 'messages', 'source', 'target', 'question', 'context', 'answers')
@@ -146,7 +146,7 @@ def as_dataset_dict(data, # Path, {split: path|DataFrame|list|Dataset}, DataFram
 def needed_roles(task:str, cols:list[str])->tuple[tuple, tuple]:
     "Required and optional roles of `task`, given the columns present (causal: messages or prompt+completion)."
     req, opt = TASKS[task].roles, TASKS[task].optional
-    if task == 'causal': req = ('messages',) if 'messages' in cols else ('prompt', 'completion')
+    if TASKS[task].decoder_only: req = ('messages',) if 'messages' in cols else ('prompt', 'completion')
     return req, opt
 
 def map_columns(ds:Dataset, # One split
@@ -323,7 +323,7 @@ def _validate(ds:Dataset, task:str, where:str)->Dataset:
             ds = ds.cast_column(role, Value('string'))
     if 'messages' in req:
         for i, m in enumerate(ds['messages']): check_messages(m, where=f"{where}, row {i}, column 'messages'")
-    if task == 'qa':
+    if TASKS[task].extractive:
         ans = [_norm_answers(a, c, f"{where}, row {i}, column 'answers'") for i, (a, c) in enumerate(zip(ds['answers'], ds['context']))]
         ds = ds.remove_columns('answers').add_column('answers', ans)
     return ds
@@ -367,8 +367,8 @@ def load_data(data, # Path, {split: path|DataFrame|list|Dataset}, DataFrame, lis
               label_sep:str|None=None, # classification: separator of several labels in one string
               )->DatasetDict:
     "Load labelled data from anything tabular into a validated `DatasetDict` with canonical columns and splits."
-    check_choice(task, TASKS, 'task')
+    t = get_task(task, where='load_data(task=...)'); task = t.name
     dsd, where = as_dataset_dict(data, encoding=encoding)
     dsd = DatasetDict({k: _validate(map_columns(ds, task, columns, where[k]), task, where[k]) for k, ds in dsd.items()})
-    if task == 'classification': dsd = encode_labels(dsd, label_names, where, problem_type, label_sep)
+    if t.classifies: dsd = encode_labels(dsd, label_names, where, problem_type, label_sep)
     return split_data(dsd, valid_pct, test_pct, seed, verbose=verbose)

@@ -12,7 +12,7 @@ from typing import Callable
 
 # %% auto #0
 __all__ = ['accelerate_state', 'restore_accelerate_state', 'new_accelerator', 'strip_autocast', 'seed_epoch', 'rng_state',
-           'set_rng_state', 'launch']
+           'set_rng_state', 'launch', 'launch_train']
 
 # %% ../nbs/15_distributed.ipynb #7d5b20ea
 import numpy as np
@@ -137,3 +137,30 @@ def launch(train_fn:Callable, # Builds its own `Learner` and trains; its return 
         finally:
             for s, mine in zip(shared, saved): s.clear(); s.update(mine)
         return torch.load(result, weights_only=True) if result.exists() else None
+
+# %% ../nbs/15_distributed.ipynb #a58f21fe
+def launch_train(argv:list[str], # `sft-nb` arguments of one process, e.g. ['train', 'run.yaml', '--set', 'lr=1e-4']
+                 num_processes:int=2, # Processes: CPU processes on a CPU machine, one per GPU on GPUs
+                )->int:
+    "Run `sft-nb <argv>` on `num_processes` processes through torchrun, their output relayed to this one's; 0 when all succeed."
+    import subprocess, sys, threading
+    n = num_processes
+    if n < 1: raise SftError(f"--num-processes must be 1 or more, got {n}", where='--num-processes')
+    if int(os.environ.get('WORLD_SIZE', '1')) > 1:
+        raise SftError("--num-processes was given to a process that is already one of several", where='--num-processes',
+                       fix="drop --num-processes: torchrun or accelerate launch started the processes already")
+    if torch.cuda.is_available() and n > torch.cuda.device_count():
+        raise SftError(f"--num-processes {n} is more than the {torch.cuda.device_count()} GPUs of this machine",
+                       where='--num-processes', fix="use one process per GPU at most")
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={n}', '--monitor-interval=0.5',
+           '-m', 'sft_nb', *argv]
+    env = {'OMP_NUM_THREADS': str(max(1, (os.cpu_count() or 1) // n)), **os.environ}  # the processes share the cores
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    def relay(src, name):
+        for line in src: print(line, end='', file=getattr(sys, name), flush=True)
+    t = threading.Thread(target=relay, args=(p.stderr, 'stderr'), daemon=True); t.start()
+    relay(p.stdout, 'stdout'); rc = p.wait(); t.join()
+    if rc: raise SftError(f"the run on {n} processes failed (exit status {rc}); the first message above says why",
+                          where=f"sft-nb {argv[0] if argv else ''} --num-processes",
+                          fix="fix what that message says; --num-processes 1 runs the same job in this process alone")
+    return 0

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 from .core import SftError, Callback, did_you_mean, check_choice, show_df, unwrap_model
 from .text_metrics import load_metric, parse_label
-from .inference import generate, check_texts, check_same_length
+from .inference import generate
+from .loading import check_texts, check_same_length
 from .qa import evaluate_qa, _qa_rows
 
 # %% ../nbs/19_evaluation.ipynb #73a7748f
@@ -97,7 +98,7 @@ def _in_training_precision(cb)->dict:
 def _eval_model_and_tokenizer(cb, model=None, tokenizer=None)->tuple:
     "The model and tokenizer an evaluation callback `cb` uses: those given, else its own tokenizer and its learner's."
     model = model if model is not None else unwrap_model(cb.learn.model, keep_peft=True)
-    tok = tokenizer or cb.tokenizer or (getattr(cb.learn, 'tokenizer', None) if cb.learn is not None else None)
+    tok = tokenizer or cb.tokenizer or (cb.learn.tokenizer if cb.learn is not None else None)
     name = type(cb).__name__
     if tok is None: raise SftError(f"{name} has no tokenizer", fix=f"pass {name}(..., tokenizer=tok) or give the Learner one")
     return model, tok
@@ -138,21 +139,18 @@ class GenerationEval(Callback):
 
     def _run(self):
         scores = {f'{self.prefix}{k}': v for k,v in self.evaluate().items()}
-        where = {'epoch': getattr(self.learn, 'epoch', None), 'step': getattr(self.learn, 'step', None)}
+        where = {'epoch': self.learn.epoch, 'step': self.learn.step}
         self.records.append({**where, **scores})
-        log = getattr(self.learn, 'log', None)
-        if isinstance(log, dict): log.update(scores)
-        hist = getattr(self.learn, 'history', None)
-        if self.unit == 'epoch' and hist and isinstance(hist[-1], dict): hist[-1].update(scores)
+        self.learn.recorder.add_scores(scores, to_last=self.unit == 'epoch')  # the `Recorder` writes the records
         if self.show:
             print(f"{self.title} at epoch {where['epoch']}, step {where['step']}: " + ', '.join(f'{k}={v:.4g}' for k,v in scores.items()))
             show_df(self.table.head(int(self.show)))
 
     def after_epoch(self):
-        if self.unit == 'epoch' and (getattr(self.learn, 'epoch', 0) + 1) % self.every == 0: self._run()
+        if self.unit == 'epoch' and (self.learn.epoch + 1) % self.every == 0: self._run()
 
     def after_step(self):
-        if self.unit == 'step' and getattr(self.learn, 'step', 0) % self.every == 0: self._run()
+        if self.unit == 'step' and self.learn.step % self.every == 0: self._run()
 
 # %% ../nbs/19_evaluation.ipynb #e04a47ef
 class QAEval(GenerationEval):

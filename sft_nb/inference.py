@@ -1,4 +1,4 @@
-"""Batched predictions and generation, generation-based evaluation during training, reports and plots, and model folders that plain `transformers` loads.
+"""Batched predictions (`predict`) and generation (`generate`) with a trained model, in memory or from its folder.
 
 Docs: https://sft-nb.github.io/sft_nb/inference.html.md"""
 
@@ -11,82 +11,25 @@ from pathlib import Path
 from typing import Iterable
 
 # %% auto #0
-__all__ = ['END_OF_TURN_TOKENS', 'PICKLE_SUFFIXES', 'WEIGHT_FILES', 'AUTO_CLASSES', 'check_texts', 'check_same_length',
-           'model_device', 'label_names', 'inference_precision', 'eval_mode', 'is_qa_model', 'problem_type', 'predict',
-           'is_seq2seq', 'stop_token_ids', 'format_prompts', 'prompt_ids', 'padding_side', 'generate', 'pickle_files',
-           'auto_class_for', 'check_model_folder', 'load_model_for_inference']
+__all__ = ['END_OF_TURN_TOKENS', 'label_names', 'is_qa_model', 'problem_type', 'predict', 'is_seq2seq', 'stop_token_ids',
+           'format_prompts', 'prompt_ids', 'generate']
 
 # %% ../nbs/16_inference.ipynb #147599b9
 import torch
 import transformers
+from .loading import (check_texts, check_same_length, model_device, _max_length, inference_precision, eval_mode,
+                            padding_side, PICKLE_SUFFIXES, WEIGHT_FILES, pickle_files, AUTO_CLASSES, auto_class_for,
+                            check_model_folder, load_model_for_inference)
 from .core import SftError, check_precision, default_precision, precision_label, TASKS
 from .tokenize import chat_prompt
 
-# %% ../nbs/16_inference.ipynb #81799ba1
-def check_texts(texts, # A string or a list of strings
-                what:str='texts', # The argument name, for the message
-                )->list[str]:
-    "`texts` as a list of strings, or an `SftError` naming the first element that is not a string."
-    if isinstance(texts, str): return [texts]
-    if texts is None or not isinstance(texts, Iterable):
-        raise SftError(f"{what} must be a string or a list of strings, got {type(texts).__name__}", fix=f"pass {what}=['some text', ...]")
-    texts = list(texts)
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise SftError(f"{what}[{i}] is {'None' if t is None else type(t).__name__ + ' ' + repr(t)[:40]}, not a string",
-                           where=f"{what}[{i}]", fix="drop or fill missing texts first, e.g. ds.filter(lambda r: r['text'] is not None)")
-    return texts
-
-def check_same_length(**seqs)->int:
-    "The common length of the named sequences, or an `SftError` giving each length."
-    lens = {k: len(v) for k,v in seqs.items()}
-    if len(set(lens.values())) > 1:
-        raise SftError(f"{' and '.join(lens)} have different lengths: " + ', '.join(f'{k}={n}' for k,n in lens.items()),
-                       fix="pass one entry per example in each")
-    return next(iter(lens.values()), 0)
-
 # %% ../nbs/16_inference.ipynb #a65d08ba
-def model_device(model)->torch.device:
-    "The device of `model`'s first parameter (CPU for a model without parameters)."
-    return next(model.parameters(), torch.empty(0)).device
-
 def label_names(model)->list[str]:
     "The label names of a classification model, in id order, from `config.id2label`."
     cfg = model.config
     n = getattr(cfg, 'num_labels', None) or len(cfg.id2label or {})
     id2label = {int(k): v for k,v in (cfg.id2label or {}).items()}
     return [id2label.get(i, f'LABEL_{i}') for i in range(n)]
-
-def _max_length(model, tokenizer, max_length:int|None)->int|None:
-    "The truncation length: `max_length`, else the tokenizer's, else the model's positions."
-    if max_length: return max_length
-    tml = getattr(tokenizer, 'model_max_length', None)
-    if tml and tml < 1e6: return int(tml)
-    return getattr(model.config, 'max_position_embeddings', None)
-
-_AUTOCAST = {'bf16': torch.bfloat16, 'fp16': torch.float16}
-
-def inference_precision(model, # A model (unused: the answer does not depend on how it was trained)
-                        precision:str|None=None, # 'no', 'bf16' or 'fp16'; None: fp32
-                       )->str:
-    "The precision to run `model` in: `precision` when asked, else fp32, so that outputs are full-precision numbers."
-    return 'no' if precision is None else check_precision(precision, where='precision')
-
-@contextlib.contextmanager
-def eval_mode(model, # The model
-              precision:str|None=None, # 'no', 'bf16' or 'fp16'; None: `inference_precision(model)`
-             ):
-    "Eval mode, `torch.inference_mode` and autocast to the inference precision; the training flag is restored after."
-    p = inference_precision(model, precision)
-    was_training = model.training
-    model.eval()
-    # a Learner's model carries accelerate's autocast on its `forward`: put it aside so `p` is what runs
-    wrapped = {k: model.__dict__.pop(k) for k in ('forward', '_original_forward') if k in model.__dict__}
-    dev = model_device(model).type
-    try:
-        with torch.inference_mode(), torch.autocast(dev, dtype=_AUTOCAST.get(p, torch.float32), enabled=p != 'no'): yield model
-    finally:
-        model.__dict__.update(wrapped); model.train(was_training)
 
 # %% ../nbs/16_inference.ipynb #4ed6ac9a
 def is_qa_model(model)->bool:
@@ -201,14 +144,6 @@ def prompt_ids(tokenizer, prompts, system:str|None=None, chat:bool|None=None)->l
     return [list(x) for x in tokenizer(format_prompts(tokenizer, convs, chat=False))['input_ids']]
 
 # %% ../nbs/16_inference.ipynb #db580f26
-@contextlib.contextmanager
-def padding_side(tokenizer, side:str):
-    "Temporarily set `tokenizer.padding_side` to `side`."
-    old = tokenizer.padding_side
-    tokenizer.padding_side = side
-    try: yield tokenizer
-    finally: tokenizer.padding_side = old
-
 def generate(model, # A causal LM or a seq2seq model, or the folder of a saved one
              tokenizer, # Its tokenizer (None with a folder)
              prompts, # Strings or chat conversations (causal), or source texts (seq2seq)
@@ -238,68 +173,3 @@ def generate(model, # A causal LM or a seq2seq model, or the folder of a saved o
             new = ids if seq2seq else ids[:, enc['input_ids'].shape[1]:]
             out += [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
     return out
-
-# %% ../nbs/16_inference.ipynb #1cf28086
-PICKLE_SUFFIXES = ('.bin', '.pt', '.pth', '.pkl', '.pickle', '.ckpt')
-WEIGHT_FILES = ('model.safetensors', 'model.safetensors.index.json', 'adapter_model.safetensors',
-                'pytorch_model.bin', 'pytorch_model.bin.index.json', 'adapter_model.bin')
-
-def pickle_files(path:str|Path)->list[str]:
-    "Files under `path` stored with pickle (`.bin`, `.pt`, ...), which can run code when loaded."
-    return sorted(str(p.relative_to(path)) for p in Path(path).rglob('*') if p.suffix in PICKLE_SUFFIXES)
-
-
-# %% ../nbs/16_inference.ipynb #106afbc7
-# the tasks' auto classes first, then those of model kinds a saved folder may hold
-AUTO_CLASSES = (*(t.auto_class for t in TASKS.values()), 'AutoModelForTokenClassification', 'AutoModelForMaskedLM', 'AutoModel')
-
-def auto_class_for(config):
-    "The `AutoModelFor...` class that builds `config.architectures[0]`, falling back to the class of that name."
-    arch = (getattr(config, 'architectures', None) or [None])[0]
-    if arch is None: raise SftError("the config names no architecture", fix="save the model with save_model or model.save_pretrained")
-    for name in AUTO_CLASSES:
-        auto = getattr(transformers, name)
-        cls = auto._model_mapping.get(type(config), None) if type(config) in auto._model_mapping else None
-        if cls is not None and getattr(cls, '__name__', None) == arch: return auto
-    if hasattr(transformers, arch): return getattr(transformers, arch)
-    raise SftError(f"transformers {transformers.__version__} has no model class {arch!r}", fix="upgrade transformers")
-
-def check_model_folder(path:str|Path)->Path:
-    "`path` if it holds a config, weights and a tokenizer; else an `SftError` naming the missing file."
-    p = Path(path).expanduser()
-    if not p.is_dir(): raise SftError(f"model folder {str(path)!r} does not exist", where=str(path),
-                                      fix="save a model there first: save_model(model, tokenizer, path)")
-    files = {f.name for f in p.iterdir()}
-    how = "write the folder with sft_nb.saving.save_model(model, tokenizer, path) (or model.save_pretrained + tokenizer.save_pretrained)"
-    if 'adapter_config.json' not in files and 'config.json' not in files:
-        raise SftError("config.json is missing", where=str(p/'config.json'), fix=how)
-    if not files & set(WEIGHT_FILES):
-        raise SftError(f"no weights file ({' or '.join(WEIGHT_FILES[:3])}) is in the folder", where=str(p), fix=how)
-    if not files & {'tokenizer.json', 'tokenizer_config.json', 'vocab.txt', 'spiece.model', 'source.spm'}:
-        raise SftError("the tokenizer is missing (no tokenizer.json or tokenizer_config.json)", where=str(p),
-                       fix="save it next to the weights: tokenizer.save_pretrained(path), or save_model(model, tokenizer, path)")
-    return p
-
-# %% ../nbs/16_inference.ipynb #c020599f
-def load_model_for_inference(path:str|Path, # A folder written by `save_model` (a full model or a LoRA adapter)
-                             base_model=None, # For an adapter: the base model or its folder (default: the one recorded)
-                             device:str|None=None, # Where to put the model (default: where it loads, the CPU)
-                             dtype:torch.dtype|None=None, # Weights dtype (default: as saved)
-                             ):
-    "`(model, tokenizer)` from a saved folder, with the right head class, in eval mode."
-    from transformers import AutoConfig, AutoTokenizer
-    p = check_model_folder(path)
-    kw = {'dtype': dtype} if dtype is not None else {}
-    tok = AutoTokenizer.from_pretrained(p)
-    if (p/'adapter_config.json').exists():
-        from peft import PeftModel, PeftConfig
-        pc = PeftConfig.from_pretrained(p)
-        base = base_model if base_model is not None else pc.base_model_name_or_path
-        if isinstance(base, (str, Path)):
-            base_path = check_model_folder(base) if Path(base).expanduser().exists() else base
-            base = auto_class_for(AutoConfig.from_pretrained(base_path)).from_pretrained(base_path, **kw)
-        model = PeftModel.from_pretrained(base, p)
-    else:
-        model = auto_class_for(AutoConfig.from_pretrained(p)).from_pretrained(p, **kw)
-    if device is not None: model = model.to(device)
-    return model.eval(), tok

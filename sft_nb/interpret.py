@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 from .core import SftError, did_you_mean, check_choice, in_notebook, show_df, unwrap_model
 from .text_metrics import count_matrix, normalize_counts, class_scores, average_score
-from .inference import predict, generate, check_texts, check_same_length, label_names, is_qa_model
+from .inference import predict, generate, label_names, is_qa_model
+from .loading import check_texts, check_same_length
 
 # %% ../nbs/20_interpret.ipynb #1ef9bc53
 def as_label_ids(y, # Label ids or label names, one per example

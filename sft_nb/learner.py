@@ -6,12 +6,13 @@ Docs: https://sft-nb.github.io/sft_nb/learner.html.md"""
 
 # %% ../nbs/10_learner.ipynb #e93bd20d
 from __future__ import annotations
-import gc, math, random, contextlib
+import gc, math, copy, random, contextlib
 from pathlib import Path
 from typing import Callable, Iterable
+from types import SimpleNamespace
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'Learner', 'default_callbacks', 'lr_multiplier', 'memory_report', 'free_memory']
+__all__ = ['Learner', 'default_callbacks', 'lr_multiplier', 'toy_learner', 'memory_report', 'free_memory']
 
 # %% ../nbs/10_learner.ipynb #dd5af2ba
 import torch
@@ -19,15 +20,16 @@ from torch import nn
 from fastcore.basics import patch
 
 # %% ../nbs/10_learner.ipynb #e99bd865
-from .core import (SftError, check_choice, check_precision, set_seed, default_precision, rss_mb, Callback, BatchMetric, unwrap_model,
+from .core import (SftError, SCHEDULES, check_choice, check_precision, set_seed, default_precision, rss_mb, Callback, BatchMetric, unwrap_model,
                          CancelBatchException, CancelTrainException, CancelValidException, CancelEpochException, CancelFitException)
 from .loss import default_loss, MeanLoss, skip_head
 from .freeze import param_groups, freeze, unfreeze
 from .models import set_gradient_checkpointing
-from .distributed import new_accelerator, strip_autocast, accelerate_state, restore_accelerate_state, seed_epoch
-from .callbacks import Recorder, EvalEvery, TerminateOnNaN, FastDropout, ReuseCpuMemory, ShortAttentionMath, LRFinder
+from .distributed import (new_accelerator, strip_autocast, accelerate_state, restore_accelerate_state, seed_epoch,
+                                rng_state, set_rng_state)
+from .callbacks import Recorder, EvalEvery, TerminateOnNaN, FastDropout, ReuseCpuMemory, ShortAttentionMath, LRFinder, suggest_lr
 from .checkpoint import Checkpointer
-from .progress import ProgressCallback
+from .progress import ProgressCallback, plot_lr_find
 from .augment import Augment
 
 # %% ../nbs/10_learner.ipynb #acf8fabe
@@ -150,7 +152,7 @@ def added_cbs(self:Learner, cbs:Iterable[Callback]):
 @patch
 def __call__(self:Learner, event:str):
     "Run `event` on every callback, in `order` (or in its `event_order` for that event)."
-    for cb in sorted(self.cbs, key=lambda c: getattr(c, 'event_order', {}).get(event, c.order)): cb(event)
+    for cb in sorted(self.cbs, key=lambda c: c.event_order.get(event, c.order)): cb(event)
 
 @patch
 def _with_events(self:Learner, f, name, exc):
@@ -207,8 +209,6 @@ def create_sched(self:Learner, total_steps:int, sched:str, warmup:float, **kw):
     return self.sched
 
 # %% ../nbs/10_learner.ipynb #6ad033a3
-SCHEDULES = ('linear', 'cosine', 'one_cycle', 'constant')
-
 def _cos(start, end, pct): return end + (start - end) / 2 * (1 + math.cos(math.pi * pct))
 
 def lr_multiplier(sched:str, # One of `SCHEDULES`
@@ -259,7 +259,7 @@ def fit(self:Learner, n_epochs:int, # Epochs to train
 def _after_fit(self:Learner):
     "`after_fit` on every callback, even when one of them fails: the first failure is raised once all have run."
     self.training, errors = False, []
-    for cb in sorted(self.cbs, key=lambda c: getattr(c, 'event_order', {}).get('after_fit', c.order)):
+    for cb in sorted(self.cbs, key=lambda c: c.event_order.get('after_fit', c.order)):
         try: cb('after_fit')
         except Exception as e: errors.append(e)
     if errors: raise errors[0]
@@ -417,7 +417,7 @@ def fine_tune(self:Learner, epochs:int, # Epochs with everything trainable
     else: first = []
     unfreeze(unwrap_model(self.model), splitter=self.splitter)
     self.fit_one_cycle(epochs, slice(base_lr / 2 / lr_mult, base_lr / 2), pct_start=pct_start, div=div, **kw)
-    self.history = first + self.history
+    self.recorder.restore(history=first + self.history)  # the `Recorder` is the one writer of the records
     return self
 
 @patch
@@ -426,8 +426,53 @@ def lr_find(self:Learner, start_lr:float=1e-7, # Learning rate of the first step
             num_it:int=100, # Steps at most
             show_plot:bool=True, # Plot (or print) the curve
            )->dict:
-    "Run a learning-rate range test (`sft_nb.callbacks.LRFinder`) and restore the model; returns {'steep', 'lr_min', 'lrs', 'losses'}."
-    return LRFinder(start_lr, end_lr, num_it).run(self, show_plot)
+    "A learning-rate range test (`LRFinder`) alone: no records, logs, checkpoints or early stops; returns {'steep', 'lr_min', 'lrs', 'losses'}."
+    finder, base = LRFinder(start_lr, end_lr, num_it), self.accelerator.unwrap_model(self.model)
+    weights = {k: v.detach().clone() for k, v in base.state_dict().items()}  # weights, optimizer, RNG, counters come back
+    opt_state = copy.deepcopy(self.opt.state_dict()) if self.opt is not None else None
+    saved, rng = {k: getattr(self, k) for k in ('cbs', 'step', 'epoch', 'sched')}, rng_state()
+    self.cbs = []
+    try: self.fit(math.ceil(num_it / math.ceil(len(self.train_dl) / self.grad_accum)), sched='constant', warmup=0, cbs=[finder])
+    finally:
+        base.load_state_dict(weights)
+        if opt_state is None: self.opt = None
+        else: self.opt.load_state_dict(opt_state)
+        for k, v in saved.items(): setattr(self, k, v)
+        set_rng_state(rng)
+    res = {**suggest_lr(finder.lrs, finder.losses), 'lrs': finder.lrs, 'losses': finder.losses}
+    if show_plot: plot_lr_find(res)
+    return res
+
+# %% ../nbs/10_learner.ipynb #7e14e851
+class _Line(nn.Linear):
+    "A linear layer called the way the `Learner` calls a model: with the keys of the batch."
+    def forward(self, x, y=None): return super().forward(x)
+
+class _Scripted(BatchMetric):
+    "Reports `valid_losses[i]` at the i-th evaluation (the last one after that), and `accuracy = 1 - valid_loss`."
+    name, higher_is_better = 'valid_loss', False
+    def __init__(self, valid_losses): self.values, self.n = list(valid_losses), 0
+    def prepare(self, outputs, batch): return {}
+    def update(self, prepared): pass
+    def compute(self):
+        v = self.values[min(self.n, len(self.values) - 1)]; self.n += 1
+        return {'valid_loss': v, 'accuracy': round(1 - v, 12)}
+
+def toy_learner(cbs=(), # Callbacks, added to the defaults
+                valid_losses:list|None=None, # Scripted validation losses, one per evaluation; None: the measured ones
+                n_iter:int=4, # Training batches (of 8 examples) per epoch
+                lr:float=0.1, # Learning rate of plain SGD, constant
+                **kw)->Learner: # More `Learner` arguments (`output_dir`, `progress`, ...)
+    "A real `Learner` on a tiny linear regression (fp32, no progress display by default), for examples and tests."
+    from torch.utils.data import DataLoader
+    torch.manual_seed(0)
+    x = torch.randn(8 * n_iter, 3); y = x @ torch.tensor([[1.], [-2.], [.5]])
+    rows = [{'x': a, 'y': b} for a, b in zip(x, y)]
+    dls = SimpleNamespace(train=DataLoader(rows, batch_size=8), valid=DataLoader(rows[:8], batch_size=8))
+    kw = {'progress': False, 'precision': 'no', 'clip': None, 'sched': 'constant', 'warmup': 0, 'wd': 0.,
+          'opt_func': torch.optim.SGD, 'splitter': lambda m: [('head', list(m.named_parameters()))], **kw}  # one layer group
+    metrics = [_Scripted(valid_losses)] if valid_losses else []
+    return Learner(_Line(3, 1), dls, loss_func=lambda out, b: ((out - b['y']) ** 2).mean(), metrics=metrics, lr=lr, cbs=cbs, **kw)
 
 # %% ../nbs/10_learner.ipynb #b3967fbc
 def memory_report()->dict:

@@ -1,4 +1,4 @@
-"""Offline `evaluate` metrics (accuracy, F1, MCC, sacreBLEU, chrF, ROUGE, SQuAD, label accuracy), and batch-accumulated metrics with constant memory for the Learner.
+"""Batch-accumulated metrics with constant memory for the Learner (accuracy, F1, MCC, perplexity, token accuracy, regression), and `EvaluateMetric` for any `evaluate` module.
 
 Docs: https://sft-nb.github.io/sft_nb/metrics.html.md"""
 
@@ -8,19 +8,19 @@ Docs: https://sft-nb.github.io/sft_nb/metrics.html.md"""
 from __future__ import annotations
 import math
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 # %% auto #0
 __all__ = ['BATCH_METRICS', 'ConfusionMatrix', 'Accuracy', 'F1', 'Precision', 'Recall', 'MatthewsCorr', 'Perplexity',
            'TokenAccuracy', 'MultiLabelF1', 'MSE', 'Pearson', 'Spearman', 'argmax_preds', 'EvaluateMetric',
-           'batch_metric', 'state_nbytes']
+           'batch_metric', 'task_metrics', 'state_nbytes']
 
 # %% ../nbs/09_metrics.ipynb #98973a8b
 import numpy as np
 import torch
 import torch.nn.functional as F
 import evaluate
-from .core import SftError, did_you_mean, check_choice, BatchMetric
+from .core import SftError, did_you_mean, check_choice, BatchMetric, get_task
 from .text_metrics import OFFLINE_METRICS, load_metric, average_score, matthews_from_cm
 
 # %% ../nbs/09_metrics.ipynb #cc235840
@@ -333,6 +333,18 @@ def batch_metric(metric, # A `BatchMetric`, an `evaluate` module, or a name (`BA
         return EvaluateMetric(metric, **kwargs)
     raise SftError(f"cannot use {type(metric).__name__} as a metric", where='batch_metric',
                    fix="pass a name, a BatchMetric, or an evaluate module")
+
+# %% ../nbs/09_metrics.ipynb #b5e1410e
+def task_metrics(task, # A `Task` or its name
+                 problem_type:str|None=None, # classification: 'single_label', 'multi_label' or 'regression'
+                 names:Iterable[str]|None=None, # Metric names; None: the task's defaults (`Task.metric_names`)
+                 threshold:float|None=None, # multi_label_f1: a fixed decision threshold (None: chosen on validation)
+                 skip:Iterable[str]=(), # Names computed elsewhere (text scored on generated answers)
+                )->list[BatchMetric]:
+    "The batch metrics of `task`: `names`, else the defaults the task table gives its kind of label."
+    names = get_task(task).metric_names(problem_type)[1] if names is None else names
+    kw = lambda m: {'threshold': threshold} if m == 'multi_label_f1' and threshold is not None else {}
+    return [batch_metric(m, **kw(m)) for m in names if m not in set(skip)]
 
 # %% ../nbs/09_metrics.ipynb #919720e7
 def state_nbytes(m:BatchMetric)->int:

@@ -24,7 +24,7 @@ from torch import nn
 from datasets import Dataset, DatasetDict, ClassLabel
 
 # %% ../nbs/25_plan.ipynb #6a029e4c
-from .core import SftError, TASKS, check_choice, show_df, in_notebook, human_count, default_precision, check_precision, unwrap_model
+from .core import SftError, TASKS, get_task, check_choice, show_df, in_notebook, human_count, default_precision, check_precision, unwrap_model
 
 # %% ../nbs/25_plan.ipynb #bba5bbb1
 @dataclass
@@ -72,11 +72,8 @@ def input_texts(ds:Dataset, # One split with canonical columns (`sft_nb.data.loa
                 task:str, # One of `TASKS`
                 )->list[str]:
     "The model input of each example as one string, for duplicate search."
-    cols = ds.column_names
-    if task == 'classification':
-        return [f"{a}\n{b}" for a, b in zip(ds['text'], ds['text_pair'])] if 'text_pair' in cols else [str(t) for t in ds['text']]
-    if task == 'seq2seq': return [str(s) for s in ds['source']]
-    if task == 'qa': return [f"{q}\n{c}" for q, c in zip(ds['question'], ds['context'])]
+    roles = [r for r in get_task(task).inputs if r in ds.column_names]  # causal: none, its prompt is read from the row
+    if roles: return ['\n'.join(str(x) for x in xs) for xs in zip(*(ds[r] for r in roles))]
     return [_prompt_of(r) for r in ds]
 
 # %% ../nbs/25_plan.ipynb #5aec5413
@@ -113,7 +110,7 @@ def duplicate_table(dsd:DatasetDict, # Canonical splits
             if (n := r['in_train_exact'] + r['in_train_near']):
                 warns.append(f"{n} of {len(ts)} {k} rows ({100*n/max(len(ts),1):.1f}%) also appear in train ({r['in_train_exact']} exact, {r['in_train_near']} near): "
                              f"they measure memory, not generalisation; drop them from {k}")
-        if task == 'classification' and 'label' in dsd[k].column_names:
+        if get_task(task).classifies and 'label' in dsd[k].column_names:
             r['label_conflicts'] = _conflicts(ts, dsd[k]['label'])
         if ex + nr and ex + nr >= 0.01 * len(ts):
             warns.append(f"{ex + nr} of {len(ts)} {k} rows ({100*(ex+nr)/len(ts):.1f}%) repeat an earlier row ({ex} exact, {nr} near): they weigh more than the others")
@@ -205,9 +202,9 @@ def _causal_lengths(ds:Dataset, tokenizer, max_length:int)->dict:
 
 def split_lengths(ds:Dataset, task:str, tokenizer=None, max_length:int|None=None)->dict:
     "Lengths of one split's examples: `lengths` (inputs), and `targets` (seq2seq) or `first_supervised` (causal)."
-    if task == 'classification': return {'lengths': _count(tokenizer, ds['text'], ds['text_pair'] if 'text_pair' in ds.column_names else None)}
-    if task == 'seq2seq': return {'lengths': _count(tokenizer, ds['source']), 'targets': _count(tokenizer, ds['target'], target=True)}
-    if task == 'qa': return {'lengths': _count(tokenizer, ds['question'], ds['context'])}
+    t = get_task(task)
+    if t.encoder_decoder: return {'lengths': _count(tokenizer, ds['source']), 'targets': _count(tokenizer, ds['target'], target=True)}
+    if t.inputs: return {'lengths': _count(tokenizer, *[ds[r] for r in t.inputs if r in ds.column_names])}  # a text and its pair
     if tokenizer is None: return {'lengths': np.array([len(input_texts(ds.select([i]), 'causal')[0].split()) for i in range(len(ds))])}
     return _causal_lengths(ds, tokenizer, max_length or 10**6)
 
@@ -248,16 +245,16 @@ def _answer_problem(a, context:str)->str|None:
 
 def task_problems(dsd:DatasetDict, task:str)->list[str]:
     "Warnings about problems particular to the task, counted per split."
-    warns = []
+    warns, t = [], get_task(task)
     for k, ds in dsd.items():
         n = len(ds)
-        if task == 'qa':
+        if t.extractive:
             probs = [_answer_problem(a, c) for a, c in zip(ds['answers'], ds['context'])]
             for kind, say in (('missing', 'do not occur in their context'), ('misplaced', 'are not at their answer_start')):
                 if (c := probs.count(kind)): warns.append(f"{k}: {c} of {n} answers {say}: fix answer_start or the answer text")
-        if task == 'seq2seq' and (c := sum(not str(t).strip() for t in ds['target'])):
+        if t.encoder_decoder and (c := sum(not str(t).strip() for t in ds['target'])):
             warns.append(f"{k}: {c} of {n} targets are empty: the model learns to stop at once; drop those rows")
-    if task == 'classification' and 'train' in dsd and _is_multi(label_ids(dsd['train'])[0]):
+    if t.classifies and 'train' in dsd and _is_multi(label_ids(dsd['train'])[0]):
         seen = {tuple(sorted(l)) for l in label_ids(dsd['train'])[0]}
         names = label_ids(dsd['train'])[1]
         for k, ds in dsd.items():
@@ -283,7 +280,7 @@ def data_report(dsd:DatasetDict, # Canonical splits (`load_data`, or a `DatasetD
     unit = 'tokens' if tokenizer is not None else 'words'
     first = next(iter(dsd.values()))
     regression = 'label' in first.column_names and len(first) and isinstance(first[0]['label'], float)  # numbers, not classes
-    if task == 'classification' and 'label' in first.column_names and not regression:
+    if get_task(task).classifies and 'label' in first.column_names and not regression:
         df, w = class_table(dsd, rare); rep.tables['classes'] = df; rep.warnings += w
         ids, names = label_ids(dsd['train']) if 'train' in dsd else (None, None)
         if ids is not None and not _is_multi(ids):
@@ -541,7 +538,7 @@ def _probe_all(model:nn.Module, precision:str, checkpointing:bool)->tuple[dict, 
 
 def _head_on_supervised(model:nn.Module, task:str)->bool:
     from sft_nb.loss import plain_lm_head
-    return task == 'causal' and plain_lm_head(model) is not None
+    return get_task(task).decoder_only and plain_lm_head(model) is not None
 
 def memory_terms(model:nn.Module, shape:dict, probe:dict, full_probe:dict|None, task:str, precision:str)->dict:
     "Bytes per memory term of one batch `shape` (see the table above), without runtime and data."
@@ -554,8 +551,8 @@ def memory_terms(model:nn.Module, shape:dict, probe:dict, full_probe:dict|None, 
          'activations': activation_bytes(probe, shape['tokens'], shape['attn'])}
     if full_probe is not None: t['recompute'] = (activation_bytes(full_probe, shape['tokens'], shape['attn']) - full_probe['const']) / max(n_layers, 1)
     vocab = getattr(getattr(c, 'text_config', c), 'vocab_size', 0)
-    if task == 'causal': t['loss buffers'] = loss_bytes(vocab, shape['tokens'], shape.get('supervised') if _head_on_supervised(model, task) else None, precision)
-    elif task == 'seq2seq': t['loss buffers'] = loss_bytes(vocab, shape.get('target_tokens', shape['tokens']), None, precision)
+    if get_task(task).decoder_only: t['loss buffers'] = loss_bytes(vocab, shape['tokens'], shape.get('supervised') if _head_on_supervised(model, task) else None, precision)
+    elif get_task(task).encoder_decoder: t['loss buffers'] = loss_bytes(vocab, shape.get('target_tokens', shape['tokens']), None, precision)
     return t
 
 # %% ../nbs/25_plan.ipynb #c0cdf46c
@@ -672,11 +669,11 @@ def precision_name(precision:str)->str: return {'no': 'fp32', 'bf16': 'bf16', 'f
 def run_model(cfg, id2label:dict|None=None)->nn.Module:
     "The run's model as it will train: loaded as `train` loads it, frozen or LoRA-wrapped, checkpointing on when configured."
     from sft_nb.models import load_model, set_gradient_checkpointing
-    from sft_nb.recipe import apply_freezing
+    from sft_nb.run_data import apply_freezing
     from sft_nb.config import hf_problem_type
-    regression = cfg.task == 'classification' and cfg.problem_type == 'regression'
+    regression = get_task(cfg.task).classifies and cfg.problem_type == 'regression'
     model = load_model(cfg.model, cfg.task, id2label=id2label, num_labels=1 if regression else None, dropout=cfg.dropout)
-    if cfg.task == 'classification': model.config.problem_type = hf_problem_type(cfg.problem_type)
+    if get_task(cfg.task).classifies: model.config.problem_type = hf_problem_type(cfg.problem_type)
     model, _ = apply_freezing(model, cfg)
     if cfg.gradient_checkpointing: set_gradient_checkpointing(model)
     return model
@@ -689,7 +686,7 @@ def plan_run(cfg, # A `RunConfig`, a dict of one, or the path of a YAML config
              )->tuple[Report, Plan, list[str]]:
     "The data report and resource plan of a run, and the lines to print; loads data, tokenizer and model, trains nothing."
     from sft_nb.config import RunConfig, config_from_dict, load_config
-    from sft_nb.recipe import load_task_data, run_max_length, run_dataloaders
+    from sft_nb.run_data import load_task_data, run_max_length, run_dataloaders
     from sft_nb.models import load_tokenizer
     cfg = cfg if isinstance(cfg, RunConfig) else load_config(cfg) if isinstance(cfg, str) else config_from_dict(cfg)
     dsd = load_task_data(cfg) if dsd is None else dsd

@@ -13,15 +13,16 @@ from typing import Iterable, Mapping
 # %% auto #0
 __all__ = ['append_jsonl', 'csv_header', 'append_csv', 'read_log', 'MetricsLogger', 'tensorboard_available',
            'TensorBoardCallback', 'format_time', 'format_value', 'text_table', 'html_table', 'Rendered', 'examples_in',
-           'ProgressCallback', 'smooth_ema', 'history_records', 'plot_history', 'figure_png', 'LivePlotCallback']
+           'ProgressCallback', 'smooth_ema', 'history_records', 'plot_history', 'figure_png', 'plot_lr_find',
+           'LivePlotCallback']
 
 # %% ../nbs/14_progress.ipynb #71e2a296
 import torch
 from .core import SftError, check_choice, atomic_write, in_notebook
-from .callbacks import RecordCallback
+from .callbacks import RecordCallback, TerminateOnNaN
 
 # %% ../nbs/14_progress.ipynb #6af6ad67
-def _jsonable(v):
+def _scalar(v):
     if isinstance(v, torch.Tensor): v = v.item() if v.numel() == 1 else v.tolist()
     if hasattr(v, 'item') and not isinstance(v, (list, dict)): v = v.item()  # numpy scalars
     if isinstance(v, float) and not math.isfinite(v): return None  # strict JSON has no NaN
@@ -32,7 +33,7 @@ def append_jsonl(path:str|Path, # The .jsonl file
                  row:dict): # One record
     "Append `row` as one JSON line to `path`."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, 'a') as f: f.write(json.dumps({k: _jsonable(v) for k,v in row.items()}, default=str) + '\n')
+    with open(path, 'a') as f: f.write(json.dumps({k: _scalar(v) for k,v in row.items()}, default=str) + '\n')
 
 def csv_header(path:str|Path)->list[str]|None:
     "The column names of an existing CSV file, or None for a missing or empty file."
@@ -51,7 +52,7 @@ def append_csv(path:str|Path, # The .csv file
     with open(path, 'a', newline='') as f:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction='ignore', restval='')
         if new: w.writeheader()
-        w.writerow({k: ('' if (v := _jsonable(row.get(k))) is None else v) for k in fields})
+        w.writerow({k: ('' if (v := _scalar(row.get(k))) is None else v) for k in fields})
     return fields
 
 # %% ../nbs/14_progress.ipynb #0d12e7b0
@@ -87,11 +88,11 @@ class MetricsLogger(RecordCallback):
         self.path, self.every_n_steps, self._steps_seen, self._fields = path, every_n_steps, 0, {}
 
     def before_fit(self):
-        out = self.path if self.path is not None else getattr(self.learn, 'output_dir', None)
+        out = self.path if self.path is not None else self.learn.output_dir
         if out is None: raise SftError("MetricsLogger has nowhere to write", where='MetricsLogger(path=None) and learn.output_dir is None',
                                        fix="pass MetricsLogger(path='runs/x') or give the Learner an output_dir")
         self.dir = Path(out); self.dir.mkdir(parents=True, exist_ok=True)
-        self._steps_seen = len(getattr(self.learn, 'train_losses', None) or [])
+        self._steps_seen = len(self.learn.train_losses)
         super().before_fit()
 
     def files(self, kind:str='metrics')->list[Path]:
@@ -107,10 +108,10 @@ class MetricsLogger(RecordCallback):
     def after_record(self, record, old=False): self._write('metrics', record)
 
     def after_batch(self):
-        if not self.every_n_steps or not getattr(self.learn, 'training', False) or getattr(self.learn, 'lr_finding', False): return
-        tl = getattr(self.learn, 'train_losses', None) or []
+        if not self.every_n_steps or not self.learn.training: return
+        tl = self.learn.train_losses
         for step, loss, lr in tl[self._steps_seen:]:
-            if step % self.every_n_steps == 0: self._write('steps', {'step': step, 'epoch': getattr(self.learn, 'epoch', None), 'loss': loss, 'lr': lr})
+            if step % self.every_n_steps == 0: self._write('steps', {'step': step, 'epoch': self.learn.epoch, 'loss': loss, 'lr': lr})
         self._steps_seen = len(tl)
 
 # %% ../nbs/14_progress.ipynb #d338344f
@@ -134,20 +135,20 @@ class TensorBoardCallback(RecordCallback):
 
     def before_fit(self):
         super().before_fit()
-        self._steps_seen = len(getattr(self.learn, 'train_losses', None) or [])
+        self._steps_seen = len(self.learn.train_losses)
         if not self.enabled or not self.is_main: return
         from torch.utils.tensorboard import SummaryWriter
-        out = self.log_dir or (Path(self.learn.output_dir)/'tensorboard' if getattr(self.learn, 'output_dir', None) else None)
+        out = self.log_dir or (Path(self.learn.output_dir)/'tensorboard' if self.learn.output_dir else None)
         self.writer = SummaryWriter(log_dir=str(out) if out else None)
 
     def after_record(self, record, old=False):
         if self.writer is None: return
         for k,v in record.items():
-            if k not in ('epoch','step') and isinstance(_jsonable(v), (int, float)): self.writer.add_scalar(f'valid/{k}', _jsonable(v), record.get('step', 0))
+            if k not in ('epoch','step') and isinstance(_scalar(v), (int, float)): self.writer.add_scalar(f'valid/{k}', _scalar(v), record.get('step', 0))
 
     def after_batch(self):
-        if self.writer is None or not self.every_n_steps or not getattr(self.learn, 'training', False): return
-        tl = getattr(self.learn, 'train_losses', None) or []
+        if self.writer is None or not self.every_n_steps or not self.learn.training: return
+        tl = self.learn.train_losses
         for step, loss, lr in tl[self._steps_seen:]:
             if step % self.every_n_steps == 0: self.writer.add_scalar('train/loss', loss, step); self.writer.add_scalar('train/lr', lr, step)
         self._steps_seen = len(tl)
@@ -165,7 +166,7 @@ def format_time(seconds:float)->str:
 def format_value(key:str, # The record key
                  v)->str: # Its value
     "One value of an evaluation record as a table cell."
-    v = _jsonable(v)
+    v = _scalar(v)
     if v is None: return ''
     if key == 'time' and isinstance(v, (int, float)): return format_time(v)
     if isinstance(v, bool) or isinstance(v, int) or key in ('epoch','step'): return str(v)
@@ -229,7 +230,7 @@ class ProgressCallback(RecordCallback):
         self._setup_display()
         self.rows, self._printed_cols = [], None
         self._fit_t0 = self._last_log = time.time()
-        self._step0, self._logged_step, self._samples = getattr(self.learn, 'step', 0), None, 0
+        self._step0, self._logged_step, self._samples = self.learn.step, None, 0
 
     def _len(self, dl):
         try: return len(dl)
@@ -242,17 +243,17 @@ class ProgressCallback(RecordCallback):
         self.render(force=True)
 
     def before_train(self):
-        self._start('train', getattr(self.learn, 'train_dl', None) or self.learn.dls.train)
-        if getattr(self.learn, 'n_iter', None): self._n = self.learn.n_iter
+        self._start('train', self.learn.dl)
+        self._n = self.learn.n_iter  # the whole epoch, also when a resumed run skips its first batches
     def before_validate(self):
         if not self._in_fit: self._setup_display()  # a `validate()` outside `fit`: a new bar, the last table stays
-        self._start('valid', getattr(self.learn, 'valid_dl', None) or getattr(self.learn.dls, 'valid', None) or [])
+        self._start('valid', self.learn.dl or [])
 
     def after_batch(self):
         if self.learn.training and self._phase != 'train':  # back to training after a mid-epoch evaluation
             self._phase, self._pt0 = 'train', getattr(self, '_train_start', time.time())
-            self._n = getattr(self.learn, 'n_iter', None) or self._len(self.learn.dls.train)
-        self._i = getattr(self.learn, 'iter', self._i) + 1
+            self._n = self.learn.n_iter
+        self._i = self.learn.iter + 1
         if self.learn.training: self._samples += examples_in(self.learn.batch)
         self.render()
         if self.learn.training and not self._bar and not self._html and self._in_fit: self._maybe_log()
@@ -267,7 +268,7 @@ class ProgressCallback(RecordCallback):
 
     def _maybe_log(self):
         "Print a progress line when `log_steps` steps or `log_seconds` seconds have passed (output without a bar)."
-        step, now = getattr(self.learn, 'step', 0), time.time()
+        step, now = self.learn.step, time.time()
         due = (self.log_steps and step % self.log_steps == 0) or (self.log_seconds is not None and now - self._last_log >= self.log_seconds)
         if not due or step == self._logged_step or not self.is_main: return
         self._last_log, self._logged_step = now, step
@@ -276,7 +277,7 @@ class ProgressCallback(RecordCallback):
     def log_line(self)->str:
         "One progress line: step, epoch, smoothed loss, samples/s and the time left."
         l, el = self.learn, max(time.time() - self._fit_t0, 1e-9)
-        done, total = l.step - self._step0, getattr(l, 'total_steps', 0) or 0
+        done, total = l.step - self._step0, l.total_steps
         eta = format_time((total - l.step) * el / done) if done and total else '?'
         loss = f"{self.smooth_loss:.4f}" if self.smooth_loss is not None else '?'
         return f"step {l.step}/{total or '?'}  epoch {l.epoch+1}/{l.n_epochs}  loss {loss}  {self._samples/el:.1f} samples/s  ETA {eta}"
@@ -293,7 +294,7 @@ class ProgressCallback(RecordCallback):
 
     def after_fit(self):
         super().after_fit()
-        if getattr(self.learn, 'nan_detected', False): self._status = 'stopped: non-finite loss'
+        if any(isinstance(c, TerminateOnNaN) and c.detected for c in self.learn.cbs): self._status = 'stopped: non-finite loss'
         self._phase = 'done'
         self.render(force=True)
         if self._bar and not self._html: self._clear_line()
@@ -302,9 +303,9 @@ class ProgressCallback(RecordCallback):
         "The text next to the bar."
         l, el = self.learn, time.time() - self._t0
         if self._phase == 'done':
-            s = f"{getattr(l, 'epoch', 0)+1}/{getattr(l, 'n_epochs', '?')} epochs, {getattr(l, 'step', 0)} steps in {format_time(el)}"
+            s = f"{l.epoch+1}/{l.n_epochs} epochs, {l.step} steps in {format_time(el)}"
             return s + (f" ({self._status})" if self._status else '')
-        ep = f"epoch {getattr(l, 'epoch', 0)+1}/{getattr(l, 'n_epochs', '?')} " if self._in_fit else ''
+        ep = f"epoch {l.epoch+1}/{l.n_epochs} " if self._in_fit else ''
         pel = time.time() - self._pt0
         left = format_time(pel/self._i*(self._n-self._i)) if self._i and self._n else '?'
         loss = f" loss {self.smooth_loss:.4f}" if self._phase == 'train' and self._smooth is not None else ''
@@ -385,7 +386,7 @@ def plot_history(source, # A Learner, `learn.history` (evaluation records), or t
     if not history and not train_losses: raise SftError("the history is empty: nothing to plot", fix="train first, or point to a metrics.csv/.jsonl log")
     fig = Figure(figsize=figsize, layout='constrained')
     ax_loss, ax_m = fig.subplots(1, 2)
-    at = lambda key: [(r[x], _jsonable(r[key])) for r in history if x in r and _jsonable(r.get(key)) is not None]
+    at = lambda key: [(r[x], _scalar(r[key])) for r in history if x in r and _scalar(r.get(key)) is not None]
     if train_losses:
         st, lo, lr = zip(*train_losses)
         ax_loss.plot(st, lo, color='C0', alpha=.25, lw=.8)
@@ -395,7 +396,7 @@ def plot_history(source, # A Learner, `learn.history` (evaluation records), or t
     ax_loss.set(xlabel=x, title='loss')
     if ax_loss.lines: ax_loss.legend(loc='upper right')
     names = [k for k in dict.fromkeys(k for r in history for k in r) if k not in _NOT_METRICS
-             and all(isinstance(_jsonable(r.get(k)), (int, float, type(None))) for r in history)]
+             and all(isinstance(_scalar(r.get(k)), (int, float, type(None))) for r in history)]
     for i,k in enumerate(names):
         if pts := at(k): ax_m.plot(*zip(*pts), 'o-', color=f'C{i+2}', label=k)
     ax_m.set(xlabel=x, title='metrics and lr' if names else 'learning rate')
@@ -410,6 +411,21 @@ def figure_png(fig, # A matplotlib figure
                dpi:int=80)->bytes: # Resolution
     "The figure as PNG bytes."
     buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi); return buf.getvalue()
+
+# %% ../nbs/14_progress.ipynb #590e9a56
+def plot_lr_find(res:dict, ax=None):
+    "Loss against learning rate (log scale) with the suggestions marked; a text table without matplotlib."
+    try: import matplotlib.pyplot as plt
+    except ImportError:
+        for lr, l in list(zip(res['lrs'], res['losses']))[::max(len(res['lrs']) // 15, 1)]: print(f"{lr:10.2e}  {l:.4f}")
+        print(f"suggested lr: {res['steep']:.2e} (steepest), {res['lr_min']:.2e} (min/10)"); return None
+    if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(res['lrs'], res['losses']); ax.set_xscale('log')
+    ax.set_xlabel('learning rate'); ax.set_ylabel('smoothed loss')
+    for k, c in (('steep', 'red'), ('lr_min', 'green')):
+        ax.axvline(res[k], color=c, ls='--', label=f"{k} {res[k]:.1e}")
+    ax.legend()
+    return ax
 
 # %% ../nbs/14_progress.ipynb #ad077475
 class LivePlotCallback(RecordCallback):
@@ -433,7 +449,7 @@ class LivePlotCallback(RecordCallback):
     def draw(self):
         "Redraw the figure from the Learner's history; show it when live."
         l = self.learn
-        if not (getattr(l, 'history', None) or getattr(l, 'train_losses', None)): return  # nothing to draw yet
+        if not (l.history or l.train_losses): return  # nothing to draw yet
         self.fig = plot_history(l, figsize=self.figsize, beta=self.beta)
         self.png, self._last = figure_png(self.fig), time.time()
         if not self._live or not self.is_main: return

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from .core import SftError, BatchMetric
 from .tokenize import _enc_qa
 from .text_metrics import squad_scores, gold_answers
-from .inference import check_texts, check_same_length, model_device, eval_mode, padding_side, load_model_for_inference, _max_length
+from .loading import check_texts, check_same_length, model_device, eval_mode, padding_side, load_model_for_inference, _max_length
 
 # %% ../nbs/17_qa.ipynb #4b366a06
 def top_spans(start_logits:torch.Tensor, # [B, L] start scores of each window's tokens

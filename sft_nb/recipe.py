@@ -1,4 +1,4 @@
-"""`train(cfg)`: one run from a `RunConfig` to a saved, scored model folder; the bundled data recipes; scoring, predicting and chatting with a saved folder. Notebooks, tutorials and the `sft-nb` command call the same functions.
+"""`train(cfg)`: one run from a `RunConfig` to a saved, scored model folder; scoring, predicting and chatting with a saved folder. Notebooks, tutorials and the `sft-nb` command call the same functions.
 
 Docs: https://sft-nb.github.io/sft_nb/recipe.html.md"""
 
@@ -10,85 +10,17 @@ import os, sys, json, contextlib
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['INSTRUCT_PROMPT', 'BUNDLED_DATA', 'rotten_tomatoes_instruct', 'chat_pairs_splits', 'load_task_data', 'data_summary',
-           'data_line', 'generation_samples', 'generation_eval', 'apply_freezing', 'run_packing', 'run_max_length',
-           'run_dataloaders', 'say_plan', 'process_state', 'header_line', 'finish_run', 'run_loss', 'run_metrics',
-           'train', 'load_saved', 'evaluate_folder', 'generated_text_scores', 'score_legend', 'predict_folder',
-           'chat_replies', 'chat_folder']
+__all__ = ['generation_samples', 'generation_eval', 'say_plan', 'process_state', 'header_line', 'finish_run', 'run_loss',
+           'run_metrics', 'train', 'load_saved', 'evaluate_folder', 'generated_text_scores', 'score_legend',
+           'predict_folder', 'chat_replies', 'chat_folder']
 
 # %% ../nbs/22_recipe.ipynb #5b8fb983
 import yaml
 from .core import SftError, check_choice, set_seed, atomic_write
-from .core import TASKS
+from .core import TASKS, get_task
+from .run_data import (INSTRUCT_PROMPT, BUNDLED_DATA, rotten_tomatoes_instruct, chat_pairs_splits, load_task_data, data_summary,
+                             data_line, apply_freezing, run_packing, run_max_length, run_dataloaders, _loader_input)
 from .config import RunConfig, GENERATION_METRICS, hf_problem_type, config_from_dict, to_dict, to_yaml, accelerate_env, check_strategy
-
-# %% ../nbs/22_recipe.ipynb #025d79d9
-INSTRUCT_PROMPT = "Is the sentiment of this movie review positive or negative? Answer with one word.\n\nReview: {text}"
-
-def rotten_tomatoes_instruct(seed:int=42, prompt:str=INSTRUCT_PROMPT):
-    "Rotten Tomatoes as prompt/completion pairs: the review inside `prompt`, the label word as the completion."
-    from sft_nb.assets import rotten_tomatoes
-    dsd = rotten_tomatoes(seed=seed)
-    names = dsd['train'].features['label'].names
-    to_pc = lambda b: {'prompt': [prompt.format(text=t) for t in b['text']], 'completion': [names[l] for l in b['label']]}
-    return dsd.map(to_pc, batched=True, remove_columns=['text', 'label'])
-
-def chat_pairs_splits(seed:int=42, valid_pct:float=0.1):
-    "The chatterbot pairs as prompt/completion train and validation splits."
-    from sft_nb.assets import chat_pairs
-    ds = chat_pairs().rename_column('response', 'completion').remove_columns('category')
-    return _as_splits(ds.train_test_split(test_size=valid_pct, seed=seed))
-
-def _as_splits(tt):
-    from datasets import DatasetDict
-    return DatasetDict(train=tt['train'], validation=tt['test'])
-
-def _rotten_tomatoes(seed:int=42):
-    from sft_nb.assets import rotten_tomatoes
-    return rotten_tomatoes(seed=seed)
-
-BUNDLED_DATA = {'rotten_tomatoes': _rotten_tomatoes, 'rotten_tomatoes_instruct': rotten_tomatoes_instruct,
-                'chat_pairs': chat_pairs_splits}
-
-# %% ../nbs/22_recipe.ipynb #caada7bd
-def load_task_data(cfg:RunConfig):
-    "The run's data as a checked `DatasetDict` with canonical columns, subsampled as configured."
-    from sft_nb.data import load_data
-    dc = cfg.data
-    if dc.name is not None:
-        check_choice(dc.name, BUNDLED_DATA, 'bundled data set', where='data.name')
-        raw = BUNDLED_DATA[dc.name](seed=cfg.seed)
-    else:
-        raw = {k: v for k, v in (('train', dc.train), ('validation', dc.validation), ('test', dc.test)) if v}
-        for split, f in raw.items():
-            if not Path(f).expanduser().exists(): raise SftError(f"data file {f!r} for the {split} split does not exist", where=f'data.{split}', fix="check the path (relative paths start from the current folder)")
-    labels = dict(problem_type=hf_problem_type(cfg.problem_type), label_sep=dc.label_sep) if cfg.task == 'classification' else {}
-    dsd = load_data(raw, cfg.task, columns=dc.columns or None, seed=cfg.seed, encoding=dc.encoding, verbose=False, **labels)
-    for split, n in (('train', dc.max_train_examples), ('validation', dc.max_eval_examples), ('test', dc.max_eval_examples)):
-        if n is not None and split in dsd and len(dsd[split]) > n: dsd[split] = dsd[split].shuffle(seed=cfg.seed).select(range(n))
-    return dsd
-
-def data_summary(cfg:RunConfig, dsd)->dict:
-    "Which data the run reads: the files or the bundled set, rows per split, label names, splits held out of train."
-    from datasets import ClassLabel
-    dc, s = cfg.data, {}
-    s['source'] = 'files' if dc.name is None else f'bundled {dc.name}'
-    if dc.name is None: s['files'] = {k: str(Path(getattr(dc, k)).expanduser().resolve()) for k in ('train', 'validation', 'test') if getattr(dc, k)}
-    s['rows'] = {k: len(v) for k, v in dsd.items()}
-    if dc.name is None: s['held_out_of_train'] = [k for k in dsd if k not in s['files']]
-    f = dsd['train'].features.get('label')
-    f = getattr(f, 'feature', f)  # multi-label: a list of ClassLabel
-    if isinstance(f, ClassLabel): s['labels'] = list(f.names)
-    return s
-
-def data_line(s:dict)->str:
-    "One line that says which data was read (from `data_summary`)."
-    def part(k, n):
-        src = s.get('files', {}).get(k) or ('held out of train' if k in s.get('held_out_of_train', ()) else None)
-        return f"{k} {n:,} rows" + (f" ({src})" if src else '')
-    labels = s.get('labels')
-    lab = f"; labels: {', '.join(labels[:20])}{' ...' if len(labels) > 20 else ''}" if labels else ''
-    return f"data: {s['source']}: {', '.join(part(k, n) for k, n in s['rows'].items())}{lab}"
 
 # %% ../nbs/22_recipe.ipynb #b5561fea
 def generation_samples(ds, # One canonical split (from `load_task_data`)
@@ -97,7 +29,7 @@ def generation_samples(ds, # One canonical split (from `load_task_data`)
                        )->list:
     "The first `n` examples of `ds` as `GenerationEval` samples: (source, target) pairs, or prompt/completion and messages rows."
     ds = ds.select(range(min(n, len(ds))))
-    if task == 'seq2seq': return list(zip(ds['source'], ds['target']))
+    if get_task(task).encoder_decoder: return list(zip(ds['source'], ds['target']))
     return [dict(r) for r in ds]  # `split_samples` reads the completion or the last assistant turn as the reference
 
 def generation_eval(cfg:RunConfig, # The run; its `metrics` and `generation` settings
@@ -107,25 +39,10 @@ def generation_eval(cfg:RunConfig, # The run; its `metrics` and `generation` set
     "A `GenerationEval` scoring the config's generated-text metrics on `ds`; None when the config names none."
     from sft_nb.evaluation import GenerationEval
     names = [m for m in (cfg.metrics or []) if m in GENERATION_METRICS]
-    if not names or ds is None or cfg.task not in ('seq2seq', 'causal'): return None
+    if not names or ds is None or not get_task(cfg.task).generative: return None
     g = cfg.generation
     return GenerationEval(generation_samples(ds, cfg.task, g.examples), metrics=names, max_new_tokens=g.max_new_tokens,
                           batch_size=g.batch_size, show=False, prefix='', max_length=max_length)
-
-def apply_freezing(model, cfg:RunConfig):
-    "Freeze `model` (or wrap it with LoRA) as `cfg.freeze` says; returns the model and callbacks the strategy needs."
-    from sft_nb import freeze as fz
-    from sft_nb.callbacks import GradualUnfreezing
-    if cfg.freeze == 'head': fz.freeze(model)
-    elif cfg.freeze == 'embeddings': fz.freeze_word_embeddings(model)  # everything but the word-embedding table trains
-    elif cfg.freeze == 'freeze_to': fz.freeze_to(model, cfg.freeze_to)
-    elif cfg.freeze == 'gradual':
-        fz.freeze(model)
-        return model, [GradualUnfreezing(every=cfg.unfreeze_every)]
-    elif cfg.freeze == 'lora':
-        lc = cfg.lora
-        model = fz.apply_lora(model, r=lc.r, alpha=lc.alpha, dropout=lc.dropout, target_modules=lc.target_modules, task=cfg.task)
-    return model, []
 
 def _settled(d):
     "A run folder's config as the current keys hold it (older names renamed, newer keys at their defaults); as written if it no longer reads."
@@ -155,56 +72,6 @@ def _check_output_dir(cfg:RunConfig)->Path:
     return out
 
 # %% ../nbs/22_recipe.ipynb #7825ccf1
-def _model_config(cfg:RunConfig):
-    "The transformers config of the run's model, read before loading the weights (None when it cannot be read yet)."
-    from transformers import AutoConfig
-    from sft_nb.assets import resolve_model
-    try: return AutoConfig.from_pretrained(resolve_model(str(cfg.model)))
-    except Exception: return None  # load_model reports what is wrong with the folder
-
-def _model_positions(cfg:RunConfig)->int|None:
-    "The model's number of positions (None when it has no fixed limit or cannot be read yet)."
-    mc = _model_config(cfg)
-    return getattr(mc, 'max_position_embeddings', None) or getattr(mc, 'n_positions', None)
-
-def run_packing(cfg:RunConfig)->bool:
-    "Padding-free batches or not: the config's `packing`, or with `auto` wherever they are exact for the model (`padding_free_exact`)."
-    from sft_nb.loss import padding_free_exact
-    if cfg.packing != 'auto': return bool(cfg.packing)
-    return padding_free_exact(getattr(_model_config(cfg), 'model_type', None), cfg.task)
-
-def run_max_length(cfg:RunConfig, dsd, tok)->tuple[int, dict, list[str]]:
-    "The run's `max_length` (the config's, else the one that keeps 99% of the training examples whole), its `length_report`, and lines to print."
-    from sft_nb.tokenize import fit_max_length, length_warning, default_max_length
-    n_pos = _model_positions(cfg)
-    if cfg.max_length is not None and n_pos and cfg.max_length > n_pos:
-        raise SftError(f"max_length {cfg.max_length} is longer than the model's {n_pos} positions", where='max_length', fix=f"set max_length to at most {n_pos}, or null to choose it from the data")
-    limit = min(default_max_length(tok), n_pos or 10**9)
-    every = cfg.max_length_from == 'all' and cfg.max_length is None
-    fit = lambda k, n=None: fit_max_length(dsd[k], tok, cfg.task, limit=max(limit, cfg.max_length or 0), max_length=n)
-    rep = fit('train', cfg.max_length)
-    if every:  # `all`: the length that keeps 99% of *each* split whole, so held-out examples are cut no more than training ones
-        rep = fit('train', max(fit(k)['max_length'] for k in dsd))
-    cut = f"it truncates {rep['truncated']} of {rep['examples']:,} training examples ({rep['truncated_pct']}%)"
-    if cfg.max_length is None: lines = [f"max_length {rep['max_length']}: chosen from the {'data of every split' if every else 'training data'} (model limit {limit}); {cut}"]
-    else: lines = [f"max_length {rep['max_length']} (from the config): {cut}"] if rep['truncated'] else []
-    if (w := length_warning(rep)): lines.append(f"warning: {w}")
-    return rep['max_length'], rep, lines
-
-def run_dataloaders(cfg:RunConfig, dsd, tok, max_length:int, say=print):
-    "The run's batches: padding-free where `packing` says so, with `auto` where they are exact and faster here (`padding_free_pays`)."
-    from sft_nb.batches import dataloaders, padding_free_pays
-    from sft_nb.core import default_precision, default_device
-    load = lambda packing: dataloaders(tokenizer=tok, task=cfg.task, **_loader_input(cfg, dsd), batch_size=cfg.batch_size, max_length=max_length, packing=packing,
-                                       group_by_length=cfg.group_by_length, drop_truncated=cfg.drop_truncated, seed=cfg.seed, verbose=False)
-    exact = run_packing(cfg)
-    dls = load(exact and cfg.packing is True)
-    if exact and cfg.packing == 'auto':  # padding-free only where it is faster for these batches on this machine
-        pays, why = padding_free_pays(dls.train.dataset['length'], _epoch_batches(dls.train), cfg.precision or default_precision(), default_device())
-        say(f"packing auto: {'padding-free' if pays else 'padded'} batches: {why}")
-        if pays: dls = load(True)  # the tokenization is cached: only the batches change
-    return dls
-
 def say_plan(cfg:RunConfig, dsd, tok, dls, model, max_length:int, loss, say=print):
     "The data report's warnings and the resource plan (`sft_nb.plan`) before the first step; a plan that cannot be made is said, never fatal."
     from sft_nb.plan import plan_run
@@ -214,14 +81,6 @@ def say_plan(cfg:RunConfig, dsd, tok, dls, model, max_length:int, loss, say=prin
     except Exception as e:
         say(f"plan: not made ({type(e).__name__}: {str(e).strip()[:200]})"); return
     for l in [f"warning: {w}" for w in rep.warnings] + pl.lines(): say(l)
-
-def _epoch_batches(dl)->list[list[int]]:
-    "The batches (example indices) of `dl`'s first epoch: its length-grouped sampler's, or random ones of its batch size."
-    import numpy as np
-    smp = dl.batch_sampler
-    if hasattr(smp, 'batches'): return smp.batches(0)
-    perm = np.random.default_rng(0).permutation(len(dl.dataset))
-    return [perm[i:i + dl.batch_size].tolist() for i in range(0, len(perm), dl.batch_size)]
 
 def process_state():
     "accelerate's process state when this process is one of several (`--num-processes`, torchrun, accelerate launch), else None."
@@ -274,17 +133,12 @@ def finish_run(learn, cfg:RunConfig, out:Path, tok, dsd, **card_extra)->dict:
         atomic_write(out/'metrics.json', json.dumps(results, indent=2))
     return results
 
-def _loader_input(cfg:RunConfig, dsd)->dict:
-    "`dataloaders` arguments for the run's data (already-encoded multi-label ids read back as themselves, `sft_nb.data`)."
-    if cfg.task != 'classification': return dict(data=dsd)
-    return dict(data=dsd, problem_type=hf_problem_type(cfg.problem_type))
-
 def run_loss(cfg:RunConfig, model, batch:dict, dsd):
     "The run's loss: the model's default (cross-entropy, BCE for multi-label, MSE for regression), weighted by `class_weights`."
     from sft_nb.loss import default_loss, ClassificationLoss, MultiLabelLoss
     from sft_nb.data import multi_hot
     loss, cw = default_loss(model, batch), cfg.class_weights
-    if cfg.task != 'classification' or cw is None: return loss
+    if not get_task(cfg.task).classifies or cw is None: return loss
     n, ids = model.config.num_labels, dsd['train']['label']
     if isinstance(cw, (list, tuple)) and len(cw) != n:
         names = [model.config.id2label[i] for i in range(n)]
@@ -294,13 +148,14 @@ def run_loss(cfg:RunConfig, model, batch:dict, dsd):
 
 def run_metrics(cfg:RunConfig, dls, dsd, gen=None)->list:
     "The run's batch metrics: the config's names, else the task's (and problem type's) defaults; extractive QA: SQuAD exact match and F1."
-    from sft_nb.metrics import batch_metric
-    names = cfg.metrics if cfg.metrics is not None else list(TASKS[cfg.task].metric_names(cfg.problem_type)[1])
-    if cfg.task == 'qa':
+    from sft_nb.metrics import task_metrics
+    t = get_task(cfg.task)
+    names = cfg.metrics if cfg.metrics is not None else t.metric_names(cfg.problem_type)[1]
+    if t.extractive:
         from sft_nb.qa import SquadQA
         return [SquadQA(dls.valid.dataset, dsd['validation'])] if names and dls.valid is not None else []
-    fixed = cfg.threshold != 'auto' and cfg.task == 'classification'
-    return [batch_metric(m, **({'threshold': cfg.threshold} if m == 'multi_label_f1' and fixed else {})) for m in names if gen is None or m not in GENERATION_METRICS]
+    threshold = cfg.threshold if cfg.threshold != 'auto' and t.classifies else None
+    return task_metrics(t, cfg.problem_type, names, threshold, skip=GENERATION_METRICS if gen is not None else ())
 
 def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job) also work
           cbs:list|None=None, # Extra callbacks
@@ -329,9 +184,9 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
         max_length, len_report, lines = run_max_length(cfg, dsd, tok)
         for l in lines: say(l)
         dls = run_dataloaders(cfg, dsd, tok, max_length, say)
-    regression = cfg.task == 'classification' and cfg.problem_type == 'regression'
+    regression = get_task(cfg.task).classifies and cfg.problem_type == 'regression'
     model = load_model(cfg.model, cfg.task, id2label=dls.id2label, num_labels=1 if regression else None, dropout=cfg.dropout)
-    if cfg.task == 'classification': model.config.problem_type = hf_problem_type(cfg.problem_type)  # saved with the model: predict and pipelines read it
+    if get_task(cfg.task).classifies: model.config.problem_type = hf_problem_type(cfg.problem_type)  # saved with the model: predict and pipelines read it
     model, freeze_cbs = apply_freezing(model, cfg)
     lr = slice(cfg.lr*cfg.lr_ratio, cfg.lr) if cfg.lr_ratio < 1 else cfg.lr
     gen = generation_eval(cfg, dsd.get('validation'), max_length)
@@ -359,12 +214,12 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
     if gen is not None: extra['generation'] = {'metrics': gen.metrics, 'scored_on': 'generated text (greedy decoding)', 'examples': len(gen.prompts),
                                                'max_new_tokens': gen.max_new_tokens, 'split': 'validation'}
     if best is not None and best.saved: extra['best'] = {k: best.saved[k] for k in ('monitor', 'value', 'epoch', 'step', 'record')}
-    if cfg.task == 'classification' and cfg.problem_type == 'multi_label':  # predict and eval use the threshold chosen on validation
+    if get_task(cfg.task).classifies and cfg.problem_type == 'multi_label':  # predict and eval use the threshold chosen on validation
         unwrap_model(learn.model).config.multi_label_threshold = _final_metrics(learn, extra).get('threshold', cfg.threshold if cfg.threshold != 'auto' else 0.5)
     with patch_environment(**accelerate_env(cfg.distributed)): results = finish_run(learn, cfg, out, tok, dsd, **extra)
     return learn, results
 
-# %% ../nbs/22_recipe.ipynb #f7ece69b
+# %% ../nbs/22_recipe.ipynb #e5f265b3
 def _model_dir(path:str)->Path:
     "Accept a run folder (with model/ inside), a model folder, or the name of a bundled model ('smollm2', 'minilm')."
     from sft_nb.assets import BUNDLED_MODELS, resolve_model
@@ -374,7 +229,7 @@ def _model_dir(path:str)->Path:
 
 def load_saved(model:str):
     "`(model, tokenizer, folder)` of a saved model, with an error that says why a folder cannot be loaded (unsafe pickles included)."
-    from sft_nb.inference import load_model_for_inference, pickle_files
+    from sft_nb.loading import load_model_for_inference, pickle_files
     folder = _model_dir(model)
     try: m, tok = load_model_for_inference(folder)
     except SftError: raise
@@ -387,6 +242,7 @@ def load_saved(model:str):
                        fix="point --model to a folder written by sft-nb train (the run folder or its model/) or by save_model") from None
     return m, tok, folder
 
+# %% ../nbs/22_recipe.ipynb #2812a2b8
 def _scored_split(data, task:str, columns:dict|None, encoding:str, label_names:list|None, labels:dict):
     "`data` as one canonical split: a file read with `load_data`, or a split the run already read (kept as it is)."
     from datasets import Dataset
@@ -412,15 +268,15 @@ def evaluate_folder(model:str, # A run folder, a model folder or a bundled model
     m, tok, folder = load_saved(model)
     card = read_run_card(folder) if (folder/'run_card.json').exists() else {}
     run = card.get('config', {})
-    task = get_task(task or run.get('task') or task_of_model(m) or 'classification', where='--task').name
+    t = get_task(task or run.get('task') or task_of_model(m) or 'classification', where='--task'); task = t.name
     if max_length is None: max_length = (card.get('max_length') or {}).get('max_length') or run.get('max_length')
-    pt = problem_type(m) if task == 'classification' else None
+    pt = problem_type(m) if t.classifies else None
     names = [m.config.id2label[i] for i in range(m.config.num_labels)] if pt and pt != 'regression' else None
     labels = {'problem_type': pt, 'label_sep': (run.get('data') or {}).get('label_sep')} if pt else {}
     ds = _scored_split(data, task, columns, encoding, names, labels)
-    if task == 'qa': return _evaluate_qa(m, tok, ds, batch_size, max_length, precision)
+    if t.extractive: return _evaluate_qa(m, tok, ds, batch_size, max_length, precision)
     res = _loss_scores(m, tok, ds, task, pt, batch_size, max_length, precision)
-    if task in ('seq2seq', 'causal'):
+    if t.generative:
         gen = run.get('generation') or {}
         n = min(max_examples or gen.get('examples') or len(ds), len(ds))
         res.update(generated_text_scores(m, tok, ds, task, max_new_tokens or gen.get('max_new_tokens') or 64, n, max_length, gen.get('batch_size') or 16, precision))
@@ -477,9 +333,10 @@ def score_legend(model:str, # A run folder, a model folder or a bundled model na
     mc = AutoConfig.from_pretrained(folder)
     arch = (getattr(mc, 'architectures', None) or [''])[0]
     task = task or card.get('config', {}).get('task') or task_of_model(arch) or 'classification'
-    pt = mc.problem_type or ('regression' if mc.num_labels == 1 else 'single_label') if task == 'classification' else None
+    pt = mc.problem_type or ('regression' if mc.num_labels == 1 else 'single_label') if get_task(task).classifies else None
     return get_task(task).score_legend(pt)
 
+# %% ../nbs/22_recipe.ipynb #333ad9fd
 def predict_folder(model:str, # A run folder, a model folder or a bundled model name
                    texts:list[str], # Inputs (QA: the questions)
                    max_new_tokens:int=64, # Generation: most new tokens per answer
@@ -505,6 +362,7 @@ def predict_folder(model:str, # A run folder, a model folder or a bundled model 
     raise SftError(f"sft-nb predict handles classification and text generation models, not {name}", where=str(folder),
                    fix="score it with `sft-nb eval --model ... --data FILE`, or use it from Python (sft_nb.inference)")
 
+# %% ../nbs/22_recipe.ipynb #99140e5e
 def chat_replies(model, tok, # A causal model whose tokenizer has a chat template
                  turns, # The user's turns, one string each (an iterator works: replies come as turns arrive)
                  system:str|None=None, # A system message

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 import torch
 from .core import SftError, atomic_dir, atomic_write, TASKS, task_of_model, unwrap_model
-from .inference import stop_token_ids, pickle_files, is_seq2seq
+from .inference import stop_token_ids, is_seq2seq
+from .loading import pickle_files
 
 # %% ../nbs/18_saving.ipynb #ce925b7f
 def _is_peft(model)->bool: return hasattr(model, 'peft_config') and hasattr(model, 'get_base_model')

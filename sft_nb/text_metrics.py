@@ -1,4 +1,4 @@
-"""Offline `evaluate` metrics without the Hub: accuracy, F1, MCC, sacreBLEU, chrF, ROUGE, SQuAD exact match and F1, label accuracy; `load_metric` by name and `EvaluateMetric` for any `evaluate` module.
+"""Offline `evaluate` metrics without the Hub: accuracy, F1, MCC, sacreBLEU, chrF, ROUGE, SQuAD exact match and F1, label accuracy; `load_metric` by name.
 
 Docs: https://sft-nb.github.io/sft_nb/text_metrics.html.md"""
 

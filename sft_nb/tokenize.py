@@ -17,7 +17,7 @@ __all__ = ['ensure_pad_token', 'default_max_length', 'to_messages', 'render_chat
 # %% ../nbs/03_tokenize.ipynb #400138d8
 import numpy as np
 from datasets import Dataset, DatasetDict, ClassLabel, load_from_disk
-from .core import TASKS, SftError, did_you_mean, check_choice, cache_dir, atomic_dir
+from .core import TASKS, get_task, SftError, did_you_mean, check_choice, cache_dir, atomic_dir
 from .data import multi_hot, needed_roles
 
 # %% ../nbs/03_tokenize.ipynb #ded9027a
@@ -26,7 +26,7 @@ def ensure_pad_token(tokenizer, # A Hugging Face tokenizer
                      ):
     "Return `tokenizer` with a pad token: EOS for causal LMs (labels are masked by position, not by id), else an error."
     if tokenizer.pad_token_id is not None: return tokenizer
-    if task == 'causal' and tokenizer.eos_token is not None:
+    if get_task(task).decoder_only and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
         return tokenizer
     raise SftError(f"the tokenizer ({type(tokenizer).__name__}) has no pad token, so batches cannot be padded", where=getattr(tokenizer, 'name_or_path', None) or 'tokenizer',
@@ -223,7 +223,7 @@ def tokenize(dsd:DatasetDict, # Canonical splits from `load_data`
              verbose:bool=True, # Print how many examples were truncated
              )->DatasetDict:
     "Tokenize every split for `task`, cached on disk; the result has a `.report` of rows and truncation per split."
-    check_choice(task, TASKS, 'task')
+    t = get_task(task, where='tokenize(task=...)'); task = t.name
     ensure_pad_token(tokenizer, task)
     max_length = max_length or default_max_length(tokenizer)
     kw = dict(max_length=max_length, max_target_length=max_target_length, prefix=prefix, train_on_prompt=train_on_prompt, system=system, stride=stride)
@@ -234,13 +234,13 @@ def tokenize(dsd:DatasetDict, # Canonical splits from `load_data`
         if miss: raise SftError(f"the {split!r} split has no {miss[0]!r} column for the {task} task.{did_you_mean(miss[0], ds.column_names)}",
                                 where=f"columns: {', '.join(ds.column_names)}", fix="pass the data through load_data(data, task, columns=...) first")
         lf = ds.features.get('label')
-        kw['num_labels'] = len(lf.feature.names) if task == 'classification' and isinstance(getattr(lf, 'feature', None), ClassLabel) else None
+        kw['num_labels'] = len(lf.feature.names) if t.classifies and isinstance(getattr(lf, 'feature', None), ClassLabel) else None
         key = hashlib.md5(json.dumps([_CACHE_VERSION, ds._fingerprint, tok_fp, task, kw], default=str).encode()).hexdigest()
         folder = cache_dir('tokenized')/key
         if cache and (folder/'state.json').exists():
             out[split] = load_from_disk(str(folder)); report[split] = {**_report(out[split], max_length, True, time.time() - t0), 'cache': str(folder)}
             continue
-        if task == 'qa': ds = ds.add_column('_idx', list(range(ds.num_rows)))
+        if t.extractive: ds = ds.add_column('_idx', list(range(ds.num_rows)))
         enc = ds.map(_ENCODERS[task], batched=True, remove_columns=ds.column_names, keep_in_memory=True, load_from_cache_file=False,
                      fn_kwargs=dict(tokenizer=tokenizer, **kw), new_fingerprint=key)
         if isinstance(ds.features.get('label'), ClassLabel): enc = enc.cast_column('labels', ds.features['label'])  # keep class names
@@ -251,14 +251,14 @@ def tokenize(dsd:DatasetDict, # Canonical splits from `load_data`
     res = DatasetDict(out); res.report = report
     if verbose:
         for split, r in report.items():
-            if r['truncated']: print(f"{split}: {r['truncated']} of {r['rows']} {'windows come from long contexts' if task == 'qa' else 'examples truncated'} at max_length={max_length}")
+            if r['truncated']: print(f"{split}: {r['truncated']} of {r['rows']} {'windows come from long contexts' if t.extractive else 'examples truncated'} at max_length={max_length}")
     return res
 
 # %% ../nbs/03_tokenize.ipynb #0fc5f619
 def _lengths(tds:Dataset, task:str)->np.ndarray:
     "Tokens per tokenized example; seq2seq counts the longer of source and target."
     lens = np.array(tds['length'])
-    if task == 'seq2seq': lens = np.maximum(lens, np.array([len(l) for l in tds['labels']]))
+    if get_task(task).encoder_decoder: lens = np.maximum(lens, np.array([len(l) for l in tds['labels']]))
     return lens
 
 def length_report(tds:Dataset, # One split tokenized at the model's limit (`tokenize(..., max_length=limit)`)
@@ -273,7 +273,7 @@ def length_report(tds:Dataset, # One split tokenized at the model's limit (`toke
     need = int(np.quantile(np.where(at_limit, limit + 1, lens), coverage, method='higher')) if len(lens) else 0
     r = {'max_length': max_length, 'examples': len(lens), 'truncated': int(cut.sum()), 'truncated_pct': round(100 * float(cut.mean()), 2) if len(lens) else 0.,
          'covering_length': need, 'coverage': coverage, 'beyond_limit': bool(at_limit.any() and need > limit)}
-    if task == 'causal':
+    if get_task(task).decoder_only:
         sup = [[t != -100 for t in l] for l in tds['labels']]
         tot, lost = sum(map(sum, sup)), sum(sum(s[max_length:]) for s in sup)
         r['supervised_truncated_pct'] = round(100 * lost / max(tot, 1), 2)
@@ -316,7 +316,8 @@ def _split_problems(name:str, ds:Dataset, tokenizer, task:str, num_labels:int|No
     if bos is not None:
         dbl = [i for i, x in enumerate(ids) if x[:2] == [bos, bos]]
         if dbl: out.append(f"{name}: doubled BOS in {_first(dbl)} (the text already has BOS and the tokenizer added another: tokenize with add_special_tokens=False)")
-    if task == 'causal':
+    t = get_task(task)
+    if t.decoder_only:
         labs, cut = ds['labels'], ds['truncated'] if 'truncated' in ds.column_names else [False] * ds.num_rows
         nsup = [sum(t != -100 for t in l) for l in labs]
         gone = [i for i, (n, c) in enumerate(zip(nsup, cut)) if n == 0 and c]
@@ -326,10 +327,10 @@ def _split_problems(name:str, ds:Dataset, tokenizer, task:str, num_labels:int|No
         eos = tokenizer.eos_token_id
         no_eos = [i for i, (l, n, c) in enumerate(zip(labs, nsup, cut)) if n and not c and eos not in [t for t in l if t != -100]]
         if no_eos: out.append(f"{name}: EOS (id {eos}) is never supervised in {_first(no_eos)}: the model will not learn to stop (do not mask labels by pad id when pad == eos; end assistant turns with EOS)")
-    if task == 'classification' and num_labels and isinstance(ds['labels'][0], int):
+    if t.classifies and num_labels and isinstance(ds['labels'][0], int):
         bad = [i for i, l in enumerate(ds['labels']) if not 0 <= l < num_labels]
         if bad: out.append(f"{name}: label id {ds['labels'][bad[0]]} outside 0..{num_labels - 1} in {_first(bad)} (encode labels with load_data)")
-    if task == 'qa':
+    if t.extractive:
         bad = [i for i, (s, e, x) in enumerate(zip(ds['start_positions'], ds['end_positions'], ids)) if not 0 <= s <= e < len(x)]
         if bad: out.append(f"{name}: answer positions outside the window in {_first(bad)}")
     return out

@@ -34,3 +34,24 @@ def test_every_module_has_a_notebook():
     mods = {p.stem for p in (ROOT/'sft_nb').glob('*.py') if not p.stem.startswith('_')}
     exported = {n.split('_', 1)[1] for n in nbs}
     assert mods <= exported | {'__main__'}, mods - exported
+
+def test_no_import_circle():
+    "No module imports (at the top or inside a function) a module that imports it back, directly or through others."
+    import ast
+    mods = {p.stem: p for p in (ROOT/'sft_nb').glob('*.py') if not p.stem.startswith('_')}
+    deps = {}
+    for name, p in mods.items():
+        deps[name] = set()
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                mod = node.module.removeprefix('sft_nb.') if node.module.startswith('sft_nb.') else node.module if node.level else None
+                if mod in mods: deps[name].add(mod)
+    def path_back(start, node, seen):
+        for d in deps[node]:
+            if d == start: return [node, d]
+            if d not in seen:
+                seen.add(d)
+                if (rest := path_back(start, d, seen)): return [node] + rest
+        return None
+    circles = [' -> '.join(c) for m in sorted(mods) if (c := path_back(m, m, set()))]
+    assert not circles, circles
