@@ -433,8 +433,11 @@ class ShortAttentionMath(Callback):
     order = -30
     def __init__(self, max_len:int=128): self.max_len, self.flash = max_len, None # Longest example that uses the math kernel
     def before_fit(self): self.flash = torch.backends.cuda.flash_sdp_enabled() if self.learn.accelerator.device.type == 'cpu' else None
-    def before_batch(self):
-        if self.flash is not None: torch.backends.cuda.enable_flash_sdp(self.flash and longest_example(self.learn.batch) > self.max_len)
+    def before_batch(self):  # training batches only: validation and generation compute as they would outside `fit`
+        if self.flash is not None and self.learn.training:
+            torch.backends.cuda.enable_flash_sdp(self.flash and longest_example(self.learn.batch) > self.max_len)
+    def after_batch(self):
+        if self.flash is not None: torch.backends.cuda.enable_flash_sdp(self.flash)
     def after_fit(self):
         if self.flash is not None: torch.backends.cuda.enable_flash_sdp(self.flash)
         self.flash = None
