@@ -40,7 +40,7 @@ def speedups(on:bool, batch:dict, device:str):
     @contextlib.contextmanager
     def ctx():
         cbs = [ReuseCpuMemory(), ShortAttentionMath()] if on else []
-        for cb in cbs: cb.learn = SimpleNamespace(accelerator=SimpleNamespace(device=__import__('torch').device(device)), batch=batch); cb.before_fit()
+        for cb in cbs: cb.learn = SimpleNamespace(accelerator=SimpleNamespace(device=__import__('torch').device(device)), batch=batch, training=True); cb.before_fit()
         if cbs: cbs[1].before_batch()
         try: yield
         finally:

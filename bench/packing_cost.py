@@ -43,7 +43,7 @@ def measure(precision:str, n_batches:int, repeats:int, batch_size:int, max_lengt
     from types import SimpleNamespace
     from sft_nb.callbacks import ReuseCpuMemory, ShortAttentionMath
     cbs = [ReuseCpuMemory(), ShortAttentionMath()]
-    for cb in cbs: cb.learn = SimpleNamespace(accelerator=SimpleNamespace(device=torch.device('cpu')), batch=padded[0]); cb.before_fit()
+    for cb in cbs: cb.learn = SimpleNamespace(accelerator=SimpleNamespace(device=torch.device('cpu')), batch=padded[0], training=True); cb.before_fit()
     cbs[1].before_batch()
     for b in padded[:2] + free[:2]: step(b)  # warm-up
     times = {'padded': [], 'free': []}

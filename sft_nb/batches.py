@@ -326,13 +326,15 @@ def padding_stats(dl:DataLoader)->dict:
     return {'tokens': real, 'padding': total - real, 'padding_pct': round(100 * (total - real) / total, 1)}
 
 # %% ../nbs/04_batches.ipynb #36b1b627
-# Tokens of matmul work that one example's own attention calls cost in a padding-free row, on a 2-core AMD EPYC with
-# AVX512-BF16, quiet, 2026-12-04. bench/packing_cost.py (MiniLM forward + backward, dropout on, 12 grouped batches of 32
-# reviews) gives fp32 3.3, bf16 3.6; whole runs cost more per example (collation, pooling hooks, the step): the main job
-# on 3,000 reviews (bench/packing_default.py) ran padding-free 1.10x slower than padded at 7.3% padding in fp32, about 5
-# tokens per example, and issue #29's bf16 figures imply 5 or more. GPU: not measured here (one attention launch per
-# example and layer against a per-token time of nanoseconds): an estimate that keeps padded batches unless padding is
-# most of the work; bench/gpu_check.sh measures it.
+# Tokens of matmul work that one example costs in a padding-free row beyond its own tokens, on a 2-core AMD EPYC with
+# AVX512-BF16, quiet. bench/packing_cost.py (MiniLM forward + backward, dropout on, 12 grouped batches of 32 reviews):
+# fp32 3.3, bf16 3.6 with one SDPA call per example (2026-12-04); fp32 0.7, bf16 1.1 with the grouped calls of
+# `varlen_sdpa` (2026-12-05). Whole runs cost more per example (collation, pooling hooks, the step): the main job on 3,000
+# reviews ran padding-free 1.10x slower than padded at 7.3% padding in fp32 (about 5 tokens per example, 2026-12-04), and
+# the bf16 classification benchmark of 2026-12-05 (bench/results/classification_epyc_bf16.md: padding-free 19.0-19.5 s,
+# grouped 17.8-18.6 s at 12.9% padding) puts it at about 5.7. GPU: not measured (a few SDPA launches per layer against a
+# per-token time of nanoseconds): an estimate that keeps padded batches unless padding is most of the work;
+# bench/gpu_check.sh measures it.
 PER_EXAMPLE_TOKENS = {('cpu', 'no'): 5.0, ('cpu', 'bf16'): 6.0, ('cuda', 'no'): 64.0, ('cuda', 'bf16'): 128.0, ('cuda', 'fp16'): 128.0}
 
 def batch_tokens(lengths, # Tokens of each example
