@@ -34,13 +34,13 @@ OPTIONS = ('freeze_emb', 'cpu_dropout', 'cpu_speedups')
 
 def speedups(on:bool, batch:dict, device:str):
     "The Learner's `cpu_speedups` callbacks (`ReuseCpuMemory`: process-wide, so switched on around one variant's steps only)."
-    import contextlib
+    import contextlib, torch
     from types import SimpleNamespace
     from sft_nb.callbacks import ReuseCpuMemory, ShortAttentionMath
     @contextlib.contextmanager
     def ctx():
         cbs = [ReuseCpuMemory(), ShortAttentionMath()] if on else []
-        for cb in cbs: cb.learn = SimpleNamespace(accelerator=SimpleNamespace(device=__import__('torch').device(device)), batch=batch, training=True); cb.before_fit()
+        for cb in cbs: cb.learn = SimpleNamespace(accelerator=SimpleNamespace(device=torch.device(device)), batch=batch, training=True); cb.before_fit()
         if cbs: cbs[1].before_batch()
         try: yield
         finally:
@@ -63,8 +63,9 @@ def shape_peak(shapes, dtype, device:str, seconds:float=0.3)->float:
     """GFLOP/s of `shapes` each timed alone (best of repeats over `seconds`), weighted by their FLOPs: the matmul rate the
     step's own shapes allow, so that MFU against it is pure overhead and its ratio to the big-matmul peak is shape."""
     import torch
+    from collections import Counter
     total_flops, total_s = 0.0, 0.0
-    for (m, k, n), count in __import__('collections').Counter(shapes).items():
+    for (m, k, n), count in Counter(shapes).items():
         a, b = torch.randn(m, k, dtype=dtype, device=device), torch.randn(k, n, dtype=dtype, device=device)
         for _ in range(3): a @ b
         best, end = float('inf'), time.perf_counter() + seconds

@@ -409,14 +409,14 @@ def glibc():
 
 class ReuseCpuMemory(Callback):
     "During `fit` on CPU, glibc keeps big freed blocks in its heap: each step's large tensors reuse mapped pages."
-    order = -30
+    order, libc = -30, None
     def before_fit(self):
         self.libc = glibc() if self.learn.accelerator.device.type == 'cpu' else None
         if self.libc is None: return
         self.libc.mallopt(_M_MMAP_MAX, 0)  # no block gets its own mapping...
         self.libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)  # ...and up to 1 GB of free heap stays mapped between steps
     def after_fit(self):
-        if getattr(self, 'libc', None) is None: return
+        if self.libc is None: return
         # glibc's defaults, as its adaptive threshold settles for big tensors: blocks over 32 MB mapped, trimmed over 64 MB
         self.libc.mallopt(_M_MMAP_MAX, 65536); self.libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
         self.libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20); self.libc.malloc_trim(0)
@@ -431,7 +431,9 @@ def longest_example(batch:dict)->int:
 class ShortAttentionMath(Callback):
     "During `fit` on CPU, SDPA's math kernel for batches of short examples (<= `max_len` tokens): faster than CPU flash there."
     order = -30
-    def __init__(self, max_len:int=128): self.max_len, self.flash = max_len, None # Longest example that uses the math kernel
+    def __init__(self,
+                 max_len:int=128, # Longest example (tokens) whose batch uses the math kernel
+                ): self.max_len, self.flash = max_len, None
     def before_fit(self): self.flash = torch.backends.cuda.flash_sdp_enabled() if self.learn.accelerator.device.type == 'cpu' else None
     def before_batch(self):  # training batches only: validation and generation compute as they would outside `fit`
         if self.flash is not None and self.learn.training:

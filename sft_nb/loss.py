@@ -6,7 +6,7 @@ Docs: https://sft-nb.github.io/sft_nb/loss.html.md"""
 
 # %% ../nbs/07_loss.ipynb #fef5edc9
 from __future__ import annotations
-import contextlib
+import contextlib, functools
 from typing import NamedTuple
 
 # %% auto #0
@@ -267,11 +267,11 @@ class ExampleSlots(NamedTuple):
 
 def _length_groups(lens:list[int], waste:float)->list[list[int]]:
     "Example indices in groups of similar length whose padded attention area stays within `waste` x their own."
-    order, groups = sorted(range(len(lens)), key=lambda i: -lens[i]), []
-    for i in order:
+    groups, own = [], 0  # own: the current group's own attention area
+    for i in sorted(range(len(lens)), key=lambda i: -lens[i]):
         g = groups[-1] if groups else None
-        if g and (len(g) + 1) * lens[g[0]] ** 2 <= waste * (sum(lens[j] ** 2 for j in g) + lens[i] ** 2): g.append(i)
-        else: groups.append([i])
+        if g and (len(g) + 1) * lens[g[0]] ** 2 <= waste * (own + lens[i] ** 2): g.append(i); own += lens[i] ** 2
+        else: groups.append([i]); own = lens[i] ** 2
     return groups
 
 def example_slots(lens:list[int], # Tokens of each example, in row order
@@ -293,6 +293,11 @@ def example_slots(lens:list[int], # Tokens of each example, in row order
         groups.append((torch.as_tensor(pos.reshape(-1), device=device), len(g), L, mask))
         done += len(g) * L
     return ExampleSlots(groups, torch.as_tensor(of_token, device=device))
+
+@functools.lru_cache(maxsize=8)
+def _cached_slots(lens:tuple, causal:bool, device)->ExampleSlots:
+    "`example_slots`, planned once per batch rather than once per layer (the index tensors are only read)."
+    return example_slots(list(lens), causal, device)
 
 def _to_group(x:torch.Tensor, pos:torch.Tensor, n:int, L:int)->torch.Tensor:
     "`[1, heads, tokens, dim]` -> `[n, heads, L, dim]`: the row's tokens gathered into padded example slots."
@@ -334,7 +339,7 @@ def varlen_sdpa(module:nn.Module, # The attention layer (for `num_key_value_grou
     p = dropout if module.training else 0.0
     gqa = dict(enable_gqa=True) if key.shape[1] != query.shape[1] else {}  # keys keep their few heads: no repeat copies
     causal = getattr(module, 'is_causal', True)  # encoder layers say False
-    slots = example_slots([e - s for s, e in zip(b[:-1], b[1:])], causal, query.device)
+    slots = _cached_slots(tuple(e - s for s, e in zip(b[:-1], b[1:])), causal, query.device)
     # one SDPA call per group of similar lengths, not one per example: small calls cost more than their padding
     outs = [F.scaled_dot_product_attention(*(_to_group(t, pos, n, L) for t in (query, key, value)), attn_mask=mask,
                                            dropout_p=p, scale=scaling, **gqa).transpose(1, 2).flatten(0, 1)
