@@ -18,6 +18,7 @@ __all__ = ['Recorder', 'EvalEvery', 'RecordCallback', 'monitor_mode', 'is_improv
 # %% ../../nbs/11_callbacks.core.ipynb #da4ad33b
 import numpy as np
 import torch
+from fastcore.basics import patch
 from ..core import (SftError, NonFiniteLossError, did_you_mean, check_choice, Callback, unwrap_model,
                          CancelFitException, CancelValidException)
 from ..freeze import layer_groups, freeze_to
@@ -25,8 +26,8 @@ from .checkpoint import save_weights, load_weights
 
 # %% ../../nbs/11_callbacks.core.ipynb #805c0bef
 class Recorder(Callback):
-    "Keep `learn.history` (one record per evaluation), `learn.train_losses` ((step, loss, lr) per optimizer step) and `learn.log` (the latest values)."
-    order = -60  # first: the records exist before anything reads them (`GenerationEval`, at 40, adds its scores to the last one)
+    "Keep the records: `learn.history` (one per evaluation), `learn.train_losses` ((step, loss, lr)), `learn.log`."
+    order = -60  # first: the records exist before anything reads them (`GenerationEval`, at 40, adds to the last one)
     in_fit = False
     def before_fit(self):
         self.learn.history, self.learn.train_losses, self.learn.log = [], [], {}
@@ -42,27 +43,32 @@ class Recorder(Callback):
         l = self.learn
         last = l.history[-1]['step'] if l.history else 0
         since = [x for s, x, _ in l.train_losses if s > last]
-        rec = {'epoch': l.epoch, 'step': l.step, 'train_loss': sum(since) / len(since) if since else float('nan'), **l.valid_res,
-               'lr': l.opt.param_groups[-1]['lr'], 'time': round(time.perf_counter() - self.t0, 3)}
+        rec = {'epoch': l.epoch, 'step': l.step, 'train_loss': sum(since) / len(since) if since else float('nan'),
+               **l.valid_res, 'lr': l.opt.param_groups[-1]['lr'], 'time': round(time.perf_counter() - self.t0, 3)}
         l.history.append(rec); l.log.update(rec)
 
     def after_fit(self): self.in_fit = False
 
-    def restore(self, history:list|None=None, train_losses:list|None=None):
-        "Replace the records (a resumed checkpoint's, or `fine_tune`'s first phase before its second)."
-        if history is not None: self.learn.history = list(history)
-        if train_losses is not None: self.learn.train_losses = [tuple(t) for t in train_losses]
+# %% ../../nbs/11_callbacks.core.ipynb #e88e693e
+@patch
+def restore(self:Recorder, history:list|None=None, train_losses:list|None=None):
+    "Replace the records (a resumed checkpoint's, or `fine_tune`'s first phase before its second)."
+    if history is not None: self.learn.history = list(history)
+    if train_losses is not None: self.learn.train_losses = [tuple(t) for t in train_losses]
 
-    def add_scores(self, scores:dict, to_last:bool=True):
-        "Add `scores` to `learn.log` and, with `to_last`, to the last evaluation record (`GenerationEval`)."
-        self.learn.log.update(scores)
-        if to_last and self.learn.history: self.learn.history[-1].update(scores)
+@patch
+def add_scores(self:Recorder, scores:dict, to_last:bool=True):
+    "Add `scores` to `learn.log` and, with `to_last`, to the last evaluation record (`GenerationEval`)."
+    self.learn.log.update(scores)
+    if to_last and self.learn.history: self.learn.history[-1].update(scores)
 
+# %% ../../nbs/11_callbacks.core.ipynb #be5e5b78
 class EvalEvery(Callback):
     "Also evaluate every `every` optimizer steps, in the middle of epochs (each epoch ends with an evaluation anyway)."
     order = -10  # before the `Checkpointer` (90) saves at the same step, so the checkpoint holds the record
     def __init__(self, every:int): # Optimizer steps between evaluations
-        if not isinstance(every, int) or every < 1: raise SftError(f"eval_every must be an integer >= 1, got {every!r}", where='EvalEvery')
+        if not isinstance(every, int) or every < 1:
+            raise SftError(f"eval_every must be an integer >= 1, got {every!r}", where='EvalEvery')
         self.every = every
     def after_step(self):
         l = self.learn
@@ -145,8 +151,8 @@ class MonitorCallback(RecordCallback):
         "The monitored value in `record`, or an `SftError` naming the keys that exist."
         if self.monitor not in record:
             keys = [k for k in record if k not in ('epoch','step','time')]
-            raise SftError(f"{type(self).__name__} monitors {self.monitor!r} but the evaluation records have no such value."
-                           f"{did_you_mean(self.monitor, keys)}", where=f"record keys: {', '.join(keys)}",
+            raise SftError(f"{type(self).__name__} monitors {self.monitor!r} but the evaluation records have no "
+                           f"such value.{did_you_mean(self.monitor, keys)}", where=f"record keys: {', '.join(keys)}",
                            fix="pass monitor= one of those keys; 'valid_loss' needs a validation DataLoader")
         v = record[self.monitor]
         return float(v) if v is not None else float('nan')
@@ -171,7 +177,8 @@ class EarlyStopping(MonitorCallback):
                  mode:str='auto', # 'min', 'max', or 'auto' (from the metric or the name)
                  verbose:bool=True): # Print why training stopped
         super().__init__(monitor, mode, min_delta)
-        if patience < 1: raise SftError(f"patience must be at least 1, got {patience}", where='EarlyStopping', fix='pass patience=1 or more')
+        if patience < 1:
+            raise SftError(f"patience must be at least 1, got {patience}", where='EarlyStopping', fix='pass patience=1 or more')
         self.patience, self.verbose, self.stopped_record = patience, verbose, None
 
     def before_fit(self): self.stopped_record = None; super().before_fit()
@@ -182,7 +189,8 @@ class EarlyStopping(MonitorCallback):
         if self.verbose:
             b = self.best_record or {}
             print(f"Early stopping at epoch {record.get('epoch')} (step {record.get('step')}): {self.monitor} has not "
-                  f"improved for {self.wait} evaluations; best {self.best:.4g} at epoch {b.get('epoch')} (step {b.get('step')}).")
+                  f"improved for {self.wait} evaluations; best {self.best:.4g} at epoch {b.get('epoch')} "
+                  f"(step {b.get('step')}).")
         raise CancelFitException()
 
 # %% ../../nbs/11_callbacks.core.ipynb #2fc74e04
@@ -191,7 +199,7 @@ class SaveBestModel(MonitorCallback):
     order = 70
     def __init__(self,
                  monitor:str='valid_loss', # Key of the evaluation record to watch
-                 path:str|Path|None=None, # Folder for the weights; default `learn.output_dir/'best_model'`, else a temp folder
+                 path:str|Path|None=None, # Weights folder; default `learn.output_dir/'best_model'`, else a temp folder
                  mode:str='auto', # 'min', 'max', or 'auto' (from the metric or the name)
                  min_delta:float=0., # Smallest change that counts as an improvement
                  load_best:bool=True, # Load the best weights into the model after `fit`
@@ -204,29 +212,37 @@ class SaveBestModel(MonitorCallback):
     def before_fit(self):
         if self.path is None:
             out = self.learn.output_dir
-            self.path = Path(out)/'best_model' if out is not None else Path(tempfile.mkdtemp(prefix='sft_nb_best_'))/'best_model'
+            root = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix='sft_nb_best_'))
+            self.path = root/'best_model'
         super().before_fit()
         self.saved = None
         meta = self.path/'best.json'
         if self.learn.step > 0 and meta.exists():  # resumed run: the saved best stands unless beaten
             m = json.loads(meta.read_text())
-            if m.get('monitor') == self.monitor and m.get('value') is not None and not is_improvement(self.best, m['value'], self._mode):
+            if (m.get('monitor') == self.monitor and m.get('value') is not None
+                and not is_improvement(self.best, m['value'], self._mode)):
                 self.best, self.best_record, self.saved = m['value'], m.get('record'), m
 
-    def on_record(self, record, value, improved, old):
-        if not improved or old or not self.is_main: return
-        meta = {'monitor': self.monitor, 'value': value, 'epoch': record.get('epoch'), 'step': record.get('step'), 'record': record}
-        save_weights(unwrap_model(self.learn.model, keep_peft=True), self.path, self.trainable_only, meta)
-        self.saved = meta
+# %% ../../nbs/11_callbacks.core.ipynb #c078ca41
+@patch
+def on_record(self:SaveBestModel, record, value, improved, old):
+    if not improved or old or not self.is_main: return
+    meta = {'monitor': self.monitor, 'value': value, 'epoch': record.get('epoch'), 'step': record.get('step'),
+            'record': record}
+    save_weights(unwrap_model(self.learn.model, keep_peft=True), self.path, self.trainable_only, meta)
+    self.saved = meta
 
-    def after_fit(self):
-        super().after_fit()
-        if not (self.load_best and self.saved): return
-        if self.saved.get('step') == self.learn.step: return  # the model already holds the best weights
-        acc = self.learn.accelerator
-        if acc.num_processes > 1: acc.wait_for_everyone()  # the main process wrote the file
-        load_weights(unwrap_model(self.learn.model, keep_peft=True), self.path)
-        if self.verbose: print(f"Loaded the best weights: {self.monitor}={self.saved['value']:.4g} at epoch {self.saved['epoch']} (step {self.saved['step']}).")
+@patch
+def after_fit(self:SaveBestModel):
+    MonitorCallback.after_fit(self)
+    if not (self.load_best and self.saved): return
+    if self.saved.get('step') == self.learn.step: return  # the model already holds the best weights
+    acc = self.learn.accelerator
+    if acc.num_processes > 1: acc.wait_for_everyone()  # the main process wrote the file
+    load_weights(unwrap_model(self.learn.model, keep_peft=True), self.path)
+    s = self.saved
+    if self.verbose:
+        print(f"Loaded the best weights: {self.monitor}={s['value']:.4g} at epoch {s['epoch']} (step {s['step']}).")
 
 # %% ../../nbs/11_callbacks.core.ipynb #b2dd7ca2
 def _current_lr(learn)->float|None:
@@ -235,7 +251,8 @@ def _current_lr(learn)->float|None:
 
 def _label_hint(batch)->str:
     labels = batch.get('labels') if isinstance(batch, Mapping) else None
-    if isinstance(labels, torch.Tensor) and labels.dtype in (torch.long, torch.int) and labels.numel() and not (labels != -100).any():
+    if (isinstance(labels, torch.Tensor) and labels.dtype in (torch.long, torch.int) and labels.numel()
+        and not (labels != -100).any()):
         return "every label in this batch is -100, so the loss averages over nothing; "
     return ""
 
@@ -245,7 +262,7 @@ class TerminateOnNaN(Callback):
     order = -20
     run_valid = False
     def __init__(self,
-                 check_grads:bool|None=None): # Check the gradient norm before each step; default: when no fp16 loss scaler is active
+                 check_grads:bool|None=None): # Check the gradient norm before each step; default: without fp16 scaler
         self.check_grads, self.detected = check_grads, None  # `detected`: what stopped the last fit, None if nothing
 
     @property
@@ -255,21 +272,8 @@ class TerminateOnNaN(Callback):
 
     def after_loss(self):
         loss = self.learn.loss
-        if loss is not None and not torch.isfinite(loss.detach()).all(): self._stop('loss', loss.detach().float().flatten()[0].item())
-
-    def before_step(self):
-        check = self.check_grads
-        if check is None: check = self.learn.accelerator.scaler is None
-        if not check: return
-        if self.learn.clip and self.learn.grad_norm is not None:
-            norm = torch.as_tensor(self.learn.grad_norm)  # the Learner clipped just before this event: reuse its norm
-            if not torch.isfinite(norm): self._stop('gradient norm', norm.item())
-            return
-        grads = [p.grad for p in self.learn.model.parameters() if p.grad is not None]
-        if not grads: return
-        total_norm = getattr(torch.nn.utils, 'get_total_norm', None)  # torch >= 2.6
-        norm = total_norm(grads, error_if_nonfinite=False) if total_norm else torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach().float()) for g in grads]))
-        if not torch.isfinite(norm): self._stop('gradient norm', norm.item())
+        if loss is not None and not torch.isfinite(loss.detach()).all():
+            self._stop('loss', loss.detach().float().flatten()[0].item())
 
     def _stop(self, what:str, value:float):
         l = self.learn
@@ -284,9 +288,24 @@ class TerminateOnNaN(Callback):
                 "check the labels (out-of-range ids, all -100), and prefer bf16 or fp32 over fp16 (overflow); "
                 "then resume from the last checkpoint")
 
+# %% ../../nbs/11_callbacks.core.ipynb #62a9d6db
+@patch
+def before_step(self:TerminateOnNaN):
+    check = self.check_grads
+    if check is None: check = self.learn.accelerator.scaler is None
+    if not check: return
+    if self.learn.clip and self.learn.grad_norm is not None:
+        norm = torch.as_tensor(self.learn.grad_norm)  # the Learner clipped just before this event: reuse its norm
+        if not torch.isfinite(norm): self._stop('gradient norm', norm.item())
+        return
+    grads = [p.grad for p in self.learn.model.parameters() if p.grad is not None]
+    if not grads: return
+    norm = torch.nn.utils.get_total_norm(grads, error_if_nonfinite=False)
+    if not torch.isfinite(norm): self._stop('gradient norm', norm.item())
+
 # %% ../../nbs/11_callbacks.core.ipynb #9a6d8267
 class LRFinder(Callback):
-    "Exponentially growing learning rate, recording the smoothed loss; stops on divergence (`Learner.lr_find` runs it alone)."
+    "Exponentially growing learning rate, recording the smoothed loss; stops on divergence (run by `Learner.lr_find`)."
     order = -20
     def __init__(self, start_lr:float=1e-7, end_lr:float=10., num_it:int=100, beta:float=0.98, div_factor:float=4.):
         self.start_lr, self.end_lr, self.num_it, self.beta, self.div_factor = start_lr, end_lr, num_it, beta, div_factor
@@ -295,8 +314,8 @@ class LRFinder(Callback):
         top = max(g['lr'] for g in self.learn.opt.param_groups)
         self.ratios = [g['lr'] / top for g in self.learn.opt.param_groups]  # keep discriminative ratios
     def _lr(self, i): return self.start_lr * (self.end_lr / self.start_lr) ** (i / max(self.num_it - 1, 1))
-    def after_loss(self):
-        if self.learn.training and not math.isfinite(self.learn.loss_value): raise CancelFitException()  # divergence ends the test
+    def after_loss(self):  # divergence ends the test
+        if self.learn.training and not math.isfinite(self.learn.loss_value): raise CancelFitException()
     def before_step(self):
         lr = self._lr(len(self.lrs))
         for g, r in zip(self.learn.opt.param_groups, self.ratios): g['lr'] = lr * r
@@ -317,10 +336,12 @@ def suggest_lr(lrs:list[float], # Learning rates of the range test
                skip_end:int=3)->dict: # Last points to ignore (diverging)
     "Suggested learning rates from a range test: steepest descent, and the minimum / 10."
     lrs, losses = np.asarray(lrs), np.asarray(losses)
-    if len(lrs) > skip_start + skip_end + 3: lrs, losses = lrs[skip_start:len(lrs) - skip_end], losses[skip_start:len(lrs) - skip_end]
+    if len(lrs) > skip_start + skip_end + 3:
+        lrs, losses = lrs[skip_start:len(lrs) - skip_end], losses[skip_start:len(lrs) - skip_end]
     ok = np.isfinite(losses)
     lrs, losses = lrs[ok], losses[ok]
-    if len(lrs) < 3: raise SftError("the learning-rate range test stopped after fewer than 3 steps", fix="use a smaller end_lr or more data")
+    if len(lrs) < 3:
+        raise SftError("the learning-rate range test stopped after fewer than 3 steps", fix="use a smaller end_lr or more data")
     steep = int(np.argmin(np.gradient(losses, np.log(lrs))))
     return {'steep': float(lrs[steep]), 'lr_min': float(lrs[int(np.argmin(losses))] / 10)}
 
@@ -350,7 +371,8 @@ class GradualUnfreezing(Callback):
                  keep_norm_trainable:bool=False, # Keep norm weights trainable in frozen groups
                  splitter:Callable|None=None): # Custom splitter; default: the learner's `splitter`, if any
         check_choice(unit, ['epoch', 'step'], 'unit')
-        if every < 1: raise SftError(f"every={every} must be at least 1", where='GradualUnfreezing', fix='pass every=1 or more')
+        if every < 1:
+            raise SftError(f"every={every} must be at least 1", where='GradualUnfreezing', fix='pass every=1 or more')
         self.every,self.unit,self.start,self.keep_norm,self.splitter = every,unit,start,keep_norm_trainable,splitter
         self.history = []
 
