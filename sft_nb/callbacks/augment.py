@@ -14,11 +14,12 @@ __all__ = ['Augment', 'TokenAugment', 'TokenDropout', 'TokenSwap']
 
 # %% ../../nbs/13_callbacks.augment.ipynb #8b31094a
 import torch
+from fastcore.basics import patch
 from ..core import SftError, check_choice, Callback
 
 # %% ../../nbs/13_callbacks.augment.ipynb #7b9ea35b
 class Augment(Callback):
-    "Replace each training batch by `func(batch)` (subclasses define `augment` instead); `Learner(augment=func)` adds one."
+    "Replace each training batch by `func(batch)` (subclasses define `augment`); `Learner(augment=func)` adds one."
     order = -10  # before anything else reads the batch
     run_valid = False
     def __init__(self, func:Callable|None=None): self.func = func # `func(batch) -> batch`
@@ -35,6 +36,7 @@ def _find_tokenizer(learn, tokenizer=None):
                                    fix="pass tokenizer= to the augmentation callback")
     return tok
 
+# %% ../../nbs/13_callbacks.augment.ipynb #c80def24
 class TokenAugment(Augment):
     "Base of on-the-fly augmentations of the token ids of training batches."
     def __init__(self,
@@ -42,14 +44,16 @@ class TokenAugment(Augment):
                  seed:int=0, # Seed of this augmentation's own generator
                  tokenizer=None, # Default: `learn.tokenizer`, else the train collator's tokenizer
                  key:str='input_ids'): # Batch key of the token ids to noise
-        if not 0 <= p < 1: raise SftError(f"p must be in [0, 1), got {p}", where=type(self).__name__, fix="pass a probability such as p=0.1")
+        if not 0 <= p < 1:
+            raise SftError(f"p must be in [0, 1), got {p}", where=type(self).__name__, fix="pass a probability such as p=0.1")
         self.p, self.seed, self.tokenizer, self.key, self.gen = p, seed, tokenizer, key, None
 
     def setup(self, tokenizer=None):
         "Resolve the tokenizer and seed the generator (done at `before_fit`)."
         self.tok = _find_tokenizer(self.learn, tokenizer or self.tokenizer)
         self.special = torch.tensor(sorted(set(self.tok.all_special_ids)), dtype=torch.long)
-        rank = self.learn.accelerator.process_index if self.learn is not None else 0  # each process noises its own batches differently
+        # each process noises its own batches differently
+        rank = self.learn.accelerator.process_index if self.learn is not None else 0
         self.gen = torch.Generator().manual_seed(self.seed + 1000003*rank)
         return self
 
@@ -68,7 +72,7 @@ class TokenAugment(Augment):
 
     def before_batch(self):
         b = self.learn.batch
-        if not isinstance(b, Mapping) or self.key not in b or self.p == 0: return  # collators return BatchEncoding, a Mapping
+        if not isinstance(b, Mapping) or self.key not in b or self.p == 0: return  # collators return a BatchEncoding
         if self.gen is None: self.setup()
         self.learn.batch = self.augment(dict(b))
 
@@ -91,38 +95,47 @@ class TokenDropout(TokenAugment):
         t, mode = self.tok, self.mode
         plain_unk = t.unk_token_id is not None and t.unk_token_id not in {t.eos_token_id, t.bos_token_id, t.pad_token_id}
         if mode == 'auto': mode = 'mask' if t.mask_token_id is not None else 'unk' if plain_unk else 'random'
-        if mode == 'mask' and t.mask_token_id is None: raise SftError("this tokenizer has no mask token", where="TokenDropout(mode='mask')", fix="use mode='unk', 'random' or 'auto'")
-        if mode == 'unk' and t.unk_token_id is None: raise SftError("this tokenizer has no unknown token", where="TokenDropout(mode='unk')", fix="use mode='random' or 'auto'")
+        if mode == 'mask' and t.mask_token_id is None:
+            raise SftError("this tokenizer has no mask token", where="TokenDropout(mode='mask')",
+                           fix="use mode='unk', 'random' or 'auto'")
+        if mode == 'unk' and t.unk_token_id is None:
+            raise SftError("this tokenizer has no unknown token", where="TokenDropout(mode='unk')",
+                           fix="use mode='random' or 'auto'")
         self._mode = mode
         vocab = torch.arange(len(t))
         self.allowed = vocab[~torch.isin(vocab, self.special)]
         return self
 
-    def augment(self, batch):
-        ids = batch[self.key]
-        hit = self.draw(ids.shape).to(ids.device) & self.eligible(batch)
-        if self._mode == 'drop': return self._drop(batch, hit)
-        if self._mode == 'random': new = self.allowed[torch.randint(len(self.allowed), ids.shape, generator=self.gen)].to(ids.device)
-        else: new = torch.full_like(ids, self.tok.mask_token_id if self._mode == 'mask' else self.tok.unk_token_id)
-        batch[self.key] = torch.where(hit, new, ids)
-        return batch
+# %% ../../nbs/13_callbacks.augment.ipynb #249e942e
+@patch
+def augment(self:TokenDropout, batch):
+    ids = batch[self.key]
+    hit = self.draw(ids.shape).to(ids.device) & self.eligible(batch)
+    if self._mode == 'drop': return self._drop(batch, hit)
+    if self._mode == 'random':
+        new = self.allowed[torch.randint(len(self.allowed), ids.shape, generator=self.gen)].to(ids.device)
+    else: new = torch.full_like(ids, self.tok.mask_token_id if self._mode == 'mask' else self.tok.unk_token_id)
+    batch[self.key] = torch.where(hit, new, ids)
+    return batch
 
-    def _drop(self, batch, hit):
-        ids = batch[self.key]
-        lab = batch.get('labels')
-        if isinstance(lab, torch.Tensor) and lab.shape == ids.shape:
-            raise SftError("TokenDropout(mode='drop') would misalign token-level labels", where=f"labels of shape {tuple(lab.shape)}",
-                           fix="use mode='mask', 'unk' or 'random' for token-level tasks (causal LM, QA spans, tagging)")
-        # move the dropped tokens to the padding side, keeping the order of the others, then turn them into padding
-        key = hit.long() if getattr(self.tok, 'padding_side', 'right') == 'right' else -hit.long()
-        order = torch.sort(key, dim=1, stable=True).indices
-        moved = torch.gather(hit, 1, order)
-        for k,v in list(batch.items()):
-            if isinstance(v, torch.Tensor) and v.shape == ids.shape: batch[k] = torch.gather(v, 1, order)
-        batch[self.key] = batch[self.key].masked_fill(moved, self.tok.pad_token_id if self.tok.pad_token_id is not None else 0)
-        for k in ('attention_mask', 'token_type_ids'):
-            if k in batch: batch[k] = batch[k].masked_fill(moved, 0)
-        return batch
+@patch
+def _drop(self:TokenDropout, batch, hit):
+    ids = batch[self.key]
+    lab = batch.get('labels')
+    if isinstance(lab, torch.Tensor) and lab.shape == ids.shape:
+        raise SftError("TokenDropout(mode='drop') would misalign token-level labels", where=f"labels of shape {tuple(lab.shape)}",
+                       fix="use mode='mask', 'unk' or 'random' for token-level tasks (causal LM, QA spans, tagging)")
+    # move the dropped tokens to the padding side, keeping the order of the others, then turn them into padding
+    key = hit.long() if getattr(self.tok, 'padding_side', 'right') == 'right' else -hit.long()
+    order = torch.sort(key, dim=1, stable=True).indices
+    moved = torch.gather(hit, 1, order)
+    for k,v in list(batch.items()):
+        if isinstance(v, torch.Tensor) and v.shape == ids.shape: batch[k] = torch.gather(v, 1, order)
+    pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
+    batch[self.key] = batch[self.key].masked_fill(moved, pad)
+    for k in ('attention_mask', 'token_type_ids'):
+        if k in batch: batch[k] = batch[k].masked_fill(moved, 0)
+    return batch
 
 # %% ../../nbs/13_callbacks.augment.ipynb #81220476
 class TokenSwap(TokenAugment):

@@ -62,8 +62,16 @@ def latest_checkpoint(root:str|Path)->Path|None:
 def checkpoint_root(learn)->Path:
     "The folder of `learn`'s checkpoints: `output_dir/checkpoints`."
     if learn.output_dir is None:
-        raise SftError("checkpoints need an output folder", where="Learner(output_dir=None)", fix="pass output_dir='runs/my-run'")
+        raise SftError("checkpoints need an output folder", where="Learner(output_dir=None)",
+                       fix="pass output_dir='runs/my-run'")
     return Path(learn.output_dir) / 'checkpoints'
+
+# %% ../../nbs/12_callbacks.checkpoint.ipynb #88e91416
+def _delete_old(path:Path, keep_last:int):
+    for old in list_checkpoints(path.parent)[:-keep_last] if keep_last else []:
+        if old == path: continue
+        gone = old.with_name(f'.{old.name}.deleting')  # hide first: a kill mid-delete never leaves a partial step-* folder
+        os.replace(old, gone); shutil.rmtree(gone, ignore_errors=True)
 
 def save_checkpoint(learn, # The `Learner`
                     path:str|Path|None=None, # Default: `checkpoint_root(learn)/step-{step:08d}`
@@ -79,8 +87,9 @@ def save_checkpoint(learn, # The `Learner`
     rngs = gather_object([rng_state()]) if acc.num_processes > 1 else [rng_state()]
     if acc.is_main_process:
         meta = {'epoch': learn.epoch if seen is not None else learn.epoch + 1, 'seen': seen or 0, 'step': learn.step,
-                'n_epochs': learn.n_epochs, 'total_steps': learn.total_steps, 'history': learn.history, 'train_losses': learn.train_losses,
-                'seed': learn.seed, 'processes': acc.num_processes, 'grad_accum': learn.grad_accum}
+                'n_epochs': learn.n_epochs, 'total_steps': learn.total_steps, 'history': learn.history,
+                'train_losses': learn.train_losses, 'seed': learn.seed, 'processes': acc.num_processes,
+                'grad_accum': learn.grad_accum}
         state = {'optimizer': learn.opt.state_dict(), 'scheduler': learn.sched.state_dict() if learn.sched else None,
                  'scaler': acc.scaler.state_dict() if acc.scaler else None, 'rng': rngs[0], 'rng_ranks': rngs}
         try:
@@ -92,21 +101,34 @@ def save_checkpoint(learn, # The `Learner`
         except OSError as e:  # disk full, quota, read-only: atomic_dir left the previous checkpoints as they were
             prev = latest_checkpoint(path.parent)
             raise SftError(f"could not write checkpoint {path.name}: {e.strerror or e}", where=str(path.parent),
-                           fix=f"free disk space (or choose another output_dir) and resume; the previous checkpoint ({prev.name if prev else 'none'}) is intact") from None
-        for old in list_checkpoints(path.parent)[:-keep_last] if keep_last else []:
-            if old == path: continue
-            gone = old.with_name(f'.{old.name}.deleting')  # hide first: a kill mid-delete never leaves a partial step-* folder
-            os.replace(old, gone); shutil.rmtree(gone, ignore_errors=True)
+                           fix="free disk space (or choose another output_dir) and resume; the previous checkpoint "
+                               f"({prev.name if prev else 'none'}) is intact") from None
+        _delete_old(path, keep_last)
     acc.wait_for_everyone()
     return path
 
+# %% ../../nbs/12_callbacks.checkpoint.ipynb #e5ea48a2
+def _seen_here(learn, meta:dict, path:Path)->int:
+    "Batches of the current epoch this process has consumed, for a checkpoint saved with any number of processes."
+    was, now = meta.get('processes', 1), learn.accelerator.num_processes
+    if was == now or meta['seen'] == 0: return meta['seen']
+    # process r of N takes batches r, r+N, ... of one seeded order, so the epoch's position is seen x N batches of it
+    done, accum = meta['seen'] * was, meta.get('grad_accum', 1)
+    if was * accum != now * learn.grad_accum or done % now:
+        raise SftError(f"checkpoint {path.name} was saved by {was} process(es) x grad_accum {accum}; this run has "
+                       f"{now} x {learn.grad_accum}, a different number of examples per optimizer step", where=str(path),
+                       fix=f"keep processes x grad_accum = {was * accum} (e.g. grad_accum={was * accum // now}) "
+                           "and the same batch size per process")
+    return done // now
+
 def load_checkpoint(learn, # The `Learner` to restore
                     path:str|Path)->tuple[int, int, dict]: # A folder written by `save_checkpoint`
-    "Restore weights, optimizer, schedule, step and records; returns (epoch to continue, batches of it done, this process's RNG state)."
+    "Restore weights, optimizer, schedule, step and records; returns (epoch, its batches done, this process's RNG state)."
     from safetensors.torch import load_model
     path, acc = Path(path), learn.accelerator
     if (problem := verify_checkpoint(path)) is not None:
-        raise SftError(f"checkpoint {path} is damaged: {problem}", where=str(path), fix="resume from an older checkpoint (latest_checkpoint skips damaged ones)")
+        raise SftError(f"checkpoint {path} is damaged: {problem}", where=str(path),
+                       fix="resume from an older checkpoint (latest_checkpoint skips damaged ones)")
     load_model(acc.unwrap_model(learn.model), str(path / 'model.safetensors'))
     state = torch.load(path / 'state.pt', weights_only=True, map_location='cpu')
     if learn.opt is None: learn.create_opt()
@@ -121,21 +143,9 @@ def load_checkpoint(learn, # The `Learner` to restore
     rng = rngs[acc.process_index] if len(rngs) == acc.num_processes else rngs[0]
     return meta['epoch'], _seen_here(learn, meta, path), rng
 
-def _seen_here(learn, meta:dict, path:Path)->int:
-    "Batches of the current epoch this process has consumed, for a checkpoint saved with any number of processes."
-    was, now = meta.get('processes', 1), learn.accelerator.num_processes
-    if was == now or meta['seen'] == 0: return meta['seen']
-    # process r of N takes batches r, r+N, ... of one seeded order, so the epoch's position is seen x N batches of it
-    done, accum = meta['seen'] * was, meta.get('grad_accum', 1)
-    if was * accum != now * learn.grad_accum or done % now:
-        raise SftError(f"checkpoint {path.name} was saved by {was} process(es) x grad_accum {accum}; this run has {now} x {learn.grad_accum}, "
-                       f"a different number of examples per optimizer step", where=str(path),
-                       fix=f"keep processes x grad_accum = {was * accum} (e.g. grad_accum={was * accum // now}) and the same batch size per process")
-    return done // now
-
 # %% ../../nbs/12_callbacks.checkpoint.ipynb #b2cc5d9c
 class Checkpointer(Callback):
-    "Save a checkpoint every `every` optimizer steps (and after each epoch if `at_epoch_end`); on `fit(resume=...)`, continue from one."
+    "Save a checkpoint every `every` optimizer steps (and after each epoch); on `fit(resume=...)`, continue from one."
     order = 90  # saves after the callbacks that add to the records, the logs and the best model
     event_order = {'before_fit': -50}  # but restores a run before anything reads its step or records
     def __init__(self, every:int|None=None, # Optimizer steps between checkpoints (None: only at epoch ends)
