@@ -17,6 +17,7 @@ __all__ = ['append_jsonl', 'csv_header', 'append_csv', 'read_log', 'MetricsLogge
 
 # %% ../../nbs/14_callbacks.progress.ipynb #71e2a296
 import torch
+from fastcore.basics import patch
 from ..core import SftError, check_choice, atomic_write, in_notebook
 from .core import RecordCallback, TerminateOnNaN
 
@@ -34,6 +35,7 @@ def append_jsonl(path:str|Path, # The .jsonl file
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, 'a') as f: f.write(json.dumps({k: _scalar(v) for k,v in row.items()}, default=str) + '\n')
 
+# %% ../../nbs/14_callbacks.progress.ipynb #4ae62907
 def csv_header(path:str|Path)->list[str]|None:
     "The column names of an existing CSV file, or None for a missing or empty file."
     path = Path(path)
@@ -66,13 +68,15 @@ def read_log(path:str|Path, # A .csv or .jsonl log written by `MetricsLogger`
              dedup:bool=True)->list[dict]: # Keep only the last line per `step` (resumed runs)
     "The rows of a metrics log, oldest first."
     path = Path(path)
-    if not path.exists(): raise SftError(f"no log file at {path}", where=str(path), fix="check output_dir, or train with MetricsLogger")
+    if not path.exists():
+        raise SftError(f"no log file at {path}", where=str(path), fix="check output_dir, or train with MetricsLogger")
     if path.suffix == '.jsonl': rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
     else:
         with open(path, newline='') as f: rows = [{k: _num(v) for k,v in r.items()} for r in csv.DictReader(f)]
     if not dedup or not rows or 'step' not in rows[0]: return rows
     last = {r.get('step'): i for i,r in enumerate(rows)}
-    return sorted((r for i,r in enumerate(rows) if last[r.get('step')] == i), key=lambda r: (r.get('step') is None, r.get('step') or 0))
+    kept = (r for i,r in enumerate(rows) if last[r.get('step')] == i)
+    return sorted(kept, key=lambda r: (r.get('step') is None, r.get('step') or 0))
 
 # %% ../../nbs/14_callbacks.progress.ipynb #58a18d74
 class MetricsLogger(RecordCallback):
@@ -88,7 +92,7 @@ class MetricsLogger(RecordCallback):
 
     def before_fit(self):
         out = self.path if self.path is not None else self.learn.output_dir
-        if out is None: raise SftError("MetricsLogger has nowhere to write", where='MetricsLogger(path=None) and learn.output_dir is None',
+        if out is None: raise SftError("MetricsLogger has nowhere to write", where='MetricsLogger(path=None), no output_dir',
                                        fix="pass MetricsLogger(path='runs/x') or give the Learner an output_dir")
         self.dir = Path(out); self.dir.mkdir(parents=True, exist_ok=True)
         self._steps_seen = len(self.learn.train_losses)
@@ -110,7 +114,8 @@ class MetricsLogger(RecordCallback):
         if not self.every_n_steps or not self.learn.training: return
         tl = self.learn.train_losses
         for step, loss, lr in tl[self._steps_seen:]:
-            if step % self.every_n_steps == 0: self._write('steps', {'step': step, 'epoch': self.learn.epoch, 'loss': loss, 'lr': lr})
+            if step % self.every_n_steps == 0:
+                self._write('steps', {'step': step, 'epoch': self.learn.epoch, 'loss': loss, 'lr': lr})
         self._steps_seen = len(tl)
 
 # %% ../../nbs/14_callbacks.progress.ipynb #d338344f
@@ -121,6 +126,7 @@ def tensorboard_available()->bool:
         return True
     except Exception: return False
 
+# %% ../../nbs/14_callbacks.progress.ipynb #6b29a1f8
 class TensorBoardCallback(RecordCallback):
     "Log evaluation records and the per-step train loss and lr to TensorBoard (a warning and no-op without it)."
     order = 50
@@ -130,7 +136,9 @@ class TensorBoardCallback(RecordCallback):
         super().__init__()
         self.log_dir, self.every_n_steps, self.writer, self._steps_seen = log_dir, every_n_steps, None, 0
         self.enabled = tensorboard_available()
-        if not self.enabled: warnings.warn("TensorBoardCallback: tensorboard is not installed (pip install tensorboard); not logging to TensorBoard.")
+        if not self.enabled:
+            warnings.warn("TensorBoardCallback: tensorboard is not installed (pip install tensorboard); "
+                          "not logging to TensorBoard.")
 
     def before_fit(self):
         super().before_fit()
@@ -143,13 +151,15 @@ class TensorBoardCallback(RecordCallback):
     def after_record(self, record, old=False):
         if self.writer is None: return
         for k,v in record.items():
-            if k not in ('epoch','step') and isinstance(_scalar(v), (int, float)): self.writer.add_scalar(f'valid/{k}', _scalar(v), record.get('step', 0))
+            if k not in ('epoch','step') and isinstance(_scalar(v), (int, float)):
+                self.writer.add_scalar(f'valid/{k}', _scalar(v), record.get('step', 0))
 
     def after_batch(self):
         if self.writer is None or not self.every_n_steps or not self.learn.training: return
         tl = self.learn.train_losses
         for step, loss, lr in tl[self._steps_seen:]:
-            if step % self.every_n_steps == 0: self.writer.add_scalar('train/loss', loss, step); self.writer.add_scalar('train/lr', lr, step)
+            if step % self.every_n_steps == 0:
+                self.writer.add_scalar('train/loss', loss, step); self.writer.add_scalar('train/lr', lr, step)
         self._steps_seen = len(tl)
 
     def after_fit(self):
@@ -174,6 +184,7 @@ def format_value(key:str, # The record key
         return f"{v:.4f}"
     return str(v)
 
+# %% ../../nbs/14_callbacks.progress.ipynb #17e7f1f1
 def text_table(rows:list[dict], # Evaluation records
                header:bool=True, # Start with the column names
                min_width:int=0)->str: # Minimum column width (fixed widths keep streamed rows aligned)
@@ -188,8 +199,10 @@ def html_table(rows:list[dict])->str:
     "Records as an HTML table."
     cols = list(dict.fromkeys(k for r in rows for k in r))
     head = ''.join(f'<th>{html.escape(c)}</th>' for c in cols)
-    body = ''.join('<tr>' + ''.join(f'<td>{html.escape(format_value(k, r.get(k)))}</td>' for k in cols) + '</tr>' for r in rows)
-    return f'<table class="dataframe sft-progress" border="1"><thead><tr style="text-align: right;">{head}</tr></thead><tbody>{body}</tbody></table>'
+    body = ''.join('<tr>' + ''.join(f'<td>{html.escape(format_value(k, r.get(k)))}</td>' for k in cols) + '</tr>'
+                   for r in rows)
+    return (f'<table class="dataframe sft-progress" border="1"><thead><tr style="text-align: right;">{head}</tr></thead>'
+            f'<tbody>{body}</tbody></table>')
 
 class Rendered:
     "A display object with an HTML and a plain-text form (both are kept in a saved notebook)."
@@ -197,13 +210,14 @@ class Rendered:
     def _repr_html_(self): return self.html
     def __repr__(self): return self.text
 
-# %% ../../nbs/14_callbacks.progress.ipynb #273c22c1
+# %% ../../nbs/14_callbacks.progress.ipynb #c2072993
 def examples_in(batch)->int:
     "Examples in a batch: its rows, or the examples of a padding-free row (one row, boundaries in `cu_seq_lens_q`)."
     if not isinstance(batch, Mapping) or not batch: return 0
     if 'cu_seq_lens_q' in batch: return len(batch['cu_seq_lens_q']) - 1
     return len(batch['input_ids'] if 'input_ids' in batch else next(iter(batch.values())))
 
+# %% ../../nbs/14_callbacks.progress.ipynb #5bbc7de9
 class ProgressCallback(RecordCallback):
     "Progress bar and one table row per evaluation: HTML updated in place in Jupyter, text lines in a terminal."
     order = 60  # after the logs, before EarlyStopping, so the last row is shown
@@ -231,12 +245,10 @@ class ProgressCallback(RecordCallback):
         self._fit_t0 = self._last_log = time.time()
         self._step0, self._logged_step, self._samples = self.learn.step, None, 0
 
-    def _len(self, dl):
-        try: return len(dl)
-        except TypeError: return None
-
     def _start(self, phase:str, dl):
-        self._phase, self._i, self._n, self._pt0 = phase, 0, self._len(dl), time.time()
+        self._phase, self._i, self._pt0 = phase, 0, time.time()
+        try: self._n = len(dl)
+        except TypeError: self._n = None
         if phase == 'train': self._train_start = self._pt0
         if not self._in_fit: self._t0 = self._pt0
         self.render(force=True)
@@ -248,109 +260,131 @@ class ProgressCallback(RecordCallback):
         if not self._in_fit: self._setup_display()  # a `validate()` outside `fit`: a new bar, the last table stays
         self._start('valid', self.learn.dl or [])
 
-    def after_batch(self):
-        if self.learn.training and self._phase != 'train':  # back to training after a mid-epoch evaluation
-            self._phase, self._pt0 = 'train', getattr(self, '_train_start', time.time())
-            self._n = self.learn.n_iter
-        self._i = self.learn.iter + 1
-        if self.learn.training: self._samples += examples_in(self.learn.batch)
-        self.render()
-        if self.learn.training and not self._bar and not self._html and self._in_fit: self._maybe_log()
+# %% ../../nbs/14_callbacks.progress.ipynb #3736eb23
+@patch
+def after_step(self:ProgressCallback):
+    # the loss of the optimizer step, summed over its micro-batches and processes; a micro-batch's own loss is only
+    # its share of that (gradient accumulation, several processes), so it is not what the bar shows
+    lv = self.learn.step_loss
+    if lv is not None and math.isfinite(lv):
+        self._nloss += 1
+        self._smooth = self.beta*(self._smooth or 0.) + (1-self.beta)*lv
 
-    def after_step(self):
-        # the loss of the optimizer step, summed over its micro-batches and processes; a micro-batch's own loss is only
-        # its share of that (gradient accumulation, several processes), so it is not what the bar shows
-        lv = self.learn.step_loss
-        if lv is not None and math.isfinite(lv):
-            self._nloss += 1
-            self._smooth = self.beta*(self._smooth or 0.) + (1-self.beta)*lv
+@patch(as_prop=True)
+def smooth_loss(self:ProgressCallback)->float|None:
+    "The debiased moving average of the train loss shown next to the bar."
+    return self._smooth / (1 - self.beta**self._nloss) if self._nloss else None
 
-    def _maybe_log(self):
-        "Print a progress line when `log_steps` steps or `log_seconds` seconds have passed (output without a bar)."
-        step, now = self.learn.step, time.time()
-        due = (self.log_steps and step % self.log_steps == 0) or (self.log_seconds is not None and now - self._last_log >= self.log_seconds)
-        if not due or step == self._logged_step or not self.is_main: return
-        self._last_log, self._logged_step = now, step
-        print(self.log_line(), flush=True)
+@patch
+def after_batch(self:ProgressCallback):
+    l = self.learn
+    if l.training and self._phase != 'train':  # back to training after a mid-epoch evaluation
+        self._phase, self._pt0, self._n = 'train', getattr(self, '_train_start', time.time()), l.n_iter
+    self._i = l.iter + 1
+    if l.training: self._samples += examples_in(l.batch)
+    self.render()
+    if l.training and not self._bar and not self._html and self._in_fit: self._maybe_log()
 
-    def log_line(self)->str:
-        "One progress line: step, epoch, smoothed loss, samples/s and the time left."
-        l, el = self.learn, max(time.time() - self._fit_t0, 1e-9)
-        done, total = l.step - self._step0, l.total_steps
-        eta = format_time((total - l.step) * el / done) if done and total else '?'
-        loss = f"{self.smooth_loss:.4f}" if self.smooth_loss is not None else '?'
-        return f"step {l.step}/{total or '?'}  epoch {l.epoch+1}/{l.n_epochs}  loss {loss}  {self._samples/el:.1f} samples/s  ETA {eta}"
+# %% ../../nbs/14_callbacks.progress.ipynb #71cae855
+@patch
+def _maybe_log(self:ProgressCallback):
+    "Print a progress line when `log_steps` steps or `log_seconds` seconds have passed (output without a bar)."
+    step, now = self.learn.step, time.time()
+    due = ((self.log_steps and step % self.log_steps == 0)
+           or (self.log_seconds is not None and now - self._last_log >= self.log_seconds))
+    if not due or step == self._logged_step or not self.is_main: return
+    self._last_log, self._logged_step = now, step
+    print(self.log_line(), flush=True)
 
-    def after_train(self): self.render(force=True)
-    def after_validate(self): self.render(force=True)
+@patch
+def log_line(self:ProgressCallback)->str:
+    "One progress line: step, epoch, smoothed loss, samples/s and the time left."
+    l, el = self.learn, max(time.time() - self._fit_t0, 1e-9)
+    done, total = l.step - self._step0, l.total_steps
+    eta = format_time((total - l.step) * el / done) if done and total else '?'
+    loss = f"{self.smooth_loss:.4f}" if self.smooth_loss is not None else '?'
+    return (f"step {l.step}/{total or '?'}  epoch {l.epoch+1}/{l.n_epochs}  loss {loss}  "
+            f"{self._samples/el:.1f} samples/s  ETA {eta}")
 
-    def after_record(self, record, old=False):
-        self.rows.append(dict(record))
-        if not self._html: self._print_row(record)
-        self.render(force=True)
+# %% ../../nbs/14_callbacks.progress.ipynb #6994fec8
+@patch
+def label(self:ProgressCallback)->str:
+    "The text next to the bar."
+    l, el = self.learn, time.time() - self._t0
+    if self._phase == 'done':
+        s = f"{l.epoch+1}/{l.n_epochs} epochs, {l.step} steps in {format_time(el)}"
+        return s + (f" ({self._status})" if self._status else '')
+    ep = f"epoch {l.epoch+1}/{l.n_epochs} " if self._in_fit else ''
+    pel = time.time() - self._pt0
+    left = format_time(pel/self._i*(self._n-self._i)) if self._i and self._n else '?'
+    loss = f" loss {self.smooth_loss:.4f}" if self._phase == 'train' and self._smooth is not None else ''
+    return f"{ep}{self._phase} {self._i}/{self._n if self._n is not None else '?'} [{format_time(pel)}<{left}]{loss}"
 
-    def after_cancel_fit(self): self._status = 'stopped early'
+@patch
+def html(self:ProgressCallback)->str:
+    "The Jupyter view: bar, label, table."
+    n = self._n or 1
+    val = n if self._phase == 'done' else min(self._i, n)
+    style = 'width:300px;height:1em;vertical-align:middle'
+    bar = f'<progress value="{val}" max="{n}" style="{style}"></progress> ' if self._bar else ''
+    return f'<div>{bar}<span>{html.escape(self.label())}</span></div>' + (html_table(self.rows) if self.rows else '')
 
-    def after_fit(self):
-        super().after_fit()
-        if any(isinstance(c, TerminateOnNaN) and c.detected for c in self.learn.cbs): self._status = 'stopped: non-finite loss'
-        self._phase = 'done'
-        self.render(force=True)
-        if self._bar and not self._html: self._clear_line()
+@patch
+def text(self:ProgressCallback)->str:
+    "The plain-text view: label and table."
+    return self.label() + ('\n' + text_table(self.rows) if self.rows else '')
 
-    def label(self)->str:
-        "The text next to the bar."
-        l, el = self.learn, time.time() - self._t0
-        if self._phase == 'done':
-            s = f"{l.epoch+1}/{l.n_epochs} epochs, {l.step} steps in {format_time(el)}"
-            return s + (f" ({self._status})" if self._status else '')
-        ep = f"epoch {l.epoch+1}/{l.n_epochs} " if self._in_fit else ''
-        pel = time.time() - self._pt0
-        left = format_time(pel/self._i*(self._n-self._i)) if self._i and self._n else '?'
-        loss = f" loss {self.smooth_loss:.4f}" if self._phase == 'train' and self._smooth is not None else ''
-        return f"{ep}{self._phase} {self._i}/{self._n if self._n is not None else '?'} [{format_time(pel)}<{left}]{loss}"
+# %% ../../nbs/14_callbacks.progress.ipynb #c5bff465
+@patch
+def render(self:ProgressCallback, force:bool=False):
+    "Redraw, at most every `update_every` seconds unless `force`."
+    now = time.time()
+    if not self.is_main or (not force and now - self._last < self.update_every): return
+    self._last = now
+    if self._html:
+        from IPython.display import display
+        out = Rendered(self.html(), self.text())
+        if self._handle is None: self._handle = display(out, display_id=True)
+        else: self._handle.update(out)
+    elif self._bar and self._phase not in (None, 'done'):
+        n = self._n or 0
+        fill = int(30*self._i/n) if n else 0
+        sys.stdout.write(f"\r|{'█'*fill}{'-'*(30-fill)}| {self.label()}"[:160].ljust(100)); sys.stdout.flush()
 
-    @property
-    def smooth_loss(self)->float|None:
-        "The debiased moving average of the train loss shown next to the bar."
-        return self._smooth / (1 - self.beta**self._nloss) if self._nloss else None
+@patch
+def _clear_line(self:ProgressCallback): sys.stdout.write('\r' + ' '*100 + '\r'); sys.stdout.flush()
 
-    def html(self)->str:
-        "The Jupyter view: bar, label, table."
-        n = self._n or 1
-        val = n if self._phase == 'done' else min(self._i, n)
-        bar = f'<progress value="{val}" max="{n}" style="width:300px;height:1em;vertical-align:middle"></progress> ' if self._bar else ''
-        return f'<div>{bar}<span>{html.escape(self.label())}</span></div>' + (html_table(self.rows) if self.rows else '')
+@patch
+def _print_row(self:ProgressCallback, record):
+    if self._bar: self._clear_line()
+    cols = list(record)
+    tbl = text_table([record], min_width=10).splitlines()  # fixed widths, so rows printed one by one line up
+    if cols != self._printed_cols: print(tbl[0]); self._printed_cols = cols
+    print(tbl[-1])
 
-    def text(self)->str:
-        "The plain-text view: label and table."
-        return self.label() + ('\n' + text_table(self.rows) if self.rows else '')
+# %% ../../nbs/14_callbacks.progress.ipynb #bd816e88
+@patch
+def after_record(self:ProgressCallback, record, old=False):
+    self.rows.append(dict(record))
+    if not self._html: self._print_row(record)
+    self.render(force=True)
 
-    def render(self, force:bool=False):
-        "Redraw, at most every `update_every` seconds unless `force`."
-        now = time.time()
-        if not self.is_main or (not force and now - self._last < self.update_every): return
-        self._last = now
-        if self._html:
-            from IPython.display import display
-            out = Rendered(self.html(), self.text())
-            if self._handle is None: self._handle = display(out, display_id=True)
-            else: self._handle.update(out)
-        elif self._bar and self._phase not in (None, 'done'):
-            n = self._n or 0
-            fill = int(30*self._i/n) if n else 0
-            sys.stdout.write(f"\r|{'█'*fill}{'-'*(30-fill)}| {self.label()}"[:160].ljust(100)); sys.stdout.flush()
+@patch
+def after_fit(self:ProgressCallback):
+    RecordCallback.after_fit(self)
+    if any(isinstance(c, TerminateOnNaN) and c.detected for c in self.learn.cbs): self._status = 'stopped: non-finite loss'
+    self._phase = 'done'
+    self.render(force=True)
+    if self._bar and not self._html: self._clear_line()
 
-    def _clear_line(self): sys.stdout.write('\r' + ' '*100 + '\r'); sys.stdout.flush()
+@patch
+def after_train(self:ProgressCallback): self.render(force=True)
+@patch
+def after_validate(self:ProgressCallback): self.render(force=True)
+@patch
+def after_cancel_fit(self:ProgressCallback): self._status = 'stopped early'
 
-    def _print_row(self, record):
-        if self._bar: self._clear_line()
-        cols = list(record)
-        tbl = text_table([record], min_width=10).splitlines()  # fixed widths, so rows printed one by one line up
-        if cols != self._printed_cols: print(tbl[0]); self._printed_cols = cols
-        print(tbl[-1])
-
-# %% ../../nbs/14_callbacks.progress.ipynb #bcb34c4e
+# %% ../../nbs/14_callbacks.progress.ipynb #3f6e3f58
 def smooth_ema(values:list[float], # Values in order
                beta:float=0.9)->list[float]: # Weight of the past
     "Debiased exponential moving average of `values` (NaN values are skipped)."
@@ -360,10 +394,10 @@ def smooth_ema(values:list[float], # Values in order
         out.append(avg/(1-beta**n) if n else float('nan'))
     return out
 
-_NOT_METRICS = {'epoch', 'step', 'train_loss', 'valid_loss', 'lr', 'time', 'samples', 'tokens'}  # record fields that are not scores
+_NOT_METRICS = {'epoch', 'step', 'train_loss', 'valid_loss', 'lr', 'time', 'samples', 'tokens'}  # fields, not scores
 
 def history_records(source)->tuple[list[dict], list]:
-    "Evaluation records and per-step `(step, loss, lr)` of a run: from a Learner, `learn.history`, or a metrics .csv/.jsonl log."
+    "Evaluation records and per-step `(step, loss, lr)` of a run: from a Learner, `learn.history`, or a metrics log."
     steps = []
     if hasattr(source, 'history'): steps, source = list(getattr(source, 'train_losses', None) or []), source.history
     if isinstance(source, (str, Path)): source = read_log(source)
@@ -372,8 +406,9 @@ def history_records(source)->tuple[list[dict], list]:
         raise SftError("history rows must be dicts of metric values", fix="pass a Learner, learn.history or a metrics log path")
     return rows, steps
 
-def plot_history(source, # A Learner, `learn.history` (evaluation records), or the path of a `MetricsLogger` .csv/.jsonl log
-                 train_losses:list|None=None, # (step, loss, lr) per optimizer step; default: the Learner's `train_losses`
+# %% ../../nbs/14_callbacks.progress.ipynb #b6e8c8ec
+def plot_history(source, # A Learner, `learn.history` (evaluation records), or the path of a `MetricsLogger` log
+                 train_losses:list|None=None, # (step, loss, lr) per optimizer step; default: the Learner's
                  x:str='step', # The x axis: 'step' or 'epoch' (per-step losses are drawn on the step axis only)
                  figsize:tuple=(8,3), # Figure size in inches
                  beta:float=0.9): # Smoothing of the train loss
@@ -382,7 +417,8 @@ def plot_history(source, # A Learner, `learn.history` (evaluation records), or t
     history, own = history_records(source)
     train_losses = list(own if train_losses is None else train_losses) if x == 'step' else []
     check_choice(x, ('step', 'epoch'), 'x axis', where='plot_history(x=...)')
-    if not history and not train_losses: raise SftError("the history is empty: nothing to plot", fix="train first, or point to a metrics.csv/.jsonl log")
+    if not history and not train_losses:
+        raise SftError("the history is empty: nothing to plot", fix="train first, or point to a metrics.csv/.jsonl log")
     fig = Figure(figsize=figsize, layout='constrained')
     ax_loss, ax_m = fig.subplots(1, 2)
     at = lambda key: [(r[x], _scalar(r[key])) for r in history if x in r and _scalar(r.get(key)) is not None]
@@ -390,7 +426,7 @@ def plot_history(source, # A Learner, `learn.history` (evaluation records), or t
         st, lo, lr = zip(*train_losses)
         ax_loss.plot(st, lo, color='C0', alpha=.25, lw=.8)
         ax_loss.plot(st, smooth_ema(lo, beta), color='C0', label='train')
-    elif pts := at('train_loss'): ax_loss.plot(*zip(*pts), 'o-', color='C0', label='train')  # a log: one train loss per record
+    elif pts := at('train_loss'): ax_loss.plot(*zip(*pts), 'o-', color='C0', label='train')  # a log: one per record
     if pts := at('valid_loss'): ax_loss.plot(*zip(*pts), 'o-', color='C1', label='valid')
     ax_loss.set(xlabel=x, title='loss')
     if ax_loss.lines: ax_loss.legend(loc='upper right')
@@ -413,7 +449,7 @@ def figure_png(fig, # A matplotlib figure
 
 # %% ../../nbs/14_callbacks.progress.ipynb #ad077475
 class LivePlotCallback(RecordCallback):
-    "Plot losses, metrics and lr live in Jupyter (a static image stays in the notebook); optionally save a PNG at the end."
+    "Plot losses, metrics and lr live in Jupyter (the last image stays in the notebook); optionally save a PNG."
     order = 65
     def __init__(self,
                  save_to:str|Path|None=None, # Write the final plot to this PNG file
