@@ -18,6 +18,4 @@ from .evaluation import *
 # %% ../../nbs/19a_callbacks.all.ipynb #09bc7f71
 import importlib
 _MODULES = ('core', 'speed', 'checkpoint', 'augment', 'progress', 'evaluation')
-
-# %% ../../nbs/19a_callbacks.all.ipynb #283e45ce
 __all__ = [n for m in _MODULES for n in importlib.import_module(f'sft_nb.callbacks.{m}').__all__]

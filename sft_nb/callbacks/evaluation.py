@@ -14,6 +14,7 @@ __all__ = ['TEXT_METRICS', 'REFERENCE_KEYS', 'label_of', 'text_scores', 'split_s
 # %% ../../nbs/19_callbacks.evaluation.ipynb #8e0c5ab7
 import numpy as np
 import pandas as pd
+from fastcore.basics import patch
 from ..core import SftError, Callback, did_you_mean, check_choice, show_df, unwrap_model
 from ..text_metrics import load_metric, parse_label
 from ..inference import generate
@@ -25,20 +26,25 @@ def label_of(text:str, # A generated answer
              label_words:dict|Sequence[str], # Label names, or {label: [words that mean it]}
              )->str|None:
     "The label whose word appears first in `text` (whole words, any case), or None."
-    words = {l: [l] for l in label_words} if not isinstance(label_words, dict) else {l: [w] if isinstance(w, str) else list(w) for l, w in label_words.items()}
+    if not isinstance(label_words, dict): label_words = {l: l for l in label_words}
+    words = {l: [w] if isinstance(w, str) else list(w) for l, w in label_words.items()}
     owner = {w: l for l, ws in words.items() for w in ws}
     found = parse_label(text, list(owner))
     return None if found is None else owner[found]
 
 # %% ../../nbs/19_callbacks.evaluation.ipynb #99ee3fbd
-TEXT_METRICS = {'exact_match': 'exact_match', 'bleu': 'sacrebleu', 'chrf': 'chrf', 'rouge': 'rouge', 'label_accuracy': 'label_accuracy'}
+TEXT_METRICS = {'exact_match': 'exact_match', 'bleu': 'sacrebleu', 'chrf': 'chrf', 'rouge': 'rouge',
+                'label_accuracy': 'label_accuracy'}
 
 def _label_accuracy(preds:list[str], refs:list[str], label_words)->dict:
     "Label accuracy and parse rate, mapping synonyms to their label first."
-    if label_words is None: raise SftError("label_accuracy needs the label words", fix="pass label_words=['negative', 'positive'] (or a {label: [words]} dict)")
+    if label_words is None:
+        raise SftError("label_accuracy needs the label words",
+                       fix="pass label_words=['negative', 'positive'] (or a {label: [words]} dict)")
     labels = list(label_words)
     if bad := sorted(set(refs) - set(labels)):
-        raise SftError(f"references {bad[:5]} are not among the labels {labels}", fix="use label names as references, or extend label_words")
+        raise SftError(f"references {bad[:5]} are not among the labels {labels}",
+                       fix="use label names as references, or extend label_words")
     parsed = [label_of(p, label_words) or '' for p in preds]
     return load_metric('label_accuracy').compute(predictions=parsed, references=refs, labels=labels)
 
@@ -57,6 +63,7 @@ def _score_one(metric, preds:list[str], refs:list[str], label_words)->dict:
                          fix=f"use one of {', '.join(TEXT_METRICS)}, a function or an evaluate metric")
     return {k: float(v) for k, v in res.items() if isinstance(v, (int, float, np.number))}
 
+# %% ../../nbs/19_callbacks.evaluation.ipynb #72a19740
 def text_scores(predictions:Sequence[str], # Generated texts
                 references:Sequence[str], # One reference text (or label name) per prediction
                 metrics=('exact_match', 'bleu', 'rouge'), # Names from `TEXT_METRICS`, functions or `evaluate` metrics
@@ -64,7 +71,8 @@ def text_scores(predictions:Sequence[str], # Generated texts
                 )->dict:
     "Scores of generated texts against references, as one flat dict."
     preds, refs = check_texts(predictions, 'predictions'), check_texts(references, 'references')
-    if check_same_length(predictions=preds, references=refs) == 0: raise SftError("no predictions to score", fix="pass at least one example")
+    if check_same_length(predictions=preds, references=refs) == 0:
+        raise SftError("no predictions to score", fix="pass at least one example")
     out = {}
     for m in ([metrics] if isinstance(metrics, str) else metrics): out.update(_score_one(m, preds, refs, label_words))
     return out
@@ -76,23 +84,25 @@ def split_samples(samples)->tuple[list, list[str]]:
     "`(prompts, references)` from (prompt, reference) pairs, dicts, chat conversations or a `Dataset`."
     prompts, refs = [], []
     for i, s in enumerate(samples):
+        key = next((k for k in REFERENCE_KEYS if k in s), None) if isinstance(s, dict) else None
         if isinstance(s, (tuple, list)) and len(s) == 2 and not isinstance(s[0], dict): p, r = s
         elif isinstance(s, dict) and 'messages' in s:
             msgs = list(s['messages'])
             if not msgs or msgs[-1].get('role') != 'assistant':
-                raise SftError(f"samples[{i}]['messages'] does not end with an assistant turn", where=f"samples[{i}]", fix="the last message is the reference answer")
+                raise SftError(f"samples[{i}]['messages'] does not end with an assistant turn", where=f"samples[{i}]",
+                               fix="the last message is the reference answer")
             p, r = msgs[:-1], msgs[-1]['content']
-        elif isinstance(s, dict) and 'prompt' in s and (k := next((k for k in REFERENCE_KEYS if k in s), None)): p, r = s['prompt'], s[k]
+        elif isinstance(s, dict) and 'prompt' in s and key: p, r = s['prompt'], s[key]
         else: raise SftError(f"samples[{i}] is not a (prompt, reference) pair: {repr(s)[:80]}", where=f"samples[{i}]",
-                             fix=f"pass (prompt, reference) tuples, {{'prompt', 'reference'}} dicts (or {'/'.join(REFERENCE_KEYS[1:])}), or {{'messages'}} conversations")
+                             fix=f"pass (prompt, reference) tuples, {{'prompt', 'reference'}} dicts (or "
+                                 f"{'/'.join(REFERENCE_KEYS[1:])}), or {{'messages'}} conversations")
         prompts.append(p); refs.append(str(r))
     if not prompts: raise SftError("no samples to evaluate on", fix="pass a few (prompt, reference) pairs")
     return prompts, refs
 
-
 # %% ../../nbs/19_callbacks.evaluation.ipynb #2e834a01
 def _in_training_precision(cb)->dict:
-    "`generate` arguments that run a learner's evaluation in its training precision, as its validation runs (alone: fp32)."
+    "`generate` arguments that run a learner's evaluation in its training precision, as its validation (alone: fp32)."
     return {'precision': cb.learn.precision} if cb.learn is not None and 'precision' not in cb.gen_kw else {}
 
 def _eval_model_and_tokenizer(cb, model=None, tokenizer=None)->tuple:
@@ -103,6 +113,7 @@ def _eval_model_and_tokenizer(cb, model=None, tokenizer=None)->tuple:
     if tok is None: raise SftError(f"{name} has no tokenizer", fix=f"pass {name}(..., tokenizer=tok) or give the Learner one")
     return model, tok
 
+# %% ../../nbs/19_callbacks.evaluation.ipynb #32687113
 class GenerationEval(Callback):
     "Generate on fixed samples every `every` epochs or steps, score the answers, log the scores and show a table."
     order = 40  # After the Learner appends the evaluation record, before record callbacks (order 50) read it
@@ -125,36 +136,43 @@ class GenerationEval(Callback):
         metrics = [metrics] if isinstance(metrics, str) else list(metrics)
         if label_words is not None and 'label_accuracy' not in metrics: metrics.append('label_accuracy')
         self.metrics, self.every, self.label_words, self.tokenizer = metrics, int(every), label_words, tokenizer
-        self.max_new_tokens, self.batch_size, self.show, self.prefix, self.gen_kw = max_new_tokens, batch_size, show, prefix, gen_kw
-        self.records, self.table = [], None
+        self.max_new_tokens, self.batch_size, self.show, self.prefix = max_new_tokens, batch_size, show, prefix
+        self.gen_kw, self.records, self.table = gen_kw, [], None
 
-    def evaluate(self, model=None, tokenizer=None)->dict:
-        "Generate answers for the samples with `model` (default: the learner's), score them and keep the table."
-        model, tok = _eval_model_and_tokenizer(self, model, tokenizer)
-        preds = generate(model, tok, self.prompts, max_new_tokens=self.max_new_tokens, batch_size=self.batch_size, **_in_training_precision(self), **self.gen_kw)
-        scores = text_scores(preds, self.references, self.metrics, self.label_words)
-        self.table = pd.DataFrame({'prompt': [p if isinstance(p, str) else p[-1]['content'] for p in self.prompts],
-                                   'reference': self.references, 'prediction': preds})
-        return scores
+# %% ../../nbs/19_callbacks.evaluation.ipynb #b1bac496
+@patch
+def evaluate(self:GenerationEval, model=None, tokenizer=None)->dict:
+    "Generate answers for the samples with `model` (default: the learner's), score them and keep the table."
+    model, tok = _eval_model_and_tokenizer(self, model, tokenizer)
+    preds = generate(model, tok, self.prompts, max_new_tokens=self.max_new_tokens, batch_size=self.batch_size,
+                     **_in_training_precision(self), **self.gen_kw)
+    scores = text_scores(preds, self.references, self.metrics, self.label_words)
+    self.table = pd.DataFrame({'prompt': [p if isinstance(p, str) else p[-1]['content'] for p in self.prompts],
+                               'reference': self.references, 'prediction': preds})
+    return scores
 
-    def _run(self):
-        scores = {f'{self.prefix}{k}': v for k,v in self.evaluate().items()}
-        where = {'epoch': self.learn.epoch, 'step': self.learn.step}
-        self.records.append({**where, **scores})
-        self.learn.recorder.add_scores(scores, to_last=self.unit == 'epoch')  # the `Recorder` writes the records
-        if self.show:
-            print(f"{self.title} at epoch {where['epoch']}, step {where['step']}: " + ', '.join(f'{k}={v:.4g}' for k,v in scores.items()))
-            show_df(self.table.head(int(self.show)))
+@patch
+def _run(self:GenerationEval):
+    scores = {f'{self.prefix}{k}': v for k,v in self.evaluate().items()}
+    where = {'epoch': self.learn.epoch, 'step': self.learn.step}
+    self.records.append({**where, **scores})
+    self.learn.recorder.add_scores(scores, to_last=self.unit == 'epoch')  # the `Recorder` writes the records
+    if self.show:
+        print(f"{self.title} at epoch {where['epoch']}, step {where['step']}: "
+              + ', '.join(f'{k}={v:.4g}' for k,v in scores.items()))
+        show_df(self.table.head(int(self.show)))
 
-    def after_epoch(self):
-        if self.unit == 'epoch' and (self.learn.epoch + 1) % self.every == 0: self._run()
+@patch
+def after_epoch(self:GenerationEval):
+    if self.unit == 'epoch' and (self.learn.epoch + 1) % self.every == 0: self._run()
 
-    def after_step(self):
-        if self.unit == 'step' and self.learn.step % self.every == 0: self._run()
+@patch
+def after_step(self:GenerationEval):
+    if self.unit == 'step' and self.learn.step % self.every == 0: self._run()
 
 # %% ../../nbs/19_callbacks.evaluation.ipynb #e04a47ef
 class QAEval(GenerationEval):
-    "Extract answers to fixed QA examples every `every` epochs or steps, score them (SQuAD exact match and F1) and log the scores."
+    "Extract answers to fixed QA examples every `every` epochs or steps, score them (SQuAD EM and F1), log the scores."
     title = 'QA eval'
     def __init__(self,
                  examples, # Dicts, a DataFrame or a `Dataset` with `question`, `context`, `answers`
@@ -166,7 +184,8 @@ class QAEval(GenerationEval):
                  **qa_kw): # `predict_qa` arguments: batch_size, max_length, stride, max_answer_tokens
         self.unit = check_choice(unit, ('epoch', 'step'), 'unit', where='QAEval')
         if int(every) < 1: raise SftError(f"every must be at least 1, got {every}", where='QAEval')
-        self.examples, self.every, self.tokenizer, self.show, self.prefix, self.qa_kw = _qa_rows(examples), int(every), tokenizer, show, prefix, qa_kw
+        self.examples, self.every, self.tokenizer = _qa_rows(examples), int(every), tokenizer
+        self.show, self.prefix, self.qa_kw = show, prefix, qa_kw
         self.records, self.table = [], None
 
     def evaluate(self, model=None, tokenizer=None)->dict:

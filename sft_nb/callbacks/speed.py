@@ -22,10 +22,12 @@ def keep_mask(shape:tuple, # Shape of the mask
               device=None)->torch.Tensor:
     "Boolean mask, each element False with probability `p` (to 1/32768), from 15 random bits per element."
     n = math.prod(shape)
-    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_()  # bit 63 is always 0, bits 0-62 uniform
+    # bit 63 is always 0, bits 0-62 uniform
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_()
     lanes = words.view(torch.int16)[:n].view(shape).bitwise_and_(0x7FFF)  # so use 15 bits of each 16-bit lane
     return lanes >= round(p * 32768)
 
+# %% ../../nbs/11a_callbacks.speed.ipynb #22541686
 class _MaskScale(torch.autograd.Function):
     "`x * keep * scale`, keeping only the boolean mask for backward."
     @staticmethod
@@ -40,9 +42,11 @@ class _MaskScale(torch.autograd.Function):
 class CpuDropout(nn.Dropout):
     "`nn.Dropout` whose CPU masks come from `keep_mask`: the same Bernoulli(p) dropout, cheaper to draw."
     def forward(self, x):
-        if not self.training or not 0 < self.p < 1 or x.device.type != 'cpu' or not x.is_floating_point(): return super().forward(x)
+        if not self.training or not 0 < self.p < 1 or x.device.type != 'cpu' or not x.is_floating_point():
+            return super().forward(x)
         return _MaskScale.apply(x, keep_mask(x.shape, self.p, x.device), 1 / (1 - self.p))
 
+# %% ../../nbs/11a_callbacks.speed.ipynb #22e9acc6
 class FastDropout(Callback):
     "During `fit` on CPU, turn the model's `nn.Dropout` modules into `CpuDropout`; restore them after."
     order = -30
@@ -76,7 +80,7 @@ class ReuseCpuMemory(Callback):
         self.libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)  # ...and up to 1 GB of free heap stays mapped between steps
     def after_fit(self):
         if self.libc is None: return
-        # glibc's defaults, as its adaptive threshold settles for big tensors: blocks over 32 MB mapped, trimmed over 64 MB
+        # glibc's defaults, as its adaptive threshold settles for big tensors: over 32 MB mapped, trimmed over 64 MB
         self.libc.mallopt(_M_MMAP_MAX, 65536); self.libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
         self.libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20); self.libc.malloc_trim(0)
         self.libc = None
@@ -85,15 +89,18 @@ class ReuseCpuMemory(Callback):
 def longest_example(batch:dict)->int:
     "Tokens of the longest example in a batch: padded rows' width, or a padding-free row's `max_length_q`."
     if 'max_length_q' in batch: return int(batch['max_length_q'])
-    return max((v.shape[-1] for k, v in batch.items() if k in ('input_ids', 'labels', 'decoder_input_ids') and torch.is_tensor(v) and v.dim() == 2), default=0)
+    keys = ('input_ids', 'labels', 'decoder_input_ids')
+    return max((v.shape[-1] for k, v in batch.items() if k in keys and torch.is_tensor(v) and v.dim() == 2), default=0)
 
 class ShortAttentionMath(Callback):
-    "During `fit` on CPU, SDPA's math kernel for batches of short examples (<= `max_len` tokens): faster than CPU flash there."
+    "During `fit` on CPU, SDPA's math kernel for batches of short examples (<= `max_len` tokens): faster than flash."
     order = -30
     def __init__(self,
                  max_len:int=128, # Longest example (tokens) whose batch uses the math kernel
                 ): self.max_len, self.flash = max_len, None
-    def before_fit(self): self.flash = torch.backends.cuda.flash_sdp_enabled() if self.learn.accelerator.device.type == 'cpu' else None
+    def before_fit(self):
+        on_cpu = self.learn.accelerator.device.type == 'cpu'
+        self.flash = torch.backends.cuda.flash_sdp_enabled() if on_cpu else None
     def before_batch(self):  # training batches only: validation and generation compute as they would outside `fit`
         if self.flash is not None and self.learn.training:
             torch.backends.cuda.enable_flash_sdp(self.flash and longest_example(self.learn.batch) > self.max_len)
