@@ -15,7 +15,9 @@ from .augment import *
 from .progress import *
 from .evaluation import *
 
-# %% ../../nbs/19a_callbacks.all.ipynb #09bc7f71
+# %% ../../nbs/19a_callbacks.all.ipynb #26ac09b4
 import importlib
+
+# %% ../../nbs/19a_callbacks.all.ipynb #09bc7f71
 _MODULES = ('core', 'speed', 'checkpoint', 'augment', 'progress', 'evaluation')
 __all__ = [n for m in _MODULES for n in importlib.import_module(f'sft_nb.callbacks.{m}').__all__]
