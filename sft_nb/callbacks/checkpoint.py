@@ -1,4 +1,4 @@
-"""Checkpoint folders with a manifest, exact resume of a run (on any number of processes) and the `Checkpointer` callback.
+"""Checkpoint folders with a manifest, exact resume of a run (on any number of processes), the `Checkpointer` callback, and model weights saved alone (`save_weights`).
 
 Docs: https://sft-nb.github.io/sft_nb/callbacks.checkpoint.html.md"""
 
