@@ -56,7 +56,6 @@ class TokenAugment(Augment):
         rank = self.learn.accelerator.process_index if self.learn is not None else 0
         self.gen = torch.Generator().manual_seed(self.seed + 1000003*rank)
         return self
-
     def before_fit(self): self.setup()
 
     def eligible(self, batch:dict)->torch.Tensor:

@@ -188,11 +188,13 @@ def save_weights(model:torch.nn.Module, # The model to save
     path = Path(path)
     with atomic_dir(path) as tmp:
         if trainable_only:
-            save_file({k: p.detach().contiguous().cpu() for k,p in model.named_parameters() if p.requires_grad}, tmp/'model.safetensors')
+            sd = {k: p.detach().contiguous().cpu() for k,p in model.named_parameters() if p.requires_grad}
+            save_file(sd, tmp/'model.safetensors')
         else: save_model(model, str(tmp/'model.safetensors'))
         cfg = getattr(model, 'config', None)
         if cfg is not None and hasattr(cfg, 'save_pretrained') and not trainable_only: cfg.save_pretrained(tmp)
-        (tmp/'best.json').write_text(json.dumps({**(meta or {}), 'trainable_only': trainable_only}, indent=1, default=str))
+        meta = {**(meta or {}), 'trainable_only': trainable_only}
+        (tmp/'best.json').write_text(json.dumps(meta, indent=1, default=str))
     return path
 
 def load_weights(model:torch.nn.Module, # The model to load into
@@ -200,10 +202,13 @@ def load_weights(model:torch.nn.Module, # The model to load into
     "Load weights saved by `save_weights` into `model` (strict unless only trainable ones were saved)."
     from safetensors.torch import load_model, load_file
     path = Path(path); f = path/'model.safetensors'
-    if not f.exists(): raise SftError(f"no saved weights in {path}", where=str(f), fix="train with SaveBestModel first, or pass the right folder")
+    if not f.exists():
+        raise SftError(f"no saved weights in {path}", where=str(f), fix="train with SaveBestModel first, or pass the right folder")
     meta = json.loads((path/'best.json').read_text()) if (path/'best.json').exists() else {}
-    if not meta.get('trainable_only'): load_model(model, str(f), strict=True, device=str(next(model.parameters()).device)); return model
-    sd = load_file(str(f), device=str(next(model.parameters()).device))
+    device = str(next(model.parameters()).device)
+    if not meta.get('trainable_only'): load_model(model, str(f), strict=True, device=device); return model
+    sd = load_file(str(f), device=device)
     res = model.load_state_dict(sd, strict=False)
-    if res.unexpected_keys: raise SftError(f"the saved weights do not fit this model: {res.unexpected_keys[:3]}", where=str(f))
+    if res.unexpected_keys:
+        raise SftError(f"the saved weights do not fit this model: {res.unexpected_keys[:3]}", where=str(f))
     return model

@@ -232,7 +232,6 @@ class ProgressCallback(RecordCallback):
         self.html_mode, self.bar, self.update_every, self.beta = html, bar, update_every, beta
         self.log_steps, self.log_seconds = log_steps, log_seconds
         self.rows, self._handle, self._last, self._status = [], None, 0., ''
-
     def _setup_display(self):
         self._html = in_notebook() if self.html_mode is None else self.html_mode
         self._bar = (self._html or getattr(sys.stdout, 'isatty', lambda: False)()) if self.bar is None else self.bar
@@ -244,7 +243,6 @@ class ProgressCallback(RecordCallback):
         self.rows, self._printed_cols = [], None
         self._fit_t0 = self._last_log = time.time()
         self._step0, self._logged_step, self._samples = self.learn.step, None, 0
-
     def _start(self, phase:str, dl):
         self._phase, self._i, self._pt0 = phase, 0, time.time()
         try: self._n = len(dl)
