@@ -27,11 +27,10 @@ from .freeze import param_groups, freeze, unfreeze
 from .models import set_gradient_checkpointing
 from .distributed import (new_accelerator, strip_autocast, accelerate_state, restore_accelerate_state, seed_epoch,
                                 rng_state, set_rng_state)
-from .callbacks.core import Recorder, EvalEvery, TerminateOnNaN, LRFinder, suggest_lr
+from .callbacks.core import Recorder, EvalEvery, TerminateOnNaN, LRFinder, suggest_lr, plot_lr_find
 from .callbacks.speed import FastDropout, ReuseCpuMemory, ShortAttentionMath
 from .callbacks.checkpoint import Checkpointer
 from .callbacks.progress import ProgressCallback
-from .callbacks.core import plot_lr_find
 from .callbacks.augment import Augment
 
 # %% ../nbs/10_learner.ipynb #acf8fabe
