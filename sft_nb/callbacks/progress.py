@@ -464,17 +464,6 @@ class LivePlotCallback(RecordCallback):
         self._live = in_notebook() if self.live is None else self.live
         self._handle, self._last = None, time.time()
 
-    def draw(self):
-        "Redraw the figure from the Learner's history; show it when live."
-        l = self.learn
-        if not (l.history or l.train_losses): return  # nothing to draw yet
-        self.fig = plot_history(l, figsize=self.figsize, beta=self.beta)
-        self.png, self._last = figure_png(self.fig), time.time()
-        if not self._live or not self.is_main: return
-        from IPython.display import display, Image
-        img = Image(data=self.png, format='png')
-        if self._handle is None: self._handle = display(img, display_id=True)
-        else: self._handle.update(img)
 
     def after_batch(self):
         if self._live and self.learn.training and time.time() - self._last > self.update_every: self.draw()
@@ -486,3 +475,17 @@ class LivePlotCallback(RecordCallback):
         super().after_fit()
         self.draw()
         if self.save_to is not None and self.is_main: atomic_write(self.save_to, self.png)
+
+# %% ../../nbs/14_callbacks.progress.ipynb #1ac7d163
+@patch
+def draw(self:LivePlotCallback):
+    "Redraw the figure from the Learner's history; show it when live."
+    l = self.learn
+    if not (l.history or l.train_losses): return  # nothing to draw yet
+    self.fig = plot_history(l, figsize=self.figsize, beta=self.beta)
+    self.png, self._last = figure_png(self.fig), time.time()
+    if not self._live or not self.is_main: return
+    from IPython.display import display, Image
+    img = Image(data=self.png, format='png')
+    if self._handle is None: self._handle = display(img, display_id=True)
+    else: self._handle.update(img)
