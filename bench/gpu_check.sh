@@ -22,7 +22,7 @@ $PY -c "import torch; print('GPUs:', [torch.cuda.get_device_name(i) for i in ran
 declare -A status
 step() { local name=$1; shift; echo "== $name"; if "$@" > "$OUT/$name.log" 2>&1; then status[$name]=passed; else status[$name]="FAILED (see $OUT/$name.log)"; fi; tail -3 "$OUT/$name.log"; }
 
-NBS="07_loss or 10_learner or 11_callbacks or 12_checkpoint or 16_inference"
+NBS="07_loss or 10_learner or 11_callbacks.core or 12_callbacks.checkpoint or 16_inference"
 step notebooks_bf16 env SFT_NB_PRECISION=bf16 $PY -m pytest -q -x tests/test_notebooks.py -k "$NBS"
 step notebooks_fp16 env SFT_NB_PRECISION=fp16 $PY -m pytest -q -x tests/test_notebooks.py -k "$NBS"
 

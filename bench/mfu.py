@@ -36,7 +36,7 @@ def speedups(on:bool, batch:dict, device:str):
     "The Learner's `cpu_speedups` callbacks (`ReuseCpuMemory`: process-wide, so switched on around one variant's steps only)."
     import contextlib, torch
     from types import SimpleNamespace
-    from sft_nb.callbacks import ReuseCpuMemory, ShortAttentionMath
+    from sft_nb.callbacks.speed import ReuseCpuMemory, ShortAttentionMath
     @contextlib.contextmanager
     def ctx():
         cbs = [ReuseCpuMemory(), ShortAttentionMath()] if on else []
@@ -95,7 +95,7 @@ def main(args):
         m = copy.deepcopy(base).train()
         if v.get('freeze_emb'): m.get_input_embeddings().weight.requires_grad_(False)
         if v.get('cpu_dropout') and args.device == 'cpu':
-            from sft_nb.callbacks import CpuDropout
+            from sft_nb.callbacks.speed import CpuDropout
             for d in m.modules():
                 if type(d) is torch.nn.Dropout: d.__class__ = CpuDropout
         opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-5, weight_decay=0.01,

@@ -41,7 +41,7 @@ def measure(precision:str, n_batches:int, repeats:int, batch_size:int, max_lengt
         out.loss.backward(); model.zero_grad(set_to_none=True)
     # the Learner's CPU defaults (`cpu_speedups`): heap reuse, and the math attention kernel for these short examples
     from types import SimpleNamespace
-    from sft_nb.callbacks import ReuseCpuMemory, ShortAttentionMath
+    from sft_nb.callbacks.speed import ReuseCpuMemory, ShortAttentionMath
     cbs = [ReuseCpuMemory(), ShortAttentionMath()]
     for cb in cbs: cb.learn = SimpleNamespace(accelerator=SimpleNamespace(device=torch.device('cpu')), batch=padded[0], training=True); cb.before_fit()
     cbs[1].before_batch()

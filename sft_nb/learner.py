@@ -27,10 +27,11 @@ from .freeze import param_groups, freeze, unfreeze
 from .models import set_gradient_checkpointing
 from .distributed import (new_accelerator, strip_autocast, accelerate_state, restore_accelerate_state, seed_epoch,
                                 rng_state, set_rng_state)
-from .callbacks import Recorder, EvalEvery, TerminateOnNaN, FastDropout, ReuseCpuMemory, ShortAttentionMath, LRFinder, suggest_lr
-from .checkpoint import Checkpointer
-from .progress import ProgressCallback, plot_lr_find
-from .augment import Augment
+from .callbacks.core import Recorder, EvalEvery, TerminateOnNaN, LRFinder, suggest_lr, plot_lr_find
+from .callbacks.speed import FastDropout, ReuseCpuMemory, ShortAttentionMath
+from .callbacks.checkpoint import Checkpointer
+from .callbacks.progress import ProgressCallback
+from .callbacks.augment import Augment
 
 # %% ../nbs/10_learner.ipynb #acf8fabe
 class Learner:
@@ -40,7 +41,7 @@ class Learner:
                  loss_func=None, # `loss(outputs, batch, num_items)` with `.count(batch)`, a function `(outputs, batch) -> mean`, or None: `default_loss`
                  metrics:Iterable[BatchMetric]=(), # Metrics computed at each evaluation
                  cbs:Iterable[Callback]=(), # Callbacks, added to `default_callbacks(...)` (one of the same class replaces the default)
-                 progress:bool=True, # Show a progress bar and metrics table (`sft_nb.progress.ProgressCallback`)
+                 progress:bool=True, # Show a progress bar and metrics table (`sft_nb.callbacks.progress.ProgressCallback`)
                  lr:float|slice=2e-5, # Learning rate, or `slice(lo, hi)` for discriminative learning rates
                  wd:float=0.01, # Decoupled weight decay (not on biases and norms)
                  opt_func:Callable=torch.optim.AdamW, # Optimizer class taking parameter groups

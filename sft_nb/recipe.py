@@ -37,7 +37,7 @@ def generation_eval(cfg:RunConfig, # The run; its `metrics` and `generation` set
                     max_length:int|None=None, # Longest prompt in tokens (the run's max_length)
                     ):
     "A `GenerationEval` scoring the config's generated-text metrics on `ds`; None when the config names none."
-    from sft_nb.evaluation import GenerationEval
+    from sft_nb.callbacks.evaluation import GenerationEval
     names = [m for m in (cfg.metrics or []) if m in GENERATION_METRICS]
     if not names or ds is None or not get_task(cfg.task).generative: return None
     g = cfg.generation
@@ -167,8 +167,8 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
     from sft_nb.learner import Learner
     from sft_nb.models import load_model, load_tokenizer
     from sft_nb.core import unwrap_model
-    from sft_nb.progress import MetricsLogger, ProgressCallback
-    from sft_nb.callbacks import TerminateOnNaN, EarlyStopping, SaveBestModel
+    from sft_nb.callbacks.progress import MetricsLogger, ProgressCallback
+    from sft_nb.callbacks.core import TerminateOnNaN, EarlyStopping, SaveBestModel
     cfg = cfg if isinstance(cfg, RunConfig) else config_from_dict(cfg)
     check_strategy(cfg.distributed)
     state = process_state()
@@ -316,7 +316,7 @@ def generated_text_scores(model, tok, ds, # A seq2seq or causal model, its token
                           precision:str='no', # What the model computes in
                           )->dict:
     "BLEU, chrF, ROUGE and exact match of greedy answers to the examples of `ds` (with `GenerationEval`, as during training)."
-    from sft_nb.evaluation import GenerationEval
+    from sft_nb.callbacks.evaluation import GenerationEval
     samples = generation_samples(ds, task, max_examples or len(ds))
     return GenerationEval(samples, metrics=GENERATION_METRICS, max_new_tokens=max_new_tokens, batch_size=batch_size, show=False,
                           max_length=max_length, precision=precision).evaluate(model, tok)

@@ -88,7 +88,7 @@ def data_line(s:dict)->str:
 def apply_freezing(model, cfg:RunConfig):
     "Freeze `model` (or wrap it with LoRA) as `cfg.freeze` says; returns the model and callbacks the strategy needs."
     from sft_nb import freeze as fz
-    from sft_nb.callbacks import GradualUnfreezing
+    from sft_nb.callbacks.core import GradualUnfreezing
     if cfg.freeze == 'head': fz.freeze(model)
     elif cfg.freeze == 'embeddings': fz.freeze_word_embeddings(model)  # everything but the word-embedding table trains
     elif cfg.freeze == 'freeze_to': fz.freeze_to(model, cfg.freeze_to)

@@ -135,7 +135,7 @@ def run_train(cfg_path:Path, cache:Path, log:Path, timeout:float=900, *sets:str)
 
 def checkpoint_steps(out:Path)->list[int]:
     "Steps of the visible checkpoint folders of a run."
-    from sft_nb.checkpoint import list_checkpoints
+    from sft_nb.callbacks.checkpoint import list_checkpoints
     return [int(p.name.split('-')[-1]) for p in list_checkpoints(Path(out)/'checkpoints')]
 
 def wait_for(pred, timeout:float, every:float=0.05, proc:subprocess.Popen|None=None)->bool:

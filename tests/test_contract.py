@@ -5,16 +5,24 @@ import sft_nb
 from sft_nb.core import Callback, NonFiniteLossError, audit_contract
 
 def shipped_callbacks()->set[type]:
-    "Every public `Callback` subclass defined in a module of sft_nb."
+    "Every public `Callback` subclass defined in a module of sft_nb (subpackages included: `sft_nb.callbacks.*`)."
     out = set()
-    for m in pkgutil.iter_modules(sft_nb.__path__):
-        if m.name.startswith('_'): continue
-        mod = importlib.import_module(f'sft_nb.{m.name}')
+    for m in pkgutil.walk_packages(sft_nb.__path__, 'sft_nb.'):
+        if m.name.rsplit('.', 1)[-1].startswith('_'): continue
+        mod = importlib.import_module(m.name)
         out |= {c for _, c in inspect.getmembers(mod, inspect.isclass)
                 if issubclass(c, Callback) and c is not Callback and c.__module__ == mod.__name__ and not c.__name__.startswith('_')}
     return out
 
 SHIPPED = shipped_callbacks()
+
+def test_callbacks_share_one_home():
+    "Every shipped callback lives in the `sft_nb.callbacks` package, and `sft_nb.callbacks.all` exports each one."
+    import sft_nb.callbacks.all as cb_all
+    outside = sorted(f'{c.__module__}.{c.__name__}' for c in SHIPPED if not c.__module__.startswith('sft_nb.callbacks.'))
+    assert not outside, f"callbacks outside sft_nb.callbacks: {outside}"
+    missing = sorted(c.__name__ for c in SHIPPED if getattr(cb_all, c.__name__, None) is not c or c.__name__ not in cb_all.__all__)
+    assert not missing, f"not exported by sft_nb.callbacks.all: {test_missing}"
 
 class Run:
     "Fits under `audit_contract`, collecting the callback classes that ran and the accesses outside the contract."
@@ -33,10 +41,10 @@ class Run:
 def audited(tmp_path_factory):
     torch.set_num_threads(1)
     from sft_nb.learner import toy_learner, Learner
-    from sft_nb.callbacks import EarlyStopping, SaveBestModel, GradualUnfreezing, LRFinder
-    from sft_nb.progress import ProgressCallback, MetricsLogger, TensorBoardCallback, LivePlotCallback
-    from sft_nb.augment import TokenDropout, TokenSwap
-    from sft_nb.evaluation import GenerationEval, QAEval
+    from sft_nb.callbacks.core import EarlyStopping, SaveBestModel, GradualUnfreezing, LRFinder
+    from sft_nb.callbacks.progress import ProgressCallback, MetricsLogger, TensorBoardCallback, LivePlotCallback
+    from sft_nb.callbacks.augment import TokenDropout, TokenSwap
+    from sft_nb.callbacks.evaluation import GenerationEval, QAEval
     from sft_nb.assets import tiny_model, toy_sentiment_dls
     from sft_nb.batches import dataloaders
     d, run = tmp_path_factory.mktemp('contract'), Run()

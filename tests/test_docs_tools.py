@@ -61,7 +61,7 @@ def test_training_needs_image(tmp_path):
     fit = code('learn.fit(2)', RESULT)
     problems = co.check_notebook(write(tmp_path, [code('from sft_nb.cli import train'), fit, code('train(cfg)', RESULT)]))[0]
     assert problems == ['it trains (cell 1) but has no image output: plot the learning curves '
-                        '(sft_nb.progress.plot_history) and refresh the outputs']
+                        '(sft_nb.callbacks.progress.plot_history) and refresh the outputs']
     assert co.check_notebook(write(tmp_path, [fit, code('fig', PNG)]))[0] == []
     assert co.check_notebook(write(tmp_path, [code('#| eval: false\nlearn.fit(2)'), code('x', RESULT)]))[0] == []  # never runs
 

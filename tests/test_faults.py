@@ -10,7 +10,7 @@ import torch
 from helpers_reliability import (FAULT_N_TRAIN, fault_config, write_config, start_train, start_paused_train, checkpoint_steps, wait_for, tail, load_weights,
                                  max_weight_diff, tree_hashes, damaged)
 from sft_nb.core import Callback
-from sft_nb.checkpoint import latest_checkpoint, list_checkpoints, verify_checkpoint
+from sft_nb.callbacks.checkpoint import latest_checkpoint, list_checkpoints, verify_checkpoint
 
 pytestmark = pytest.mark.usefixtures('sft_cache', 'one_thread')
 

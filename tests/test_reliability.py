@@ -120,7 +120,7 @@ def _freeze_pattern_none(ws):
 
 def _damage_a_checkpoint(ws, mp):
     "prep: a finished one-epoch run whose latest checkpoint then has 64 bytes of its weights zeroed (bit rot)."
-    from sft_nb.checkpoint import latest_checkpoint
+    from sft_nb.callbacks.checkpoint import latest_checkpoint
     _train(ws, epochs=1, data={'train': str(ws/'train.csv')}, batch_size=50)
     ck = latest_checkpoint(ws/'out'/'checkpoints')
     with open(ck/'model.safetensors', 'r+b') as f: f.seek(200); f.write(b'\x00' * 64)
@@ -273,7 +273,7 @@ def test_battery_size():
 
 def test_disk_full_keeps_previous_checkpoint(tiny_ws, monkeypatch):
     "ENOSPC in the middle of the 2nd checkpoint: the 1st stays the latest valid one, no half-written folder is visible, resume works."
-    from sft_nb.checkpoint import latest_checkpoint, list_checkpoints, verify_checkpoint
+    from sft_nb.callbacks.checkpoint import latest_checkpoint, list_checkpoints, verify_checkpoint
     with pytest.raises(SftError) as ei: _disk_full_on_checkpoint(tiny_ws, monkeypatch)
     assert 'No space left on device' in str(ei.value) and 'step-00000002' in str(ei.value.fix)
     root = tiny_ws/'out'/'checkpoints'
@@ -368,7 +368,7 @@ def test_pickled_weights_not_executed(tiny_ws):
 
 def test_pickled_checkpoint_state_not_executed(tiny_ws):
     "A checkpoint whose state.pt is a malicious pickle (manifest recomputed by the attacker): resume runs nothing."
-    from sft_nb.checkpoint import write_manifest
+    from sft_nb.callbacks.checkpoint import write_manifest
     marker = tiny_ws/'EXECUTED'
     ck = tiny_ws/'out'/'checkpoints'/'step-00000001'; ck.mkdir(parents=True)
     from safetensors.torch import save_file

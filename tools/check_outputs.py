@@ -160,7 +160,7 @@ def check_notebook(path:Path)->tuple[list[str], str]:
             problems.append(f"cell {i} plots but has no image output ({src.strip().splitlines()[0][:60]!r})")
     if trained is not None and not images:
         problems.append(f"it trains (cell {trained}) but has no image output: plot the learning curves "
-                        "(sft_nb.progress.plot_history) and refresh the outputs")
+                        "(sft_nb.callbacks.progress.plot_history) and refresh the outputs")
     if counted and 2*shown < counted:
         problems.insert(0, f"only {shown} of {counted} counted code cells show output (at least half must)")
     return problems, f"{shown}/{counted} counted cells show output"
