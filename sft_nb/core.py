@@ -37,7 +37,6 @@ class SftError(ValueError):
         if fix: msg += f"\n  fix: {fix}"
         super().__init__(msg)
 
-# %% ../nbs/00_core.ipynb #b1ff88f7
 class NonFiniteLossError(SftError):
     "Training produced a NaN or infinite loss or gradient; the weights are those of the last good step."
 
@@ -104,8 +103,9 @@ def check_precision(precision, # 'no' (fp32), 'bf16' or 'fp16'; 'fp32' is read a
     return p
 
 def default_precision(device:str|None=None)->str:
-    "The mixed-precision mode for `accelerate` on `device` ('bf16', 'fp16' or 'no'): `$SFT_NB_PRECISION`, else from the hardware."
-    if os.environ.get('SFT_NB_PRECISION', '').strip(): return check_precision(os.environ['SFT_NB_PRECISION'], where='$SFT_NB_PRECISION')
+    "The mixed-precision mode for `accelerate` on `device` ('bf16', 'fp16', 'no'): `$SFT_NB_PRECISION`, else the hardware's."
+    if os.environ.get('SFT_NB_PRECISION', '').strip():
+        return check_precision(os.environ['SFT_NB_PRECISION'], where='$SFT_NB_PRECISION')
     device = device or default_device()
     if device.startswith('cuda'):
         return 'bf16' if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else 'fp16'
@@ -140,14 +140,14 @@ def atomic_write(path:str|Path, # Where the file should end up
 # %% ../nbs/00_core.ipynb #70620d2c
 @contextlib.contextmanager
 def atomic_dir(dest:str|Path, # The folder to create or replace
-               replace:bool=True, # Replace an existing `dest`; False: a `dest` that exists by the end wins (caches filled by several processes)
+               replace:bool=True, # Replace an existing `dest`; False: a `dest` existing by the end wins (shared caches)
                ):
     "Yield a temporary folder that becomes `dest` only if the block finishes without an error."
     dest = Path(dest); dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f'.{dest.name}.', suffix='.tmp'))
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes an owner-only folder; a saved model should be shareable like any other
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes an owner-only folder; a saved model should be shareable
         if not replace:
             try: os.rename(tmp, dest)
             except OSError:
@@ -286,7 +286,7 @@ _CLASS_SCORES = (
 _QA_SCORES = (('exact_match', 'SQuAD exact match of the extracted answers, 0-100', 0, 100),
               ('f1', 'SQuAD token F1 of the extracted answers, 0-100', 0, 100), ('examples', 'questions scored', 0, _INF))
 
-# %% ../nbs/00_core.ipynb #927aef0e
+# %% ../nbs/00_core.ipynb #c498d796
 TASKS = {t.name: t for t in (
     Task('classification', ('text', 'label'), ('text_pair',), 'AutoModelForSequenceClassification', 'SEQ_CLS',
          'text-classification', ('ForSequenceClassification',), _SINGLE, ('accuracy', 'f1'),
@@ -304,7 +304,7 @@ TASKS = {t.name: t for t in (
          scores=((None, _QA_SCORES),), inputs=('question', 'context'), extractive=True),
 )}
 
-# %% ../nbs/00_core.ipynb #b9668d7e
+# %% ../nbs/00_core.ipynb #eb442826
 def get_task(name:str|Task, # A key of `TASKS` (a `Task` passes as it is)
              where:str|None=None, # What the name came from, for the error
             )->Task:
@@ -321,10 +321,11 @@ def need_task(task, # What an internal helper was given
 
 def task_of_model(model)->str|None:
     "The task a model, model class or class name (`config.architectures[0]`) was built for; None when none of `TASKS`."
-    name = model if isinstance(model, str) else (model if isinstance(model, type) else type(unwrap_model(model))).__name__
+    if isinstance(model, str): name = model
+    else: name = (model if isinstance(model, type) else type(unwrap_model(model))).__name__
     return next((t.name for t in TASKS.values() if name.endswith(t.class_suffixes)), None)
 
-# %% ../nbs/00_core.ipynb #254b6bfc
+# %% ../nbs/00_core.ipynb #928536eb
 @patch
 def metric_names(self:Task,
                  problem_type:str|None=None, # One of the task's problem types; None: the task's own metrics
@@ -334,7 +335,7 @@ def metric_names(self:Task,
     kinds = {p: (m, d) for p, m, d in self.problem_types}
     return kinds[check_choice(problem_type, kinds, 'problem type', where=f'{self.name} problem_type')]
 
-# %% ../nbs/00_core.ipynb #9019f047
+# %% ../nbs/00_core.ipynb #b1975859
 @patch
 def score_keys(self:Task,
                problem_type:str|None=None, # One of the task's problem types; None: its first
