@@ -46,7 +46,8 @@ def to_messages(example:Mapping, # A row with `messages`, or `prompt` and `compl
                 system:str|None=None, # A system message to put first when the example has none
                 )->list[dict]:
     "The chat messages of one example (a prompt/completion pair becomes a user and an assistant turn)."
-    if example.get('messages') is not None: msgs = [{'role': m['role'], 'content': m['content']} for m in example['messages']]
+    if example.get('messages') is not None:
+        msgs = [{'role': m['role'], 'content': m['content']} for m in example['messages']]
     else:
         msgs = [{'role': 'user', 'content': example['prompt']}]
         if example.get('completion') is not None: msgs.append({'role': 'assistant', 'content': example['completion']})
@@ -56,11 +57,14 @@ def to_messages(example:Mapping, # A row with `messages`, or `prompt` and `compl
 def _template(tokenizer, messages:list, gen:bool=False)->str:
     "`messages` rendered as text by the tokenizer's chat template."
     if not getattr(tokenizer, 'chat_template', None):
-        raise SftError(f"the tokenizer ({type(tokenizer).__name__}) has no chat template", where=getattr(tokenizer, 'name_or_path', None) or 'tokenizer',
-                       fix="use an instruct/chat model's tokenizer, or set one, e.g. tokenizer.chat_template = sft_nb.assets.CHATML_TEMPLATE")
+        raise SftError(f"the tokenizer ({type(tokenizer).__name__}) has no chat template",
+                       where=getattr(tokenizer, 'name_or_path', None) or 'tokenizer',
+                       fix="use an instruct/chat model's tokenizer, or set one, e.g. "
+                           "tokenizer.chat_template = sft_nb.assets.CHATML_TEMPLATE")
     if not messages: return ''
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen)
 
+# %% ../nbs/03_tokenize.ipynb #4fb589d8
 def render_chat(tokenizer, # A tokenizer with a chat template
                 messages:list[dict], # The conversation
                 )->tuple[str, list[tuple[int, int]]]:
@@ -70,11 +74,13 @@ def render_chat(tokenizer, # A tokenizer with a chat template
         if m['role'] != 'assistant': continue
         before, upto = _template(tokenizer, messages[:i], gen=True), _template(tokenizer, messages[:i+1])
         if not (upto.startswith(before) and full.startswith(upto)):
-            raise SftError("the chat template renders earlier turns differently once later turns are added, so assistant turns cannot be located",
-                           where=f"assistant message {i}", fix="train on single-turn examples, or pass train_on_prompt=True")
+            raise SftError("the chat template renders earlier turns differently once later turns are added, so assistant "
+                           "turns cannot be located", where=f"assistant message {i}",
+                           fix="train on single-turn examples, or pass train_on_prompt=True")
         spans.append((len(before), len(before) + len(upto[len(before):].rstrip())))
     return full, spans
 
+# %% ../nbs/03_tokenize.ipynb #52209c01
 def _adds_bos(tokenizer)->bool:
     "True when the tokenizer puts BOS in front of plain text by itself."
     bos = tokenizer.bos_token_id
@@ -87,7 +93,8 @@ def encode_chat(tokenizer, # A tokenizer with a chat template
     "Token ids and character offsets of rendered chat text, with exactly one BOS when the model uses one."
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids, offs = list(enc['input_ids']), [tuple(o) for o in enc['offset_mapping']]
-    if (_adds_bos(tokenizer) if add_bos is None else add_bos) and ids[:1] != [tokenizer.bos_token_id]: ids, offs = [tokenizer.bos_token_id] + ids, [(0, 0)] + offs
+    if (_adds_bos(tokenizer) if add_bos is None else add_bos) and ids[:1] != [tokenizer.bos_token_id]:
+        ids, offs = [tokenizer.bos_token_id] + ids, [(0, 0)] + offs
     return ids, offs
 
 def chat_prompt(tokenizer, # The tokenizer used in training
@@ -96,7 +103,8 @@ def chat_prompt(tokenizer, # The tokenizer used in training
                 tokenize:bool=False, # Return token ids (as `encode_chat` builds them in training) instead of text
                 ):
     "The generation prompt, formatted exactly as training formatted the turns before each assistant reply."
-    msgs = to_messages({'prompt': messages_or_prompt} if isinstance(messages_or_prompt, str) else {'messages': messages_or_prompt}, system)
+    as_row = {'prompt': messages_or_prompt} if isinstance(messages_or_prompt, str) else {'messages': messages_or_prompt}
+    msgs = to_messages(as_row, system)
     text = _template(tokenizer, msgs, gen=True)
     return encode_chat(tokenizer, text)[0] if tokenize else text
 
@@ -122,7 +130,7 @@ def _enc_classification(b:dict, tokenizer, max_length:int, num_labels:int|None=N
     if 'token_type_ids' in enc: out['token_type_ids'] = enc['token_type_ids']
     return out
 
-# %% ../nbs/03_tokenize.ipynb #abf1d3af
+# %% ../nbs/03_tokenize.ipynb #4cda7f32
 def target_start_id(tokenizer)->int|None:
     "The id a tokenizer puts before every text that a seq2seq target must not start with: BERT's `[CLS]`; None for T5, Marian, BART."
     cls = getattr(tokenizer, 'cls_token_id', None)
@@ -141,7 +149,7 @@ def _enc_seq2seq(b:dict, tokenizer, max_length:int, max_target_length:int|None=N
     return {'input_ids': src['input_ids'], 'labels': tgt['input_ids'], 'length': [len(x) for x in src['input_ids']],
             'truncated': [a or c for a, c in zip(cut_s, cut_t)]}
 
-# %% ../nbs/03_tokenize.ipynb #ff848550
+# %% ../nbs/03_tokenize.ipynb #d54679e0
 def encode_causal(tokenizer, # A tokenizer with a chat template
                   messages:list[dict], # One conversation
                   max_length:int, # Keep at most this many tokens
@@ -164,7 +172,7 @@ def _enc_causal(b:dict, tokenizer, max_length:int, train_on_prompt:bool=False, s
     out['length'] = [len(x) for x in out['input_ids']]
     return out
 
-# %% ../nbs/03_tokenize.ipynb #752f65d1
+# %% ../nbs/03_tokenize.ipynb #ec45a7d1
 def _cls_index(ids:list[int], tokenizer)->int:
     "Where a window's 'no answer' points: the CLS token, else 0."
     return ids.index(tokenizer.cls_token_id) if tokenizer.cls_token_id in ids else 0
@@ -198,7 +206,7 @@ def _enc_qa(b:dict, tokenizer, max_length:int, stride:int=64, **_)->dict:
         out['example_idx'].append(b['_idx'][ex]); out['length'].append(len(ids)); out['truncated'].append(bool(n_windows[ex] > 1))
     return out
 
-# %% ../nbs/03_tokenize.ipynb #0860dc74
+# %% ../nbs/03_tokenize.ipynb #c5f24921
 ENCODERS = {'classes': _enc_classification, 'source_target': _enc_seq2seq, 'chat': _enc_causal, 'spans': _enc_qa}
 
 def task_encoder(task:Task, # A row of `TASKS`
@@ -233,7 +241,7 @@ def _report(ds:Dataset, max_length:int, from_cache:bool, seconds:float)->dict:
     if 'example_idx' in ds.column_names: r['examples'] = len(set(ds['example_idx']))
     return r
 
-# %% ../nbs/03_tokenize.ipynb #8d2a6c70
+# %% ../nbs/03_tokenize.ipynb #116476ed
 def _check_roles(split:str, ds:Dataset, t:Task):
     "Refuse a split that lacks a column the task's encoder reads."
     miss = [r for r in needed_roles(t, ds.column_names)[0] if r not in ds.column_names]
@@ -256,7 +264,7 @@ def _num_labels(ds:Dataset, t:Task)->int|None:
     lf = ds.features.get('label')
     return len(lf.feature.names) if t.classifies and isinstance(getattr(lf, 'feature', None), ClassLabel) else None
 
-# %% ../nbs/03_tokenize.ipynb #09b285f8
+# %% ../nbs/03_tokenize.ipynb #4d1ade73
 def tokenize(dsd:DatasetDict, # Canonical splits from `load_data`
              tokenizer, # A Hugging Face tokenizer
              task:str|Task, # One of `TASKS`
@@ -321,7 +329,7 @@ def length_report(tds:Dataset, # One split tokenized at the model's limit (`toke
     if t.decoder_only: r['supervised_truncated_pct'] = _supervised_cut_pct(tds, max_length)
     return r
 
-# %% ../nbs/03_tokenize.ipynb #ed235fa6
+# %% ../nbs/03_tokenize.ipynb #ba90b012
 def length_warning(report:dict, # From `length_report`
                    threshold:float=5.0, # Percent of examples (or supervised tokens) truncated before warning
                    )->str|None:
@@ -386,7 +394,7 @@ def _split_problems(name:str, ds:Dataset, tokenizer, t:Task, num_labels:int|None
         if bad: out.append(f"{name}: answer positions outside the window in {_first(bad)}")
     return out
 
-# %% ../nbs/03_tokenize.ipynb #84e18aef
+# %% ../nbs/03_tokenize.ipynb #fd9c2d59
 def check_data(tds:DatasetDict, # Tokenized splits (from `tokenize`)
                tokenizer, # The tokenizer that produced them
                task:str|Task, # One of `TASKS`
