@@ -53,7 +53,7 @@ def example_labels(labs:list, # One label per example: a class id, a value, or a
     "One label per example as a tensor: class ids (long), or values and multi-label rows (float)."
     return torch.tensor(labs, dtype=torch.float if isinstance(labs[0], float) or _is_label_row(labs[0]) else torch.long)
 
-# %% ../nbs/04_batches.ipynb #126e029d
+# %% ../nbs/04_batches.ipynb #ef4eaacc
 class PadCollator:
     "Collate tokenized examples into a dict of tensors: pad to the longest, labels with -100, attention mask from lengths."
     def __init__(self, tokenizer, # Gives the pad id, pad token type and padding side
@@ -104,7 +104,7 @@ def _mixed_batches(chunk:np.ndarray, # Example indices, in random order
     for b in order: out[b] = [int(pools[c].pop(0)) for c in slots[b]]
     return out
 
-# %% ../nbs/04_batches.ipynb #0716745c
+# %% ../nbs/04_batches.ipynb #040bc225
 class LengthGroupedBatchSampler(Sampler):
     "Shuffled batches of similar-length examples whose class mix is that of random batches; reproducible (`seed` + epoch)."
     def __init__(self, lengths:list[int], # Length of each example
@@ -132,7 +132,7 @@ class LengthGroupedBatchSampler(Sampler):
 
     def __len__(self): return len(self.lengths) // self.bs if self.drop_last else -(-len(self.lengths) // self.bs)
 
-# %% ../nbs/04_batches.ipynb #1e34953f
+# %% ../nbs/04_batches.ipynb #95c55da2
 @patch
 def batches(self:LengthGroupedBatchSampler, epoch:int)->list[list[int]]:
     "The batches of pass `epoch`."
@@ -176,7 +176,7 @@ def pack(ds:Dataset, # Tokenized causal data (`input_ids`, `labels`, `length`)
         rows['length'].append(sum(lengths[i] for i in b))
     return Dataset.from_dict(rows)
 
-# %% ../nbs/04_batches.ipynb #36834a04
+# %% ../nbs/04_batches.ipynb #684ccd89
 def packed_attention_mask(seq_lens:list[list[int]], # Per row, the lengths of the examples packed in it
                           length:int, # Padded row length
                           )->torch.Tensor:
@@ -258,7 +258,7 @@ class DataLoaders:
                  for k, dl in (('train', self.train), ('valid', self.valid), ('test', self.test)) if dl is not None]
         return f"DataLoaders({self.task}: {', '.join(parts)})"
 
-# %% ../nbs/04_batches.ipynb #d03ea410
+# %% ../nbs/04_batches.ipynb #6b681a19
 def _is_tokenized(d)->bool: return isinstance(d, DatasetDict) and len(d) and 'input_ids' in next(iter(d.values())).column_names
 
 def _single_labels(ds:Dataset, t:Task)->list|None:
@@ -288,12 +288,13 @@ def padding_stats(dl:DataLoader)->dict:
     real = int(sum(dl.dataset['length']))
     return {'tokens': real, 'padding': total - real, 'padding_pct': round(100 * (total - real) / total, 1)}
 
-# %% ../nbs/04_batches.ipynb #20606438
+# %% ../nbs/04_batches.ipynb #8ffd3043
 def _check_sizes(**sizes):
     "Refuse a batch size that is not a positive integer."
     for k, v in sizes.items():
         if not (isinstance(v, int) and v > 0):
-            raise SftError(f"{k} must be a positive integer, got {v!r}", where=f'dataloaders({k}=...)', fix=f'use e.g. {k}=32')
+            raise SftError(f"{k} must be a positive integer, got {v!r}", where=f'dataloaders({k}=...)',
+                           fix=f'use e.g. {k}=32')
 
 def _drop_cut_away(tds:DatasetDict, max_length:int)->DatasetDict:
     "The splits without the causal rows whose response was cut away, saying how many each split lost."
@@ -321,7 +322,7 @@ def _train_loader(train:Dataset, t:Task, coll, packing:str|None, batch_size:int,
     return DataLoader(train, batch_size=batch_size, shuffle=True, drop_last=drop_last, collate_fn=coll,
                       generator=torch.Generator().manual_seed(seed), num_workers=num_workers)
 
-# %% ../nbs/04_batches.ipynb #5a963bbb
+# %% ../nbs/04_batches.ipynb #985a1f0c
 def dataloaders(data, # Anything `load_data` accepts, or a tokenized `DatasetDict`
                 tokenizer, # A Hugging Face tokenizer
                 task:str|Task, # One of `TASKS`
@@ -353,7 +354,8 @@ def dataloaders(data, # Anything `load_data` accepts, or a tokenized `DatasetDic
     load_kw = dict(columns=columns, label_names=label_names, valid_pct=valid_pct, seed=seed, encoding=encoding,
                    problem_type=problem_type, label_sep=label_sep)
     tds, id2label = _tokenized(data, tokenizer, t, max_length, load_kw, tok_kwargs)
-    if 'train' not in tds: raise SftError(f"no 'train' split (splits: {', '.join(tds)})", fix="name the training split 'train'")
+    if 'train' not in tds: raise SftError(f"no 'train' split (splits: {', '.join(tds)})",
+                                          fix="name the training split 'train'")
     if drop_truncated and t.decoder_only: tds = _drop_cut_away(tds, max_length)
     if check: check_data(tds, tokenizer, t, num_labels=len(id2label) if id2label else None)
     train = pack(tds['train'], max_length) if packing == 'mask' else tds['train']
@@ -431,7 +433,7 @@ def _real_positions(batch:dict, r:int, pad_id:int|None)->torch.Tensor:
     keep[n:] = False
     return keep
 
-# %% ../nbs/04_batches.ipynb #8f5051bb
+# %% ../nbs/04_batches.ipynb #aba50dde
 def _esc(t:str)->str:
     import html
     return html.escape(t).replace('\n', '⏎<br>')
@@ -469,7 +471,7 @@ def _spans_row(batch, r, keep, ids, tokenizer, id2label, html)->dict:
 
 ROW_VIEWS = {'chat': _chat_row, 'classes': _classes_row, 'source_target': _source_target_row, 'spans': _spans_row}
 
-# %% ../nbs/04_batches.ipynb #7220c807
+# %% ../nbs/04_batches.ipynb #1a9951be
 def batch_table(batch:dict, # A batch from one of our collators
                 tokenizer, # The tokenizer of the batch
                 task:str|Task|None=None, # One of `TASKS` (default: guessed from the batch)
@@ -499,6 +501,7 @@ def show_batch(batch_or_dls, # A batch, a `DataLoader` or `DataLoaders`
         batch = batch_or_dls.one_batch()
     elif isinstance(batch_or_dls, DataLoader): batch = next(iter(batch_or_dls))
     else: batch = batch_or_dls
-    if tokenizer is None: raise SftError("show_batch needs the tokenizer to decode a batch", fix="pass tokenizer=, or pass the DataLoaders")
+    if tokenizer is None: raise SftError("show_batch needs the tokenizer to decode a batch",
+                                         fix="pass tokenizer=, or pass the DataLoaders")
     html = in_notebook() if html is None else html
     show_df(batch_table(batch, tokenizer, task, id2label, n, html=html), html=html, escape=False)

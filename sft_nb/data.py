@@ -61,7 +61,7 @@ def _read_text(p:Path, encoding:str)->str:
                        fix="re-save the file as UTF-8, or give the file's real encoding: encoding='latin-1' in Python, "
                            "`data.encoding: latin-1` in a run config") from None
 
-# %% ../nbs/02_data.ipynb #d782ee60
+# %% ../nbs/02_data.ipynb #c8ace4f9
 def read_table(path:str|Path, # A .csv, .tsv, .json, .jsonl or .parquet file (optionally compressed)
                encoding:str='utf-8', # Text encoding of csv/tsv/json files
                fmt:str|None=None, # Force a format instead of guessing it from the extension
@@ -76,7 +76,8 @@ def read_table(path:str|Path, # A .csv, .tsv, .json, .jsonl or .parquet file (op
         if fmt == 'parquet': df = pd.read_parquet(p)
         else:
             text = _read_text(p, encoding)
-            if not text.strip(): raise SftError(f"{p.name} is empty", where=str(p), fix="give a file with a header and rows")
+            if not text.strip(): raise SftError(f"{p.name} is empty", where=str(p),
+                                                fix="give a file with a header and rows")
             if fmt in ('csv', 'tsv'): df = pd.read_csv(io.StringIO(text), sep=',' if fmt == 'csv' else '\t', keep_default_na=True)
             else: df = _read_json(text, p, fmt)
     except SftError: raise
@@ -123,7 +124,7 @@ def _to_dataset(obj, where:str, encoding:str)->Dataset:
     raise SftError(f"cannot read data of type {type(obj).__name__}", where=where,
                    fix="pass a file path, a dict of split -> path, a DataFrame, a list of dicts, a Dataset or a DatasetDict")
 
-# %% ../nbs/02_data.ipynb #bc2ca538
+# %% ../nbs/02_data.ipynb #863233ed
 def _split_name(name:str)->str: return SPLIT_ALIASES.get(str(name).lower(), str(name).lower())
 
 def _is_split_map(data)->bool:
@@ -157,8 +158,8 @@ def needed_roles(task:str|Task, # One of `TASKS`
 def _renames(columns:dict, cols:list[str], where:str)->dict:
     "{user column: role}: the explicit `columns` (checked), then a single well-known alias for each missing role."
     for role, col in columns.items():
-        if role not in ROLES: raise SftError(f"unknown role {role!r} in columns=.{did_you_mean(role, ROLES)}", where=where,
-                                             fix=f"roles are: {', '.join(ROLES)}")
+        if role not in ROLES: raise SftError(f"unknown role {role!r} in columns=.{did_you_mean(role, ROLES)}",
+                                             where=where, fix=f"roles are: {', '.join(ROLES)}")
         if col not in cols: raise SftError(f"column {col!r} (given for role {role!r}) not found.{did_you_mean(col, cols)}",
                                            where=where, fix=f"the columns are: {', '.join(cols)}")
     ren = {col: role for role, col in columns.items() if col != role}
@@ -168,7 +169,7 @@ def _renames(columns:dict, cols:list[str], where:str)->dict:
         if len(hits) == 1: ren[hits[0]] = role
     return ren
 
-# %% ../nbs/02_data.ipynb #c4e8a06b
+# %% ../nbs/02_data.ipynb #653574d1
 def map_columns(ds:Dataset, # One split
                 task:str|Task, # One of `TASKS`
                 columns:dict|None=None, # {role: user column name}, e.g. {'text': 'review', 'label': 'sentiment'}
@@ -197,7 +198,8 @@ def _label_names(train_labels:list, label_names:list|None, where:str)->list[str]
     if label_names is not None: return [str(n) for n in label_names]
     vals = set(train_labels)
     if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals):
-        if min(vals) < 0: raise SftError(f"negative integer label {min(vals)}", where=where, fix="use labels 0..n-1 or string names")
+        if min(vals) < 0: raise SftError(f"negative integer label {min(vals)}", where=where,
+                                         fix="use labels 0..n-1 or string names")
         return [str(i) for i in range(max(vals) + 1)]
     return sorted(str(v) for v in vals)
 
@@ -227,7 +229,7 @@ def _check_single(dsd:DatasetDict, where:dict):
                               fix="for a numeric target use problem_type='regression' (num_labels=1, MSE loss); to treat "
                                   "the values as classes, quote them as strings (e.g. df['label'] = df['label'].astype(str))")
 
-# %% ../nbs/02_data.ipynb #778f9258
+# %% ../nbs/02_data.ipynb #0a0abc1d
 def _check_known(ds:Dataset, k:str, l2i:dict, names:list, named:bool, where:str):
     "Refuse a label of split `k` that is not a class of `names` (`named`: the names came from `label_names`)."
     seen = sorted({str(v) for v in ds['label']} - set(l2i))
@@ -256,7 +258,7 @@ def _encode_single(dsd:DatasetDict, label_names:list|None, where:dict)->DatasetD
         out[k] = ds.map(lambda b: {'label': [l2i[str(v)] for v in b['label']]}, batched=True, features=feats)
     return DatasetDict(out)
 
-# %% ../nbs/02_data.ipynb #a05f6bff
+# %% ../nbs/02_data.ipynb #05f81232
 def encode_labels(dsd:DatasetDict, # Splits with a `label` column
                   label_names:list|None=None, # Class names in id order; default: sorted names seen in train
                   where:dict|None=None, # split -> origin, for messages
@@ -290,7 +292,7 @@ def multi_hot(ids:list[int], num_labels:int)->list[float]:
     for i in ids: row[i] = 1.0
     return row
 
-# %% ../nbs/02_data.ipynb #12632c1b
+# %% ../nbs/02_data.ipynb #9a598bae
 def _multi_names(ds:Dataset)->list|None:
     "The class names of data encoded before (a list of `ClassLabel` ids), else None."
     f = getattr(ds.features['label'], 'feature', None)
@@ -337,28 +339,37 @@ def check_messages(messages, # One example's list of {'role', 'content'} dicts
                    ):
     "Raise an `SftError` unless `messages` is a non-empty list of dicts with a known role and string content."
     if not isinstance(messages, (list, tuple)) or not messages:
-        raise SftError("a chat example must be a non-empty list of {'role', 'content'} dicts", where=where, fix="e.g. [{'role': 'user', 'content': 'hi'}, {'role': 'assistant', 'content': 'hello'}]")
+        raise SftError("a chat example must be a non-empty list of {'role', 'content'} dicts", where=where,
+                       fix="e.g. [{'role': 'user', 'content': 'hi'}, {'role': 'assistant', 'content': 'hello'}]")
     for j, m in enumerate(messages):
         if not isinstance(m, Mapping) or 'role' not in m or 'content' not in m:
-            raise SftError(f"message {j} is not a {{'role', 'content'}} dict", where=where, fix="give every message a 'role' and a 'content'")
+            raise SftError(f"message {j} is not a {{'role', 'content'}} dict", where=where,
+                           fix="give every message a 'role' and a 'content'")
         if m['role'] not in CHAT_ROLES:
-            raise SftError(f"unknown chat role {m['role']!r} in message {j}.{did_you_mean(m['role'], CHAT_ROLES)}", where=where, fix=f"use one of: {', '.join(CHAT_ROLES)}")
+            raise SftError(f"unknown chat role {m['role']!r} in message {j}.{did_you_mean(m['role'], CHAT_ROLES)}",
+                           where=where, fix=f"use one of: {', '.join(CHAT_ROLES)}")
         if not isinstance(m['content'], str):
-            raise SftError(f"message {j} has content of type {type(m['content']).__name__}", where=where, fix="make every message's content a string")
+            raise SftError(f"message {j} has content of type {type(m['content']).__name__}", where=where,
+                           fix="make every message's content a string")
     if not any(m['role'] == 'assistant' for m in messages):
-        raise SftError("a chat example has no assistant message: nothing to learn", where=where, fix="add the assistant's reply to every conversation")
+        raise SftError("a chat example has no assistant message: nothing to learn", where=where,
+                       fix="add the assistant's reply to every conversation")
 
 def _norm_answers(a, context:str, where:str)->dict:
     "SQuAD-style answers from a dict or a plain string found in `context`."
     if isinstance(a, Mapping):
         texts, starts = list(a.get('text', [])), list(a.get('answer_start', []))
-        if len(texts) != len(starts): raise SftError("answers has different numbers of 'text' and 'answer_start'", where=where, fix="give one start per answer text")
+        if len(texts) != len(starts): raise SftError("answers has different numbers of 'text' and 'answer_start'",
+                                                     where=where, fix="give one start per answer text")
         for t, s in zip(texts, starts):
-            if context[s:s+len(t)] != t: raise SftError(f"answer {t!r} is not at character {s} of the context", where=where, fix="fix answer_start (a character offset into context)")
+            if context[s:s+len(t)] != t: raise SftError(f"answer {t!r} is not at character {s} of the context",
+                                                        where=where,
+                                                        fix="fix answer_start (a character offset into context)")
         return {'text': [str(t) for t in texts], 'answer_start': [int(s) for s in starts]}
     if _is_missing(a) or a == '': return {'text': [], 'answer_start': []}
     s = context.find(str(a))
-    if s < 0: raise SftError(f"answer {str(a)!r} does not occur in the context", where=where, fix="give the exact answer text from the context, or SQuAD-style {'text': [...], 'answer_start': [...]}")
+    if s < 0: raise SftError(f"answer {str(a)!r} does not occur in the context", where=where,
+                             fix="give the exact answer text from the context, or SQuAD-style {'text': [...], 'answer_start': [...]}")
     return {'text': [str(a)], 'answer_start': [s]}
 
 # %% ../nbs/02_data.ipynb #a3518264
@@ -370,8 +381,8 @@ def _check_texts(ds:Dataset, roles:list, where:str)->Dataset:
                                where=f"{where}, row {bad[0]}, column {role!r}", fix="fill or drop those rows")
         if ds.features[role] != Value('string'):  # a CSV column of digits is read as numbers
             if not isinstance(ds.features[role], Value):
-                raise SftError(f"column {role!r} holds {ds.features[role]}, not text", where=f"{where}, column {role!r}",
-                               fix="give one string per row")
+                raise SftError(f"column {role!r} holds {ds.features[role]}, not text",
+                               where=f"{where}, column {role!r}", fix="give one string per row")
             ds = ds.cast_column(role, Value('string'))
     return ds
 
@@ -387,7 +398,7 @@ def _validate(ds:Dataset, t:Task, where:str)->Dataset:
         ds = ds.remove_columns('answers').add_column('answers', ans)
     return ds
 
-# %% ../nbs/02_data.ipynb #4d8021b6
+# %% ../nbs/02_data.ipynb #d8402120
 def split_data(dsd:DatasetDict, # Splits; `train` is divided for each of `validation` and `test` that is missing
                valid_pct:float=0.1, # Fraction of train that becomes `validation` when there is none (0: none)
                test_pct:float=0.0, # Fraction of train that becomes `test` when there is none (0: none)
@@ -416,7 +427,7 @@ def split_data(dsd:DatasetDict, # Splits; `train` is divided for each of `valida
     return DatasetDict({'train': ds, **{k: out.get(k, dsd.get(k)) for k in ('validation', 'test') if k in out or k in dsd},
                         **{k: v for k, v in dsd.items() if k not in ('train', 'validation', 'test')}})
 
-# %% ../nbs/02_data.ipynb #a7692099
+# %% ../nbs/02_data.ipynb #5d6f4aa3
 def load_data(data, # Path, {split: path|DataFrame|list|Dataset}, DataFrame, list of dicts, Dataset or DatasetDict
               task:str|Task, # One of `TASKS`
               columns:dict|None=None, # {role: your column}, e.g. {'text': 'review', 'label': 'sentiment'}

@@ -141,7 +141,7 @@ class TokenLoss:
         return token_cross_entropy(outputs.logits, batch['labels'], num_items, self.shift, self.label_smoothing, self.ignore_index)
     def __repr__(self): return f"TokenLoss(shift={self.shift}, label_smoothing={self.label_smoothing})"
 
-# %% ../nbs/07_loss.ipynb #431ea273
+# %% ../nbs/07_loss.ipynb #ba75f132
 def class_weights(labels, # Class ids of the training examples
                   num_classes:int|None=None, # Number of classes (default: the largest id + 1)
                   )->torch.Tensor:
@@ -159,7 +159,8 @@ def _weights(weight, labels, num_classes, what:str)->torch.Tensor|None:
     if weight is None: return None
     if isinstance(weight, str):
         if weight != 'balanced':
-            raise SftError(f"unknown {what} {weight!r}", where=what, fix="use 'balanced', a list with one weight per class, or None")
+            raise SftError(f"unknown {what} {weight!r}", where=what,
+                           fix="use 'balanced', a list with one weight per class, or None")
         if labels is None:
             raise SftError(f"{what}='balanced' needs the training labels", where=what, fix="pass labels=train_labels")
         return class_weights(labels, num_classes)
@@ -183,7 +184,7 @@ class ClassificationLoss:
         return total / (self.count(batch) if num_items is None else max(num_items, 1))
     def __repr__(self): return f"ClassificationLoss(label_smoothing={self.label_smoothing}, weighted={self.weight is not None})"
 
-# %% ../nbs/07_loss.ipynb #854b4e41
+# %% ../nbs/07_loss.ipynb #7ad1ec6c
 class MeanLoss:
     "Wrap `f(outputs, batch) -> mean loss over the batch` (or the model's own `outputs.loss`), weighted by batch size."
     drop_keys = ()
@@ -221,13 +222,16 @@ class MultiLabelLoss:
                  labels=None): # Training 0/1 label rows, for pos_weight='balanced'
         if isinstance(pos_weight, str) and pos_weight == 'balanced' and labels is not None:
             y = torch.as_tensor(labels, dtype=torch.float32); pos = y.sum(0)
-            if (pos == 0).any(): raise SftError(f"class(es) {(pos == 0).nonzero().flatten().tolist()} have no positive example", where="pos_weight='balanced'", fix="pass explicit weights")
+            if (pos == 0).any(): raise SftError(f"class(es) {(pos == 0).nonzero().flatten().tolist()} have no positive example",
+                                                where="pos_weight='balanced'", fix="pass explicit weights")
             pos_weight = (len(y) - pos) / pos
         self.pos_weight = _weights(pos_weight, None, None, 'pos_weight')
     def count(self, batch)->int: return len(batch['labels'])
     def __call__(self, outputs, batch, num_items=None):
         logits, y = outputs.logits.float(), batch['labels'].float()
-        if logits.shape != y.shape: raise SftError(f"logits {tuple(logits.shape)} and labels {tuple(y.shape)} differ", where='MultiLabelLoss', fix="give one 0/1 per class in each label row")
+        if logits.shape != y.shape: raise SftError(f"logits {tuple(logits.shape)} and labels {tuple(y.shape)} differ",
+                                                   where='MultiLabelLoss',
+                                                   fix="give one 0/1 per class in each label row")
         pw = None if self.pos_weight is None else self.pos_weight.to(logits.device)
         total = F.binary_cross_entropy_with_logits(logits, y, pos_weight=pw, reduction='sum') / y.shape[-1]
         return total / (self.count(batch) if num_items is None else max(num_items, 1))
@@ -280,7 +284,7 @@ def _length_groups(lens:list[int], waste:float)->list[list[int]]:
         else: groups.append([i]); own = lens[i] ** 2
     return groups
 
-# %% ../nbs/07_loss.ipynb #b2784c22
+# %% ../nbs/07_loss.ipynb #c8f78cf2
 def example_slots(lens:list[int], # Tokens of each example, in row order
                   causal:bool, # Causal attention within each example
                   device=None, # Where the index tensors live
@@ -325,7 +329,7 @@ def padding_free_exact(model_type:str|None, # A transformers `config.model_type`
     "Whether padding-free batches compute exactly what padded ones do for this architecture and task."
     return model_type in _varlen_archs(get_task(task, where='padding_free_exact(task=...)'))
 
-# %% ../nbs/07_loss.ipynb #12b665c3
+# %% ../nbs/07_loss.ipynb #9b490c09
 VARLEN = 'sft_nb_varlen'
 
 def _bounds(cu:torch.Tensor)->list[int]: return cu.tolist()  # a host sync per layer on GPUs; nothing on CPU
@@ -367,7 +371,7 @@ def varlen_sdpa(module:nn.Module, # The attention layer (for `num_key_value_grou
 AttentionInterface.register(VARLEN, varlen_sdpa)
 AttentionMaskInterface.register(VARLEN, sdpa_mask)  # padded batches and generation get SDPA's own mask, unchanged
 
-# %% ../nbs/07_loss.ipynb #e5a5348e
+# %% ../nbs/07_loss.ipynb #a3377881
 def _pool_first_tokens(m:nn.Module):
     "Make a BERT-family sequence classifier pool the first token of EVERY example of a padding-free row (hooks, once)."
     base = m.base_model

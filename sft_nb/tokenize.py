@@ -64,7 +64,7 @@ def _template(tokenizer, messages:list, gen:bool=False)->str:
     if not messages: return ''
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen)
 
-# %% ../nbs/03_tokenize.ipynb #4fb589d8
+# %% ../nbs/03_tokenize.ipynb #ef50534a
 def render_chat(tokenizer, # A tokenizer with a chat template
                 messages:list[dict], # The conversation
                 )->tuple[str, list[tuple[int, int]]]:
@@ -80,7 +80,7 @@ def render_chat(tokenizer, # A tokenizer with a chat template
         spans.append((len(before), len(before) + len(upto[len(before):].rstrip())))
     return full, spans
 
-# %% ../nbs/03_tokenize.ipynb #52209c01
+# %% ../nbs/03_tokenize.ipynb #08a79df8
 def _adds_bos(tokenizer)->bool:
     "True when the tokenizer puts BOS in front of plain text by itself."
     bos = tokenizer.bos_token_id
@@ -130,7 +130,7 @@ def _enc_classification(b:dict, tokenizer, max_length:int, num_labels:int|None=N
     if 'token_type_ids' in enc: out['token_type_ids'] = enc['token_type_ids']
     return out
 
-# %% ../nbs/03_tokenize.ipynb #4cda7f32
+# %% ../nbs/03_tokenize.ipynb #fcd5059d
 def target_start_id(tokenizer)->int|None:
     "The id a tokenizer puts before every text that a seq2seq target must not start with: BERT's `[CLS]`; None for T5, Marian, BART."
     cls = getattr(tokenizer, 'cls_token_id', None)
@@ -149,7 +149,7 @@ def _enc_seq2seq(b:dict, tokenizer, max_length:int, max_target_length:int|None=N
     return {'input_ids': src['input_ids'], 'labels': tgt['input_ids'], 'length': [len(x) for x in src['input_ids']],
             'truncated': [a or c for a, c in zip(cut_s, cut_t)]}
 
-# %% ../nbs/03_tokenize.ipynb #d54679e0
+# %% ../nbs/03_tokenize.ipynb #8ab46671
 def encode_causal(tokenizer, # A tokenizer with a chat template
                   messages:list[dict], # One conversation
                   max_length:int, # Keep at most this many tokens
@@ -172,7 +172,7 @@ def _enc_causal(b:dict, tokenizer, max_length:int, train_on_prompt:bool=False, s
     out['length'] = [len(x) for x in out['input_ids']]
     return out
 
-# %% ../nbs/03_tokenize.ipynb #ec45a7d1
+# %% ../nbs/03_tokenize.ipynb #9e1a8fe1
 def _cls_index(ids:list[int], tokenizer)->int:
     "Where a window's 'no answer' points: the CLS token, else 0."
     return ids.index(tokenizer.cls_token_id) if tokenizer.cls_token_id in ids else 0
@@ -206,14 +206,15 @@ def _enc_qa(b:dict, tokenizer, max_length:int, stride:int=64, **_)->dict:
         out['example_idx'].append(b['_idx'][ex]); out['length'].append(len(ids)); out['truncated'].append(bool(n_windows[ex] > 1))
     return out
 
-# %% ../nbs/03_tokenize.ipynb #c5f24921
+# %% ../nbs/03_tokenize.ipynb #96f28bd6
 ENCODERS = {'classes': _enc_classification, 'source_target': _enc_seq2seq, 'chat': _enc_causal, 'spans': _enc_qa}
 
 def task_encoder(task:Task, # A row of `TASKS`
                  )->Callable:
     "The batched encoder of `task`'s examples, chosen by how its row lays them out (`Task.layout`), not by its name."
     t = need_task(task, 'task_encoder')
-    if t.layout not in ENCODERS: raise SftError(f"no encoder for the {t.layout!r} layout of the {t} task", where='ENCODERS',
+    if t.layout not in ENCODERS: raise SftError(f"no encoder for the {t.layout!r} layout of the {t} task",
+                                                where='ENCODERS',
                                                 fix=f"add ENCODERS[{t.layout!r}] = your batched encode function")
     return ENCODERS[t.layout]
 
@@ -241,7 +242,7 @@ def _report(ds:Dataset, max_length:int, from_cache:bool, seconds:float)->dict:
     if 'example_idx' in ds.column_names: r['examples'] = len(set(ds['example_idx']))
     return r
 
-# %% ../nbs/03_tokenize.ipynb #116476ed
+# %% ../nbs/03_tokenize.ipynb #9c48feb7
 def _check_roles(split:str, ds:Dataset, t:Task):
     "Refuse a split that lacks a column the task's encoder reads."
     miss = [r for r in needed_roles(t, ds.column_names)[0] if r not in ds.column_names]
@@ -264,7 +265,7 @@ def _num_labels(ds:Dataset, t:Task)->int|None:
     lf = ds.features.get('label')
     return len(lf.feature.names) if t.classifies and isinstance(getattr(lf, 'feature', None), ClassLabel) else None
 
-# %% ../nbs/03_tokenize.ipynb #4d1ade73
+# %% ../nbs/03_tokenize.ipynb #4c42d22d
 def tokenize(dsd:DatasetDict, # Canonical splits from `load_data`
              tokenizer, # A Hugging Face tokenizer
              task:str|Task, # One of `TASKS`
@@ -329,7 +330,7 @@ def length_report(tds:Dataset, # One split tokenized at the model's limit (`toke
     if t.decoder_only: r['supervised_truncated_pct'] = _supervised_cut_pct(tds, max_length)
     return r
 
-# %% ../nbs/03_tokenize.ipynb #ba90b012
+# %% ../nbs/03_tokenize.ipynb #b42f045c
 def length_warning(report:dict, # From `length_report`
                    threshold:float=5.0, # Percent of examples (or supervised tokens) truncated before warning
                    )->str|None:
@@ -394,7 +395,7 @@ def _split_problems(name:str, ds:Dataset, tokenizer, t:Task, num_labels:int|None
         if bad: out.append(f"{name}: answer positions outside the window in {_first(bad)}")
     return out
 
-# %% ../nbs/03_tokenize.ipynb #fd9c2d59
+# %% ../nbs/03_tokenize.ipynb #213481aa
 def check_data(tds:DatasetDict, # Tokenized splits (from `tokenize`)
                tokenizer, # The tokenizer that produced them
                task:str|Task, # One of `TASKS`
