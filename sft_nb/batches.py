@@ -53,7 +53,7 @@ def example_labels(labs:list, # One label per example: a class id, a value, or a
     "One label per example as a tensor: class ids (long), or values and multi-label rows (float)."
     return torch.tensor(labs, dtype=torch.float if isinstance(labs[0], float) or _is_label_row(labs[0]) else torch.long)
 
-# %% ../nbs/04_batches.ipynb #ef4eaacc
+# %% ../nbs/04_batches.ipynb #f4ba2a76
 class PadCollator:
     "Collate tokenized examples into a dict of tensors: pad to the longest, labels with -100, attention mask from lengths."
     def __init__(self, tokenizer, # Gives the pad id, pad token type and padding side
@@ -104,7 +104,7 @@ def _mixed_batches(chunk:np.ndarray, # Example indices, in random order
     for b in order: out[b] = [int(pools[c].pop(0)) for c in slots[b]]
     return out
 
-# %% ../nbs/04_batches.ipynb #040bc225
+# %% ../nbs/04_batches.ipynb #d673646b
 class LengthGroupedBatchSampler(Sampler):
     "Shuffled batches of similar-length examples whose class mix is that of random batches; reproducible (`seed` + epoch)."
     def __init__(self, lengths:list[int], # Length of each example
@@ -115,7 +115,8 @@ class LengthGroupedBatchSampler(Sampler):
                  drop_last:bool=False, # Drop a last, smaller batch
                  labels:list|None=None, # Class of each example: keep every batch's class mix (None: group by length only)
                  ):
-        self.lengths, self.bs, self.shuffle, self.seed, self.drop_last = np.asarray(lengths), batch_size, shuffle, seed, drop_last
+        self.lengths, self.bs, self.shuffle = np.asarray(lengths), batch_size, shuffle
+        self.seed, self.drop_last = seed, drop_last
         self.labels = None if labels is None else np.asarray(labels)
         if self.labels is not None and (self.labels.ndim != 1 or len(self.labels) != len(self.lengths)):
             raise SftError(f"labels must hold one class per example ({len(self.lengths)}), got shape {self.labels.shape}",
@@ -132,7 +133,7 @@ class LengthGroupedBatchSampler(Sampler):
 
     def __len__(self): return len(self.lengths) // self.bs if self.drop_last else -(-len(self.lengths) // self.bs)
 
-# %% ../nbs/04_batches.ipynb #95c55da2
+# %% ../nbs/04_batches.ipynb #971a65e1
 @patch
 def batches(self:LengthGroupedBatchSampler, epoch:int)->list[list[int]]:
     "The batches of pass `epoch`."
@@ -176,7 +177,7 @@ def pack(ds:Dataset, # Tokenized causal data (`input_ids`, `labels`, `length`)
         rows['length'].append(sum(lengths[i] for i in b))
     return Dataset.from_dict(rows)
 
-# %% ../nbs/04_batches.ipynb #684ccd89
+# %% ../nbs/04_batches.ipynb #1d9e0787
 def packed_attention_mask(seq_lens:list[list[int]], # Per row, the lengths of the examples packed in it
                           length:int, # Padded row length
                           )->torch.Tensor:
@@ -244,7 +245,8 @@ class DataLoaders:
                  id2label:dict|None=None, # classification: id -> class name
                  report:dict|None=None, # The tokenization report
                  ):
-        self.train, self.valid, self.test, self.tokenizer, self.id2label, self.report = train, valid, test, tokenizer, id2label, report
+        self.train, self.valid, self.test = train, valid, test
+        self.tokenizer, self.id2label, self.report = tokenizer, id2label, report
         self.task = None if task is None else get_task(task, where='DataLoaders(task=...)')
 
     @property
@@ -258,8 +260,9 @@ class DataLoaders:
                  for k, dl in (('train', self.train), ('valid', self.valid), ('test', self.test)) if dl is not None]
         return f"DataLoaders({self.task}: {', '.join(parts)})"
 
-# %% ../nbs/04_batches.ipynb #6b681a19
-def _is_tokenized(d)->bool: return isinstance(d, DatasetDict) and len(d) and 'input_ids' in next(iter(d.values())).column_names
+# %% ../nbs/04_batches.ipynb #235d392c
+def _is_tokenized(d)->bool:
+    return isinstance(d, DatasetDict) and len(d) and 'input_ids' in next(iter(d.values())).column_names
 
 def _single_labels(ds:Dataset, t:Task)->list|None:
     "The class of each example when `ds` is single-label classification (what length grouping must keep mixed), else None."
@@ -279,7 +282,8 @@ def _packing_kind(packing, t:Task)->str|None:
 def _collator(packing:str|None, t:Task, tokenizer, pad_to_multiple_of:int|None):
     "The training collator: padded, packed rows with a 4-D mask, or padding-free rows (one label per example if it classifies)."
     if packing == 'mask': return PackedCollator(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
-    if packing == 'free': return PaddingFreeCollator(tokenizer, pad_to_multiple_of=pad_to_multiple_of, token_labels=not t.classifies)
+    if packing == 'free':
+        return PaddingFreeCollator(tokenizer, pad_to_multiple_of=pad_to_multiple_of, token_labels=not t.classifies)
     return PadCollator(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
 
 def padding_stats(dl:DataLoader)->dict:
@@ -288,7 +292,7 @@ def padding_stats(dl:DataLoader)->dict:
     real = int(sum(dl.dataset['length']))
     return {'tokens': real, 'padding': total - real, 'padding_pct': round(100 * (total - real) / total, 1)}
 
-# %% ../nbs/04_batches.ipynb #8ffd3043
+# %% ../nbs/04_batches.ipynb #5ca0286e
 def _check_sizes(**sizes):
     "Refuse a batch size that is not a positive integer."
     for k, v in sizes.items():
@@ -322,7 +326,7 @@ def _train_loader(train:Dataset, t:Task, coll, packing:str|None, batch_size:int,
     return DataLoader(train, batch_size=batch_size, shuffle=True, drop_last=drop_last, collate_fn=coll,
                       generator=torch.Generator().manual_seed(seed), num_workers=num_workers)
 
-# %% ../nbs/04_batches.ipynb #985a1f0c
+# %% ../nbs/04_batches.ipynb #e373e9ee
 def dataloaders(data, # Anything `load_data` accepts, or a tokenized `DatasetDict`
                 tokenizer, # A Hugging Face tokenizer
                 task:str|Task, # One of `TASKS`
@@ -433,7 +437,7 @@ def _real_positions(batch:dict, r:int, pad_id:int|None)->torch.Tensor:
     keep[n:] = False
     return keep
 
-# %% ../nbs/04_batches.ipynb #aba50dde
+# %% ../nbs/04_batches.ipynb #b1708018
 def _esc(t:str)->str:
     import html
     return html.escape(t).replace('\n', '⏎<br>')
@@ -471,7 +475,7 @@ def _spans_row(batch, r, keep, ids, tokenizer, id2label, html)->dict:
 
 ROW_VIEWS = {'chat': _chat_row, 'classes': _classes_row, 'source_target': _source_target_row, 'spans': _spans_row}
 
-# %% ../nbs/04_batches.ipynb #1a9951be
+# %% ../nbs/04_batches.ipynb #b8f573a8
 def batch_table(batch:dict, # A batch from one of our collators
                 tokenizer, # The tokenizer of the batch
                 task:str|Task|None=None, # One of `TASKS` (default: guessed from the batch)

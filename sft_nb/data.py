@@ -61,7 +61,7 @@ def _read_text(p:Path, encoding:str)->str:
                        fix="re-save the file as UTF-8, or give the file's real encoding: encoding='latin-1' in Python, "
                            "`data.encoding: latin-1` in a run config") from None
 
-# %% ../nbs/02_data.ipynb #c8ace4f9
+# %% ../nbs/02_data.ipynb #962b08c3
 def read_table(path:str|Path, # A .csv, .tsv, .json, .jsonl or .parquet file (optionally compressed)
                encoding:str='utf-8', # Text encoding of csv/tsv/json files
                fmt:str|None=None, # Force a format instead of guessing it from the extension
@@ -78,7 +78,8 @@ def read_table(path:str|Path, # A .csv, .tsv, .json, .jsonl or .parquet file (op
             text = _read_text(p, encoding)
             if not text.strip(): raise SftError(f"{p.name} is empty", where=str(p),
                                                 fix="give a file with a header and rows")
-            if fmt in ('csv', 'tsv'): df = pd.read_csv(io.StringIO(text), sep=',' if fmt == 'csv' else '\t', keep_default_na=True)
+            if fmt in ('csv', 'tsv'):
+                df = pd.read_csv(io.StringIO(text), sep=',' if fmt == 'csv' else '\t', keep_default_na=True)
             else: df = _read_json(text, p, fmt)
     except SftError: raise
     except Exception as e:  # pandas/pyarrow parse errors (unclosed quote, ragged rows, damaged parquet, non-record JSON)
@@ -124,7 +125,7 @@ def _to_dataset(obj, where:str, encoding:str)->Dataset:
     raise SftError(f"cannot read data of type {type(obj).__name__}", where=where,
                    fix="pass a file path, a dict of split -> path, a DataFrame, a list of dicts, a Dataset or a DatasetDict")
 
-# %% ../nbs/02_data.ipynb #863233ed
+# %% ../nbs/02_data.ipynb #199e8576
 def _split_name(name:str)->str: return SPLIT_ALIASES.get(str(name).lower(), str(name).lower())
 
 def _is_split_map(data)->bool:
@@ -169,7 +170,7 @@ def _renames(columns:dict, cols:list[str], where:str)->dict:
         if len(hits) == 1: ren[hits[0]] = role
     return ren
 
-# %% ../nbs/02_data.ipynb #653574d1
+# %% ../nbs/02_data.ipynb #a50f9d45
 def map_columns(ds:Dataset, # One split
                 task:str|Task, # One of `TASKS`
                 columns:dict|None=None, # {role: user column name}, e.g. {'text': 'review', 'label': 'sentiment'}
@@ -229,7 +230,7 @@ def _check_single(dsd:DatasetDict, where:dict):
                               fix="for a numeric target use problem_type='regression' (num_labels=1, MSE loss); to treat "
                                   "the values as classes, quote them as strings (e.g. df['label'] = df['label'].astype(str))")
 
-# %% ../nbs/02_data.ipynb #0a0abc1d
+# %% ../nbs/02_data.ipynb #fc4f8741
 def _check_known(ds:Dataset, k:str, l2i:dict, names:list, named:bool, where:str):
     "Refuse a label of split `k` that is not a class of `names` (`named`: the names came from `label_names`)."
     seen = sorted({str(v) for v in ds['label']} - set(l2i))
@@ -258,7 +259,7 @@ def _encode_single(dsd:DatasetDict, label_names:list|None, where:dict)->DatasetD
         out[k] = ds.map(lambda b: {'label': [l2i[str(v)] for v in b['label']]}, batched=True, features=feats)
     return DatasetDict(out)
 
-# %% ../nbs/02_data.ipynb #05f81232
+# %% ../nbs/02_data.ipynb #1abbc5ea
 def encode_labels(dsd:DatasetDict, # Splits with a `label` column
                   label_names:list|None=None, # Class names in id order; default: sorted names seen in train
                   where:dict|None=None, # split -> origin, for messages
@@ -292,7 +293,7 @@ def multi_hot(ids:list[int], num_labels:int)->list[float]:
     for i in ids: row[i] = 1.0
     return row
 
-# %% ../nbs/02_data.ipynb #9a598bae
+# %% ../nbs/02_data.ipynb #266f985a
 def _multi_names(ds:Dataset)->list|None:
     "The class names of data encoded before (a list of `ClassLabel` ids), else None."
     f = getattr(ds.features['label'], 'feature', None)
@@ -369,7 +370,8 @@ def _norm_answers(a, context:str, where:str)->dict:
     if _is_missing(a) or a == '': return {'text': [], 'answer_start': []}
     s = context.find(str(a))
     if s < 0: raise SftError(f"answer {str(a)!r} does not occur in the context", where=where,
-                             fix="give the exact answer text from the context, or SQuAD-style {'text': [...], 'answer_start': [...]}")
+                             fix="give the exact answer text from the context, or SQuAD-style "
+                                 "{'text': [...], 'answer_start': [...]}")
     return {'text': [str(a)], 'answer_start': [s]}
 
 # %% ../nbs/02_data.ipynb #a3518264
@@ -390,15 +392,17 @@ def _validate(ds:Dataset, t:Task, where:str)->Dataset:
     "Check the task's columns row by row (no missing texts, valid chats and answers)."
     t = need_task(t, '_validate')
     req, opt = needed_roles(t, ds.column_names)
-    ds = _check_texts(ds, [r for r in (*req, *opt) if r in ds.column_names and r not in ('label', 'answers', 'messages')], where)
+    texts = [r for r in (*req, *opt) if r in ds.column_names and r not in ('label', 'answers', 'messages')]
+    ds = _check_texts(ds, texts, where)
     if 'messages' in req:
         for i, m in enumerate(ds['messages']): check_messages(m, where=f"{where}, row {i}, column 'messages'")
     if t.extractive:
-        ans = [_norm_answers(a, c, f"{where}, row {i}, column 'answers'") for i, (a, c) in enumerate(zip(ds['answers'], ds['context']))]
+        ans = [_norm_answers(a, c, f"{where}, row {i}, column 'answers'")
+               for i, (a, c) in enumerate(zip(ds['answers'], ds['context']))]
         ds = ds.remove_columns('answers').add_column('answers', ans)
     return ds
 
-# %% ../nbs/02_data.ipynb #d8402120
+# %% ../nbs/02_data.ipynb #e7134dcc
 def split_data(dsd:DatasetDict, # Splits; `train` is divided for each of `validation` and `test` that is missing
                valid_pct:float=0.1, # Fraction of train that becomes `validation` when there is none (0: none)
                test_pct:float=0.0, # Fraction of train that becomes `test` when there is none (0: none)
@@ -427,7 +431,7 @@ def split_data(dsd:DatasetDict, # Splits; `train` is divided for each of `valida
     return DatasetDict({'train': ds, **{k: out.get(k, dsd.get(k)) for k in ('validation', 'test') if k in out or k in dsd},
                         **{k: v for k, v in dsd.items() if k not in ('train', 'validation', 'test')}})
 
-# %% ../nbs/02_data.ipynb #5d6f4aa3
+# %% ../nbs/02_data.ipynb #0987d2fd
 def load_data(data, # Path, {split: path|DataFrame|list|Dataset}, DataFrame, list of dicts, Dataset or DatasetDict
               task:str|Task, # One of `TASKS`
               columns:dict|None=None, # {role: your column}, e.g. {'text': 'review', 'label': 'sentiment'}

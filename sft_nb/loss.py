@@ -138,10 +138,11 @@ class TokenLoss:
         if head is not None:
             return chunked_cross_entropy(outputs.logits, head.weight, batch['labels'], num_items=num_items, shift=self.shift,
                                          bias=head.bias, label_smoothing=self.label_smoothing, ignore_index=self.ignore_index)
-        return token_cross_entropy(outputs.logits, batch['labels'], num_items, self.shift, self.label_smoothing, self.ignore_index)
+        return token_cross_entropy(outputs.logits, batch['labels'], num_items, self.shift, self.label_smoothing,
+                                   self.ignore_index)
     def __repr__(self): return f"TokenLoss(shift={self.shift}, label_smoothing={self.label_smoothing})"
 
-# %% ../nbs/07_loss.ipynb #ba75f132
+# %% ../nbs/07_loss.ipynb #d700aaf1
 def class_weights(labels, # Class ids of the training examples
                   num_classes:int|None=None, # Number of classes (default: the largest id + 1)
                   )->torch.Tensor:
@@ -151,7 +152,8 @@ def class_weights(labels, # Class ids of the training examples
     counts = torch.bincount(y, minlength=num_classes or 0).float()
     if (counts == 0).any():
         raise SftError(f"class(es) {(counts == 0).nonzero().flatten().tolist()} never occur in the labels",
-                       where="class_weights('balanced')", fix="give every class at least one training example, or pass explicit weights")
+                       where="class_weights('balanced')",
+                       fix="give every class at least one training example, or pass explicit weights")
     return len(y) / (len(counts) * counts)
 
 def _weights(weight, labels, num_classes, what:str)->torch.Tensor|None:
@@ -184,7 +186,7 @@ class ClassificationLoss:
         return total / (self.count(batch) if num_items is None else max(num_items, 1))
     def __repr__(self): return f"ClassificationLoss(label_smoothing={self.label_smoothing}, weighted={self.weight is not None})"
 
-# %% ../nbs/07_loss.ipynb #7ad1ec6c
+# %% ../nbs/07_loss.ipynb #7294c3ab
 class MeanLoss:
     "Wrap `f(outputs, batch) -> mean loss over the batch` (or the model's own `outputs.loss`), weighted by batch size."
     drop_keys = ()
@@ -284,7 +286,7 @@ def _length_groups(lens:list[int], waste:float)->list[list[int]]:
         else: groups.append([i]); own = lens[i] ** 2
     return groups
 
-# %% ../nbs/07_loss.ipynb #c8f78cf2
+# %% ../nbs/07_loss.ipynb #f551de95
 def example_slots(lens:list[int], # Tokens of each example, in row order
                   causal:bool, # Causal attention within each example
                   device=None, # Where the index tensors live
@@ -329,7 +331,7 @@ def padding_free_exact(model_type:str|None, # A transformers `config.model_type`
     "Whether padding-free batches compute exactly what padded ones do for this architecture and task."
     return model_type in _varlen_archs(get_task(task, where='padding_free_exact(task=...)'))
 
-# %% ../nbs/07_loss.ipynb #9b490c09
+# %% ../nbs/07_loss.ipynb #28a4589d
 VARLEN = 'sft_nb_varlen'
 
 def _bounds(cu:torch.Tensor)->list[int]: return cu.tolist()  # a host sync per layer on GPUs; nothing on CPU
@@ -371,7 +373,7 @@ def varlen_sdpa(module:nn.Module, # The attention layer (for `num_key_value_grou
 AttentionInterface.register(VARLEN, varlen_sdpa)
 AttentionMaskInterface.register(VARLEN, sdpa_mask)  # padded batches and generation get SDPA's own mask, unchanged
 
-# %% ../nbs/07_loss.ipynb #a3377881
+# %% ../nbs/07_loss.ipynb #dff1c3a5
 def _pool_first_tokens(m:nn.Module):
     "Make a BERT-family sequence classifier pool the first token of EVERY example of a padding-free row (hooks, once)."
     base = m.base_model

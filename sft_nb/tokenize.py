@@ -64,7 +64,7 @@ def _template(tokenizer, messages:list, gen:bool=False)->str:
     if not messages: return ''
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen)
 
-# %% ../nbs/03_tokenize.ipynb #ef50534a
+# %% ../nbs/03_tokenize.ipynb #b8f6e057
 def render_chat(tokenizer, # A tokenizer with a chat template
                 messages:list[dict], # The conversation
                 )->tuple[str, list[tuple[int, int]]]:
@@ -80,7 +80,7 @@ def render_chat(tokenizer, # A tokenizer with a chat template
         spans.append((len(before), len(before) + len(upto[len(before):].rstrip())))
     return full, spans
 
-# %% ../nbs/03_tokenize.ipynb #08a79df8
+# %% ../nbs/03_tokenize.ipynb #a17d286c
 def _adds_bos(tokenizer)->bool:
     "True when the tokenizer puts BOS in front of plain text by itself."
     bos = tokenizer.bos_token_id
@@ -130,9 +130,9 @@ def _enc_classification(b:dict, tokenizer, max_length:int, num_labels:int|None=N
     if 'token_type_ids' in enc: out['token_type_ids'] = enc['token_type_ids']
     return out
 
-# %% ../nbs/03_tokenize.ipynb #fcd5059d
+# %% ../nbs/03_tokenize.ipynb #ed3f32b3
 def target_start_id(tokenizer)->int|None:
-    "The id a tokenizer puts before every text that a seq2seq target must not start with: BERT's `[CLS]`; None for T5, Marian, BART."
+    "The id put before every text that a seq2seq target must not start with: BERT's `[CLS]`; None for T5, Marian, BART."
     cls = getattr(tokenizer, 'cls_token_id', None)
     # the decoder is fed its start token by the model (labels shifted right behind `decoder_start_token_id`, [CLS] for a
     # warm-started BERT): a target that starts with [CLS] too teaches "[CLS] follows [CLS]", and greedy decoding then
@@ -149,7 +149,7 @@ def _enc_seq2seq(b:dict, tokenizer, max_length:int, max_target_length:int|None=N
     return {'input_ids': src['input_ids'], 'labels': tgt['input_ids'], 'length': [len(x) for x in src['input_ids']],
             'truncated': [a or c for a, c in zip(cut_s, cut_t)]}
 
-# %% ../nbs/03_tokenize.ipynb #8ab46671
+# %% ../nbs/03_tokenize.ipynb #eb9dabf5
 def encode_causal(tokenizer, # A tokenizer with a chat template
                   messages:list[dict], # One conversation
                   max_length:int, # Keep at most this many tokens
@@ -172,7 +172,7 @@ def _enc_causal(b:dict, tokenizer, max_length:int, train_on_prompt:bool=False, s
     out['length'] = [len(x) for x in out['input_ids']]
     return out
 
-# %% ../nbs/03_tokenize.ipynb #9e1a8fe1
+# %% ../nbs/03_tokenize.ipynb #fbf7c53a
 def _cls_index(ids:list[int], tokenizer)->int:
     "Where a window's 'no answer' points: the CLS token, else 0."
     return ids.index(tokenizer.cls_token_id) if tokenizer.cls_token_id in ids else 0
@@ -203,10 +203,11 @@ def _enc_qa(b:dict, tokenizer, max_length:int, stride:int=64, **_)->dict:
         out['input_ids'].append(ids); out['start_positions'].append(start); out['end_positions'].append(end)
         # context offsets, to map predicted spans back to text
         out['offset_mapping'].append([list(o) if s == 1 else [-1, -1] for o, s in zip(offs, seq)])
-        out['example_idx'].append(b['_idx'][ex]); out['length'].append(len(ids)); out['truncated'].append(bool(n_windows[ex] > 1))
+        out['example_idx'].append(b['_idx'][ex]); out['length'].append(len(ids))
+        out['truncated'].append(bool(n_windows[ex] > 1))
     return out
 
-# %% ../nbs/03_tokenize.ipynb #96f28bd6
+# %% ../nbs/03_tokenize.ipynb #a79e99c4
 ENCODERS = {'classes': _enc_classification, 'source_target': _enc_seq2seq, 'chat': _enc_causal, 'spans': _enc_qa}
 
 def task_encoder(task:Task, # A row of `TASKS`
@@ -229,25 +230,29 @@ def tokenizer_fingerprint(tokenizer)->str:
         spec = json.loads(backend.to_str()); spec.pop('truncation', None); spec.pop('padding', None)
         h.update(json.dumps(spec, sort_keys=True).encode())
     else: h.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
-    h.update(json.dumps([type(tokenizer).__name__, getattr(tokenizer, 'chat_template', None), tokenizer.special_tokens_map,
-                         tokenizer.padding_side, tokenizer.truncation_side, _adds_bos(tokenizer)], default=str, sort_keys=True).encode())
+    rest = [type(tokenizer).__name__, getattr(tokenizer, 'chat_template', None), tokenizer.special_tokens_map,
+            tokenizer.padding_side, tokenizer.truncation_side, _adds_bos(tokenizer)]
+    h.update(json.dumps(rest, default=str, sort_keys=True).encode())
     return h.hexdigest()
 
 def _report(ds:Dataset, max_length:int, from_cache:bool, seconds:float)->dict:
     "Rows, truncation and supervised tokens of one tokenized split."
     cut = int(sum(ds['truncated']))
-    r = {'rows': ds.num_rows, 'truncated': cut, 'max_length': max_length, 'from_cache': from_cache, 'seconds': round(seconds, 3)}
+    r = {'rows': ds.num_rows, 'truncated': cut, 'max_length': max_length, 'from_cache': from_cache,
+         'seconds': round(seconds, 3)}
     if 'labels' in ds.column_names and ds.features['labels'].__class__.__name__ in ('List', 'Sequence', 'LargeList'):
         r['supervised_tokens'] = int(sum(sum(1 for t in l if t != -100) for l in ds['labels']))
     if 'example_idx' in ds.column_names: r['examples'] = len(set(ds['example_idx']))
     return r
 
-# %% ../nbs/03_tokenize.ipynb #9c48feb7
+# %% ../nbs/03_tokenize.ipynb #53b26b86
 def _check_roles(split:str, ds:Dataset, t:Task):
     "Refuse a split that lacks a column the task's encoder reads."
     miss = [r for r in needed_roles(t, ds.column_names)[0] if r not in ds.column_names]
-    if miss: raise SftError(f"the {split!r} split has no {miss[0]!r} column for the {t} task.{did_you_mean(miss[0], ds.column_names)}",
-                            where=f"columns: {', '.join(ds.column_names)}", fix="pass the data through load_data(data, task, columns=...) first")
+    if not miss: return
+    raise SftError(f"the {split!r} split has no {miss[0]!r} column for the {t} task.{did_you_mean(miss[0], ds.column_names)}",
+                   where=f"columns: {', '.join(ds.column_names)}",
+                   fix="pass the data through load_data(data, task, columns=...) first")
 
 def _encode_split(ds:Dataset, tokenizer, t:Task, kw:dict, key:str, folder:Path|None)->Dataset:
     "One split run through the task's encoder (class names kept), stored under `folder` when given."
@@ -265,7 +270,7 @@ def _num_labels(ds:Dataset, t:Task)->int|None:
     lf = ds.features.get('label')
     return len(lf.feature.names) if t.classifies and isinstance(getattr(lf, 'feature', None), ClassLabel) else None
 
-# %% ../nbs/03_tokenize.ipynb #4c42d22d
+# %% ../nbs/03_tokenize.ipynb #187a614a
 def tokenize(dsd:DatasetDict, # Canonical splits from `load_data`
              tokenizer, # A Hugging Face tokenizer
              task:str|Task, # One of `TASKS`
@@ -330,7 +335,7 @@ def length_report(tds:Dataset, # One split tokenized at the model's limit (`toke
     if t.decoder_only: r['supervised_truncated_pct'] = _supervised_cut_pct(tds, max_length)
     return r
 
-# %% ../nbs/03_tokenize.ipynb #b42f045c
+# %% ../nbs/03_tokenize.ipynb #cf68acb5
 def length_warning(report:dict, # From `length_report`
                    threshold:float=5.0, # Percent of examples (or supervised tokens) truncated before warning
                    )->str|None:
@@ -395,7 +400,7 @@ def _split_problems(name:str, ds:Dataset, tokenizer, t:Task, num_labels:int|None
         if bad: out.append(f"{name}: answer positions outside the window in {_first(bad)}")
     return out
 
-# %% ../nbs/03_tokenize.ipynb #213481aa
+# %% ../nbs/03_tokenize.ipynb #89436d66
 def check_data(tds:DatasetDict, # Tokenized splits (from `tokenize`)
                tokenizer, # The tokenizer that produced them
                task:str|Task, # One of `TASKS`
