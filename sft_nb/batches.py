@@ -7,11 +7,13 @@ Docs: https://sft-nb.github.io/sft_nb/batches.html.md"""
 # %% ../nbs/04_batches.ipynb #b7f93449
 from __future__ import annotations
 import bisect
+from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['MODEL_KEYS', 'PER_EXAMPLE_TOKENS', 'pad_sequences', 'example_labels', 'PadCollator', 'LengthGroupedBatchSampler',
-           'pack', 'packed_attention_mask', 'PackedCollator', 'PaddingFreeCollator', 'DataLoaders', 'dataloaders',
-           'padding_stats', 'batch_tokens', 'padding_free_pays', 'batch_table', 'show_batch']
+__all__ = ['MODEL_KEYS', 'PER_EXAMPLE_TOKENS', 'ROW_VIEWS', 'pad_sequences', 'example_labels', 'PadCollator',
+           'LengthGroupedBatchSampler', 'pack', 'packed_attention_mask', 'PackedCollator', 'PaddingFreeCollator',
+           'DataLoaders', 'padding_stats', 'dataloaders', 'batch_tokens', 'padding_free_pays', 'batch_table',
+           'show_batch']
 
 # %% ../nbs/04_batches.ipynb #d0a49519
 import numpy as np
@@ -20,7 +22,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Sampler
 from datasets import Dataset, DatasetDict, ClassLabel
-from .core import TASKS, get_task, SftError, check_choice, in_notebook, show_df, precision_label
+from .core import TASKS, Task, get_task, need_task, SftError, check_choice, in_notebook, show_df, precision_label
 from .data import load_data, label_maps
 from .tokenize import ensure_pad_token, default_max_length, tokenize, check_data, drop_cut_away
 
@@ -51,6 +53,7 @@ def example_labels(labs:list, # One label per example: a class id, a value, or a
     "One label per example as a tensor: class ids (long), or values and multi-label rows (float)."
     return torch.tensor(labs, dtype=torch.float if isinstance(labs[0], float) or _is_label_row(labs[0]) else torch.long)
 
+# %% ../nbs/04_batches.ipynb #f4ba2a76
 class PadCollator:
     "Collate tokenized examples into a dict of tensors: pad to the longest, labels with -100, attention mask from lengths."
     def __init__(self, tokenizer, # Gives the pad id, pad token type and padding side
@@ -69,12 +72,14 @@ class PadCollator:
         batch = {'input_ids': pad_sequences(ids, self.pad_id, L, self.side),
                  'attention_mask': pad_sequences([[1] * len(s) for s in ids], 0, L, self.side)}
         first = examples[0]
-        if 'token_type_ids' in first: batch['token_type_ids'] = pad_sequences([e['token_type_ids'] for e in examples], self.type_pad, L, self.side)
+        if 'token_type_ids' in first:
+            batch['token_type_ids'] = pad_sequences([e['token_type_ids'] for e in examples], self.type_pad, L, self.side)
         if 'labels' in first:
             labs = [e['labels'] for e in examples]
             if isinstance(labs[0], (list, tuple, np.ndarray, torch.Tensor)) and not _is_label_row(labs[0]):
                 same = all(len(l) == len(s) for l, s in zip(labs, ids))  # causal: aligned with inputs; seq2seq: own length
-                batch['labels'] = pad_sequences(labs, self.label_pad_id, L if same else _round_up(max(len(l) for l in labs), self.multiple), self.side if same else 'right')
+                n = L if same else _round_up(max(len(l) for l in labs), self.multiple)
+                batch['labels'] = pad_sequences(labs, self.label_pad_id, n, self.side if same else 'right')
             else: batch['labels'] = example_labels(labs)
         for k in ('start_positions', 'end_positions'):
             if k in first: batch[k] = torch.tensor([e[k] for e in examples], dtype=torch.long)
@@ -99,6 +104,7 @@ def _mixed_batches(chunk:np.ndarray, # Example indices, in random order
     for b in order: out[b] = [int(pools[c].pop(0)) for c in slots[b]]
     return out
 
+# %% ../nbs/04_batches.ipynb #d673646b
 class LengthGroupedBatchSampler(Sampler):
     "Shuffled batches of similar-length examples whose class mix is that of random batches; reproducible (`seed` + epoch)."
     def __init__(self, lengths:list[int], # Length of each example
@@ -109,7 +115,8 @@ class LengthGroupedBatchSampler(Sampler):
                  drop_last:bool=False, # Drop a last, smaller batch
                  labels:list|None=None, # Class of each example: keep every batch's class mix (None: group by length only)
                  ):
-        self.lengths, self.bs, self.shuffle, self.seed, self.drop_last = np.asarray(lengths), batch_size, shuffle, seed, drop_last
+        self.lengths, self.bs, self.shuffle = np.asarray(lengths), batch_size, shuffle
+        self.seed, self.drop_last = seed, drop_last
         self.labels = None if labels is None else np.asarray(labels)
         if self.labels is not None and (self.labels.ndim != 1 or len(self.labels) != len(self.lengths)):
             raise SftError(f"labels must hold one class per example ({len(self.lengths)}), got shape {self.labels.shape}",
@@ -119,29 +126,31 @@ class LengthGroupedBatchSampler(Sampler):
 
     def set_epoch(self, epoch:int): self.epoch = epoch
 
-    def batches(self, epoch:int)->list[list[int]]:
-        "The batches of pass `epoch`."
-        n = len(self.lengths)
-        if not self.shuffle:
-            order = np.argsort(-self.lengths, kind='stable')
-            return [order[i:i+self.bs].tolist() for i in range(0, n, self.bs) if not (self.drop_last and i + self.bs > n)]
-        rng = np.random.default_rng(self.seed + epoch)
-        perm, size, out = rng.permutation(n), self.bs * self.mega, []
-        for s in range(0, n, size):
-            chunk = perm[s:s+size]
-            if self.labels is not None: out += _mixed_batches(chunk, self.lengths, self.labels, self.bs); continue
-            chunk = chunk[np.argsort(-self.lengths[chunk], kind='stable')]
-            out += [chunk[i:i+self.bs].tolist() for i in range(0, len(chunk), self.bs)]
-        if self.drop_last: out = [b for b in out if len(b) == self.bs]
-        rng.shuffle(out)
-        return out
-
     def __iter__(self):
         bs = self.batches(self.epoch)
         self.epoch += 1  # the next pass reshuffles even when nobody calls set_epoch
         return iter(bs)
 
     def __len__(self): return len(self.lengths) // self.bs if self.drop_last else -(-len(self.lengths) // self.bs)
+
+# %% ../nbs/04_batches.ipynb #971a65e1
+@patch
+def batches(self:LengthGroupedBatchSampler, epoch:int)->list[list[int]]:
+    "The batches of pass `epoch`."
+    n = len(self.lengths)
+    if not self.shuffle:
+        order = np.argsort(-self.lengths, kind='stable')
+        return [order[i:i+self.bs].tolist() for i in range(0, n, self.bs) if not (self.drop_last and i + self.bs > n)]
+    rng = np.random.default_rng(self.seed + epoch)
+    perm, size, out = rng.permutation(n), self.bs * self.mega, []
+    for s in range(0, n, size):
+        chunk = perm[s:s+size]
+        if self.labels is not None: out += _mixed_batches(chunk, self.lengths, self.labels, self.bs); continue
+        chunk = chunk[np.argsort(-self.lengths[chunk], kind='stable')]
+        out += [chunk[i:i+self.bs].tolist() for i in range(0, len(chunk), self.bs)]
+    if self.drop_last: out = [b for b in out if len(b) == self.bs]
+    rng.shuffle(out)
+    return out
 
 # %% ../nbs/04_batches.ipynb #e68e89a7
 def pack(ds:Dataset, # Tokenized causal data (`input_ids`, `labels`, `length`)
@@ -168,6 +177,7 @@ def pack(ds:Dataset, # Tokenized causal data (`input_ids`, `labels`, `length`)
         rows['length'].append(sum(lengths[i] for i in b))
     return Dataset.from_dict(rows)
 
+# %% ../nbs/04_batches.ipynb #1d9e0787
 def packed_attention_mask(seq_lens:list[list[int]], # Per row, the lengths of the examples packed in it
                           length:int, # Padded row length
                           )->torch.Tensor:
@@ -231,11 +241,13 @@ class DataLoaders:
                  valid:DataLoader|None=None, # Validation batches, in order
                  test:DataLoader|None=None, # Test batches, in order
                  tokenizer=None, # The tokenizer of the batches
-                 task:str|None=None, # One of `TASKS`
+                 task:str|Task|None=None, # One of `TASKS` (kept as its `Task` row)
                  id2label:dict|None=None, # classification: id -> class name
                  report:dict|None=None, # The tokenization report
                  ):
-        self.train, self.valid, self.test, self.tokenizer, self.task, self.id2label, self.report = train, valid, test, tokenizer, task, id2label, report
+        self.train, self.valid, self.test = train, valid, test
+        self.tokenizer, self.id2label, self.report = tokenizer, id2label, report
+        self.task = None if task is None else get_task(task, where='DataLoaders(task=...)')
 
     @property
     def label2id(self)->dict|None: return {v: k for k, v in self.id2label.items()} if self.id2label else None
@@ -244,86 +256,120 @@ class DataLoaders:
         "The first batch of `split` ('train', 'valid' or 'test')."
         return next(iter(getattr(self, check_choice(split, ('train', 'valid', 'test'), 'split'))))
     def __repr__(self):
-        parts = [f"{k} {len(dl.dataset)} rows/{len(dl)} batches" for k, dl in (('train', self.train), ('valid', self.valid), ('test', self.test)) if dl is not None]
+        parts = [f"{k} {len(dl.dataset)} rows/{len(dl)} batches"
+                 for k, dl in (('train', self.train), ('valid', self.valid), ('test', self.test)) if dl is not None]
         return f"DataLoaders({self.task}: {', '.join(parts)})"
 
-def _is_tokenized(d)->bool: return isinstance(d, DatasetDict) and len(d) and 'input_ids' in next(iter(d.values())).column_names
+# %% ../nbs/04_batches.ipynb #235d392c
+def _is_tokenized(d)->bool:
+    return isinstance(d, DatasetDict) and len(d) and 'input_ids' in next(iter(d.values())).column_names
 
-def _single_labels(ds:Dataset, task:str)->list|None:
+def _single_labels(ds:Dataset, t:Task)->list|None:
     "The class of each example when `ds` is single-label classification (what length grouping must keep mixed), else None."
-    if not get_task(task).classifies or 'labels' not in ds.column_names: return None
+    if not need_task(t, '_single_labels').classifies or 'labels' not in ds.column_names: return None
     labels = ds['labels']
     return list(labels) if len(labels) and all(isinstance(l, (int, np.integer)) for l in labels[:100]) else None
 
-def _packing_kind(packing)->str|None:
-    "None, 'free' (padding-free rows) or 'mask' (4-D block-diagonal mask) from the `packing` argument."
+def _packing_kind(packing, t:Task)->str|None:
+    "None, 'free' (padding-free rows) or 'mask' (4-D block-diagonal mask) from the `packing` argument, refused where not exact."
     if packing is False or packing is None: return None
-    if packing is True: return 'free'
-    return check_choice(packing, ('free', 'mask'), 'packing')
+    kind = 'free' if packing is True else check_choice(packing, ('free', 'mask'), 'packing')
+    if kind in need_task(t, '_packing_kind').packing: return kind
+    fits = ' and '.join(sorted(('causal SFT' if x.decoder_only else x.name) for x in TASKS.values() if kind in x.packing))
+    raise SftError(f"packing={kind!r} is for {fits}, not {t}", where=f'packing={kind!r}',
+                   fix="use packing=False" + (", or packing=True (padding-free) for this task" if 'free' in t.packing else ''))
 
-def dataloaders(data, # Anything `load_data` accepts, or a tokenized `DatasetDict`
-                tokenizer, # A Hugging Face tokenizer
-                task:str, # One of `TASKS`
-                batch_size:int=32, # Training examples (packing='mask': packed rows) per batch
-                valid_batch_size:int|None=None, # Evaluation batch size (default: 2 x batch_size)
-                max_length:int|None=None, # Tokens per example or packed row (default: the tokenizer's, capped at 1024)
-                group_by_length:bool=True, # Batch examples of similar length (less padding), shuffled, class mix kept
-                packing:bool|str=False, # True (or 'free'): each batch one unpadded row, attention per example (causal, classification); 'mask': causal rows of `max_length` with a 4-D block-diagonal mask
-                pad_to_multiple_of:int|None=None, # Round padded lengths up to a multiple of this
-                seed:int=42, # Seed of splits and shuffles
-                num_workers:int=0, # DataLoader worker processes
-                drop_last:bool=False, # Drop a last, smaller training batch
-                check:bool=True, # Run `check_data` first
-                drop_truncated:bool=False, # causal: drop (and count) rows whose response `max_length` cuts away, instead of refusing them
-                columns:dict|None=None, # {role: your column} for `load_data`
-                label_names:list|None=None, # classification: class names in id order
-                valid_pct:float=0.1, # Fraction of train held out when there is no validation split
-                encoding:str='utf-8', # Text encoding of files
-                problem_type:str|None=None, # classification: 'multi_label_classification', 'regression' (default: single-label, or multi-label for list labels)
-                label_sep:str|None=None, # classification: separator of several labels in one string
-                **tok_kwargs, # Passed to `tokenize` (prefix, train_on_prompt, system, stride, max_target_length, cache)
-                )->DataLoaders:
-    "Load, tokenize (cached), check and batch `data` for `task`: everything between a file and a training loop."
-    t = get_task(task, where='dataloaders(task=...)'); task = t.name  # checked once here; the layers below read the row
-    for k, v in (('batch_size', batch_size), ('valid_batch_size', valid_batch_size or 1)):
-        if not (isinstance(v, int) and v > 0): raise SftError(f"{k} must be a positive integer, got {v!r}", where=f'dataloaders({k}=...)', fix=f'use e.g. {k}=32')
-    packing = _packing_kind(packing)
-    if packing and packing not in t.packing:
-        fits = ' and '.join(sorted(('causal SFT' if x.decoder_only else x.name) for x in TASKS.values() if packing in x.packing))
-        raise SftError(f"packing={packing!r} is for {fits}, not {task}", where=f'packing={packing!r}',
-                       fix="use packing=False" + (", or packing=True (padding-free) for this task" if 'free' in t.packing else ''))
-    ensure_pad_token(tokenizer, task)
-    max_length = max_length or default_max_length(tokenizer)
-    id2label = None
-    if _is_tokenized(data):
-        tds = data
-        if t.classifies and isinstance(tds['train'].features.get('labels') if 'train' in tds else None, ClassLabel): id2label = label_maps(tds)[0]
-    else:
-        dsd = load_data(data, task, columns=columns, label_names=label_names, valid_pct=valid_pct, seed=seed, encoding=encoding,
-                        problem_type=problem_type, label_sep=label_sep)
-        if t.classifies and problem_type != 'regression': id2label = label_maps(dsd)[0]
-        tds = tokenize(dsd, tokenizer, task, max_length=max_length, **tok_kwargs)
-    if 'train' not in tds: raise SftError(f"no 'train' split (splits: {', '.join(tds)})", fix="name the training split 'train'")
-    if drop_truncated and t.decoder_only:
-        tds, lost = drop_cut_away(tds)
-        for k, n in lost.items(): print(f"{k}: dropped {n} row(s) whose response max_length={max_length} cut away entirely")
-    if check: check_data(tds, tokenizer, task, num_labels=len(id2label) if id2label else None)
-    train = pack(tds['train'], max_length) if packing == 'mask' else tds['train']
-    coll = {'mask': PackedCollator, 'free': partial(PaddingFreeCollator, token_labels=not t.classifies)}.get(packing, PadCollator)(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
-    kw = dict(collate_fn=coll, num_workers=num_workers)
-    if group_by_length and not packing:  # without padding, length grouping has nothing to save: random batches
-        smp = LengthGroupedBatchSampler(train['length'], batch_size, seed=seed, drop_last=drop_last, labels=_single_labels(train, task))
-        train_dl = DataLoader(train, batch_sampler=smp, **kw)
-    else: train_dl = DataLoader(train, batch_size=batch_size, shuffle=True, drop_last=drop_last, generator=torch.Generator().manual_seed(seed), **kw)
-    ev = dict(batch_size=valid_batch_size or 2 * batch_size, shuffle=False, collate_fn=PadCollator(tokenizer, pad_to_multiple_of=pad_to_multiple_of), num_workers=num_workers)
-    mk = lambda k: DataLoader(tds[k], **ev) if k in tds else None
-    return DataLoaders(train_dl, mk('validation'), mk('test'), tokenizer=tokenizer, task=task, id2label=id2label, report=getattr(tds, 'report', None))
+def _collator(packing:str|None, t:Task, tokenizer, pad_to_multiple_of:int|None):
+    "The training collator: padded, packed rows with a 4-D mask, or padding-free rows (one label per example if it classifies)."
+    if packing == 'mask': return PackedCollator(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
+    if packing == 'free':
+        return PaddingFreeCollator(tokenizer, pad_to_multiple_of=pad_to_multiple_of, token_labels=not t.classifies)
+    return PadCollator(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
 
 def padding_stats(dl:DataLoader)->dict:
     "Real and padding tokens over one pass of `dl` (whose dataset has a `length` column)."
     total = sum(b['input_ids'].numel() for b in dl)
     real = int(sum(dl.dataset['length']))
     return {'tokens': real, 'padding': total - real, 'padding_pct': round(100 * (total - real) / total, 1)}
+
+# %% ../nbs/04_batches.ipynb #5ca0286e
+def _check_sizes(**sizes):
+    "Refuse a batch size that is not a positive integer."
+    for k, v in sizes.items():
+        if not (isinstance(v, int) and v > 0):
+            raise SftError(f"{k} must be a positive integer, got {v!r}", where=f'dataloaders({k}=...)',
+                           fix=f'use e.g. {k}=32')
+
+def _drop_cut_away(tds:DatasetDict, max_length:int)->DatasetDict:
+    "The splits without the causal rows whose response was cut away, saying how many each split lost."
+    tds, lost = drop_cut_away(tds)
+    for k, n in lost.items(): print(f"{k}: dropped {n} row(s) whose response max_length={max_length} cut away entirely")
+    return tds
+
+def _tokenized(data, tokenizer, t:Task, max_length:int, load_kw:dict, tok_kw:dict)->tuple[DatasetDict, dict|None]:
+    "`data` loaded and tokenized (or as given, when already tokenized), with the class names when it has them."
+    t = need_task(t, '_tokenized')
+    if _is_tokenized(data):
+        labels = data['train'].features.get('labels') if 'train' in data else None
+        return data, label_maps(data)[0] if t.classifies and isinstance(labels, ClassLabel) else None
+    dsd = load_data(data, t, **load_kw)
+    id2label = label_maps(dsd)[0] if t.classifies and load_kw.get('problem_type') != 'regression' else None
+    return tokenize(dsd, tokenizer, t, max_length=max_length, **tok_kw), id2label
+
+def _train_loader(train:Dataset, t:Task, coll, packing:str|None, batch_size:int, group_by_length:bool, seed:int,
+                  drop_last:bool, num_workers:int)->DataLoader:
+    "Length-grouped training batches (class mix kept), or random ones: without padding, grouping has nothing to save."
+    if group_by_length and not packing:
+        smp = LengthGroupedBatchSampler(train['length'], batch_size, seed=seed, drop_last=drop_last,
+                                        labels=_single_labels(train, t))
+        return DataLoader(train, batch_sampler=smp, collate_fn=coll, num_workers=num_workers)
+    return DataLoader(train, batch_size=batch_size, shuffle=True, drop_last=drop_last, collate_fn=coll,
+                      generator=torch.Generator().manual_seed(seed), num_workers=num_workers)
+
+# %% ../nbs/04_batches.ipynb #e373e9ee
+def dataloaders(data, # Anything `load_data` accepts, or a tokenized `DatasetDict`
+                tokenizer, # A Hugging Face tokenizer
+                task:str|Task, # One of `TASKS`
+                batch_size:int=32, # Training examples (packing='mask': packed rows) per batch
+                valid_batch_size:int|None=None, # Evaluation batch size (default: 2 x batch_size)
+                max_length:int|None=None, # Tokens per example or packed row (default: the tokenizer's, capped at 1024)
+                group_by_length:bool=True, # Batch examples of similar length (less padding), shuffled, class mix kept
+                packing:bool|str=False, # True/'free': unpadded rows (causal, classification); 'mask': causal, 4-D mask
+                pad_to_multiple_of:int|None=None, # Round padded lengths up to a multiple of this
+                seed:int=42, # Seed of splits and shuffles
+                num_workers:int=0, # DataLoader worker processes
+                drop_last:bool=False, # Drop a last, smaller training batch
+                check:bool=True, # Run `check_data` first
+                drop_truncated:bool=False, # causal: drop (and count) rows whose response `max_length` cuts away
+                columns:dict|None=None, # {role: your column} for `load_data`
+                label_names:list|None=None, # classification: class names in id order
+                valid_pct:float=0.1, # Fraction of train held out when there is no validation split
+                encoding:str='utf-8', # Text encoding of files
+                problem_type:str|None=None, # classification: 'multi_label_classification', 'regression' (default: labels')
+                label_sep:str|None=None, # classification: separator of several labels in one string
+                **tok_kwargs, # Passed to `tokenize` (prefix, train_on_prompt, system, stride, max_target_length, cache)
+                )->DataLoaders:
+    "Load, tokenize (cached), check and batch `data` for `task`: everything between a file and a training loop."
+    t = get_task(task, where='dataloaders(task=...)')  # checked once here; the layers below take the row
+    _check_sizes(batch_size=batch_size, valid_batch_size=valid_batch_size or 1)
+    packing = _packing_kind(packing, t)
+    ensure_pad_token(tokenizer, t)
+    max_length = max_length or default_max_length(tokenizer)
+    load_kw = dict(columns=columns, label_names=label_names, valid_pct=valid_pct, seed=seed, encoding=encoding,
+                   problem_type=problem_type, label_sep=label_sep)
+    tds, id2label = _tokenized(data, tokenizer, t, max_length, load_kw, tok_kwargs)
+    if 'train' not in tds: raise SftError(f"no 'train' split (splits: {', '.join(tds)})",
+                                          fix="name the training split 'train'")
+    if drop_truncated and t.decoder_only: tds = _drop_cut_away(tds, max_length)
+    if check: check_data(tds, tokenizer, t, num_labels=len(id2label) if id2label else None)
+    train = pack(tds['train'], max_length) if packing == 'mask' else tds['train']
+    train_dl = _train_loader(train, t, _collator(packing, t, tokenizer, pad_to_multiple_of), packing, batch_size,
+                             group_by_length, seed, drop_last, num_workers)
+    ev = dict(batch_size=valid_batch_size or 2 * batch_size, shuffle=False, num_workers=num_workers,
+              collate_fn=PadCollator(tokenizer, pad_to_multiple_of=pad_to_multiple_of))
+    mk = lambda k: DataLoader(tds[k], **ev) if k in tds else None
+    return DataLoaders(train_dl, mk('validation'), mk('test'), tokenizer=tokenizer, task=t, id2label=id2label,
+                       report=getattr(tds, 'report', None))
 
 # %% ../nbs/04_batches.ipynb #36b1b627
 # Tokens of matmul work that one example costs in a padding-free row beyond its own tokens, on a 2-core AMD EPYC with
@@ -358,14 +404,19 @@ def padding_free_pays(lengths, # Tokens of each training example
     return pays, why
 
 # %% ../nbs/04_batches.ipynb #9b82d874
-def _infer_task(batch:dict)->str:
-    "Guess the task from a batch's keys and shapes."
-    if 'start_positions' in batch: return 'qa'
+def _layout_of(batch:dict)->str:
+    "How a batch's examples are laid out (`Task.layout`), read from its keys and shapes."
+    if 'start_positions' in batch: return 'spans'
     labs = batch.get('labels')
-    if labs is None or labs.dim() == 1: return 'classification'
+    if labs is None or labs.dim() == 1: return 'classes'
     ids = batch['input_ids']
-    if labs.shape == ids.shape and bool(((labs == -100) | (labs == ids)).all()): return 'causal'
-    return 'seq2seq'
+    if labs.shape == ids.shape and bool(((labs == -100) | (labs == ids)).all()): return 'chat'
+    return 'source_target'
+
+def _infer_task(batch:dict)->Task:
+    "Guess the task from a batch: the row of `TASKS` whose layout the batch has."
+    layout = _layout_of(batch)
+    return next(t for t in TASKS.values() if t.layout == layout)
 
 def _unflatten(batch:dict)->dict:
     "A padding-free batch (one row cut at `cu_seq_lens_q`) as padded rows, one per example, for display."
@@ -386,6 +437,7 @@ def _real_positions(batch:dict, r:int, pad_id:int|None)->torch.Tensor:
     keep[n:] = False
     return keep
 
+# %% ../nbs/04_batches.ipynb #b1708018
 def _esc(t:str)->str:
     import html
     return html.escape(t).replace('\n', '⏎<br>')
@@ -397,42 +449,53 @@ def _causal_row(ids:list, labs:list, tokenizer, html:bool)->str:
         sup = labs[k] != -100; j = k
         while j < len(ids) and (labs[j] != -100) == sup: j += 1
         t = tokenizer.decode(ids[k:j], skip_special_tokens=False)
-        if html: out.append(f'<span class="{"sft-supervised" if sup else "sft-ignored"}" style="{"background:#d4f7d4" if sup else "color:#999"}">{_esc(t)}</span>')
-        else: out.append(f'⟦{t}⟧' if sup else t)
+        if not html: out.append(f'⟦{t}⟧' if sup else t)
+        else: out.append(f'<span class="{"sft-supervised" if sup else "sft-ignored"}" '
+                         f'style="{"background:#d4f7d4" if sup else "color:#999"}">{_esc(t)}</span>')
         k = j
     return ''.join(out)
 
+def _chat_row(batch, r, keep, ids, tokenizer, id2label, html)->dict:
+    labs = batch['labels'][r][keep].tolist()
+    return {'text': _causal_row(ids, labs, tokenizer, html), 'tokens': len(ids), 'supervised': sum(t != -100 for t in labs)}
+
+def _classes_row(batch, r, keep, ids, tokenizer, id2label, html)->dict:
+    l = int(batch['labels'][r]) if 'labels' in batch else None
+    text = tokenizer.decode(ids, skip_special_tokens=False).replace(tokenizer.pad_token or '\0', '').strip()
+    return {'text': text, 'label': id2label.get(l, l) if id2label else l}
+
+def _source_target_row(batch, r, keep, ids, tokenizer, id2label, html)->dict:
+    tgt = [t for t in batch['labels'][r].tolist() if t != -100]
+    return {'source': tokenizer.decode(ids, skip_special_tokens=True), 'target': tokenizer.decode(tgt, skip_special_tokens=True)}
+
+def _spans_row(batch, r, keep, ids, tokenizer, id2label, html)->dict:
+    s, e = int(batch['start_positions'][r]), int(batch['end_positions'][r])
+    return {'window': tokenizer.decode(ids, skip_special_tokens=True),
+            'answer': tokenizer.decode(ids[s:e+1], skip_special_tokens=True) if s > 0 else '(not in this window)'}
+
+ROW_VIEWS = {'chat': _chat_row, 'classes': _classes_row, 'source_target': _source_target_row, 'spans': _spans_row}
+
+# %% ../nbs/04_batches.ipynb #b8f573a8
 def batch_table(batch:dict, # A batch from one of our collators
                 tokenizer, # The tokenizer of the batch
-                task:str|None=None, # One of `TASKS` (default: guessed from the batch)
+                task:str|Task|None=None, # One of `TASKS` (default: guessed from the batch)
                 id2label:dict|None=None, # classification: id -> class name
                 n:int=4, # Rows to show
                 html:bool=False, # Mark supervised tokens with HTML spans (else with ⟦ ⟧)
                 )->pd.DataFrame:
     "The first `n` rows of `batch` decoded into a DataFrame."
     if 'cu_seq_lens_q' in batch: batch = _unflatten(batch)
-    t = get_task(task or _infer_task(batch))
-    rows, dec = [], lambda x, skip=True: tokenizer.decode(x, skip_special_tokens=skip)
+    view = ROW_VIEWS[get_task(task or _infer_task(batch), where='batch_table(task=...)').layout]
+    rows = []
     for r in range(min(n, len(batch['input_ids']))):
         keep = _real_positions(batch, r, tokenizer.pad_token_id)
-        ids = batch['input_ids'][r][keep].tolist()
-        if t.decoder_only:
-            labs = batch['labels'][r][keep].tolist()
-            rows.append({'text': _causal_row(ids, labs, tokenizer, html), 'tokens': len(ids), 'supervised': sum(t != -100 for t in labs)})
-        elif t.classifies:
-            l = int(batch['labels'][r]) if 'labels' in batch else None
-            rows.append({'text': dec(ids, False).replace(tokenizer.pad_token or '\0', '').strip(), 'label': id2label.get(l, l) if id2label else l})
-        elif t.encoder_decoder:
-            rows.append({'source': dec(ids), 'target': dec([t for t in batch['labels'][r].tolist() if t != -100])})
-        else:
-            s, e = int(batch['start_positions'][r]), int(batch['end_positions'][r])
-            rows.append({'window': dec(ids), 'answer': dec(ids[s:e+1]) if s > 0 else '(not in this window)'})
+        rows.append(view(batch, r, keep, batch['input_ids'][r][keep].tolist(), tokenizer, id2label, html))
     return pd.DataFrame(rows)
 
 def show_batch(batch_or_dls, # A batch, a `DataLoader` or `DataLoaders`
                tokenizer=None, # Needed unless `batch_or_dls` is `DataLoaders`
                n:int=4, # Rows to show
-               task:str|None=None, # One of `TASKS` (default: from the `DataLoaders` or guessed)
+               task:str|Task|None=None, # One of `TASKS` (default: from the `DataLoaders` or guessed)
                html:bool|None=None, # HTML table (default: in Jupyter) or plain text
                ):
     "Display decoded rows of a batch: HTML in Jupyter (supervised tokens coloured), plain text elsewhere."
@@ -442,6 +505,7 @@ def show_batch(batch_or_dls, # A batch, a `DataLoader` or `DataLoaders`
         batch = batch_or_dls.one_batch()
     elif isinstance(batch_or_dls, DataLoader): batch = next(iter(batch_or_dls))
     else: batch = batch_or_dls
-    if tokenizer is None: raise SftError("show_batch needs the tokenizer to decode a batch", fix="pass tokenizer=, or pass the DataLoaders")
+    if tokenizer is None: raise SftError("show_batch needs the tokenizer to decode a batch",
+                                         fix="pass tokenizer=, or pass the DataLoaders")
     html = in_notebook() if html is None else html
     show_df(batch_table(batch, tokenizer, task, id2label, n, html=html), html=html, escape=False)

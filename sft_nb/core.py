@@ -10,13 +10,14 @@ import os, re, sys, difflib, random, tempfile, shutil, contextlib, resource, pla
 from pathlib import Path
 from typing import Iterable
 from dataclasses import dataclass
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'SCHEDULES', 'TASKS', 'EVENTS', 'LEARNER_CONTRACT', 'CALLBACK_WRITES', 'SftError', 'NonFiniteLossError',
            'did_you_mean', 'check_choice', 'set_seed', 'cpu_flags', 'cpu_has_fast_bf16', 'default_device',
            'check_precision', 'default_precision', 'precision_label', 'atomic_write', 'atomic_dir', 'cache_dir',
            'in_notebook', 'show_df', 'human_count', 'peak_rss_mb', 'rss_mb', 'unwrap_model', 'Task', 'get_task',
-           'task_of_model', 'CancelBatchException', 'CancelTrainException', 'CancelValidException',
+           'need_task', 'task_of_model', 'CancelBatchException', 'CancelTrainException', 'CancelValidException',
            'CancelEpochException', 'CancelFitException', 'Callback', 'may_write', 'audit_contract', 'BatchMetric']
 
 # %% ../nbs/00_core.ipynb #f267e605
@@ -36,7 +37,6 @@ class SftError(ValueError):
         if fix: msg += f"\n  fix: {fix}"
         super().__init__(msg)
 
-# %% ../nbs/00_core.ipynb #b1ff88f7
 class NonFiniteLossError(SftError):
     "Training produced a NaN or infinite loss or gradient; the weights are those of the last good step."
 
@@ -103,8 +103,9 @@ def check_precision(precision, # 'no' (fp32), 'bf16' or 'fp16'; 'fp32' is read a
     return p
 
 def default_precision(device:str|None=None)->str:
-    "The mixed-precision mode for `accelerate` on `device` ('bf16', 'fp16' or 'no'): `$SFT_NB_PRECISION`, else from the hardware."
-    if os.environ.get('SFT_NB_PRECISION', '').strip(): return check_precision(os.environ['SFT_NB_PRECISION'], where='$SFT_NB_PRECISION')
+    "The mixed-precision mode for `accelerate` on `device` ('bf16', 'fp16', 'no'): `$SFT_NB_PRECISION`, else the hardware's."
+    if os.environ.get('SFT_NB_PRECISION', '').strip():
+        return check_precision(os.environ['SFT_NB_PRECISION'], where='$SFT_NB_PRECISION')
     device = device or default_device()
     if device.startswith('cuda'):
         return 'bf16' if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else 'fp16'
@@ -139,14 +140,14 @@ def atomic_write(path:str|Path, # Where the file should end up
 # %% ../nbs/00_core.ipynb #70620d2c
 @contextlib.contextmanager
 def atomic_dir(dest:str|Path, # The folder to create or replace
-               replace:bool=True, # Replace an existing `dest`; False: a `dest` that exists by the end wins (caches filled by several processes)
+               replace:bool=True, # Replace an existing `dest`; False: a `dest` existing by the end wins (shared caches)
                ):
     "Yield a temporary folder that becomes `dest` only if the block finishes without an error."
     dest = Path(dest); dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f'.{dest.name}.', suffix='.tmp'))
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes an owner-only folder; a saved model should be shareable like any other
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes an owner-only folder; a saved model should be shareable
         if not replace:
             try: os.rename(tmp, dest)
             except OSError:
@@ -235,39 +236,28 @@ class Task:
     metrics:tuple # Metric names it can report
     default_metrics:tuple # What it reports when none are asked for
     problem_types:tuple = () # classification: (problem type, metrics, default metrics) per kind of label
-    scores:tuple = () # What scoring a saved model reports: (problem type or None, ((key, meaning, lowest, highest), ...))
-    inputs:tuple = () # The roles that make the model's input, in order (causal: prompt or messages, read by the tokenizer)
+    scores:tuple = () # Scoring a saved model: (problem type or None, ((key, meaning, lowest, highest), ...))
+    inputs:tuple = () # The roles that make the model's input, in order (causal: read from prompt or messages)
     generative:bool = False # Answers are text the model writes (`generate`), scored as text
     encoder_decoder:bool = False # An encoder reads the source, a decoder writes the target
     extractive:bool = False # Answers are spans of a context, read from start and end logits
-    packing:tuple = () # Packing modes that are exact for it: 'mask' (examples share a row), 'free' (padding-free)
+    packing:tuple = () # Packing modes exact for it: 'mask' (examples share a row), 'free' (padding-free)
 
     def __str__(self): return self.name
     @property
-    def classifies(self)->bool: "Its labels are classes or values, read by kind (`problem_types`)."; return bool(self.problem_types)
+    def classifies(self)->bool:
+        "Its labels are classes or values, read by kind (`problem_types`)."
+        return bool(self.problem_types)
     @property
-    def decoder_only(self)->bool: "A generative task of one decoder (prompts and completions in one sequence)."; return self.generative and not self.encoder_decoder
-
-    def metric_names(self,
-                     problem_type:str|None=None, # One of the task's problem types; None: the task's own metrics
-                     )->tuple[tuple, tuple]:
-        "`(metrics it can report, default metrics)` of the task, or of one of its problem types (multi-label, regression)."
-        if problem_type is None or not self.problem_types: return self.metrics, self.default_metrics
-        kinds = {p: (m, d) for p, m, d in self.problem_types}
-        return kinds[check_choice(problem_type, kinds, 'problem type', where=f'{self.name} problem_type')]
-
-    def score_keys(self,
-                   problem_type:str|None=None, # One of the task's problem types; None: its first
-                   )->dict:
-        "`{key: (meaning, lowest, highest)}` of what scoring a saved model (`sft-nb eval`, a run's `test_` metrics) reports."
-        kinds = dict(self.scores)
-        if problem_type is None or not self.problem_types: kind = next(iter(kinds))
-        else: kind = check_choice(problem_type.removesuffix('_classification'), kinds, 'problem type', where=f'{self.name} problem_type')
-        return {k: tuple(v) for k, *v in kinds[kind]}
-
-    def score_legend(self, problem_type:str|None=None)->str:
-        "One line that says what each reported score means and its scale (`score_keys`)."
-        return '; '.join(f"{k}: {m}" for k, (m, lo, hi) in self.score_keys(problem_type).items())
+    def decoder_only(self)->bool:
+        "A generative task of one decoder (prompts and completions in one sequence)."
+        return self.generative and not self.encoder_decoder
+    @property
+    def layout(self)->str:
+        "How its examples are laid out as tokens: 'spans', 'source_target', 'chat' or 'classes' (encoders key on it)."
+        if self.extractive: return 'spans'
+        if self.encoder_decoder: return 'source_target'
+        return 'chat' if self.decoder_only else 'classes'
 
 # %% ../nbs/00_core.ipynb #cee63780
 _SINGLE = ('accuracy', 'f1', 'precision', 'recall', 'matthews_correlation', 'confusion_matrix')
@@ -275,46 +265,92 @@ _GENERATIVE = ('perplexity', 'token_accuracy', 'bleu', 'chrf', 'rouge', 'exact_m
 _INF = float('inf')
 _TEXT_SCORES = (('loss', 'cross-entropy per target token', 0, _INF), ('perplexity', 'exp(loss)', 1, _INF),
                 ('token_accuracy', 'share of target tokens predicted right (teacher forcing), 0-1', 0, 1),
-                ('bleu', 'sacreBLEU of greedy answers, 0-100', 0, 100), ('chrf', 'chrF of greedy answers, 0-100', 0, 100),
-                ('rouge1', 'ROUGE-1 F of greedy answers, 0-1', 0, 1), ('rouge2', 'ROUGE-2 F, 0-1', 0, 1), ('rougeL', 'ROUGE-L F, 0-1', 0, 1),
+                ('bleu', 'sacreBLEU of greedy answers, 0-100', 0, 100),
+                ('chrf', 'chrF of greedy answers, 0-100', 0, 100),
+                ('rouge1', 'ROUGE-1 F of greedy answers, 0-1', 0, 1), ('rouge2', 'ROUGE-2 F, 0-1', 0, 1),
+                ('rougeL', 'ROUGE-L F, 0-1', 0, 1),
                 ('exact_match', 'share of greedy answers equal to the reference (normalised), 0-1', 0, 1),
                 ('generated_examples', 'examples the answers were generated for', 0, _INF))
+_CLASS_SCORES = (
+    ('single_label', (('loss', 'cross-entropy per example', 0, _INF),
+                      ('accuracy', 'share of examples whose top class is right, 0-1', 0, 1),
+                      ('f1', 'macro-F1: the mean of the per-class F1 scores, 0-1', 0, 1),
+                      ('matthews_correlation', 'Matthews correlation, -1 to 1', -1, 1))),
+    ('multi_label', (('loss', 'binary cross-entropy per class and example', 0, _INF),
+                     ('f1_micro', 'F1 over all (example, class) decisions, 0-1', 0, 1),
+                     ('f1_macro', 'mean of the per-class F1 scores, 0-1', 0, 1),
+                     ('threshold', 'the probability threshold used (the saved one)', 0, 1))),
+    ('regression', (('loss', 'mean squared error', 0, _INF), ('mse', 'mean squared error', 0, _INF),
+                    ('pearson', 'Pearson correlation, -1 to 1', -1, 1),
+                    ('spearman', 'Spearman rank correlation, -1 to 1', -1, 1))))
+_QA_SCORES = (('exact_match', 'SQuAD exact match of the extracted answers, 0-100', 0, 100),
+              ('f1', 'SQuAD token F1 of the extracted answers, 0-100', 0, 100), ('examples', 'questions scored', 0, _INF))
+
+# %% ../nbs/00_core.ipynb #c498d796
 TASKS = {t.name: t for t in (
     Task('classification', ('text', 'label'), ('text_pair',), 'AutoModelForSequenceClassification', 'SEQ_CLS',
-         'text-classification', ('ForSequenceClassification',),
-         _SINGLE, ('accuracy', 'f1'),
+         'text-classification', ('ForSequenceClassification',), _SINGLE, ('accuracy', 'f1'),
          (('single_label', _SINGLE, ('accuracy', 'f1')), ('multi_label', ('multi_label_f1',), ('multi_label_f1',)),
           ('regression', ('mse', 'pearson', 'spearman'), ('mse', 'pearson', 'spearman'))),
-         (('single_label', (('loss', 'cross-entropy per example', 0, _INF), ('accuracy', 'share of examples whose top class is right, 0-1', 0, 1),
-                            ('f1', 'macro-F1: the mean of the per-class F1 scores, 0-1', 0, 1), ('matthews_correlation', 'Matthews correlation, -1 to 1', -1, 1))),
-          ('multi_label', (('loss', 'binary cross-entropy per class and example', 0, _INF), ('f1_micro', 'F1 over all (example, class) decisions, 0-1', 0, 1),
-                           ('f1_macro', 'mean of the per-class F1 scores, 0-1', 0, 1), ('threshold', 'the probability threshold used (the saved one)', 0, 1))),
-          ('regression', (('loss', 'mean squared error', 0, _INF), ('mse', 'mean squared error', 0, _INF),
-                          ('pearson', 'Pearson correlation, -1 to 1', -1, 1), ('spearman', 'Spearman rank correlation, -1 to 1', -1, 1)))),
-         inputs=('text', 'text_pair'), packing=('free',)),
+         _CLASS_SCORES, inputs=('text', 'text_pair'), packing=('free',)),
     Task('seq2seq', ('source', 'target'), (), 'AutoModelForSeq2SeqLM', 'SEQ_2_SEQ_LM', 'text2text-generation',
-         ('ForConditionalGeneration', 'MTModel'), _GENERATIVE, ('perplexity', 'token_accuracy'), scores=((None, _TEXT_SCORES),),
-         inputs=('source',), generative=True, encoder_decoder=True),
+         ('ForConditionalGeneration', 'MTModel'), _GENERATIVE, ('perplexity', 'token_accuracy'),
+         scores=((None, _TEXT_SCORES),), inputs=('source',), generative=True, encoder_decoder=True),
     Task('causal', (), ('messages', 'prompt', 'completion'), 'AutoModelForCausalLM', 'CAUSAL_LM', 'text-generation',
-         ('ForCausalLM', 'LMHeadModel'), _GENERATIVE, ('perplexity', 'token_accuracy'), scores=((None, _TEXT_SCORES),),
-         generative=True, packing=('mask', 'free')),
+         ('ForCausalLM', 'LMHeadModel'), _GENERATIVE, ('perplexity', 'token_accuracy'),
+         scores=((None, _TEXT_SCORES),), generative=True, packing=('mask', 'free')),
     Task('qa', ('question', 'context', 'answers'), (), 'AutoModelForQuestionAnswering', 'QUESTION_ANS',
          'question-answering', ('ForQuestionAnswering',), ('exact_match', 'f1'), ('exact_match', 'f1'),
-         scores=((None, (('exact_match', 'SQuAD exact match of the extracted answers, 0-100', 0, 100),
-                         ('f1', 'SQuAD token F1 of the extracted answers, 0-100', 0, 100), ('examples', 'questions scored', 0, _INF))),),
-         inputs=('question', 'context'), extractive=True),
+         scores=((None, _QA_SCORES),), inputs=('question', 'context'), extractive=True),
 )}
 
+# %% ../nbs/00_core.ipynb #eb442826
 def get_task(name:str|Task, # A key of `TASKS` (a `Task` passes as it is)
              where:str|None=None, # What the name came from, for the error
             )->Task:
     "The `Task` called `name`, or an error that lists the tasks: the one place a task name is checked."
     return name if isinstance(name, Task) else TASKS[check_choice(name, TASKS, 'task', where=where)]
 
+def need_task(task, # What an internal helper was given
+              where:str, # The helper, for the error
+              )->Task:
+    "`task` when it is a `Task`; internal helpers take the row their public caller looked up, never a name."
+    if isinstance(task, Task): return task
+    raise SftError(f"{where} takes a Task, not {task!r}: names are checked once, at the public edge", where=where,
+                   fix=f"pass get_task({task!r}), or call the public function (load_data, tokenize, dataloaders)")
+
 def task_of_model(model)->str|None:
-    "The task a model, model class or class name (`config.architectures[0]`) was built for; None when it is none of `TASKS`."
-    name = model if isinstance(model, str) else (model if isinstance(model, type) else type(unwrap_model(model))).__name__
+    "The task a model, model class or class name (`config.architectures[0]`) was built for; None when none of `TASKS`."
+    if isinstance(model, str): name = model
+    else: name = (model if isinstance(model, type) else type(unwrap_model(model))).__name__
     return next((t.name for t in TASKS.values() if name.endswith(t.class_suffixes)), None)
+
+# %% ../nbs/00_core.ipynb #928536eb
+@patch
+def metric_names(self:Task,
+                 problem_type:str|None=None, # One of the task's problem types; None: the task's own metrics
+                 )->tuple[tuple, tuple]:
+    "`(metrics it can report, default metrics)` of the task, or of one of its problem types (multi-label, regression)."
+    if problem_type is None or not self.problem_types: return self.metrics, self.default_metrics
+    kinds = {p: (m, d) for p, m, d in self.problem_types}
+    return kinds[check_choice(problem_type, kinds, 'problem type', where=f'{self.name} problem_type')]
+
+# %% ../nbs/00_core.ipynb #b1975859
+@patch
+def score_keys(self:Task,
+               problem_type:str|None=None, # One of the task's problem types; None: its first
+               )->dict:
+    "`{key: (meaning, lowest, highest)}` of what scoring a saved model (`sft-nb eval`, `test_` metrics) reports."
+    kinds = dict(self.scores)
+    if problem_type is None or not self.problem_types: kind = next(iter(kinds))
+    else: kind = check_choice(problem_type.removesuffix('_classification'), kinds, 'problem type',
+                              where=f'{self.name} problem_type')
+    return {k: tuple(v) for k, *v in kinds[kind]}
+
+@patch
+def score_legend(self:Task, problem_type:str|None=None)->str:
+    "One line that says what each reported score means and its scale (`score_keys`)."
+    return '; '.join(f"{k}: {m}" for k, (m, lo, hi) in self.score_keys(problem_type).items())
 
 # %% ../nbs/00_core.ipynb #ceda40cf
 EVENTS = ('before_fit before_epoch before_train before_batch after_pred after_loss before_backward after_backward '

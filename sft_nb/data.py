@@ -18,7 +18,7 @@ __all__ = ['ROLES', 'ALIASES', 'SPLIT_ALIASES', 'CHAT_ROLES', 'PROBLEM_TYPES', '
 import numpy as np
 import pandas as pd
 from datasets import Dataset, DatasetDict, ClassLabel, Value, Sequence
-from .core import TASKS, get_task, SftError, did_you_mean, check_choice
+from .core import TASKS, Task, get_task, need_task, SftError, did_you_mean, check_choice
 
 # %% ../nbs/02_data.ipynb #623e5c1b
 ROLES = ('text', 'text_pair', 'label', 'prompt', 'completion', 'messages', 'source', 'target', 'question', 'context', 'answers')
@@ -58,8 +58,10 @@ def _read_text(p:Path, encoding:str)->str:
         line = raw[:e.start].count(b'\n') + 1
         raise SftError(f"{p.name} is not valid {encoding}: byte {raw[e.start:e.start+1]!r} at line {line} cannot be decoded",
                        where=f"{p}, line {line}",
-                       fix="re-save the file as UTF-8, or give the file's real encoding: encoding='latin-1' in Python, `data.encoding: latin-1` in a run config") from None
+                       fix="re-save the file as UTF-8, or give the file's real encoding: encoding='latin-1' in Python, "
+                           "`data.encoding: latin-1` in a run config") from None
 
+# %% ../nbs/02_data.ipynb #962b08c3
 def read_table(path:str|Path, # A .csv, .tsv, .json, .jsonl or .parquet file (optionally compressed)
                encoding:str='utf-8', # Text encoding of csv/tsv/json files
                fmt:str|None=None, # Force a format instead of guessing it from the extension
@@ -74,28 +76,29 @@ def read_table(path:str|Path, # A .csv, .tsv, .json, .jsonl or .parquet file (op
         if fmt == 'parquet': df = pd.read_parquet(p)
         else:
             text = _read_text(p, encoding)
-            if not text.strip(): raise SftError(f"{p.name} is empty", where=str(p), fix="give a file with a header and rows")
-            if fmt in ('csv', 'tsv'): df = pd.read_csv(io.StringIO(text), sep=',' if fmt == 'csv' else '\t', keep_default_na=True)
+            if not text.strip(): raise SftError(f"{p.name} is empty", where=str(p),
+                                                fix="give a file with a header and rows")
+            if fmt in ('csv', 'tsv'):
+                df = pd.read_csv(io.StringIO(text), sep=',' if fmt == 'csv' else '\t', keep_default_na=True)
             else: df = _read_json(text, p, fmt)
     except SftError: raise
     except Exception as e:  # pandas/pyarrow parse errors (unclosed quote, ragged rows, damaged parquet, non-record JSON)
         raise SftError(f"{p.name} could not be read as {fmt}: {type(e).__name__}: {str(e).strip()[:300]}", where=str(p),
-                       fix=f"check that the file is valid {fmt} (quotes closed, the same number of fields on every line, records with named fields)") from None
+                       fix=f"check that the file is valid {fmt} (quotes closed, the same number of fields on every "
+                           "line, records with named fields)") from None
     if len(df) == 0: raise SftError(f"{p.name} has no rows", where=str(p), fix="give a file with at least one example")
     return df
 
 def _read_json(text:str, p:Path, fmt:str)->pd.DataFrame:
     "Records from a JSON array or JSON Lines text."
-    if fmt == 'json' and text.lstrip().startswith('['):
-        recs = json.loads(text)
-    else:
-        recs = []
-        for i, line in enumerate(text.splitlines(), 1):
-            if not line.strip(): continue
-            try: recs.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise SftError(f"line {i} of {p.name} is not valid JSON ({e.msg})", where=f"{p}, line {i}",
-                               fix="write one JSON object per line (JSON Lines)") from None
+    if fmt == 'json' and text.lstrip().startswith('['): return pd.DataFrame.from_records(json.loads(text))
+    recs = []
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip(): continue
+        try: recs.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise SftError(f"line {i} of {p.name} is not valid JSON ({e.msg})", where=f"{p}, line {i}",
+                           fix="write one JSON object per line (JSON Lines)") from None
     return pd.DataFrame.from_records(recs)
 
 # %% ../nbs/02_data.ipynb #cf90c0b9
@@ -105,7 +108,8 @@ def _as_dataset(obj, where:str, encoding:str)->Dataset:
     try: return _to_dataset(obj, where, encoding)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:  # e.g. some labels lists, others single values
         raise SftError(f"a column mixes types that cannot form one column: {e.args[0] if e.args else e}", where=where,
-                       fix="give each column one type in every row: all labels as lists (multi-label) or all as single values") from None
+                       fix="give each column one type in every row: all labels as lists (multi-label) "
+                           "or all as single values") from None
 
 def _to_dataset(obj, where:str, encoding:str)->Dataset:
     "One split from a path, DataFrame, list of dicts or Dataset."
@@ -121,6 +125,7 @@ def _to_dataset(obj, where:str, encoding:str)->Dataset:
     raise SftError(f"cannot read data of type {type(obj).__name__}", where=where,
                    fix="pass a file path, a dict of split -> path, a DataFrame, a list of dicts, a Dataset or a DatasetDict")
 
+# %% ../nbs/02_data.ipynb #199e8576
 def _split_name(name:str)->str: return SPLIT_ALIASES.get(str(name).lower(), str(name).lower())
 
 def _is_split_map(data)->bool:
@@ -133,46 +138,57 @@ def as_dataset_dict(data, # Path, {split: path|DataFrame|list|Dataset}, DataFram
                     encoding:str='utf-8', # Text encoding of files
                     )->tuple[DatasetDict, dict]:
     "`data` as a `DatasetDict` with normalized split names, and a map of split -> where it came from (for messages)."
-    if _is_split_map(data): items = {_split_name(k): v for k, v in data.items()}
-    elif isinstance(data, DatasetDict): items = {_split_name(k): v for k, v in data.items()}
+    if _is_split_map(data) or isinstance(data, DatasetDict): items = {_split_name(k): v for k, v in data.items()}
     else: items = {'train': data}
     where = {k: (Path(v).name if isinstance(v, (str, Path)) else f"the {k!r} split") for k, v in items.items()}
     dsd = DatasetDict({k: _as_dataset(v, where[k], encoding) for k, v in items.items()})
     for k, ds in dsd.items():
-        if len(ds) == 0: raise SftError(f"the {k!r} split is empty", where=where[k], fix="give at least one example in every split, or drop the split")
+        if len(ds) == 0: raise SftError(f"the {k!r} split is empty", where=where[k],
+                                        fix="give at least one example in every split, or drop the split")
     return dsd, where
 
 # %% ../nbs/02_data.ipynb #d67549ea
-def needed_roles(task:str, cols:list[str])->tuple[tuple, tuple]:
+def needed_roles(task:str|Task, # One of `TASKS`
+                 cols:list[str], # The columns present
+                 )->tuple[tuple, tuple]:
     "Required and optional roles of `task`, given the columns present (causal: messages or prompt+completion)."
-    req, opt = TASKS[task].roles, TASKS[task].optional
-    if TASKS[task].decoder_only: req = ('messages',) if 'messages' in cols else ('prompt', 'completion')
-    return req, opt
+    t = get_task(task)
+    req = t.roles if not t.decoder_only else ('messages',) if 'messages' in cols else ('prompt', 'completion')
+    return req, t.optional
 
-def map_columns(ds:Dataset, # One split
-                task:str, # One of `TASKS`
-                columns:dict|None=None, # {role: user column name}, e.g. {'text': 'review', 'label': 'sentiment'}
-                where:str='data', # Where `ds` came from, for messages
-                )->Dataset:
-    "Rename `ds`'s columns to the canonical roles `task` needs, with clear errors for missing or misspelled columns."
-    columns, cols = dict(columns or {}), list(ds.column_names)
+def _renames(columns:dict, cols:list[str], where:str)->dict:
+    "{user column: role}: the explicit `columns` (checked), then a single well-known alias for each missing role."
     for role, col in columns.items():
-        if role not in ROLES: raise SftError(f"unknown role {role!r} in columns=.{did_you_mean(role, ROLES)}", where=where, fix=f"roles are: {', '.join(ROLES)}")
-        if col not in cols: raise SftError(f"column {col!r} (given for role {role!r}) not found.{did_you_mean(col, cols)}", where=where, fix=f"the columns are: {', '.join(cols)}")
+        if role not in ROLES: raise SftError(f"unknown role {role!r} in columns=.{did_you_mean(role, ROLES)}",
+                                             where=where, fix=f"roles are: {', '.join(ROLES)}")
+        if col not in cols: raise SftError(f"column {col!r} (given for role {role!r}) not found.{did_you_mean(col, cols)}",
+                                           where=where, fix=f"the columns are: {', '.join(cols)}")
     ren = {col: role for role, col in columns.items() if col != role}
     for role, names in ALIASES.items():
         if role in cols or role in columns: continue
         hits = [n for n in names if n in cols and n not in ren and n not in ROLES]
         if len(hits) == 1: ren[hits[0]] = role
-    clash = [r for c, r in ren.items() if r in cols and r not in ren]
+    return ren
+
+# %% ../nbs/02_data.ipynb #a50f9d45
+def map_columns(ds:Dataset, # One split
+                task:str|Task, # One of `TASKS`
+                columns:dict|None=None, # {role: user column name}, e.g. {'text': 'review', 'label': 'sentiment'}
+                where:str='data', # Where `ds` came from, for messages
+                )->Dataset:
+    "Rename `ds`'s columns to the canonical roles `task` needs, with clear errors for missing or misspelled columns."
+    t, columns = get_task(task), dict(columns or {})
+    ren = _renames(columns, list(ds.column_names), where)
+    clash = [r for c, r in ren.items() if r in ds.column_names and r not in ren]
     if clash: ds = ds.remove_columns(clash)
     ds = ds.rename_columns(ren) if ren else ds
-    req, _ = needed_roles(task, ds.column_names)
-    for role in req:
-        if role not in ds.column_names:
-            others = [c for c in ds.column_names if c not in ROLES]
-            raise SftError(f"column {role!r} not found for the {task} task.{did_you_mean(role, ds.column_names)}", where=f"{where} (columns: {', '.join(ds.column_names)})",
-                           fix=f"rename a column to {role!r} or pass columns={{'{role}': 'your_column'}}" + (f" (maybe one of: {', '.join(others)})" if others else ''))
+    for role in needed_roles(t, ds.column_names)[0]:
+        if role in ds.column_names: continue
+        others = [c for c in ds.column_names if c not in ROLES]
+        raise SftError(f"column {role!r} not found for the {t} task.{did_you_mean(role, ds.column_names)}",
+                       where=f"{where} (columns: {', '.join(ds.column_names)})",
+                       fix=f"rename a column to {role!r} or pass columns={{'{role}': 'your_column'}}"
+                           + (f" (maybe one of: {', '.join(others)})" if others else ''))
     return ds
 
 # %% ../nbs/02_data.ipynb #4858ef99
@@ -183,7 +199,8 @@ def _label_names(train_labels:list, label_names:list|None, where:str)->list[str]
     if label_names is not None: return [str(n) for n in label_names]
     vals = set(train_labels)
     if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals):
-        if min(vals) < 0: raise SftError(f"negative integer label {min(vals)}", where=where, fix="use labels 0..n-1 or string names")
+        if min(vals) < 0: raise SftError(f"negative integer label {min(vals)}", where=where,
+                                         fix="use labels 0..n-1 or string names")
         return [str(i) for i in range(max(vals) + 1)]
     return sorted(str(v) for v in vals)
 
@@ -191,77 +208,117 @@ PROBLEM_TYPES = ('single_label_classification', 'multi_label_classification', 'r
 
 def _is_float_label(v)->bool: return isinstance(v, (float, np.floating)) and not _is_missing(v)
 
+def _check_present(dsd:DatasetDict, where:dict):
+    "Refuse missing (NaN/None) labels, naming the split and the first row."
+    for k, ds in dsd.items():
+        bad = [i for i, v in enumerate(ds['label']) if _is_missing(v)]
+        if bad: raise SftError(f"{len(bad)} missing (NaN/None) label(s) in the {k!r} split, first at row {bad[0]}",
+                               where=f"{where[k]}, row {bad[0]}, column 'label'",
+                               fix="fill or drop rows without a label (e.g. df.dropna(subset=['label']))")
+
+def _check_single(dsd:DatasetDict, where:dict):
+    "Refuse labels that are not one class: lists (multi-label) and numbers with a fraction (regression)."
+    for k, ds in dsd.items():
+        odd = [i for i, v in enumerate(ds['label']) if isinstance(v, (list, dict))]
+        if odd: raise SftError(f"label at row {odd[0]} of the {k!r} split is a {type(ds['label'][odd[0]]).__name__}, "
+                               "not one class", where=f"{where[k]}, row {odd[0]}, column 'label'",
+                               fix="give one class name or id per row, or problem_type='multi_label_classification' "
+                                   "for several classes per row")
+        fl = [i for i, v in enumerate(ds['label']) if _is_float_label(v)]
+        if fl: raise SftError(f"label {ds['label'][fl[0]]!r} at row {fl[0]} of the {k!r} split is a number with a "
+                              "fraction, not a class", where=f"{where[k]}, row {fl[0]}, column 'label'",
+                              fix="for a numeric target use problem_type='regression' (num_labels=1, MSE loss); to treat "
+                                  "the values as classes, quote them as strings (e.g. df['label'] = df['label'].astype(str))")
+
+# %% ../nbs/02_data.ipynb #fc4f8741
+def _check_known(ds:Dataset, k:str, l2i:dict, names:list, named:bool, where:str):
+    "Refuse a label of split `k` that is not a class of `names` (`named`: the names came from `label_names`)."
+    seen = sorted({str(v) for v in ds['label']} - set(l2i))
+    if not seen: return
+    row = next(i for i, v in enumerate(ds['label']) if str(v) not in l2i)
+    ctx = "not among label_names" if named or k == 'train' else "never seen in training"
+    raise SftError(f"label {seen[0]!r} in the {k!r} split is {ctx}.{did_you_mean(seen[0], names)}",
+                   where=f"{where}, row {row}, column 'label'",
+                   fix=f"known labels are {names}: fix the typo, add the class to training, or pass label_names=")
+
+def _encode_single(dsd:DatasetDict, label_names:list|None, where:dict)->DatasetDict:
+    "One class per example as a `ClassLabel` of the training split's (or `label_names`') classes."
+    train = dsd['train'] if 'train' in dsd else next(iter(dsd.values()))
+    feat = train.features['label']
+    names = (feat.names if isinstance(feat, ClassLabel) and label_names is None
+             else _label_names(train['label'], label_names, where.get('train', 'train')))
+    l2i, out = {n: i for i, n in enumerate(names)}, {}
+    for k, ds in dsd.items():
+        f = ds.features['label']
+        if isinstance(f, ClassLabel):
+            if f.names != names: raise SftError(f"the {k!r} split has classes {f.names}, train has {names}",
+                                                where=where[k], fix="use the same label names in every split")
+            out[k] = ds; continue
+        _check_known(ds, k, l2i, names, label_names is not None, where[k])
+        feats = ds.features.copy(); feats['label'] = ClassLabel(names=names)
+        out[k] = ds.map(lambda b: {'label': [l2i[str(v)] for v in b['label']]}, batched=True, features=feats)
+    return DatasetDict(out)
+
+# %% ../nbs/02_data.ipynb #1abbc5ea
 def encode_labels(dsd:DatasetDict, # Splits with a `label` column
                   label_names:list|None=None, # Class names in id order; default: sorted names seen in train
                   where:dict|None=None, # split -> origin, for messages
-                  problem_type:str|None=None, # One of `PROBLEM_TYPES`; None: multi-label when labels are lists (or `label_sep` is set), else single-label
+                  problem_type:str|None=None, # One of `PROBLEM_TYPES`; None: multi-label for lists (or `label_sep`)
                   label_sep:str|None=None, # Multi-label: the separator of labels written in one string, e.g. '|'
                   )->DatasetDict:
-    "Turn the `label` column of every split into a `ClassLabel` with stable ids (multi-label: a list of them; regression: floats), rejecting missing and unseen labels."
+    "Labels as a `ClassLabel` with stable ids (multi-label: lists of them; regression: floats), bad ones refused."
     where = where or {k: f"the {k!r} split" for k in dsd}
     if problem_type is None:
         lists = label_sep is not None or any(isinstance(v, (list, tuple)) for ds in dsd.values() for v in ds['label'])
         problem_type = 'multi_label_classification' if lists else 'single_label_classification'
     check_choice(problem_type, PROBLEM_TYPES, 'problem_type', where='encode_labels')
-    for k, ds in dsd.items():
-        bad = [i for i, v in enumerate(ds['label']) if _is_missing(v)]
-        if bad: raise SftError(f"{len(bad)} missing (NaN/None) label(s) in the {k!r} split, first at row {bad[0]}", where=f"{where[k]}, row {bad[0]}, column 'label'",
-                               fix="fill or drop rows without a label (e.g. df.dropna(subset=['label']))")
+    _check_present(dsd, where)
     if problem_type == 'regression': return _encode_regression(dsd, where)
     if problem_type == 'multi_label_classification': return _encode_multi_label(dsd, label_names, where, label_sep)
-    for k, ds in dsd.items():
-        odd = [i for i, v in enumerate(ds['label']) if isinstance(v, (list, dict))]
-        if odd: raise SftError(f"label at row {odd[0]} of the {k!r} split is a {type(ds['label'][odd[0]]).__name__}, not one class", where=f"{where[k]}, row {odd[0]}, column 'label'",
-                               fix="give one class name or id per row, or problem_type='multi_label_classification' for several classes per row")
-        fl = [i for i, v in enumerate(ds['label']) if _is_float_label(v)]
-        if fl: raise SftError(f"label {ds['label'][fl[0]]!r} at row {fl[0]} of the {k!r} split is a number with a fraction, not a class", where=f"{where[k]}, row {fl[0]}, column 'label'",
-                              fix="for a numeric target use problem_type='regression' (num_labels=1, MSE loss); to treat the values as classes, quote them as strings (e.g. df['label'] = df['label'].astype(str))")
-    train = dsd['train'] if 'train' in dsd else next(iter(dsd.values()))
-    feat = train.features['label']
-    names = feat.names if isinstance(feat, ClassLabel) and label_names is None else _label_names(train['label'], label_names, where.get('train', 'train'))
-    l2i = {n: i for i, n in enumerate(names)}
-    out = {}
-    for k, ds in dsd.items():
-        f = ds.features['label']
-        if isinstance(f, ClassLabel):
-            if f.names != names: raise SftError(f"the {k!r} split has classes {f.names}, train has {names}", where=where[k], fix="use the same label names in every split")
-            out[k] = ds; continue
-        seen = sorted({str(v) for v in ds['label']} - set(l2i))
-        if seen:
-            row = next(i for i, v in enumerate(ds['label']) if str(v) not in l2i)
-            ctx = "not among label_names" if label_names is not None or k == 'train' else "never seen in training"
-            raise SftError(f"label {seen[0]!r} in the {k!r} split is {ctx}.{did_you_mean(seen[0], names)}", where=f"{where[k]}, row {row}, column 'label'",
-                           fix=f"known labels are {names}: fix the typo, add the class to training, or pass label_names=")
-        feats = ds.features.copy(); feats['label'] = ClassLabel(names=names)
-        out[k] = ds.map(lambda b: {'label': [l2i[str(v)] for v in b['label']]}, batched=True, features=feats)
-    return DatasetDict(out)
+    _check_single(dsd, where)
+    return _encode_single(dsd, label_names, where)
 
 def label_maps(dsd:DatasetDict|Dataset)->tuple[dict, dict]:
     "`(id2label, label2id)` from the `ClassLabel` of `label` (or `labels`), ready for a model config."
     ds = dsd['train'] if isinstance(dsd, DatasetDict) else dsd
     f = ds.features.get('label', ds.features.get('labels'))
     f = getattr(f, 'feature', f)  # multi-label: a list of ClassLabel ids
-    if not isinstance(f, ClassLabel): raise SftError("the data has no ClassLabel 'label' column", fix="load it with load_data(..., task='classification')")
+    if not isinstance(f, ClassLabel): raise SftError("the data has no ClassLabel 'label' column",
+                                                     fix="load it with load_data(..., task='classification')")
     return dict(enumerate(f.names)), {n: i for i, n in enumerate(f.names)}
+
+def multi_hot(ids:list[int], num_labels:int)->list[float]:
+    "Class ids as a 0/1 row of `num_labels` floats (the labels of a multi-label model)."
+    row = [0.0] * num_labels
+    for i in ids: row[i] = 1.0
+    return row
+
+# %% ../nbs/02_data.ipynb #266f985a
+def _multi_names(ds:Dataset)->list|None:
+    "The class names of data encoded before (a list of `ClassLabel` ids), else None."
+    f = getattr(ds.features['label'], 'feature', None)
+    return f.names if isinstance(f, ClassLabel) else None
 
 def _encode_multi_label(dsd:DatasetDict, label_names:list|None, where:dict, label_sep:str|None)->DatasetDict:
     "Labels as lists of class ids (`List(ClassLabel)`): from lists, or from strings split at `label_sep`."
-    def split(v): return [p.strip() for p in v.split(label_sep) if p.strip()] if isinstance(v, str) and label_sep is not None else [v] if isinstance(v, (str, int, np.integer)) else list(v)
-    def names_of(ds):  # data encoded before (a list of ClassLabel ids) reads as its class names again, in their order
-        f = getattr(ds.features['label'], 'feature', None)
-        return f.names if isinstance(f, ClassLabel) else None
-    rows = {k: [[names_of(ds)[i] for i in v] for v in ds['label']] if names_of(ds) else [[str(x) for x in split(v)] for v in ds['label']] for k, ds in dsd.items()}
+    def split(v):
+        if isinstance(v, str) and label_sep is not None: return [p.strip() for p in v.split(label_sep) if p.strip()]
+        return [v] if isinstance(v, (str, int, np.integer)) else list(v)
+    def as_names(ds, old):  # data encoded before reads as its class names again, in their order
+        return [[old[i] for i in v] for v in ds['label']] if old else [[str(x) for x in split(v)] for v in ds['label']]
+    rows = {k: as_names(ds, _multi_names(ds)) for k, ds in dsd.items()}
     first = 'train' if 'train' in rows else next(iter(rows))
-    names = ([str(n) for n in label_names] if label_names is not None else names_of(dsd[first]) or sorted({x for r in rows[first] for x in r}))
-    l2i = {n: i for i, n in enumerate(names)}
-    out = {}
+    names = ([str(n) for n in label_names] if label_names is not None
+             else _multi_names(dsd[first]) or sorted({x for r in rows[first] for x in r}))
+    l2i, out = {n: i for i, n in enumerate(names)}, {}
     for k, ds in dsd.items():
         for r, labs in enumerate(rows[k]):
             if unk := [x for x in labs if x not in l2i]:
-                raise SftError(f"label {unk[0]!r} in the {k!r} split is not a known class.{did_you_mean(unk[0], names)}", where=f"{where[k]}, row {r}, column 'label'",
+                raise SftError(f"label {unk[0]!r} in the {k!r} split is not a known class.{did_you_mean(unk[0], names)}",
+                               where=f"{where[k]}, row {r}, column 'label'",
                                fix=f"known labels are {names}: fix the typo, or pass label_names=")
-        feats = ds.features.copy(); feats['label'] = Sequence(ClassLabel(names=names))
-        out[k] = ds.remove_columns('label').add_column('label', [sorted({l2i[x] for x in labs}) for labs in rows[k]], feature=feats['label'])
+        ids = [sorted({l2i[x] for x in labs}) for labs in rows[k]]
+        out[k] = ds.remove_columns('label').add_column('label', ids, feature=Sequence(ClassLabel(names=names)))
     return DatasetDict(out)
 
 def _encode_regression(dsd:DatasetDict, where:dict)->DatasetDict:
@@ -271,15 +328,11 @@ def _encode_regression(dsd:DatasetDict, where:dict)->DatasetDict:
         vals = []
         for r, v in enumerate(ds['label']):
             try: vals.append(float(v))
-            except (TypeError, ValueError): raise SftError(f"label {v!r} at row {r} of the {k!r} split is not a number", where=f"{where[k]}, row {r}, column 'label'", fix="regression needs one number per row") from None
+            except (TypeError, ValueError): raise SftError(f"label {v!r} at row {r} of the {k!r} split is not a number",
+                                                           where=f"{where[k]}, row {r}, column 'label'",
+                                                           fix="regression needs one number per row") from None
         out[k] = ds.remove_columns('label').add_column('label', vals, feature=Value('float32'))
     return DatasetDict(out)
-
-def multi_hot(ids:list[int], num_labels:int)->list[float]:
-    "Class ids as a 0/1 row of `num_labels` floats (the labels of a multi-label model)."
-    row = [0.0] * num_labels
-    for i in ids: row[i] = 1.0
-    return row
 
 # %% ../nbs/02_data.ipynb #746eee2e
 def check_messages(messages, # One example's list of {'role', 'content'} dicts
@@ -287,47 +340,69 @@ def check_messages(messages, # One example's list of {'role', 'content'} dicts
                    ):
     "Raise an `SftError` unless `messages` is a non-empty list of dicts with a known role and string content."
     if not isinstance(messages, (list, tuple)) or not messages:
-        raise SftError("a chat example must be a non-empty list of {'role', 'content'} dicts", where=where, fix="e.g. [{'role': 'user', 'content': 'hi'}, {'role': 'assistant', 'content': 'hello'}]")
+        raise SftError("a chat example must be a non-empty list of {'role', 'content'} dicts", where=where,
+                       fix="e.g. [{'role': 'user', 'content': 'hi'}, {'role': 'assistant', 'content': 'hello'}]")
     for j, m in enumerate(messages):
         if not isinstance(m, Mapping) or 'role' not in m or 'content' not in m:
-            raise SftError(f"message {j} is not a {{'role', 'content'}} dict", where=where, fix="give every message a 'role' and a 'content'")
+            raise SftError(f"message {j} is not a {{'role', 'content'}} dict", where=where,
+                           fix="give every message a 'role' and a 'content'")
         if m['role'] not in CHAT_ROLES:
-            raise SftError(f"unknown chat role {m['role']!r} in message {j}.{did_you_mean(m['role'], CHAT_ROLES)}", where=where, fix=f"use one of: {', '.join(CHAT_ROLES)}")
+            raise SftError(f"unknown chat role {m['role']!r} in message {j}.{did_you_mean(m['role'], CHAT_ROLES)}",
+                           where=where, fix=f"use one of: {', '.join(CHAT_ROLES)}")
         if not isinstance(m['content'], str):
-            raise SftError(f"message {j} has content of type {type(m['content']).__name__}", where=where, fix="make every message's content a string")
+            raise SftError(f"message {j} has content of type {type(m['content']).__name__}", where=where,
+                           fix="make every message's content a string")
     if not any(m['role'] == 'assistant' for m in messages):
-        raise SftError("a chat example has no assistant message: nothing to learn", where=where, fix="add the assistant's reply to every conversation")
+        raise SftError("a chat example has no assistant message: nothing to learn", where=where,
+                       fix="add the assistant's reply to every conversation")
 
 def _norm_answers(a, context:str, where:str)->dict:
     "SQuAD-style answers from a dict or a plain string found in `context`."
     if isinstance(a, Mapping):
         texts, starts = list(a.get('text', [])), list(a.get('answer_start', []))
-        if len(texts) != len(starts): raise SftError("answers has different numbers of 'text' and 'answer_start'", where=where, fix="give one start per answer text")
+        if len(texts) != len(starts): raise SftError("answers has different numbers of 'text' and 'answer_start'",
+                                                     where=where, fix="give one start per answer text")
         for t, s in zip(texts, starts):
-            if context[s:s+len(t)] != t: raise SftError(f"answer {t!r} is not at character {s} of the context", where=where, fix="fix answer_start (a character offset into context)")
+            if context[s:s+len(t)] != t: raise SftError(f"answer {t!r} is not at character {s} of the context",
+                                                        where=where,
+                                                        fix="fix answer_start (a character offset into context)")
         return {'text': [str(t) for t in texts], 'answer_start': [int(s) for s in starts]}
     if _is_missing(a) or a == '': return {'text': [], 'answer_start': []}
     s = context.find(str(a))
-    if s < 0: raise SftError(f"answer {str(a)!r} does not occur in the context", where=where, fix="give the exact answer text from the context, or SQuAD-style {'text': [...], 'answer_start': [...]}")
+    if s < 0: raise SftError(f"answer {str(a)!r} does not occur in the context", where=where,
+                             fix="give the exact answer text from the context, or SQuAD-style "
+                                 "{'text': [...], 'answer_start': [...]}")
     return {'text': [str(a)], 'answer_start': [s]}
 
 # %% ../nbs/02_data.ipynb #a3518264
-def _validate(ds:Dataset, task:str, where:str)->Dataset:
-    "Check the task's columns row by row (no missing texts, valid chats and answers)."
-    req, opt = needed_roles(task, ds.column_names)
-    for role in [r for r in (*req, *opt) if r in ds.column_names and r not in ('label', 'answers', 'messages')]:
+def _check_texts(ds:Dataset, roles:list, where:str)->Dataset:
+    "Refuse empty values in the text columns `roles`, and read numbers there as text (tokenizers need strings)."
+    for role in roles:
         bad = [i for i, v in enumerate(ds[role]) if _is_missing(v)]
-        if bad: raise SftError(f"{len(bad)} empty value(s) in column {role!r}, first at row {bad[0]}", where=f"{where}, row {bad[0]}, column {role!r}", fix="fill or drop those rows")
-        if ds.features[role] != Value('string'):  # a CSV column of digits is read as numbers; tokenizers need text
-            if not isinstance(ds.features[role], Value): raise SftError(f"column {role!r} holds {ds.features[role]}, not text", where=f"{where}, column {role!r}", fix="give one string per row")
+        if bad: raise SftError(f"{len(bad)} empty value(s) in column {role!r}, first at row {bad[0]}",
+                               where=f"{where}, row {bad[0]}, column {role!r}", fix="fill or drop those rows")
+        if ds.features[role] != Value('string'):  # a CSV column of digits is read as numbers
+            if not isinstance(ds.features[role], Value):
+                raise SftError(f"column {role!r} holds {ds.features[role]}, not text",
+                               where=f"{where}, column {role!r}", fix="give one string per row")
             ds = ds.cast_column(role, Value('string'))
+    return ds
+
+def _validate(ds:Dataset, t:Task, where:str)->Dataset:
+    "Check the task's columns row by row (no missing texts, valid chats and answers)."
+    t = need_task(t, '_validate')
+    req, opt = needed_roles(t, ds.column_names)
+    texts = [r for r in (*req, *opt) if r in ds.column_names and r not in ('label', 'answers', 'messages')]
+    ds = _check_texts(ds, texts, where)
     if 'messages' in req:
         for i, m in enumerate(ds['messages']): check_messages(m, where=f"{where}, row {i}, column 'messages'")
-    if TASKS[task].extractive:
-        ans = [_norm_answers(a, c, f"{where}, row {i}, column 'answers'") for i, (a, c) in enumerate(zip(ds['answers'], ds['context']))]
+    if t.extractive:
+        ans = [_norm_answers(a, c, f"{where}, row {i}, column 'answers'")
+               for i, (a, c) in enumerate(zip(ds['answers'], ds['context']))]
         ds = ds.remove_columns('answers').add_column('answers', ans)
     return ds
 
+# %% ../nbs/02_data.ipynb #e7134dcc
 def split_data(dsd:DatasetDict, # Splits; `train` is divided for each of `validation` and `test` that is missing
                valid_pct:float=0.1, # Fraction of train that becomes `validation` when there is none (0: none)
                test_pct:float=0.0, # Fraction of train that becomes `test` when there is none (0: none)
@@ -343,19 +418,22 @@ def split_data(dsd:DatasetDict, # Splits; `train` is divided for each of `valida
     n_classes = len(set(ds['label'])) if strat else 0
     def _cut(d, frac):
         n = max(1, int(round(frac * len(d))))
-        if n >= len(d): raise SftError(f"cannot split {len(d)} examples with a {frac:.0%} held-out part", where="the 'train' split", fix="give more data or a separate validation file")
+        if n >= len(d): raise SftError(f"cannot split {len(d)} examples with a {frac:.0%} held-out part",
+                                       where="the 'train' split", fix="give more data or a separate validation file")
         s = strat if strat and min(n, len(d) - n) >= n_classes else None
         return d.train_test_split(test_size=n, seed=seed, stratify_by_column=s)
     if 'test' in want: sp = _cut(ds, test_pct); ds, out['test'] = sp['train'], sp['test']
     if 'validation' in want:
         sp = _cut(ds, valid_pct / (1 - want.get('test', 0))); ds, out['validation'] = sp['train'], sp['test']
     if verbose:
-        for k in out: print(f"no {k} split given: held out {len(out[k])} of {len(dsd['train'])} training examples ({want[k]:.0%}, seed {seed}) as {k}")
+        for k in out: print(f"no {k} split given: held out {len(out[k])} of {len(dsd['train'])} training examples "
+                            f"({want[k]:.0%}, seed {seed}) as {k}")
     return DatasetDict({'train': ds, **{k: out.get(k, dsd.get(k)) for k in ('validation', 'test') if k in out or k in dsd},
                         **{k: v for k, v in dsd.items() if k not in ('train', 'validation', 'test')}})
 
+# %% ../nbs/02_data.ipynb #0987d2fd
 def load_data(data, # Path, {split: path|DataFrame|list|Dataset}, DataFrame, list of dicts, Dataset or DatasetDict
-              task:str, # One of `TASKS`
+              task:str|Task, # One of `TASKS`
               columns:dict|None=None, # {role: your column}, e.g. {'text': 'review', 'label': 'sentiment'}
               label_names:list|None=None, # Classification: class names in id order (default: sorted)
               valid_pct:float=0.1, # When there is no validation split: fraction of train held out for it
@@ -363,12 +441,12 @@ def load_data(data, # Path, {split: path|DataFrame|list|Dataset}, DataFrame, lis
               seed:int=42, # Seed of the split
               encoding:str='utf-8', # Text encoding of files
               verbose:bool=True, # Say which splits were held out of train
-              problem_type:str|None=None, # classification: `PROBLEM_TYPES` (None: multi-label when labels are lists or `label_sep` is set)
+              problem_type:str|None=None, # classification: `PROBLEM_TYPES` (None: multi-label for lists or `label_sep`)
               label_sep:str|None=None, # classification: separator of several labels in one string
               )->DatasetDict:
     "Load labelled data from anything tabular into a validated `DatasetDict` with canonical columns and splits."
-    t = get_task(task, where='load_data(task=...)'); task = t.name
+    t = get_task(task, where='load_data(task=...)')  # the one check of the name; the helpers below take the row
     dsd, where = as_dataset_dict(data, encoding=encoding)
-    dsd = DatasetDict({k: _validate(map_columns(ds, task, columns, where[k]), task, where[k]) for k, ds in dsd.items()})
+    dsd = DatasetDict({k: _validate(map_columns(ds, t, columns, where[k]), t, where[k]) for k, ds in dsd.items()})
     if t.classifies: dsd = encode_labels(dsd, label_names, where, problem_type, label_sep)
     return split_data(dsd, valid_pct, test_pct, seed, verbose=verbose)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 # %% ../nbs/07_loss.ipynb #0eaca73b
-from .core import SftError, unwrap_model
+from .core import SftError, Task, get_task, unwrap_model
 
 # %% ../nbs/07_loss.ipynb #14dfda26
 from transformers import AttentionInterface
@@ -138,9 +138,11 @@ class TokenLoss:
         if head is not None:
             return chunked_cross_entropy(outputs.logits, head.weight, batch['labels'], num_items=num_items, shift=self.shift,
                                          bias=head.bias, label_smoothing=self.label_smoothing, ignore_index=self.ignore_index)
-        return token_cross_entropy(outputs.logits, batch['labels'], num_items, self.shift, self.label_smoothing, self.ignore_index)
+        return token_cross_entropy(outputs.logits, batch['labels'], num_items, self.shift, self.label_smoothing,
+                                   self.ignore_index)
     def __repr__(self): return f"TokenLoss(shift={self.shift}, label_smoothing={self.label_smoothing})"
 
+# %% ../nbs/07_loss.ipynb #d700aaf1
 def class_weights(labels, # Class ids of the training examples
                   num_classes:int|None=None, # Number of classes (default: the largest id + 1)
                   )->torch.Tensor:
@@ -148,15 +150,21 @@ def class_weights(labels, # Class ids of the training examples
     y = torch.as_tensor(list(labels), dtype=torch.long)
     y = y[y != -100]
     counts = torch.bincount(y, minlength=num_classes or 0).float()
-    if (counts == 0).any(): raise SftError(f"class(es) {(counts == 0).nonzero().flatten().tolist()} never occur in the labels", where="class_weights('balanced')", fix="give every class at least one training example, or pass explicit weights")
+    if (counts == 0).any():
+        raise SftError(f"class(es) {(counts == 0).nonzero().flatten().tolist()} never occur in the labels",
+                       where="class_weights('balanced')",
+                       fix="give every class at least one training example, or pass explicit weights")
     return len(y) / (len(counts) * counts)
 
 def _weights(weight, labels, num_classes, what:str)->torch.Tensor|None:
     "`weight` as a float tensor: a list or tensor as is, 'balanced' computed from `labels`."
     if weight is None: return None
     if isinstance(weight, str):
-        if weight != 'balanced': raise SftError(f"unknown {what} {weight!r}", where=what, fix="use 'balanced', a list with one weight per class, or None")
-        if labels is None: raise SftError(f"{what}='balanced' needs the training labels", where=what, fix="pass labels=train_labels")
+        if weight != 'balanced':
+            raise SftError(f"unknown {what} {weight!r}", where=what,
+                           fix="use 'balanced', a list with one weight per class, or None")
+        if labels is None:
+            raise SftError(f"{what}='balanced' needs the training labels", where=what, fix="pass labels=train_labels")
         return class_weights(labels, num_classes)
     return torch.as_tensor(weight, dtype=torch.float32)
 
@@ -178,6 +186,7 @@ class ClassificationLoss:
         return total / (self.count(batch) if num_items is None else max(num_items, 1))
     def __repr__(self): return f"ClassificationLoss(label_smoothing={self.label_smoothing}, weighted={self.weight is not None})"
 
+# %% ../nbs/07_loss.ipynb #7294c3ab
 class MeanLoss:
     "Wrap `f(outputs, batch) -> mean loss over the batch` (or the model's own `outputs.loss`), weighted by batch size."
     drop_keys = ()
@@ -215,13 +224,16 @@ class MultiLabelLoss:
                  labels=None): # Training 0/1 label rows, for pos_weight='balanced'
         if isinstance(pos_weight, str) and pos_weight == 'balanced' and labels is not None:
             y = torch.as_tensor(labels, dtype=torch.float32); pos = y.sum(0)
-            if (pos == 0).any(): raise SftError(f"class(es) {(pos == 0).nonzero().flatten().tolist()} have no positive example", where="pos_weight='balanced'", fix="pass explicit weights")
+            if (pos == 0).any(): raise SftError(f"class(es) {(pos == 0).nonzero().flatten().tolist()} have no positive example",
+                                                where="pos_weight='balanced'", fix="pass explicit weights")
             pos_weight = (len(y) - pos) / pos
         self.pos_weight = _weights(pos_weight, None, None, 'pos_weight')
     def count(self, batch)->int: return len(batch['labels'])
     def __call__(self, outputs, batch, num_items=None):
         logits, y = outputs.logits.float(), batch['labels'].float()
-        if logits.shape != y.shape: raise SftError(f"logits {tuple(logits.shape)} and labels {tuple(y.shape)} differ", where='MultiLabelLoss', fix="give one 0/1 per class in each label row")
+        if logits.shape != y.shape: raise SftError(f"logits {tuple(logits.shape)} and labels {tuple(y.shape)} differ",
+                                                   where='MultiLabelLoss',
+                                                   fix="give one 0/1 per class in each label row")
         pw = None if self.pos_weight is None else self.pos_weight.to(logits.device)
         total = F.binary_cross_entropy_with_logits(logits, y, pos_weight=pw, reduction='sum') / y.shape[-1]
         return total / (self.count(batch) if num_items is None else max(num_items, 1))
@@ -274,6 +286,7 @@ def _length_groups(lens:list[int], waste:float)->list[list[int]]:
         else: groups.append([i]); own = lens[i] ** 2
     return groups
 
+# %% ../nbs/07_loss.ipynb #f551de95
 def example_slots(lens:list[int], # Tokens of each example, in row order
                   causal:bool, # Causal attention within each example
                   device=None, # Where the index tensors live
@@ -307,11 +320,18 @@ def _to_group(x:torch.Tensor, pos:torch.Tensor, n:int, L:int)->torch.Tensor:
 VARLEN_MODELS = ('llama', 'mistral', 'qwen2', 'qwen3', 'olmo', 'olmo2', 'phi3')  # causal LMs
 VARLEN_CLASSIFIERS = ('bert',)  # encoders whose sequence classifier pools the first token (BERT, MiniLM)
 
+def _varlen_archs(t:Task)->tuple:
+    "The architectures on which padding-free rows of `t` are exact: causal LMs for one decoder, encoders for classes."
+    if 'free' not in t.packing: return ()
+    return VARLEN_MODELS if t.decoder_only else VARLEN_CLASSIFIERS if t.classifies else ()
+
 def padding_free_exact(model_type:str|None, # A transformers `config.model_type`
-                       task:str, # One of `TASKS`
+                       task:str|Task, # One of `TASKS`
                        )->bool:
     "Whether padding-free batches compute exactly what padded ones do for this architecture and task."
-    return model_type in {'causal': VARLEN_MODELS, 'classification': VARLEN_CLASSIFIERS}.get(task, ())
+    return model_type in _varlen_archs(get_task(task, where='padding_free_exact(task=...)'))
+
+# %% ../nbs/07_loss.ipynb #28a4589d
 VARLEN = 'sft_nb_varlen'
 
 def _bounds(cu:torch.Tensor)->list[int]: return cu.tolist()  # a host sync per layer on GPUs; nothing on CPU
@@ -325,17 +345,20 @@ def varlen_sdpa(module:nn.Module, # The attention layer (for `num_key_value_grou
                 cu_seq_lens_k:torch.Tensor|None=None, # Must equal `cu_seq_lens_q` (no cache in training)
                 sliding_window:int|None=None, # A window shorter than an example is refused
                 **kwargs):
-    "SDPA per example of a padding-free row (`cu_seq_lens_q`), causal or not as the layer is; transformers' SDPA for any other call."
+    "SDPA per example of a padding-free row (`cu_seq_lens_q`), causal or not as the layer is; transformers' SDPA otherwise."
     if cu_seq_lens_q is None:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, sliding_window=sliding_window, **kwargs)
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      sliding_window=sliding_window, **kwargs)
     if query.shape[0] != 1 or (cu_seq_lens_k is not None and not torch.equal(cu_seq_lens_k, cu_seq_lens_q)):
         raise SftError(f"a padding-free batch is one row with the same query and key boundaries, got {query.shape[0]} rows",
-                       where='varlen_sdpa', fix='collate with sft_nb.batches.PaddingFreeCollator, and generate without cu_seq_lens_q')
+                       where='varlen_sdpa',
+                       fix='collate with sft_nb.batches.PaddingFreeCollator, and generate without cu_seq_lens_q')
     b = _bounds(cu_seq_lens_q)
     longest = max(e - s for s, e in zip(b[:-1], b[1:]))
     if sliding_window is not None and longest > sliding_window:
         raise SftError(f"an example of {longest} tokens is longer than the attention window ({sliding_window})",
-                       where=f'{type(module).__name__} sliding window', fix="use packing='mask' or packing=False, or a max_length within the window")
+                       where=f'{type(module).__name__} sliding window',
+                       fix="use packing='mask' or packing=False, or a max_length within the window")
     p = dropout if module.training else 0.0
     gqa = dict(enable_gqa=True) if key.shape[1] != query.shape[1] else {}  # keys keep their few heads: no repeat copies
     causal = getattr(module, 'is_causal', True)  # encoder layers say False
@@ -350,19 +373,22 @@ def varlen_sdpa(module:nn.Module, # The attention layer (for `num_key_value_grou
 AttentionInterface.register(VARLEN, varlen_sdpa)
 AttentionMaskInterface.register(VARLEN, sdpa_mask)  # padded batches and generation get SDPA's own mask, unchanged
 
+# %% ../nbs/07_loss.ipynb #dff1c3a5
 def _pool_first_tokens(m:nn.Module):
     "Make a BERT-family sequence classifier pool the first token of EVERY example of a padding-free row (hooks, once)."
     base = m.base_model
     pooler = getattr(base, 'pooler', None)
     if not type(m).__name__.endswith('ForSequenceClassification') or pooler is None:
         raise SftError(f"padding-free batches are not supported for {type(m).__name__}", where=type(m).__name__,
-                       fix="use packing=False: padding-free encoder batches are for sequence classifiers with a pooler (BERT, MiniLM)")
+                       fix="use packing=False: padding-free encoder batches are for sequence classifiers with a pooler "
+                           "(BERT, MiniLM)")
     if getattr(base, '_sft_nb_row_starts', None) is not None: return
     base._sft_nb_row_starts = starts = {}
     def remember(module, args, kwargs): starts['cu'] = kwargs.get('cu_seq_lens_q')
     def first_tokens(module, args):
         cu = starts.pop('cu', None)
-        return None if cu is None else (args[0][0, cu[:-1].long()].unsqueeze(1),)  # [examples, 1, hidden]: the pooler reads [:, 0]
+        # [examples, 1, hidden]: the pooler reads [:, 0]
+        return None if cu is None else (args[0][0, cu[:-1].long()].unsqueeze(1),)
     base.register_forward_pre_hook(remember, with_kwargs=True)
     pooler.register_forward_pre_hook(first_tokens)
 
@@ -375,10 +401,12 @@ def use_varlen_attention(model:nn.Module, # A transformers causal LM or BERT-fam
     if kind in VARLEN_CLASSIFIERS: _pool_first_tokens(m)
     elif kind not in VARLEN_MODELS:
         raise SftError(f"padding-free packing is not known to be exact for {kind!r} models", where=type(m).__name__,
-                       fix=f"use dataloaders(..., packing='mask') (block-diagonal 4-D mask) or packing=False; exact for: {', '.join(VARLEN_MODELS + VARLEN_CLASSIFIERS)}")
+                       fix=f"use dataloaders(..., packing='mask') (block-diagonal 4-D mask) or packing=False; "
+                           f"exact for: {', '.join(VARLEN_MODELS + VARLEN_CLASSIFIERS)}")
     if attn in (VARLEN,) or (attn or '').startswith('flash_attention'): return attn  # flash-attention reads cu_seq_lens_q itself
     if attn not in ('sdpa', 'eager'):
-        raise SftError(f"padding-free packing needs SDPA, eager or flash attention, the model uses {attn!r}", where=type(m).__name__,
+        raise SftError(f"padding-free packing needs SDPA, eager or flash attention, the model uses {attn!r}",
+                       where=type(m).__name__,
                        fix="load the model with attn_implementation='sdpa', or use packing='mask'")
     m.set_attn_implementation(VARLEN)
     return VARLEN

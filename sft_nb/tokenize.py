@@ -7,30 +7,33 @@ Docs: https://sft-nb.github.io/sft_nb/tokenize.html.md"""
 # %% ../nbs/03_tokenize.ipynb #958df525
 from __future__ import annotations
 import json, time, hashlib
-from typing import Mapping
+from pathlib import Path
+from typing import Mapping, Callable
 
 # %% auto #0
-__all__ = ['ensure_pad_token', 'default_max_length', 'to_messages', 'render_chat', 'encode_chat', 'chat_prompt',
-           'target_start_id', 'encode_causal', 'tokenizer_fingerprint', 'tokenize', 'length_report', 'length_warning',
-           'fit_max_length', 'check_data', 'drop_cut_away']
+__all__ = ['ENCODERS', 'ensure_pad_token', 'default_max_length', 'to_messages', 'render_chat', 'encode_chat', 'chat_prompt',
+           'target_start_id', 'encode_causal', 'task_encoder', 'tokenizer_fingerprint', 'tokenize', 'length_report',
+           'length_warning', 'fit_max_length', 'check_data', 'drop_cut_away']
 
 # %% ../nbs/03_tokenize.ipynb #400138d8
 import numpy as np
 from datasets import Dataset, DatasetDict, ClassLabel, load_from_disk
-from .core import TASKS, get_task, SftError, did_you_mean, check_choice, cache_dir, atomic_dir
+from .core import TASKS, Task, get_task, need_task, SftError, did_you_mean, cache_dir, atomic_dir
 from .data import multi_hot, needed_roles
 
 # %% ../nbs/03_tokenize.ipynb #ded9027a
 def ensure_pad_token(tokenizer, # A Hugging Face tokenizer
-                     task:str, # One of `TASKS`
+                     task:str|Task, # One of `TASKS`
                      ):
-    "Return `tokenizer` with a pad token: EOS for causal LMs (labels are masked by position, not by id), else an error."
+    "`tokenizer` with a pad token: EOS for causal LMs (labels are masked by position, not by id), else an error."
     if tokenizer.pad_token_id is not None: return tokenizer
     if get_task(task).decoder_only and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
         return tokenizer
-    raise SftError(f"the tokenizer ({type(tokenizer).__name__}) has no pad token, so batches cannot be padded", where=getattr(tokenizer, 'name_or_path', None) or 'tokenizer',
-                   fix="tokenizer.add_special_tokens({'pad_token': '[PAD]'}) then model.resize_token_embeddings(len(tokenizer)); for a causal LM, tokenizer.pad_token = tokenizer.eos_token")
+    raise SftError(f"the tokenizer ({type(tokenizer).__name__}) has no pad token, so batches cannot be padded",
+                   where=getattr(tokenizer, 'name_or_path', None) or 'tokenizer',
+                   fix="tokenizer.add_special_tokens({'pad_token': '[PAD]'}) then model.resize_token_embeddings(len(tokenizer)); "
+                       "for a causal LM, tokenizer.pad_token = tokenizer.eos_token")
 
 def default_max_length(tokenizer, # A Hugging Face tokenizer
                        cap:int=1024, # Upper bound when the tokenizer declares no real limit
@@ -43,7 +46,8 @@ def to_messages(example:Mapping, # A row with `messages`, or `prompt` and `compl
                 system:str|None=None, # A system message to put first when the example has none
                 )->list[dict]:
     "The chat messages of one example (a prompt/completion pair becomes a user and an assistant turn)."
-    if example.get('messages') is not None: msgs = [{'role': m['role'], 'content': m['content']} for m in example['messages']]
+    if example.get('messages') is not None:
+        msgs = [{'role': m['role'], 'content': m['content']} for m in example['messages']]
     else:
         msgs = [{'role': 'user', 'content': example['prompt']}]
         if example.get('completion') is not None: msgs.append({'role': 'assistant', 'content': example['completion']})
@@ -53,11 +57,14 @@ def to_messages(example:Mapping, # A row with `messages`, or `prompt` and `compl
 def _template(tokenizer, messages:list, gen:bool=False)->str:
     "`messages` rendered as text by the tokenizer's chat template."
     if not getattr(tokenizer, 'chat_template', None):
-        raise SftError(f"the tokenizer ({type(tokenizer).__name__}) has no chat template", where=getattr(tokenizer, 'name_or_path', None) or 'tokenizer',
-                       fix="use an instruct/chat model's tokenizer, or set one, e.g. tokenizer.chat_template = sft_nb.assets.CHATML_TEMPLATE")
+        raise SftError(f"the tokenizer ({type(tokenizer).__name__}) has no chat template",
+                       where=getattr(tokenizer, 'name_or_path', None) or 'tokenizer',
+                       fix="use an instruct/chat model's tokenizer, or set one, e.g. "
+                           "tokenizer.chat_template = sft_nb.assets.CHATML_TEMPLATE")
     if not messages: return ''
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen)
 
+# %% ../nbs/03_tokenize.ipynb #b8f6e057
 def render_chat(tokenizer, # A tokenizer with a chat template
                 messages:list[dict], # The conversation
                 )->tuple[str, list[tuple[int, int]]]:
@@ -67,11 +74,13 @@ def render_chat(tokenizer, # A tokenizer with a chat template
         if m['role'] != 'assistant': continue
         before, upto = _template(tokenizer, messages[:i], gen=True), _template(tokenizer, messages[:i+1])
         if not (upto.startswith(before) and full.startswith(upto)):
-            raise SftError("the chat template renders earlier turns differently once later turns are added, so assistant turns cannot be located",
-                           where=f"assistant message {i}", fix="train on single-turn examples, or pass train_on_prompt=True")
+            raise SftError("the chat template renders earlier turns differently once later turns are added, so assistant "
+                           "turns cannot be located", where=f"assistant message {i}",
+                           fix="train on single-turn examples, or pass train_on_prompt=True")
         spans.append((len(before), len(before) + len(upto[len(before):].rstrip())))
     return full, spans
 
+# %% ../nbs/03_tokenize.ipynb #a17d286c
 def _adds_bos(tokenizer)->bool:
     "True when the tokenizer puts BOS in front of plain text by itself."
     bos = tokenizer.bos_token_id
@@ -84,7 +93,8 @@ def encode_chat(tokenizer, # A tokenizer with a chat template
     "Token ids and character offsets of rendered chat text, with exactly one BOS when the model uses one."
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids, offs = list(enc['input_ids']), [tuple(o) for o in enc['offset_mapping']]
-    if (_adds_bos(tokenizer) if add_bos is None else add_bos) and ids[:1] != [tokenizer.bos_token_id]: ids, offs = [tokenizer.bos_token_id] + ids, [(0, 0)] + offs
+    if (_adds_bos(tokenizer) if add_bos is None else add_bos) and ids[:1] != [tokenizer.bos_token_id]:
+        ids, offs = [tokenizer.bos_token_id] + ids, [(0, 0)] + offs
     return ids, offs
 
 def chat_prompt(tokenizer, # The tokenizer used in training
@@ -93,7 +103,8 @@ def chat_prompt(tokenizer, # The tokenizer used in training
                 tokenize:bool=False, # Return token ids (as `encode_chat` builds them in training) instead of text
                 ):
     "The generation prompt, formatted exactly as training formatted the turns before each assistant reply."
-    msgs = to_messages({'prompt': messages_or_prompt} if isinstance(messages_or_prompt, str) else {'messages': messages_or_prompt}, system)
+    as_row = {'prompt': messages_or_prompt} if isinstance(messages_or_prompt, str) else {'messages': messages_or_prompt}
+    msgs = to_messages(as_row, system)
     text = _template(tokenizer, msgs, gen=True)
     return encode_chat(tokenizer, text)[0] if tokenize else text
 
@@ -104,7 +115,8 @@ def _encode_counted(tokenizer, max_length:int, text:list, text_pair:list|None=No
     enc = dict(tokenizer(**kw, truncation=False, verbose=False))
     long = [i for i, ids in enumerate(enc['input_ids']) if len(ids) > max_length]
     if long:
-        sub = tokenizer(**{k: [v[i] for i in long] if v is not None else None for k, v in kw.items()}, truncation=True, max_length=max_length)
+        sub = tokenizer(**{k: [v[i] for i in long] if v is not None else None for k, v in kw.items()},
+                        truncation=True, max_length=max_length)
         for key in enc:
             for j, i in enumerate(long): enc[key][i] = sub[key][j]
     cut = set(long)
@@ -118,8 +130,9 @@ def _enc_classification(b:dict, tokenizer, max_length:int, num_labels:int|None=N
     if 'token_type_ids' in enc: out['token_type_ids'] = enc['token_type_ids']
     return out
 
+# %% ../nbs/03_tokenize.ipynb #ed3f32b3
 def target_start_id(tokenizer)->int|None:
-    "The id a tokenizer puts before every text that a seq2seq target must not start with: BERT's `[CLS]`; None for T5, Marian, BART."
+    "The id put before every text that a seq2seq target must not start with: BERT's `[CLS]`; None for T5, Marian, BART."
     cls = getattr(tokenizer, 'cls_token_id', None)
     # the decoder is fed its start token by the model (labels shifted right behind `decoder_start_token_id`, [CLS] for a
     # warm-started BERT): a target that starts with [CLS] too teaches "[CLS] follows [CLS]", and greedy decoding then
@@ -131,10 +144,12 @@ def _enc_seq2seq(b:dict, tokenizer, max_length:int, max_target_length:int|None=N
     "Encode a batch of sources, and targets as `labels` (without a leading [CLS]: see `target_start_id`)."
     src, cut_s = _encode_counted(tokenizer, max_length, [prefix + s for s in b['source']])
     tgt, cut_t = _encode_counted(tokenizer, max_target_length or max_length, b['target'], target=True)
-    if (start := target_start_id(tokenizer)) is not None: tgt['input_ids'] = [l[1:] if l[:1] == [start] else l for l in tgt['input_ids']]
+    if (start := target_start_id(tokenizer)) is not None:
+        tgt['input_ids'] = [l[1:] if l[:1] == [start] else l for l in tgt['input_ids']]
     return {'input_ids': src['input_ids'], 'labels': tgt['input_ids'], 'length': [len(x) for x in src['input_ids']],
             'truncated': [a or c for a, c in zip(cut_s, cut_t)]}
 
+# %% ../nbs/03_tokenize.ipynb #eb9dabf5
 def encode_causal(tokenizer, # A tokenizer with a chat template
                   messages:list[dict], # One conversation
                   max_length:int, # Keep at most this many tokens
@@ -157,34 +172,52 @@ def _enc_causal(b:dict, tokenizer, max_length:int, train_on_prompt:bool=False, s
     out['length'] = [len(x) for x in out['input_ids']]
     return out
 
+# %% ../nbs/03_tokenize.ipynb #fbf7c53a
 def _cls_index(ids:list[int], tokenizer)->int:
     "Where a window's 'no answer' points: the CLS token, else 0."
     return ids.index(tokenizer.cls_token_id) if tokenizer.cls_token_id in ids else 0
 
+def _answer_span(ans:dict, ids:list, offs:list, seq:list, tokenizer)->tuple[int, int]:
+    "Token start and end of the first answer when it lies inside this window, else both at the CLS token."
+    start = end = _cls_index(ids, tokenizer)
+    if not ans['text']: return start, end
+    s_char = ans['answer_start'][0]; e_char = s_char + len(ans['text'][0])
+    ctx = [i for i, s in enumerate(seq) if s == 1]
+    if offs[ctx[0]][0] <= s_char and offs[ctx[-1]][1] >= e_char:
+        start = next(i for i in ctx if offs[i][1] > s_char)
+        end = next(i for i in reversed(ctx) if offs[i][0] < e_char)
+    return start, end
+
 def _enc_qa(b:dict, tokenizer, max_length:int, stride:int=64, **_)->dict:
     "Split question + context into overlapping windows with answer start/end token positions (CLS when outside)."
-    stride = min(stride, max_length // 4)  # the tokenizer refuses a stride as long as the window; keep windows mostly new text
+    stride = min(stride, max_length // 4)  # the tokenizer refuses a stride as long as the window
     enc = tokenizer(b['question'], b['context'], truncation='only_second', max_length=max_length, stride=stride,
                     return_overflowing_tokens=True, return_offsets_mapping=True)
-    out = {k: [] for k in ('input_ids', 'start_positions', 'end_positions', 'example_idx', 'offset_mapping', 'length', 'truncated')}
+    keys = ('input_ids', 'start_positions', 'end_positions', 'example_idx', 'offset_mapping', 'length', 'truncated')
+    out = {k: [] for k in keys}
     if 'token_type_ids' in enc: out['token_type_ids'] = enc['token_type_ids']
     n_windows = np.bincount(enc['overflow_to_sample_mapping'], minlength=len(b['question']))
     for w, ex in enumerate(enc['overflow_to_sample_mapping']):
         ids, offs, seq = enc['input_ids'][w], enc['offset_mapping'][w], enc.sequence_ids(w)
-        start = end = _cls_index(ids, tokenizer)
-        ans = b['answers'][ex]
-        if ans['text']:
-            s_char = ans['answer_start'][0]; e_char = s_char + len(ans['text'][0])
-            ctx = [i for i, s in enumerate(seq) if s == 1]
-            if offs[ctx[0]][0] <= s_char and offs[ctx[-1]][1] >= e_char:  # the answer lies inside this window
-                start = next(i for i in ctx if offs[i][1] > s_char)
-                end = next(i for i in reversed(ctx) if offs[i][0] < e_char)
+        start, end = _answer_span(b['answers'][ex], ids, offs, seq, tokenizer)
         out['input_ids'].append(ids); out['start_positions'].append(start); out['end_positions'].append(end)
-        out['offset_mapping'].append([list(o) if s == 1 else [-1, -1] for o, s in zip(offs, seq)])  # context offsets, to map predicted spans back to text
-        out['example_idx'].append(b['_idx'][ex]); out['length'].append(len(ids)); out['truncated'].append(bool(n_windows[ex] > 1))
+        # context offsets, to map predicted spans back to text
+        out['offset_mapping'].append([list(o) if s == 1 else [-1, -1] for o, s in zip(offs, seq)])
+        out['example_idx'].append(b['_idx'][ex]); out['length'].append(len(ids))
+        out['truncated'].append(bool(n_windows[ex] > 1))
     return out
 
-_ENCODERS = {'classification': _enc_classification, 'seq2seq': _enc_seq2seq, 'causal': _enc_causal, 'qa': _enc_qa}
+# %% ../nbs/03_tokenize.ipynb #a79e99c4
+ENCODERS = {'classes': _enc_classification, 'source_target': _enc_seq2seq, 'chat': _enc_causal, 'spans': _enc_qa}
+
+def task_encoder(task:Task, # A row of `TASKS`
+                 )->Callable:
+    "The batched encoder of `task`'s examples, chosen by how its row lays them out (`Task.layout`), not by its name."
+    t = need_task(task, 'task_encoder')
+    if t.layout not in ENCODERS: raise SftError(f"no encoder for the {t.layout!r} layout of the {t} task",
+                                                where='ENCODERS',
+                                                fix=f"add ENCODERS[{t.layout!r}] = your batched encode function")
+    return ENCODERS[t.layout]
 
 # %% ../nbs/03_tokenize.ipynb #d7ad8ed2
 _CACHE_VERSION = 3  # bump whenever an encoder changes its output, so stale cache entries are not reused
@@ -197,22 +230,50 @@ def tokenizer_fingerprint(tokenizer)->str:
         spec = json.loads(backend.to_str()); spec.pop('truncation', None); spec.pop('padding', None)
         h.update(json.dumps(spec, sort_keys=True).encode())
     else: h.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
-    h.update(json.dumps([type(tokenizer).__name__, getattr(tokenizer, 'chat_template', None), tokenizer.special_tokens_map,
-                         tokenizer.padding_side, tokenizer.truncation_side, _adds_bos(tokenizer)], default=str, sort_keys=True).encode())
+    rest = [type(tokenizer).__name__, getattr(tokenizer, 'chat_template', None), tokenizer.special_tokens_map,
+            tokenizer.padding_side, tokenizer.truncation_side, _adds_bos(tokenizer)]
+    h.update(json.dumps(rest, default=str, sort_keys=True).encode())
     return h.hexdigest()
 
 def _report(ds:Dataset, max_length:int, from_cache:bool, seconds:float)->dict:
     "Rows, truncation and supervised tokens of one tokenized split."
     cut = int(sum(ds['truncated']))
-    r = {'rows': ds.num_rows, 'truncated': cut, 'max_length': max_length, 'from_cache': from_cache, 'seconds': round(seconds, 3)}
+    r = {'rows': ds.num_rows, 'truncated': cut, 'max_length': max_length, 'from_cache': from_cache,
+         'seconds': round(seconds, 3)}
     if 'labels' in ds.column_names and ds.features['labels'].__class__.__name__ in ('List', 'Sequence', 'LargeList'):
         r['supervised_tokens'] = int(sum(sum(1 for t in l if t != -100) for l in ds['labels']))
     if 'example_idx' in ds.column_names: r['examples'] = len(set(ds['example_idx']))
     return r
 
+# %% ../nbs/03_tokenize.ipynb #53b26b86
+def _check_roles(split:str, ds:Dataset, t:Task):
+    "Refuse a split that lacks a column the task's encoder reads."
+    miss = [r for r in needed_roles(t, ds.column_names)[0] if r not in ds.column_names]
+    if not miss: return
+    raise SftError(f"the {split!r} split has no {miss[0]!r} column for the {t} task.{did_you_mean(miss[0], ds.column_names)}",
+                   where=f"columns: {', '.join(ds.column_names)}",
+                   fix="pass the data through load_data(data, task, columns=...) first")
+
+def _encode_split(ds:Dataset, tokenizer, t:Task, kw:dict, key:str, folder:Path|None)->Dataset:
+    "One split run through the task's encoder (class names kept), stored under `folder` when given."
+    t = need_task(t, '_encode_split')
+    if t.extractive: ds = ds.add_column('_idx', list(range(ds.num_rows)))
+    enc = ds.map(task_encoder(t), batched=True, remove_columns=ds.column_names, keep_in_memory=True,
+                 load_from_cache_file=False, fn_kwargs=dict(tokenizer=tokenizer, **kw), new_fingerprint=key)
+    if isinstance(ds.features.get('label'), ClassLabel): enc = enc.cast_column('labels', ds.features['label'])
+    if folder is None: return enc
+    with atomic_dir(folder, replace=False) as d: enc.save_to_disk(str(d))  # ranks filling the same entry: first one wins
+    return load_from_disk(str(folder))
+
+def _num_labels(ds:Dataset, t:Task)->int|None:
+    "Multi-label classification: the number of classes (labels become 0/1 rows); else None."
+    lf = ds.features.get('label')
+    return len(lf.feature.names) if t.classifies and isinstance(getattr(lf, 'feature', None), ClassLabel) else None
+
+# %% ../nbs/03_tokenize.ipynb #187a614a
 def tokenize(dsd:DatasetDict, # Canonical splits from `load_data`
              tokenizer, # A Hugging Face tokenizer
-             task:str, # One of `TASKS`
+             task:str|Task, # One of `TASKS`
              max_length:int|None=None, # Tokens per example (QA: per window); default: the tokenizer's limit, capped at 1024
              max_target_length:int|None=None, # seq2seq: tokens per target (default: `max_length`)
              prefix:str='', # seq2seq: text put before every source, e.g. 'translate English to German: '
@@ -223,134 +284,140 @@ def tokenize(dsd:DatasetDict, # Canonical splits from `load_data`
              verbose:bool=True, # Print how many examples were truncated
              )->DatasetDict:
     "Tokenize every split for `task`, cached on disk; the result has a `.report` of rows and truncation per split."
-    t = get_task(task, where='tokenize(task=...)'); task = t.name
-    ensure_pad_token(tokenizer, task)
+    t = get_task(task, where='tokenize(task=...)')
+    ensure_pad_token(tokenizer, t)
     max_length = max_length or default_max_length(tokenizer)
-    kw = dict(max_length=max_length, max_target_length=max_target_length, prefix=prefix, train_on_prompt=train_on_prompt, system=system, stride=stride)
+    kw = dict(max_length=max_length, max_target_length=max_target_length, prefix=prefix, train_on_prompt=train_on_prompt,
+              system=system, stride=stride)
     out, report, tok_fp = {}, {}, tokenizer_fingerprint(tokenizer)
     for split, ds in dsd.items():
         t0 = time.time()
-        miss = [r for r in needed_roles(task, ds.column_names)[0] if r not in ds.column_names]
-        if miss: raise SftError(f"the {split!r} split has no {miss[0]!r} column for the {task} task.{did_you_mean(miss[0], ds.column_names)}",
-                                where=f"columns: {', '.join(ds.column_names)}", fix="pass the data through load_data(data, task, columns=...) first")
-        lf = ds.features.get('label')
-        kw['num_labels'] = len(lf.feature.names) if t.classifies and isinstance(getattr(lf, 'feature', None), ClassLabel) else None
-        key = hashlib.md5(json.dumps([_CACHE_VERSION, ds._fingerprint, tok_fp, task, kw], default=str).encode()).hexdigest()
+        _check_roles(split, ds, t)
+        kw['num_labels'] = _num_labels(ds, t)
+        key = hashlib.md5(json.dumps([_CACHE_VERSION, ds._fingerprint, tok_fp, t.name, kw], default=str).encode()).hexdigest()
         folder = cache_dir('tokenized')/key
-        if cache and (folder/'state.json').exists():
-            out[split] = load_from_disk(str(folder)); report[split] = {**_report(out[split], max_length, True, time.time() - t0), 'cache': str(folder)}
-            continue
-        if t.extractive: ds = ds.add_column('_idx', list(range(ds.num_rows)))
-        enc = ds.map(_ENCODERS[task], batched=True, remove_columns=ds.column_names, keep_in_memory=True, load_from_cache_file=False,
-                     fn_kwargs=dict(tokenizer=tokenizer, **kw), new_fingerprint=key)
-        if isinstance(ds.features.get('label'), ClassLabel): enc = enc.cast_column('labels', ds.features['label'])  # keep class names
-        if cache:
-            with atomic_dir(folder, replace=False) as d: enc.save_to_disk(str(d))  # ranks filling the same entry: first one wins
-            enc = load_from_disk(str(folder))
-        out[split] = enc; report[split] = {**_report(enc, max_length, False, time.time() - t0), 'cache': str(folder) if cache else None}
+        hit = cache and (folder/'state.json').exists()
+        out[split] = load_from_disk(str(folder)) if hit else _encode_split(ds, tokenizer, t, kw, key, folder if cache else None)
+        report[split] = {**_report(out[split], max_length, hit, time.time() - t0), 'cache': str(folder) if cache else None}
     res = DatasetDict(out); res.report = report
-    if verbose:
-        for split, r in report.items():
-            if r['truncated']: print(f"{split}: {r['truncated']} of {r['rows']} {'windows come from long contexts' if t.extractive else 'examples truncated'} at max_length={max_length}")
+    what = 'windows come from long contexts' if t.extractive else 'examples truncated'
+    for split, r in report.items():
+        if verbose and r['truncated']: print(f"{split}: {r['truncated']} of {r['rows']} {what} at max_length={max_length}")
     return res
 
 # %% ../nbs/03_tokenize.ipynb #0fc5f619
-def _lengths(tds:Dataset, task:str)->np.ndarray:
+def _lengths(tds:Dataset, t:Task)->np.ndarray:
     "Tokens per tokenized example; seq2seq counts the longer of source and target."
     lens = np.array(tds['length'])
-    if get_task(task).encoder_decoder: lens = np.maximum(lens, np.array([len(l) for l in tds['labels']]))
+    if need_task(t, '_lengths').encoder_decoder: lens = np.maximum(lens, np.array([len(l) for l in tds['labels']]))
     return lens
 
+def _supervised_cut_pct(tds:Dataset, max_length:int)->float:
+    "Percent of supervised (label != -100) tokens that lie past `max_length`."
+    sup = [[t != -100 for t in l] for l in tds['labels']]
+    tot, lost = sum(map(sum, sup)), sum(sum(s[max_length:]) for s in sup)
+    return round(100 * lost / max(tot, 1), 2)
+
 def length_report(tds:Dataset, # One split tokenized at the model's limit (`tokenize(..., max_length=limit)`)
-                  task:str, # One of `TASKS`
+                  task:str|Task, # One of `TASKS`
                   max_length:int, # The length to judge
                   coverage:float=0.99, # The share of examples the suggested length should keep whole
                   )->dict:
     "How much of `tds` a `max_length` truncates, and the length that keeps `coverage` of the examples whole."
-    lens, at_limit = _lengths(tds, task), np.array(tds['truncated'], dtype=bool)
+    t = get_task(task)
+    lens, at_limit = _lengths(tds, t), np.array(tds['truncated'], dtype=bool)
     limit = int(lens.max()) if len(lens) else max_length
     cut = (lens > max_length) | at_limit
     need = int(np.quantile(np.where(at_limit, limit + 1, lens), coverage, method='higher')) if len(lens) else 0
-    r = {'max_length': max_length, 'examples': len(lens), 'truncated': int(cut.sum()), 'truncated_pct': round(100 * float(cut.mean()), 2) if len(lens) else 0.,
+    r = {'max_length': max_length, 'examples': len(lens), 'truncated': int(cut.sum()),
+         'truncated_pct': round(100 * float(cut.mean()), 2) if len(lens) else 0.,
          'covering_length': need, 'coverage': coverage, 'beyond_limit': bool(at_limit.any() and need > limit)}
-    if get_task(task).decoder_only:
-        sup = [[t != -100 for t in l] for l in tds['labels']]
-        tot, lost = sum(map(sum, sup)), sum(sum(s[max_length:]) for s in sup)
-        r['supervised_truncated_pct'] = round(100 * lost / max(tot, 1), 2)
+    if t.decoder_only: r['supervised_truncated_pct'] = _supervised_cut_pct(tds, max_length)
     return r
 
+# %% ../nbs/03_tokenize.ipynb #cf68acb5
 def length_warning(report:dict, # From `length_report`
                    threshold:float=5.0, # Percent of examples (or supervised tokens) truncated before warning
                    )->str|None:
     "A warning naming the length that would cover the examples, when `max_length` truncates too much; else None."
     share = max(report['truncated_pct'], report.get('supervised_truncated_pct', 0.))
     if share <= threshold: return None
-    what = f"{report['truncated_pct']}% of {report['examples']} training examples" + (f" ({report['supervised_truncated_pct']}% of supervised tokens)" if 'supervised_truncated_pct' in report else '')
-    need = f"longer than the model's limit covers {report['coverage']:.0%}" if report['beyond_limit'] else f"max_length={report['covering_length']} covers {report['coverage']:.0%}"
+    what = f"{report['truncated_pct']}% of {report['examples']} training examples" + (
+        f" ({report['supervised_truncated_pct']}% of supervised tokens)" if 'supervised_truncated_pct' in report else '')
+    need = (f"longer than the model's limit covers {report['coverage']:.0%}" if report['beyond_limit']
+            else f"max_length={report['covering_length']} covers {report['coverage']:.0%}")
     return f"max_length={report['max_length']} truncates {what}; {need}"
 
 def fit_max_length(ds:Dataset, # The training split (canonical columns, from `load_data`)
                    tokenizer, # The model's tokenizer
-                   task:str, # One of `TASKS`
+                   task:str|Task, # One of `TASKS`
                    limit:int|None=None, # The model's limit (default: `default_max_length(tokenizer)`)
                    coverage:float=0.99, # Share of examples to keep whole
                    multiple:int=8, # Round up to a multiple of this
                    max_length:int|None=None, # Judge this length instead of choosing one
                    **tok_kwargs, # Passed to `tokenize` (prefix, system, train_on_prompt, cache, ...)
                    )->dict:
-    "The shortest `max_length` (up to `limit`) that keeps `coverage` of the examples whole (or `max_length`), with its `length_report`."
-    limit = int(limit or default_max_length(tokenizer))
-    tds = tokenize(DatasetDict(train=ds), tokenizer, task, max_length=limit, verbose=False, **tok_kwargs)['train']
-    probe = length_report(tds, task, limit, coverage)
+    "The shortest `max_length` (up to `limit`) that keeps `coverage` of the examples whole (or `max_length`), with its report."
+    t, limit = get_task(task, where='fit_max_length(task=...)'), int(limit or default_max_length(tokenizer))
+    tds = tokenize(DatasetDict(train=ds), tokenizer, t, max_length=limit, verbose=False, **tok_kwargs)['train']
+    probe = length_report(tds, t, limit, coverage)
     best = max_length or min(limit, -(-max(probe['covering_length'], 1) // multiple) * multiple)
-    return {**length_report(tds, task, best, coverage), 'limit': limit}
+    return {**length_report(tds, t, best, coverage), 'limit': limit}
 
 # %% ../nbs/03_tokenize.ipynb #006938e4
 def _first(rows:list[int])->str: return f"{len(rows)} row(s), first at row {rows[0]}"
 
-def _split_problems(name:str, ds:Dataset, tokenizer, task:str, num_labels:int|None)->list[str]:
+def _causal_problems(name:str, ds:Dataset, tokenizer)->list[str]:
+    "Rows of causal data that teach nothing, or never teach the model to stop."
+    labs, cut = ds['labels'], ds['truncated'] if 'truncated' in ds.column_names else [False] * ds.num_rows
+    nsup = [sum(t != -100 for t in l) for l in labs]
+    gone = [i for i, (n, c) in enumerate(zip(nsup, cut)) if n == 0 and c]
+    none = [i for i, (n, c) in enumerate(zip(nsup, cut)) if n == 0 and not c]
+    eos, out = tokenizer.eos_token_id, []
+    no_eos = [i for i, (l, n, c) in enumerate(zip(labs, nsup, cut)) if n and not c and eos not in [t for t in l if t != -100]]
+    if gone: out.append(f"{name}: the response was truncated away entirely in {_first(gone)} (raise max_length, "
+                        "shorten prompts, or drop those rows: drop_truncated)")
+    if none: out.append(f"{name}: zero supervised tokens in {_first(none)} (no assistant turn to learn from)")
+    if no_eos: out.append(f"{name}: EOS (id {eos}) is never supervised in {_first(no_eos)}: the model will not learn to "
+                          "stop (do not mask labels by pad id when pad == eos; end assistant turns with EOS)")
+    return out
+
+def _split_problems(name:str, ds:Dataset, tokenizer, t:Task, num_labels:int|None)->list[str]:
     "Human-readable problems of one tokenized split."
+    t = need_task(t, '_split_problems')
     if ds.num_rows == 0: return [f"{name}: the split is empty (give it examples or drop it)"]
-    out, ids = [], ds['input_ids']
-    bos = tokenizer.bos_token_id
-    if bos is not None:
-        dbl = [i for i, x in enumerate(ids) if x[:2] == [bos, bos]]
-        if dbl: out.append(f"{name}: doubled BOS in {_first(dbl)} (the text already has BOS and the tokenizer added another: tokenize with add_special_tokens=False)")
-    t = get_task(task)
-    if t.decoder_only:
-        labs, cut = ds['labels'], ds['truncated'] if 'truncated' in ds.column_names else [False] * ds.num_rows
-        nsup = [sum(t != -100 for t in l) for l in labs]
-        gone = [i for i, (n, c) in enumerate(zip(nsup, cut)) if n == 0 and c]
-        none = [i for i, (n, c) in enumerate(zip(nsup, cut)) if n == 0 and not c]
-        if gone: out.append(f"{name}: the response was truncated away entirely in {_first(gone)} (raise max_length, shorten prompts, or drop those rows: drop_truncated)")
-        if none: out.append(f"{name}: zero supervised tokens in {_first(none)} (no assistant turn to learn from)")
-        eos = tokenizer.eos_token_id
-        no_eos = [i for i, (l, n, c) in enumerate(zip(labs, nsup, cut)) if n and not c and eos not in [t for t in l if t != -100]]
-        if no_eos: out.append(f"{name}: EOS (id {eos}) is never supervised in {_first(no_eos)}: the model will not learn to stop (do not mask labels by pad id when pad == eos; end assistant turns with EOS)")
+    out, ids, bos = [], ds['input_ids'], tokenizer.bos_token_id
+    if bos is not None and (dbl := [i for i, x in enumerate(ids) if x[:2] == [bos, bos]]):
+        out.append(f"{name}: doubled BOS in {_first(dbl)} (the text already has BOS and the tokenizer added another: "
+                   "tokenize with add_special_tokens=False)")
+    if t.decoder_only: out += _causal_problems(name, ds, tokenizer)
     if t.classifies and num_labels and isinstance(ds['labels'][0], int):
         bad = [i for i, l in enumerate(ds['labels']) if not 0 <= l < num_labels]
-        if bad: out.append(f"{name}: label id {ds['labels'][bad[0]]} outside 0..{num_labels - 1} in {_first(bad)} (encode labels with load_data)")
+        if bad: out.append(f"{name}: label id {ds['labels'][bad[0]]} outside 0..{num_labels - 1} in {_first(bad)} "
+                           "(encode labels with load_data)")
     if t.extractive:
         bad = [i for i, (s, e, x) in enumerate(zip(ds['start_positions'], ds['end_positions'], ids)) if not 0 <= s <= e < len(x)]
         if bad: out.append(f"{name}: answer positions outside the window in {_first(bad)}")
     return out
 
+# %% ../nbs/03_tokenize.ipynb #89436d66
 def check_data(tds:DatasetDict, # Tokenized splits (from `tokenize`)
                tokenizer, # The tokenizer that produced them
-               task:str, # One of `TASKS`
+               task:str|Task, # One of `TASKS`
                num_labels:int|None=None, # classification: number of classes
                )->dict:
     "Raise an `SftError` listing every problem of the tokenized data; return row counts when all is well."
-    check_choice(task, TASKS, 'task')
+    t = get_task(task, where='check_data(task=...)')
     if not len(tds): raise SftError("no splits to train on", fix="give at least a train split")
     f = next(iter(tds.values())).features.get('labels')
     num_labels = num_labels or (f.num_classes if isinstance(f, ClassLabel) else None)
-    probs = [p for k, ds in tds.items() for p in _split_problems(k, ds, tokenizer, task, num_labels)]
+    probs = [p for k, ds in tds.items() for p in _split_problems(k, ds, tokenizer, t, num_labels)]
     if probs:
         raise SftError(f"the data failed {len(probs)} check(s) before training:\n    - " + "\n    - ".join(probs),
                        where=', '.join(f"{k} ({v.num_rows} rows)" for k, v in tds.items()),
-                       fix="fix the data or the settings named above; a run config can choose max_length from every split (max_length_from: all) "
-                           "or drop responses cut away (drop_truncated: true), as dataloaders(..., drop_truncated=True) does; check=False skips these checks")
+                       fix="fix the data or the settings named above; a run config can choose max_length from every split "
+                           "(max_length_from: all) or drop responses cut away (drop_truncated: true), as "
+                           "dataloaders(..., drop_truncated=True) does; check=False skips these checks")
     return {k: v.num_rows for k, v in tds.items()}
 
 def drop_cut_away(tds:DatasetDict, # Tokenized causal splits (from `tokenize`)
