@@ -33,7 +33,7 @@ from .checkpoint import Checkpointer
 from .progress import ProgressCallback, plot_lr_find
 from .augment import Augment
 
-# %% ../nbs/10_learner.ipynb #94653918
+# %% ../nbs/10_learner.ipynb #8bea64fc
 def _check_lr(lr):
     "Refuse a learning rate that is not a positive number (or a slice of them)."
     vals = [v for v in ((lr.start, lr.stop) if isinstance(lr, slice) else (lr,)) if v is not None]
@@ -41,7 +41,7 @@ def _check_lr(lr):
         raise SftError(f"learning rate must be a positive number (or a slice of them), got {lr!r}", where='lr',
                        fix="try lr=2e-5 for full fine-tuning, 1e-4 for LoRA, or learn.lr_find()")
 
-# %% ../nbs/10_learner.ipynb #94f3bc85
+# %% ../nbs/10_learner.ipynb #54a21b8d
 def _check_args(model, dls, lr, grad_accum, tokenizer, checkpoint_every, output_dir):
     "Refuse `Learner` arguments that cannot train, before anything is built, with a message saying what to change."
     _check_lr(lr)
@@ -106,7 +106,7 @@ class Learner:
                                      augment, cpu_speedups)
         self.add_cbs(_replace_defaults(defaults, cbs))
 
-# %% ../nbs/10_learner.ipynb #aec8a932
+# %% ../nbs/10_learner.ipynb #6a7c8734
 @patch
 def _prepare(self:Learner, model, dls, precision, gradient_checkpointing:bool):
     "Set this learner's precision and accelerator, and prepare `model` and the loaders of `dls` with them."
@@ -125,7 +125,7 @@ def _prepare(self:Learner, model, dls, precision, gradient_checkpointing:bool):
     self.train_dl = self.accelerator.prepare_data_loader(dls.train)
     self.valid_dl = None if getattr(dls, 'valid', None) is None else self.accelerator.prepare_data_loader(dls.valid)
 
-# %% ../nbs/10_learner.ipynb #3e7d4c3f
+# %% ../nbs/10_learner.ipynb #e67d6098
 @patch
 def _init_state(self:Learner):
     "The state of a learner that has not trained: no optimizer, empty records, counters at 0, no callbacks."
@@ -168,7 +168,7 @@ def _replace_defaults(defaults:list[Callback], # From `default_callbacks`
     mine = [c() if isinstance(c, type) else c for c in cbs]
     return [c for c in defaults if type(c) not in {type(m) for m in mine}] + mine
 
-# %% ../nbs/10_learner.ipynb #cd9e0bbb
+# %% ../nbs/10_learner.ipynb #d3ceeb31
 @patch
 def add_cb(self:Learner, cb:Callback):
     "Add `cb` (an instance or a class) and point it at this learner."
@@ -184,7 +184,7 @@ def add_cbs(self:Learner, cbs:Iterable[Callback]):
     for cb in cbs: self.add_cb(cb)
     return self
 
-# %% ../nbs/10_learner.ipynb #7de6630c
+# %% ../nbs/10_learner.ipynb #6d89d69a
 @patch
 def remove_cb(self:Learner, cb:Callback|type):
     "Remove `cb`, or every callback of that class."
@@ -204,7 +204,7 @@ def added_cbs(self:Learner, cbs:Iterable[Callback]):
     finally:
         for c in cbs: self.remove_cb(c)
 
-# %% ../nbs/10_learner.ipynb #bbc124a7
+# %% ../nbs/10_learner.ipynb #c71c67e2
 @patch
 def __call__(self:Learner, event:str):
     "Run `event` on every callback, in `order` (or in its `event_order` for that event)."
@@ -217,7 +217,7 @@ def _with_events(self:Learner, f, name, exc):
     except exc: self(f'after_cancel_{name}')
     self(f'after_{name}')
 
-# %% ../nbs/10_learner.ipynb #ddd8ff2d
+# %% ../nbs/10_learner.ipynb #28b64558
 @patch
 def create_opt(self:Learner):
     "Build the optimizer from `param_groups` (and prepare it with accelerate)."
@@ -229,7 +229,7 @@ def create_opt(self:Learner):
     self.opt = self.accelerator.prepare_optimizer(opt, device_placement=False)
     return self.opt
 
-# %% ../nbs/10_learner.ipynb #1fcc7669
+# %% ../nbs/10_learner.ipynb #ac01aaf2
 @patch
 def set_lr(self:Learner, lr:float|slice):
     "Set the base learning rate of every group (a slice spreads it over the layer groups)."
@@ -263,7 +263,7 @@ def lr_multiplier(sched:str, # One of `SCHEDULES`
         return max(0., 1 - pct) if sched == 'linear' else _cos(1., 0., pct)
     return f
 
-# %% ../nbs/10_learner.ipynb #83fe8576
+# %% ../nbs/10_learner.ipynb #3cc458a4
 @patch
 def create_sched(self:Learner, total_steps:int, sched:str, warmup:float, **kw):
     "A `LambdaLR` for `total_steps` optimizer steps."
@@ -272,7 +272,7 @@ def create_sched(self:Learner, total_steps:int, sched:str, warmup:float, **kw):
     self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt.optimizer, [f] * len(self.opt.param_groups))
     return self.sched
 
-# %% ../nbs/10_learner.ipynb #54ac8a98
+# %% ../nbs/10_learner.ipynb #af193346
 def _windows(it, size:int, start:int=0):
     "Group the batches of iterator `it` into lists of `size` (the last may be shorter), with their first index."
     buf, i0 = [], start
@@ -292,7 +292,7 @@ def _inputs(self:Learner, batch:dict)->dict:
     "The model's inputs: `batch` without the keys the loss keeps for itself (`drop_keys`)."
     return {k: v for k, v in batch.items() if k not in getattr(self.loss_func, 'drop_keys', ())}
 
-# %% ../nbs/10_learner.ipynb #ccd95ae3
+# %% ../nbs/10_learner.ipynb #035fab43
 @patch
 def activate(self:Learner):
     "Make this learner's precision current again: its accelerate state and its autocast wrapper on the model."
@@ -317,7 +317,7 @@ def _setup_fit(self:Learner, n_epochs:int, lr, sched, warmup, **sched_kw):
     self.create_sched(self.total_steps, sched or self.sched_name, self.warmup if warmup is None else warmup, **sched_kw)
     self.step = self.epoch = 0
 
-# %% ../nbs/10_learner.ipynb #c6c07228
+# %% ../nbs/10_learner.ipynb #9fe5b10a
 @patch
 def _do_step(self:Learner):
     "One optimizer step: clip, step, schedule, zero the gradients, count the step and its loss."
@@ -331,7 +331,7 @@ def _do_step(self:Learner):
     self.step_loss = float(self.accelerator.reduce(w, 'sum') if self.accelerator.num_processes > 1 else w)
     self('after_step')
 
-# %% ../nbs/10_learner.ipynb #73f4f3d5
+# %% ../nbs/10_learner.ipynb #8ef63d72
 @patch
 def _do_batch(self:Learner, i:int, batch):
     self.iter, self.batch, self.outputs = i, batch, None
@@ -364,7 +364,7 @@ def _train_loss(self:Learner, head=None):
     self.loss_value = self.loss.item() / n
     self.window_loss += self.loss.detach() / n
 
-# %% ../nbs/10_learner.ipynb #596d6c7d
+# %% ../nbs/10_learner.ipynb #2f8c6e61
 @patch
 def _do_train(self:Learner):
     "The training phase: the batches of `dl` in windows of `grad_accum`, one optimizer step per window."
@@ -391,7 +391,7 @@ def _do_validate(self:Learner):
     scores = {k: v for m in self.metrics for k, v in m.compute().items()}
     self.valid_res = {} if self.dl is None else {'valid_loss': (tot[0] / tot[1].clamp(min=1)).item(), **scores}
 
-# %% ../nbs/10_learner.ipynb #93ce6d17
+# %% ../nbs/10_learner.ipynb #f542dbea
 @patch
 def _do_epoch(self:Learner):
     "Train, then validate, the batches of this epoch in its seeded order."
@@ -407,7 +407,7 @@ def _do_fit(self:Learner):
     for self.epoch in range(self.start_epoch, self.n_epochs):
         self._with_events(self._do_epoch, 'epoch', CancelEpochException)
 
-# %% ../nbs/10_learner.ipynb #3cc5ec69
+# %% ../nbs/10_learner.ipynb #067e3aa7
 @patch
 def fit(self:Learner, n_epochs:int, # Epochs to train
         lr:float|slice|None=None, # Learning rate (default: the Learner's)
@@ -439,7 +439,7 @@ def _after_fit(self:Learner):
         except Exception as e: errors.append(e)
     if errors: raise errors[0]
 
-# %% ../nbs/10_learner.ipynb #e86d60a3
+# %% ../nbs/10_learner.ipynb #912c94f3
 @patch
 def validate(self:Learner, dl=None)->dict:
     "Loss and metrics on `dl` (default: the validation loader), as a dict; inside `fit` the training state is kept."
@@ -455,7 +455,7 @@ def validate(self:Learner, dl=None)->dict:
     if self.training: self.model.train()
     return self.valid_res
 
-# %% ../nbs/10_learner.ipynb #d7a97fe3
+# %% ../nbs/10_learner.ipynb #16245c66
 @patch
 def lr_find(self:Learner, start_lr:float=1e-7, # Learning rate of the first step
             end_lr:float=10., # Learning rate of the last step
@@ -480,7 +480,7 @@ def lr_find(self:Learner, start_lr:float=1e-7, # Learning rate of the first step
     if show_plot: plot_lr_find(res)
     return res
 
-# %% ../nbs/10_learner.ipynb #96af70d2
+# %% ../nbs/10_learner.ipynb #cdf09089
 @patch
 def fit_one_cycle(self:Learner, n_epochs:int, # Epochs to train
                   lr_max:float|slice|None=None, # Peak learning rate
@@ -491,7 +491,7 @@ def fit_one_cycle(self:Learner, n_epochs:int, # Epochs to train
     "Train with the one-cycle schedule (fastai)."
     return self.fit(n_epochs, lr_max, sched='one_cycle', warmup=pct_start, div=div, div_final=div_final, **kw)
 
-# %% ../nbs/10_learner.ipynb #7e9047be
+# %% ../nbs/10_learner.ipynb #fa08e3c1
 @patch
 def fine_tune(self:Learner, epochs:int, # Epochs with everything trainable
               base_lr:float|None=None, # Learning rate of the head phase (default: the Learner's)
@@ -544,7 +544,7 @@ def toy_learner(cbs=(), # Callbacks, added to the defaults
     mse = lambda out, b: ((out - b['y']) ** 2).mean()
     return Learner(_Line(3, 1), dls, loss_func=mse, metrics=metrics, lr=lr, cbs=cbs, **kw)
 
-# %% ../nbs/10_learner.ipynb #fd1c3dd1
+# %% ../nbs/10_learner.ipynb #ecbe11f2
 def memory_report()->dict:
     "Memory in use now, in MB: process RSS, and allocated/reserved CUDA memory when there is a GPU."
     r = {'rss_mb': round(rss_mb(), 1)}
@@ -553,7 +553,7 @@ def memory_report()->dict:
                  cuda_reserved_mb=round(torch.cuda.memory_reserved() / 2**20, 1))
     return r
 
-# %% ../nbs/10_learner.ipynb #8e694ede
+# %% ../nbs/10_learner.ipynb #c6850f06
 def free_memory(learn:Learner|None=None, # The learner whose memory goes
                 keep_model:bool=False, # Keep the model (it trains again; the next `fit` rebuilds the optimizer)
                )->dict:
