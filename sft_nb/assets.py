@@ -97,7 +97,8 @@ def resolve_model(name_or_path:str|Path)->str:
     looks_local = s.startswith(('.', '/', '~')) or os.sep in s.strip('/').split('/',1)[-1] or s.count('/') > 1
     if looks_local:
         raise SftError(f"model path {s!r} does not exist", where=s,
-                       fix=f"give an existing folder, a Hub id like 'bert-base-uncased', or a bundled name: {', '.join(BUNDLED_MODELS)}")
+                       fix=f"give an existing folder, a Hub id like 'bert-base-uncased', "
+                           f"or a bundled name: {', '.join(BUNDLED_MODELS)}")
     return s  # a Hub id: `from_pretrained` downloads it where there is internet
 
 # %% ../nbs/01_assets.ipynb #dcf37aa4
@@ -111,6 +112,7 @@ def _stratified_split(df:pd.DataFrame, label_col:str, sizes:dict, seed:int)->dic
         parts[name] = part
     return parts, rest
 
+# %% ../nbs/01_assets.ipynb #62b97f18
 @functools.lru_cache(maxsize=4)
 def rotten_tomatoes(seed:int=42, # Seed of the fixed split
                     n_validation:int=1000, # Examples in the validation split
@@ -121,7 +123,8 @@ def rotten_tomatoes(seed:int=42, # Seed of the fixed split
     df = pd.read_csv(f, usecols=['category','text'])
     df = df[df.category.isin(['fresh','rotten'])].dropna(subset=['text'])
     df = df.assign(text=df.text.str.strip()).drop_duplicates('text')
-    # the source stores '&' as '&amp;' (read as-is, tables then show it escaped twice); decoded after deduplicating, so the split keeps the same rows
+    # the source stores '&' as '&amp;' (read as-is, tables then show it escaped twice); decoded after deduplicating,
+    # so the split keeps the same rows
     df = df.assign(text=df.text.map(html.unescape))
     names = ['negative','positive']
     df = df.assign(label=(df.category=='fresh').astype(int))[['text','label']]
@@ -136,7 +139,7 @@ def length_correlated_reviews(n:int, # Examples to draw
                               rare:float=0.08, # Share of the long third class
                               split:str='train', # The `rotten_tomatoes` split the reviews come from
                               )->Dataset:
-    "A 3-class set from the bundled reviews in which length predicts the label: 'negative', 'positive', and a rare, long 'mixed'."
+    "A 3-class set of bundled reviews in which length predicts the label: 'negative', 'positive', and a rare, long 'mixed'."
     rng = random.Random(seed)
     src = rotten_tomatoes()[split]
     by_label = {y: [t for t, l in zip(src['text'], src['label']) if l == y] for y in (0, 1)}
@@ -168,7 +171,8 @@ def chat_pairs(language:str='english')->Dataset:
             turns = [str(t).strip() for t in conv]
             for prompt, response in zip(turns, turns[1:]):
                 if prompt and response and (prompt, response) not in seen:
-                    seen.add((prompt, response)); rows.append({'prompt': prompt, 'response': response, 'category': str(cat)})
+                    seen.add((prompt, response))
+                    rows.append({'prompt': prompt, 'response': response, 'category': str(cat)})
     return Dataset.from_list(rows)
 
 # %% ../nbs/01_assets.ipynb #8a1b2b0a
@@ -179,16 +183,19 @@ def cldr_names(target:str='fr', # Locale of the translations, e.g. 'fr', 'de', '
                source:str='en', # Locale of the source names
                kinds:tuple=CLDR_KINDS, # Which CLDR name tables to pair
               )->Dataset:
-    "Parallel (source, target, kind, code) names of countries, languages and currencies from the CLDR data in `babel`."
+    "Parallel (source, target, kind, code) names of countries, languages and currencies from CLDR data in `babel`."
     package_dir('cldr')  # a missing package: the install command, not an ImportError
     from babel import Locale, UnknownLocaleError, localedata
     for k in kinds:
-        if k not in CLDR_KINDS: raise SftError(f"unknown CLDR name table {k!r}.{did_you_mean(k, CLDR_KINDS)}", fix=f"use some of: {', '.join(CLDR_KINDS)}")
+        if k not in CLDR_KINDS:
+            raise SftError(f"unknown CLDR name table {k!r}.{did_you_mean(k, CLDR_KINDS)}",
+                           fix=f"use some of: {', '.join(CLDR_KINDS)}")
     locs = []
     for code in (source, target):
         try: locs.append(Locale.parse(code))
         except (UnknownLocaleError, ValueError):
-            raise SftError(f"unknown locale {code!r}.{did_you_mean(code, localedata.locale_identifiers())}", fix="use a CLDR locale such as 'fr', 'de', 'es', 'pt_BR'") from None
+            raise SftError(f"unknown locale {code!r}.{did_you_mean(code, localedata.locale_identifiers())}",
+                           fix="use a CLDR locale such as 'fr', 'de', 'es', 'pt_BR'") from None
     rows, seen = [], set()
     for k in kinds:
         src, tgt = getattr(locs[0], k), getattr(locs[1], k)
@@ -212,74 +219,94 @@ def tiny_corpus(n:int=400, seed:int=0)->list[str]:
     return [' '.join(rng.choice(_CORPUS_WORDS) for _ in range(rng.randint(3, 14))) + rng.choice(['.', '!', '?', ''])
             for _ in range(n)] + [' '.join(_CORPUS_WORDS)]
 
+# %% ../nbs/01_assets.ipynb #4c3e8447
+def _wordpiece_tokenizer(corpus:list[str]):
+    "A BERT-style WordPiece `tokenizers.Tokenizer` with a fixed vocabulary: the words of `corpus`, then characters."
+    from tokenizers import Tokenizer, models, pre_tokenizers, decoders, normalizers, processors
+    # a fixed vocabulary, not WordPieceTrainer: its ties break differently in each process, so token ids (and every
+    # tiny-BERT test) would change from run to run; whole words of the corpus, then characters for anything else
+    import string
+    specials = ['[PAD]','[UNK]','[CLS]','[SEP]','[MASK]']
+    chars = sorted(set(string.ascii_lowercase + string.digits + string.punctuation))
+    words = sorted({w for s in corpus for w in s.lower().replace('.', ' ').replace('!', ' ').replace('?', ' ').split()})
+    vocab = {t: i for i, t in enumerate(dict.fromkeys(specials + chars + ['##' + c for c in chars] + words))}
+    tk = Tokenizer(models.WordPiece(vocab=vocab, unk_token='[UNK]'))
+    tk.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    cls, sep = tk.token_to_id('[CLS]'), tk.token_to_id('[SEP]')
+    tk.post_processor = processors.TemplateProcessing(single='[CLS] $A [SEP]', pair='[CLS] $A [SEP] $B:1 [SEP]:1',
+                                                      special_tokens=[('[CLS]', cls), ('[SEP]', sep)])
+    tk.decoder = decoders.WordPiece()
+    return tk
+
+# %% ../nbs/01_assets.ipynb #ca18cc14
+def _bpe_tokenizer(kind:str, # 'bpe' (RoBERTa), 'chat' (causal, ChatML) or 'seq2seq'
+                   corpus:list[str]):
+    "A byte-level BPE `tokenizers.Tokenizer` of 400 tokens trained on `corpus`, with the special tokens of `kind`."
+    from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders, processors
+    specials = {'bpe': ['<unk>','<s>','</s>','<pad>','<mask>'],
+                'chat': ['<unk>','<|endoftext|>','<|im_start|>','<|im_end|>'],
+                'seq2seq': ['<pad>','</s>','<unk>']}[kind]
+    tk = Tokenizer(models.BPE(unk_token='<unk>'))
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    tk.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=400, special_tokens=specials,
+                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    if kind == 'seq2seq':
+        eos = tk.token_to_id('</s>')
+        tk.post_processor = processors.TemplateProcessing(single='$A </s>', pair='$A </s> $B </s>',
+                                                          special_tokens=[('</s>', eos)])
+    elif kind == 'bpe':
+        s, e = tk.token_to_id('<s>'), tk.token_to_id('</s>')
+        tk.post_processor = processors.TemplateProcessing(single='<s> $A </s>', pair='<s> $A </s> </s> $B </s>',
+                                                          special_tokens=[('<s>', s), ('</s>', e)])
+    return tk
+
 # %% ../nbs/01_assets.ipynb #723f7cfc
 CHATML_TEMPLATE = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>' + '\n' }}"
                    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
 
 @functools.lru_cache(maxsize=None)
 def _tiny_tokenizer_json(kind:str)->str:
-    from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders, normalizers, processors
+    "The serialized tiny tokenizer of `kind` (built once per process)."
     corpus = tiny_corpus()
-    if kind == 'wordpiece':
-        # a fixed vocabulary, not WordPieceTrainer: its ties break differently in each process, so token ids (and every
-        # tiny-BERT test) would change from run to run; whole words of the corpus, then characters for anything else
-        import string
-        specials = ['[PAD]','[UNK]','[CLS]','[SEP]','[MASK]']
-        chars = sorted(set(string.ascii_lowercase + string.digits + string.punctuation))
-        words = sorted({w for s in corpus for w in s.lower().replace('.', ' ').replace('!', ' ').replace('?', ' ').split()})
-        vocab = {t: i for i, t in enumerate(dict.fromkeys(specials + chars + ['##' + c for c in chars] + words))}
-        tk = Tokenizer(models.WordPiece(vocab=vocab, unk_token='[UNK]'))
-        tk.normalizer = normalizers.BertNormalizer(lowercase=True)
-        tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        cls, sep = tk.token_to_id('[CLS]'), tk.token_to_id('[SEP]')
-        tk.post_processor = processors.TemplateProcessing(single='[CLS] $A [SEP]', pair='[CLS] $A [SEP] $B:1 [SEP]:1',
-                                                          special_tokens=[('[CLS]', cls), ('[SEP]', sep)])
-        tk.decoder = decoders.WordPiece()
-    else:
-        specials = {'bpe': ['<unk>','<s>','</s>','<pad>','<mask>'],
-                    'chat': ['<unk>','<|endoftext|>','<|im_start|>','<|im_end|>'],
-                    'seq2seq': ['<pad>','</s>','<unk>']}[kind]
-        tk = Tokenizer(models.BPE(unk_token='<unk>'))
-        tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        tk.decoder = decoders.ByteLevel()
-        tk.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=400, special_tokens=specials,
-                                                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-        if kind == 'seq2seq':
-            eos = tk.token_to_id('</s>')
-            tk.post_processor = processors.TemplateProcessing(single='$A </s>', pair='$A </s> $B </s>', special_tokens=[('</s>', eos)])
-        elif kind == 'bpe':
-            s, e = tk.token_to_id('<s>'), tk.token_to_id('</s>')
-            tk.post_processor = processors.TemplateProcessing(single='<s> $A </s>', pair='<s> $A </s> </s> $B </s>',
-                                                              special_tokens=[('<s>', s), ('</s>', e)])
-    return tk.to_str()
+    return (_wordpiece_tokenizer(corpus) if kind == 'wordpiece' else _bpe_tokenizer(kind, corpus)).to_str()
+
+_TINY_SPECIALS = {
+    'wordpiece': dict(unk_token='[UNK]', pad_token='[PAD]', cls_token='[CLS]', sep_token='[SEP]', mask_token='[MASK]'),
+    'bpe': dict(unk_token='<unk>', bos_token='<s>', eos_token='</s>', pad_token='<pad>', mask_token='<mask>',
+                cls_token='<s>', sep_token='</s>'),
+    'chat': dict(unk_token='<unk>', bos_token='<|im_start|>', eos_token='<|im_end|>', pad_token='<|im_end|>',
+                 additional_special_tokens=['<|endoftext|>']),
+    'seq2seq': dict(unk_token='<unk>', eos_token='</s>', pad_token='<pad>')}
 
 def tiny_tokenizer(kind:str='wordpiece'):
     "A tokenizer trained on `tiny_corpus`: 'wordpiece' (BERT), 'bpe' (RoBERTa), 'chat' (causal, ChatML) or 'seq2seq'."
     from transformers import PreTrainedTokenizerFast
+    from tokenizers import Tokenizer
     if kind not in ('wordpiece','bpe','chat','seq2seq'):
         raise SftError(f"unknown tiny tokenizer kind {kind!r}", fix="use 'wordpiece', 'bpe', 'chat' or 'seq2seq'")
-    specials = {'wordpiece': dict(unk_token='[UNK]', pad_token='[PAD]', cls_token='[CLS]', sep_token='[SEP]', mask_token='[MASK]'),
-                'bpe': dict(unk_token='<unk>', bos_token='<s>', eos_token='</s>', pad_token='<pad>', mask_token='<mask>',
-                            cls_token='<s>', sep_token='</s>'),
-                'chat': dict(unk_token='<unk>', bos_token='<|im_start|>', eos_token='<|im_end|>', pad_token='<|im_end|>',
-                             additional_special_tokens=['<|endoftext|>']),
-                'seq2seq': dict(unk_token='<unk>', eos_token='</s>', pad_token='<pad>')}[kind]
-    tok = PreTrainedTokenizerFast(tokenizer_object=__import__('tokenizers').Tokenizer.from_str(_tiny_tokenizer_json(kind)),
-                                  model_max_length=128, **specials)
+    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(_tiny_tokenizer_json(kind)),
+                                  model_max_length=128, **_TINY_SPECIALS[kind])
     if kind == 'chat': tok.chat_template = CHATML_TEMPLATE
     return tok
 
-# %% ../nbs/01_assets.ipynb #cf2cf5ab
-TINY_FAMILIES = {
-    # family: (tokenizer kind, config class name, config kwargs)
-    'bert':    ('wordpiece', 'BertConfig', dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)),
-    'roberta': ('bpe', 'RobertaConfig', dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=130)),
-    'gpt2':    ('chat', 'GPT2Config', dict(n_embd=32, n_layer=2, n_head=2, n_positions=128)),
-    'llama':   ('chat', 'LlamaConfig', dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, intermediate_size=64, max_position_embeddings=256)),
-    't5':      ('seq2seq', 'T5Config', dict(d_model=32, d_kv=16, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=2)),
-    'marian':  ('seq2seq', 'MarianConfig', dict(d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=128)),
+# %% ../nbs/01_assets.ipynb #36e39f19
+TINY_FAMILIES = {  # family: (tokenizer kind, config class name, config kwargs)
+    'bert': ('wordpiece', 'BertConfig', dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                             intermediate_size=64, max_position_embeddings=128)),
+    'roberta': ('bpe', 'RobertaConfig', dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                             intermediate_size=64, max_position_embeddings=130)),
+    'gpt2': ('chat', 'GPT2Config', dict(n_embd=32, n_layer=2, n_head=2, n_positions=128)),
+    'llama': ('chat', 'LlamaConfig', dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                                          intermediate_size=64, max_position_embeddings=256)),
+    't5': ('seq2seq', 'T5Config', dict(d_model=32, d_kv=16, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=2)),
+    'marian': ('seq2seq', 'MarianConfig', dict(d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
+                                               decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
+                                               max_position_embeddings=128)),
 }
 
+# %% ../nbs/01_assets.ipynb #cf2cf5ab
 def tiny_model(family:str='bert', # One of `TINY_FAMILIES`
                task:str='classification', # One of `sft_nb.core.TASKS`
                num_labels:int=2, # Labels, for classification
@@ -289,7 +316,8 @@ def tiny_model(family:str='bert', # One of `TINY_FAMILIES`
     "A random-init `(model, tokenizer)` of `family` for `task`, small enough to train in a test."
     import transformers
     if family not in TINY_FAMILIES:
-        raise SftError(f"unknown tiny family {family!r}.{did_you_mean(family, TINY_FAMILIES)}", fix=f"use one of: {', '.join(TINY_FAMILIES)}")
+        raise SftError(f"unknown tiny family {family!r}.{did_you_mean(family, TINY_FAMILIES)}",
+                       fix=f"use one of: {', '.join(TINY_FAMILIES)}")
     t = get_task(task, where='tiny_model(task=...)')
     kind, cfg_name, kw = TINY_FAMILIES[family]
     tok = tiny_tokenizer(kind)
@@ -303,7 +331,8 @@ def tiny_model(family:str='bert', # One of `TINY_FAMILIES`
     set_seed(seed)
     try: model = getattr(transformers, t.auto_class).from_config(cfg)
     except ValueError as e:
-        raise SftError(f"the {family} family has no {task} model in transformers", fix="pick another family for this task") from e
+        raise SftError(f"the {family} family has no {task} model in transformers",
+                       fix="pick another family for this task") from e
     if save_to is not None:
         model.save_pretrained(save_to); tok.save_pretrained(save_to)
     return model, tok
@@ -323,6 +352,7 @@ def toy_sentiment(n:int, # Sentences
         out.append((' '.join(words), i % 2))
     return out
 
+# %% ../nbs/01_assets.ipynb #7964e1d4
 def toy_sentiment_dls(tok, # The tokenizer
                       n_train:int=64, # Training sentences
                       n_valid:int=32, # Validation sentences
@@ -334,5 +364,6 @@ def toy_sentiment_dls(tok, # The tokenizer
     from transformers import DataCollatorWithPadding
     enc = lambda data: [{**tok(t), 'labels': y} for t, y in data]
     coll = DataCollatorWithPadding(tok, return_tensors='pt')
-    return SimpleNamespace(train=DataLoader(enc(toy_sentiment(n_train, seed)), batch_size=bs, shuffle=True, collate_fn=coll),
-                           valid=DataLoader(enc(toy_sentiment(n_valid, seed + 1)), batch_size=bs * 2, collate_fn=coll))
+    train = DataLoader(enc(toy_sentiment(n_train, seed)), batch_size=bs, shuffle=True, collate_fn=coll)
+    valid = DataLoader(enc(toy_sentiment(n_valid, seed + 1)), batch_size=bs * 2, collate_fn=coll)
+    return SimpleNamespace(train=train, valid=valid)

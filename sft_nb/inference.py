@@ -39,7 +39,7 @@ def is_qa_model(model)->bool:
 
 # %% ../nbs/16_inference.ipynb #07150b72
 def problem_type(model)->str:
-    "How a classification head reads its outputs: 'single_label_classification', 'multi_label_classification' or 'regression'."
+    "How a classification head reads its outputs: 'single_label_classification', 'multi_label_classification', 'regression'."
     cfg = model.config
     pt = getattr(cfg, 'problem_type', None)
     return pt if pt else 'regression' if getattr(cfg, 'num_labels', 2) == 1 else 'single_label_classification'
@@ -47,17 +47,33 @@ def problem_type(model)->str:
 def _class_probs(model, logits:torch.Tensor)->torch.Tensor:
     "Softmax over classes, one sigmoid per class (multi-label), or the raw value (regression)."
     pt = problem_type(model)
-    return logits.sigmoid() if pt == 'multi_label_classification' else logits if pt == 'regression' else logits.softmax(-1)
+    if pt == 'multi_label_classification': return logits.sigmoid()
+    return logits if pt == 'regression' else logits.softmax(-1)
 
 def _prediction(model, names:list[str], p:torch.Tensor)->dict:
     "The prediction dict of one example from its class probabilities (or regression values)."
     pt = problem_type(model)
     if pt == 'regression': return {'value': float(p[0]) if p.numel() == 1 else p.tolist()}
     out = {'label': names[int(p.argmax())], 'score': float(p.max()), 'probs': p.tolist()}
-    if pt == 'multi_label_classification':  # every class over the decision threshold (chosen on validation, kept in the config)
+    if pt == 'multi_label_classification':  # every class over the threshold (chosen on validation, kept in the config)
         t = float(getattr(model.config, 'multi_label_threshold', 0.5))
         out['labels'] = [n for n, v in zip(names, p.tolist()) if v >= t]
     return out
+
+# %% ../nbs/16_inference.ipynb #ea5e0fd1
+def _batched_probs(model, tokenizer, texts:list[str], text_pairs, batch_size:int, max_length, precision)->list:
+    "Class probabilities of each text, in batches of similar lengths (the least padding), back in input order."
+    enc = tokenizer(texts, text_pairs, truncation=True, max_length=_max_length(model, tokenizer, max_length))
+    rows = [{k: enc[k][i] for k in enc.keys()} for i in range(len(texts))]
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]['input_ids']))
+    dev, probs = model_device(model), [None]*len(rows)
+    with eval_mode(model, precision):
+        for s in range(0, len(order), batch_size):
+            idx = order[s:s+batch_size]
+            batch = tokenizer.pad([rows[i] for i in idx], return_tensors='pt').to(dev)
+            p = _class_probs(model, model(**batch).logits.float()).cpu()
+            for i, pi in zip(idx, p): probs[i] = pi
+    return probs
 
 # %% ../nbs/16_inference.ipynb #b75afd0d
 def predict(model, # A `...ForSequenceClassification` or `...ForQuestionAnswering` model, or the folder of a saved one
@@ -69,12 +85,15 @@ def predict(model, # A `...ForSequenceClassification` or `...ForQuestionAnswerin
             precision:str|None=None, # 'no', 'bf16', 'fp16'; None: fp32 (`inference_precision`)
             **qa_kw, # QA: `predict_qa` arguments (stride, max_answer_tokens, top_k)
             )->list[dict]:
-    "One `{'label', 'score', 'probs'}` per text: the top label name, its probability, and all probabilities; multi-label: `labels` too; regression: `{value}`; QA: `{answer, score, start, end}`."
+    "Per text `{label, score, probs}`; multi-label: `labels` too; regression: `{value}`; QA: `{answer, score, start, end}`."
     if isinstance(model, (str, Path)): model, tokenizer = load_model_for_inference(model)
     if is_qa_model(model):
         from sft_nb.qa import predict_qa  # sft_nb.qa builds on this module: imported when a QA model needs it
-        return predict_qa(model, tokenizer, texts, text_pairs, batch_size=batch_size, max_length=max_length, precision=precision, **qa_kw)
-    if qa_kw: raise SftError(f"unexpected arguments {', '.join(qa_kw)} for a {type(model).__name__}", where='predict', fix="they are for extractive QA models only")
+        return predict_qa(model, tokenizer, texts, text_pairs, batch_size=batch_size, max_length=max_length,
+                          precision=precision, **qa_kw)
+    if qa_kw:
+        raise SftError(f"unexpected arguments {', '.join(qa_kw)} for a {type(model).__name__}", where='predict',
+                       fix="they are for extractive QA models only")
     texts = check_texts(texts)
     if text_pairs is not None:
         text_pairs = check_texts(text_pairs, 'text_pairs')
@@ -82,17 +101,9 @@ def predict(model, # A `...ForSequenceClassification` or `...ForQuestionAnswerin
     if not texts: return []
     if tokenizer.pad_token_id is None and len(texts) > 1:
         raise SftError(f"the tokenizer ({type(tokenizer).__name__}) has no pad token, so texts cannot be batched",
-                       fix="set tokenizer.pad_token = tokenizer.eos_token and model.config.pad_token_id = tokenizer.pad_token_id")
-    enc = tokenizer(texts, text_pairs, truncation=True, max_length=_max_length(model, tokenizer, max_length))
-    rows = [{k: enc[k][i] for k in enc.keys()} for i in range(len(texts))]
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i]['input_ids']))
-    names, dev, probs = label_names(model), model_device(model), [None]*len(rows)
-    with eval_mode(model, precision):
-        for s in range(0, len(order), batch_size):
-            idx = order[s:s+batch_size]
-            batch = tokenizer.pad([rows[i] for i in idx], return_tensors='pt').to(dev)
-            p = _class_probs(model, model(**batch).logits.float()).cpu()
-            for i, pi in zip(idx, p): probs[i] = pi
+                       fix="set tokenizer.pad_token = tokenizer.eos_token "
+                           "and model.config.pad_token_id = tokenizer.pad_token_id")
+    names, probs = label_names(model), _batched_probs(model, tokenizer, texts, text_pairs, batch_size, max_length, precision)
     return [_prediction(model, names, p) for p in probs]
 
 # %% ../nbs/16_inference.ipynb #1241db43
@@ -111,20 +122,27 @@ def stop_token_ids(model, tokenizer)->list[int]:
     ids += [vocab[t] for t in END_OF_TURN_TOKENS if t in vocab]
     return list(dict.fromkeys(i for i in ids if i is not None))
 
+# %% ../nbs/16_inference.ipynb #0da032f8
 def _as_conversations(prompts)->list:
     "`prompts` as a list of strings or message lists, checking each one."
-    if isinstance(prompts, str) or (isinstance(prompts, list) and prompts and isinstance(prompts[0], dict)): prompts = [prompts]
-    if prompts is None or isinstance(prompts, dict): raise SftError("prompts must be strings or chat conversations", fix="pass ['a prompt', ...]")
+    one_chat = isinstance(prompts, list) and prompts and isinstance(prompts[0], dict)
+    if isinstance(prompts, str) or one_chat: prompts = [prompts]
+    if prompts is None or isinstance(prompts, dict):
+        raise SftError("prompts must be strings or chat conversations", fix="pass ['a prompt', ...]")
+    is_message = lambda m: isinstance(m, dict) and 'role' in m and 'content' in m
     out = []
     for i, p in enumerate(prompts):
-        ok = isinstance(p, str) or (isinstance(p, (list, tuple)) and all(isinstance(m, dict) and 'role' in m and 'content' in m for m in p))
-        if not ok: raise SftError(f"prompts[{i}] is neither a string nor a list of {{'role','content'}} messages: {repr(p)[:60]}",
-                                  where=f"prompts[{i}]", fix="pass strings or [{'role': 'user', 'content': '...'}] conversations")
+        if not (isinstance(p, str) or (isinstance(p, (list, tuple)) and all(is_message(m) for m in p))):
+            raise SftError(f"prompts[{i}] is neither a string nor a list of {{'role','content'}} messages: {repr(p)[:60]}",
+                           where=f"prompts[{i}]", fix="pass strings or [{'role': 'user', 'content': '...'}] conversations")
         out.append(p if isinstance(p, str) else list(p))
     return out
 
-def _use_chat(tokenizer, chat:bool|None)->bool: return bool(getattr(tokenizer, 'chat_template', None)) if chat is None else chat
+def _use_chat(tokenizer, chat:bool|None)->bool:
+    "`chat`, or by default whether the tokenizer has a chat template."
+    return bool(getattr(tokenizer, 'chat_template', None)) if chat is None else chat
 
+# %% ../nbs/16_inference.ipynb #bf402bf7
 def format_prompts(tokenizer, # A tokenizer, with or without a chat template
                    prompts, # Strings, or chat conversations (lists of {'role','content'} dicts)
                    system:str|None=None, # A system message for conversations that have none
@@ -134,7 +152,8 @@ def format_prompts(tokenizer, # A tokenizer, with or without a chat template
     convs = _as_conversations(prompts)
     if _use_chat(tokenizer, chat): return [chat_prompt(tokenizer, p, system=system) for p in convs]
     if bad := [i for i, p in enumerate(convs) if not isinstance(p, str)]:
-        raise SftError("chat messages need a tokenizer with a chat template", where=f"prompts[{bad[0]}]", fix="set tokenizer.chat_template, or pass plain strings")
+        raise SftError("chat messages need a tokenizer with a chat template", where=f"prompts[{bad[0]}]",
+                       fix="set tokenizer.chat_template, or pass plain strings")
     return convs
 
 def prompt_ids(tokenizer, prompts, system:str|None=None, chat:bool|None=None)->list[list[int]]:
@@ -152,18 +171,21 @@ def generate(model, # A causal LM or a seq2seq model, or the folder of a saved o
              batch_size:int=16, # Prompts per `model.generate` call
              system:str|None=None, # A system message for prompts of chat models
              chat:bool|None=None, # Use the chat template (default: when the tokenizer has one)
-             max_length:int|None=None, # Keep at most this many prompt tokens (the end of causal prompts, where the question is)
+             max_length:int|None=None, # Keep at most this many prompt tokens (causal: the end, where the question is)
              precision:str|None=None, # 'no', 'bf16', 'fp16'; None: fp32 (`inference_precision`)
              **gen_kw, # More `model.generate` arguments: temperature, top_p, num_beams, ...
              )->list[str]:
     "The generated answer to each prompt: only the new text, stopped at eos or end of turn."
     if isinstance(model, (str, Path)): model, tokenizer = load_model_for_inference(model)
     seq2seq = is_seq2seq(model)
-    if seq2seq: rows = [list(x) for x in tokenizer(check_texts(prompts, 'prompts'), truncation=max_length is not None, max_length=max_length)['input_ids']]
+    if seq2seq:
+        enc = tokenizer(check_texts(prompts, 'prompts'), truncation=max_length is not None, max_length=max_length)
+        rows = [list(x) for x in enc['input_ids']]
     else: rows = [r[-max_length:] if max_length else r for r in prompt_ids(tokenizer, prompts, system=system, chat=chat)]
     stops = stop_token_ids(model, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
-    gen_kw = {'max_new_tokens': max_new_tokens, 'do_sample': do_sample, 'eos_token_id': stops, 'pad_token_id': pad, **gen_kw}
+    gen_kw = {'max_new_tokens': max_new_tokens, 'do_sample': do_sample, 'eos_token_id': stops, 'pad_token_id': pad,
+              **gen_kw}
     out, dev = [], model_device(model)
     # decoder-only models continue the right end of each row: pad on the left
     with eval_mode(model, precision), padding_side(tokenizer, 'right' if seq2seq else 'left'):

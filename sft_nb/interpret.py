@@ -36,8 +36,9 @@ def as_label_ids(y, # Label ids or label names, one per example
                                where=f"{what}[{i}]", fix="pass the label names the model was trained with, in id order")
             out.append(int(v))
         elif str(v) in idx: out.append(idx[str(v)])
-        else: raise SftError(f"{what}[{i}] = {v!r} is not a known label.{did_you_mean(str(v), names)}", where=f"{what}[{i}]",
-                             fix=f"use one of: {', '.join(names)}")
+        else:
+            raise SftError(f"{what}[{i}] = {v!r} is not a known label.{did_you_mean(str(v), names)}", where=f"{what}[{i}]",
+                           fix=f"use one of: {', '.join(names)}")
     return np.array(out, dtype=int)
 
 def _labels_for(y_true, y_pred, labels)->list[str]:
@@ -50,7 +51,7 @@ def _labels_for(y_true, y_pred, labels)->list[str]:
 # %% ../nbs/20_interpret.ipynb #619ddbec
 def classification_report_df(y_true, # True labels (ids or names)
                              y_pred, # Predicted labels (ids or names)
-                             labels:Sequence[str]|None=None, # Label names in id order (default: the names used, sorted)
+                             labels:Sequence[str]|None=None, # Label names in id order (default: the names used)
                              )->pd.DataFrame:
     "Precision, recall, F1 and support per class, plus accuracy and macro / weighted averages, as a DataFrame."
     check_same_length(y_true=y_true, y_pred=y_pred)
@@ -65,15 +66,15 @@ def classification_report_df(y_true, # True labels (ids or names)
     df['support'] = df['support'].astype(int)
     return df
 
-
 # %% ../nbs/20_interpret.ipynb #52e1bacc
 def confusion_counts(y_true, y_pred, labels:Sequence[str], normalize:str|None=None)->np.ndarray:
-    "The confusion matrix (rows: true labels, columns: predictions), optionally normalized over 'true', 'pred' or 'all'."
+    "The confusion matrix (rows: true labels, columns: predictions), optionally normalized over 'true', 'pred', 'all'."
     if normalize is not None: check_choice(normalize, ('true', 'pred', 'all'), 'normalize', where='confusion matrix')
     check_same_length(y_true=y_true, y_pred=y_pred)
     t, p = as_label_ids(y_true, labels, 'y_true'), as_label_ids(y_pred, labels, 'y_pred')
     return normalize_counts(count_matrix(t, p, len(labels)), normalize)
 
+# %% ../nbs/20_interpret.ipynb #f20f0661
 def plot_confusion_matrix(y_true, # True labels (ids or names)
                           y_pred, # Predicted labels (ids or names)
                           labels:Sequence[str]|None=None, # Label names in id order
@@ -89,9 +90,11 @@ def plot_confusion_matrix(y_true, # True labels (ids or names)
     else: fig = ax.figure
     im = ax.imshow(cm, cmap=cmap, vmin=0)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    title = title or ('confusion matrix' + (f' (normalized over {normalize})' if normalize else ''))
     ax.set(xticks=range(len(labels)), yticks=range(len(labels)), xticklabels=labels, yticklabels=labels,
-           xlabel='predicted', ylabel='true', title=title or ('confusion matrix' + (f' (normalized over {normalize})' if normalize else '')))
-    plt.setp(ax.get_xticklabels(), rotation=45 if max(map(len, labels)) > 6 else 0, ha='right' if max(map(len, labels)) > 6 else 'center')
+           xlabel='predicted', ylabel='true', title=title)
+    long_names = max(map(len, labels)) > 6
+    plt.setp(ax.get_xticklabels(), rotation=45 if long_names else 0, ha='right' if long_names else 'center')
     hi = cm.max() if cm.size else 0
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
@@ -107,11 +110,14 @@ def _rows(dataset, text_col:str, label_col:str)->tuple[list[str], list]:
     elif hasattr(dataset, 'column_names'): cols = list(dataset.column_names)
     else: dataset = pd.DataFrame(list(dataset)); cols = list(dataset.columns)
     for c in (text_col, label_col):
-        if c not in cols: raise SftError(f"column {c!r} not found.{did_you_mean(c, cols)}", where=f"columns: {', '.join(map(str, cols))}",
-                                         fix="pass text_col= / label_col= naming the right columns")
+        if c not in cols:
+            raise SftError(f"column {c!r} not found.{did_you_mean(c, cols)}", where=f"columns: {', '.join(map(str, cols))}",
+                           fix="pass text_col= / label_col= naming the right columns")
     return check_texts(list(dataset[text_col]), text_col), list(dataset[label_col])
 
-def prediction_table(model, tokenizer, dataset, text_col:str='text', label_col:str='label', batch_size:int=32, max_length:int|None=None)->pd.DataFrame:
+# %% ../nbs/20_interpret.ipynb #2992d622
+def prediction_table(model, tokenizer, dataset, text_col:str='text', label_col:str='label', batch_size:int=32,
+                     max_length:int|None=None)->pd.DataFrame:
     "One row per example: text, label, prediction, probability of the prediction, loss (cross-entropy of the true label)."
     texts, y = _rows(dataset, text_col, label_col)
     names = label_names(model)
@@ -122,6 +128,7 @@ def prediction_table(model, tokenizer, dataset, text_col:str='text', label_col:s
     return pd.DataFrame({'text': texts, 'label': [names[i] for i in t], 'prediction': [p['label'] for p in preds],
                          'probability': [p['score'] for p in preds], 'loss': -np.log(np.clip(p_true, 1e-12, None))})
 
+# %% ../nbs/20_interpret.ipynb #ac97483d
 def top_losses(model, # A classification model
                tokenizer, # Its tokenizer
                dataset, # A labelled `Dataset`, DataFrame or list of dicts
@@ -136,7 +143,9 @@ def top_losses(model, # A classification model
     if mistakes_only: df = df[df.label != df.prediction]
     return df.sort_values('loss', ascending=False, kind='stable').head(k).reset_index(drop=True)
 
-def show_results(model, tokenizer, dataset, n:int=8, seed:int=0, text_col:str='text', label_col:str='label', show:bool=True,
+# %% ../nbs/20_interpret.ipynb #e35869d9
+def show_results(model, tokenizer, dataset, n:int=8, seed:int=0, text_col:str='text', label_col:str='label',
+                 show:bool=True, # Show the table (as HTML in Jupyter)
                  max_length:int|None=None, # Truncate texts as in training
                  )->pd.DataFrame:
     "Predictions for `n` random examples of `dataset` next to their labels (shown as a table, and returned)."
@@ -159,18 +168,23 @@ def answer(model, tokenizer,
            max_new_tokens:int=64, # Generation: most new tokens
            context:str|None=None, # Extractive QA: the text to find the answer in
            **gen_kw)->dict|str:
-    "The model's answer to one text: `{label: probability}` (most likely first), `{value}` (regression), a QA span `{answer, score, start, end}`, or the generated text."
+    "The answer to `text`: `{label: probability}` (best first), `{value}`, a QA span `{answer, score, start, end}`, or text."
     if is_qa_model(model):
-        if context is None: raise SftError("an extractive QA model answers from a context", where='answer', fix="pass context='the text to find the answer in'")
+        if context is None:
+            raise SftError("an extractive QA model answers from a context", where='answer',
+                           fix="pass context='the text to find the answer in'")
         from sft_nb.qa import predict_qa
         return predict_qa(model, tokenizer, [text], [context])[0]
-    if context is not None: raise SftError(f"context= is for extractive QA models, not {type(unwrap_model(model)).__name__}", where='answer', fix="drop context=")
+    if context is not None:
+        raise SftError(f"context= is for extractive QA models, not {type(unwrap_model(model)).__name__}", where='answer',
+                       fix="drop context=")
     if is_classifier(model):
         p = predict(model, tokenizer, [text])[0]
         if 'value' in p: return {'value': p['value']}
         return dict(sorted(zip(label_names(model), p['probs']), key=lambda kv: -kv[1]))
     return generate(model, tokenizer, [text], max_new_tokens=max_new_tokens, **gen_kw)[0]
 
+# %% ../nbs/20_interpret.ipynb #120345ac
 def format_answer(ans:dict|str, html:bool=False)->str:
     "An answer from `answer` as text, or as HTML with probability bars."
     import html as _html
@@ -180,12 +194,15 @@ def format_answer(ans:dict|str, html:bool=False)->str:
         return f'<pre style="white-space:pre-wrap">{_html.escape(s)}</pre>' if html else s
     if not html: return ', '.join(f'{k}: {v:.3f}' for k,v in ans.items())
     bar = lambda v: f'<div style="background:#4c72b0;height:0.8em;width:{100*v:.0f}px"></div>'
-    return '<table>' + ''.join(f'<tr><td>{_html.escape(str(k))}</td><td>{v:.3f}</td><td>{bar(v)}</td></tr>' for k,v in ans.items()) + '</table>'
+    rows = ''.join(f'<tr><td>{_html.escape(str(k))}</td><td>{v:.3f}</td><td>{bar(v)}</td></tr>' for k,v in ans.items())
+    return '<table>' + rows + '</table>'
 
+# %% ../nbs/20_interpret.ipynb #0f03fc9e
 def try_widget(model, tokenizer, **kw):
     "An ipywidgets box: a text field, a button, and the model's answer underneath."
     import ipywidgets as w
-    text = w.Text(placeholder='Type a text and press Enter or the button', continuous_update=False, layout=w.Layout(width='80%'))
+    text = w.Text(placeholder='Type a text and press Enter or the button', continuous_update=False,
+                  layout=w.Layout(width='80%'))
     button, out = w.Button(description='Predict', button_style='primary'), w.HTML()
     def run(*_):
         if not text.value.strip(): out.value = '<i>type some text first</i>'; return
@@ -194,6 +211,7 @@ def try_widget(model, tokenizer, **kw):
     button.on_click(run); text.observe(run, names='value')
     return w.VBox([w.HBox([text, button]), out])
 
+# %% ../nbs/20_interpret.ipynb #3151fa5d
 def try_model(model, # A classification, extractive QA, causal or seq2seq model
               tokenizer, # Its tokenizer
               texts=None, # Texts to answer right away (outside Jupyter, or to print in it)

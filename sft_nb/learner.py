@@ -20,7 +20,8 @@ from torch import nn
 from fastcore.basics import patch
 
 # %% ../nbs/10_learner.ipynb #e99bd865
-from .core import (SftError, SCHEDULES, check_choice, check_precision, set_seed, default_precision, rss_mb, Callback, BatchMetric, unwrap_model,
+from .core import (SftError, SCHEDULES, check_choice, check_precision, set_seed, default_precision, rss_mb, Callback,
+                         BatchMetric, unwrap_model,
                          CancelBatchException, CancelTrainException, CancelValidException, CancelEpochException, CancelFitException)
 from .loss import default_loss, MeanLoss, skip_head
 from .freeze import param_groups, freeze, unfreeze
@@ -33,89 +34,142 @@ from .callbacks.checkpoint import Checkpointer
 from .callbacks.progress import ProgressCallback
 from .callbacks.augment import Augment
 
+# %% ../nbs/10_learner.ipynb #8bea64fc
+def _check_lr(lr):
+    "Refuse a learning rate that is not a positive number (or a slice of them)."
+    vals = [v for v in ((lr.start, lr.stop) if isinstance(lr, slice) else (lr,)) if v is not None]
+    if not vals or any(not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0 for v in vals):
+        raise SftError(f"learning rate must be a positive number (or a slice of them), got {lr!r}", where='lr',
+                       fix="try lr=2e-5 for full fine-tuning, 1e-4 for LoRA, or learn.lr_find()")
+
+# %% ../nbs/10_learner.ipynb #54a21b8d
+def _check_args(model, dls, lr, grad_accum, tokenizer, checkpoint_every, output_dir):
+    "Refuse `Learner` arguments that cannot train, before anything is built, with a message saying what to change."
+    _check_lr(lr)
+    if not isinstance(grad_accum, int) or grad_accum < 1:
+        raise SftError(f"grad_accum must be an integer >= 1, got {grad_accum!r}", where='grad_accum',
+                       fix="use grad_accum=1 for no accumulation")
+    if getattr(dls, 'train', None) is None:
+        raise SftError("dls has no `.train` data loader", where=type(dls).__name__,
+                       fix="pass SimpleNamespace(train=..., valid=...) or sft_nb.batches.DataLoaders")
+    if getattr(dls.train, 'batch_size', 1) == 0 or len(dls.train) == 0:
+        n = len(dls.train.dataset) if hasattr(dls.train, 'dataset') else '?'
+        raise SftError("the training data loader yields no batches", where=f"dls.train ({n} examples)",
+                       fix="check the training split is not empty and batch_size >= 1 "
+                           "(and drop_last with a batch larger than the data)")
+    emb = model.get_input_embeddings() if hasattr(model, 'get_input_embeddings') else None
+    if tokenizer is not None and hasattr(emb, 'num_embeddings') and emb.num_embeddings < len(tokenizer):
+        raise SftError(f"the tokenizer has {len(tokenizer)} tokens but the model's embedding only {emb.num_embeddings}",
+                       where=type(model).__name__,
+                       fix="call model.resize_token_embeddings(len(tokenizer)) after adding tokens")
+    if checkpoint_every and output_dir is None:  # refused now, not after `checkpoint_every` steps of training
+        raise SftError(f"checkpoint_every={checkpoint_every} needs an output folder for the checkpoints",
+                       where='Learner(output_dir=None)', fix="pass output_dir='runs/my-run', or checkpoint_every=None")
+
 # %% ../nbs/10_learner.ipynb #acf8fabe
 class Learner:
     "Train `model` on `dls` with a loss, AdamW, a schedule, metrics and callbacks."
     def __init__(self, model:nn.Module, # A transformers (or peft) model
                  dls, # Any object with `.train` and `.valid` DataLoaders yielding dicts of tensors
-                 loss_func=None, # `loss(outputs, batch, num_items)` with `.count(batch)`, a function `(outputs, batch) -> mean`, or None: `default_loss`
+                 loss_func=None, # `loss(outputs, batch, num_items)` with `.count`, `(outputs, batch) -> mean`, None
                  metrics:Iterable[BatchMetric]=(), # Metrics computed at each evaluation
-                 cbs:Iterable[Callback]=(), # Callbacks, added to `default_callbacks(...)` (one of the same class replaces the default)
+                 cbs:Iterable[Callback]=(), # Callbacks, added to `default_callbacks(...)` (replacing one of their class)
                  progress:bool=True, # Show a progress bar and metrics table (`sft_nb.callbacks.progress.ProgressCallback`)
                  lr:float|slice=2e-5, # Learning rate, or `slice(lo, hi)` for discriminative learning rates
                  wd:float=0.01, # Decoupled weight decay (not on biases and norms)
                  opt_func:Callable=torch.optim.AdamW, # Optimizer class taking parameter groups
                  grad_accum:int=1, # Micro-batches per optimizer step
                  clip:float|None=1.0, # Max gradient norm (None: no clipping)
-                 precision:str|None=None, # 'no' (fp32), 'bf16' or 'fp16'; None: `default_precision()` ($SFT_NB_PRECISION or the hardware)
+                 precision:str|None=None, # 'no' (fp32), 'bf16' or 'fp16'; None: `default_precision()`
                  seed:int|None=42, # Seed of the run (weights of new heads are the caller's business)
                  output_dir:str|Path|None=None, # Where checkpoints go
                  splitter:Callable|None=None, # `splitter(model) -> layer groups`, see `sft_nb.freeze`
                  tokenizer=None, # Saved with the model; checked against the embedding size
-                 augment:Callable|None=None, # `augment(batch) -> batch`, applied to training batches only (`Augment`)
+                 augment:Callable|None=None, # `augment(batch) -> batch`, on training batches only (`Augment`)
                  sched:str='linear', # Default schedule of `fit`
                  warmup:float=0.1, # Default warm-up of `fit`
                  eval_every:int|None=None, # Also evaluate every N optimizer steps (`EvalEvery`)
                  checkpoint_every:int|None=None, # Save a checkpoint every N steps (needs `output_dir`)
                  keep_last:int=2, # Checkpoints to keep
                  fast_dropout:bool=True, # On CPU, draw dropout masks with `FastDropout` (the same dropout, cheaper)
-                 cpu_speedups:bool=True, # On CPU: big freed blocks stay in glibc's heap (`ReuseCpuMemory`), math attention kernel for short examples (`ShortAttentionMath`)
-                 gradient_checkpointing:bool=False): # Recompute layer activations in backward: less memory, more time (`set_gradient_checkpointing`)
-        self._check(model, dls, lr, grad_accum, tokenizer)
-        if checkpoint_every and output_dir is None:  # refused now, not after `checkpoint_every` steps of training
-            raise SftError(f"checkpoint_every={checkpoint_every} needs an output folder for the checkpoints", where='Learner(output_dir=None)',
-                           fix="pass output_dir='runs/my-run', or checkpoint_every=None")
-        self.precision = default_precision() if precision is None else check_precision(precision, where='Learner(precision=...)')
-        if self.precision == 'fp16' and not torch.cuda.is_available():
-            raise SftError("fp16 mixed precision needs a GPU", where="precision='fp16'", fix="use precision='no' (fp32) or 'bf16' on a CPU")
-        self.accelerator = new_accelerator(self.precision)
-        self.gradient_checkpointing = gradient_checkpointing
-        if gradient_checkpointing: set_gradient_checkpointing(model)  # before DDP wraps it
-        self._accel_state = accelerate_state()
-        self.model = self.accelerator.prepare_model(strip_autocast(model))
-        self._own_forward = {k: self.model.__dict__[k] for k in ('forward', '_original_forward') if k in self.model.__dict__}
-        self.dls, self.tokenizer, self.splitter = dls, tokenizer, splitter
-        self.train_dl = self.accelerator.prepare_data_loader(dls.train)
-        self.valid_dl = None if getattr(dls, 'valid', None) is None else self.accelerator.prepare_data_loader(dls.valid)
+                 cpu_speedups:bool=True, # On CPU: `ReuseCpuMemory` and `ShortAttentionMath`
+                 gradient_checkpointing:bool=False): # Recompute activations in backward: less memory, more time
+        _check_args(model, dls, lr, grad_accum, tokenizer, checkpoint_every, output_dir)
+        self._prepare(model, dls, precision, gradient_checkpointing)  # precision, accelerator, model and loaders
+        self.tokenizer, self.splitter, self.metrics = tokenizer, splitter, list(metrics)
         self.loss_func = None if loss_func is None else loss_func if hasattr(loss_func, 'count') else MeanLoss(loss_func)
-        self.metrics = list(metrics)
         self.lr, self.wd, self.opt_func, self.grad_accum, self.clip, self.seed = lr, wd, opt_func, grad_accum, clip, seed
         self.sched_name, self.warmup = sched, warmup
         self.output_dir = None if output_dir is None else Path(output_dir)
         self._data_seed = random.randrange(2**31)  # seed=None: a different data order per Learner
-        self.opt = self.sched = self.dl = None
-        self.history, self.train_losses, self.log, self.valid_res = [], [], {}, {}  # kept up to date by the `Recorder`
-        self.step = self.epoch = self.iter = self.start_epoch = 0
-        self.n_epochs = self.total_steps = self.n_iter = 0
-        self.training, self.batch, self.outputs, self.loss, self.loss_value, self.step_loss, self.grad_norm = False, None, None, None, None, None, None
-        self.resume, self.cbs = False, []
-        mine = [c() if isinstance(c, type) else c for c in cbs]
-        defaults = default_callbacks(progress, eval_every, checkpoint_every, keep_last, output_dir, fast_dropout, augment, cpu_speedups)
-        self.add_cbs([c for c in defaults if type(c) not in {type(m) for m in mine}] + mine)
+        self._init_state()
+        defaults = default_callbacks(progress, eval_every, checkpoint_every, keep_last, output_dir, fast_dropout,
+                                     augment, cpu_speedups)
+        self.add_cbs(_replace_defaults(defaults, cbs))
 
-    def _check(self, model, dls, lr, grad_accum, tokenizer):
-        "Refuse inputs that cannot train, with a message saying what to change."
-        _check_lr(lr)
-        if not isinstance(grad_accum, int) or grad_accum < 1:
-            raise SftError(f"grad_accum must be an integer >= 1, got {grad_accum!r}", where='grad_accum', fix="use grad_accum=1 for no accumulation")
-        if getattr(dls, 'train', None) is None:
-            raise SftError("dls has no `.train` data loader", where=type(dls).__name__, fix="pass SimpleNamespace(train=..., valid=...) or sft_nb.batches.DataLoaders")
-        if getattr(dls.train, 'batch_size', 1) == 0 or len(dls.train) == 0:
-            raise SftError("the training data loader yields no batches", where=f"dls.train ({len(dls.train.dataset) if hasattr(dls.train, 'dataset') else '?'} examples)",
-                           fix="check the training split is not empty and batch_size >= 1 (and drop_last with a batch larger than the data)")
-        emb = model.get_input_embeddings() if hasattr(model, 'get_input_embeddings') else None
-        if tokenizer is not None and emb is not None and hasattr(emb, 'num_embeddings') and emb.num_embeddings < len(tokenizer):
-            raise SftError(f"the tokenizer has {len(tokenizer)} tokens but the model's embedding only {emb.num_embeddings}",
-                           where=type(model).__name__, fix="call model.resize_token_embeddings(len(tokenizer)) after adding tokens")
+# %% ../nbs/10_learner.ipynb #6a7c8734
+@patch
+def _prepare(self:Learner, model, dls, precision, gradient_checkpointing:bool):
+    "Set this learner's precision and accelerator, and prepare `model` and the loaders of `dls` with them."
+    where = 'Learner(precision=...)'
+    self.precision = default_precision() if precision is None else check_precision(precision, where=where)
+    if self.precision == 'fp16' and not torch.cuda.is_available():
+        raise SftError("fp16 mixed precision needs a GPU", where="precision='fp16'",
+                       fix="use precision='no' (fp32) or 'bf16' on a CPU")
+    self.accelerator = new_accelerator(self.precision)
+    self.gradient_checkpointing = gradient_checkpointing
+    if gradient_checkpointing: set_gradient_checkpointing(model)  # before DDP wraps it
+    self._accel_state = accelerate_state()
+    self.model = self.accelerator.prepare_model(strip_autocast(model))
+    self._own_forward = {k: self.model.__dict__[k] for k in ('forward', '_original_forward') if k in self.model.__dict__}
+    self.dls = dls
+    self.train_dl = self.accelerator.prepare_data_loader(dls.train)
+    self.valid_dl = None if getattr(dls, 'valid', None) is None else self.accelerator.prepare_data_loader(dls.valid)
 
-    def __repr__(self): return f"Learner({type(unwrap_model(self.model)).__name__}, loss={self.loss_func}, cbs={self.cbs})"
+# %% ../nbs/10_learner.ipynb #e67d6098
+@patch
+def _init_state(self:Learner):
+    "The state of a learner that has not trained: no optimizer, empty records, counters at 0, no callbacks."
+    self.opt = self.sched = self.dl = None
+    self.history, self.train_losses, self.log, self.valid_res = [], [], {}, {}  # kept up to date by the `Recorder`
+    self.step = self.epoch = self.iter = self.start_epoch = 0
+    self.n_epochs = self.total_steps = self.n_iter = 0
+    self.training, self.batch, self.outputs, self.loss = False, None, None, None
+    self.loss_value = self.step_loss = self.grad_norm = None
+    self.resume, self.cbs = False, []
 
-def _check_lr(lr):
-    vals = [v for v in ((lr.start, lr.stop) if isinstance(lr, slice) else (lr,)) if v is not None]
-    if not vals or any(not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0 for v in vals):
-        raise SftError(f"learning rate must be a positive number (or a slice of them), got {lr!r}", where='lr', fix="try lr=2e-5 for full fine-tuning, 1e-4 for LoRA, or learn.lr_find()")
+@patch
+def __repr__(self:Learner):
+    return f"Learner({type(unwrap_model(self.model)).__name__}, loss={self.loss_func}, cbs={self.cbs})"
 
-# %% ../nbs/10_learner.ipynb #1ce0c812
+# %% ../nbs/10_learner.ipynb #4a8df9f4
+def default_callbacks(progress:bool=True, # `ProgressCallback`: a bar and a table of evaluations
+                      eval_every:int|None=None, # `EvalEvery`: also evaluate every N optimizer steps
+                      checkpoint_every:int|None=None, # `Checkpointer`: a checkpoint every N optimizer steps
+                      keep_last:int=2, # Checkpoints to keep
+                      output_dir:str|Path|None=None, # With one, every epoch ends in a checkpoint (a run can resume)
+                      fast_dropout:bool=True, # `FastDropout`: cheaper dropout masks on CPU
+                      augment:Callable|None=None, # `Augment`: `augment(batch) -> batch` on training batches
+                      cpu_speedups:bool=True, # `ReuseCpuMemory` and `ShortAttentionMath` (they act on CPU only)
+                     )->list[Callback]:
+    "The callbacks a `Learner` starts with; its constructor's switches of the same names choose them."
+    at_epoch_end = output_dir is not None
+    cbs = [Recorder(), TerminateOnNaN(), Checkpointer(checkpoint_every, at_epoch_end=at_epoch_end, keep_last=keep_last)]
+    if eval_every: cbs.append(EvalEvery(eval_every))
+    if fast_dropout: cbs.append(FastDropout())
+    if cpu_speedups: cbs += [ReuseCpuMemory(), ShortAttentionMath()]
+    if augment is not None: cbs.append(Augment(augment))
+    if progress: cbs.append(ProgressCallback())
+    return cbs
+
+def _replace_defaults(defaults:list[Callback], # From `default_callbacks`
+                      cbs:Iterable, # The caller's callbacks (instances or classes)
+                     )->list[Callback]:
+    "`defaults` then `cbs`; a callback of `cbs` replaces the default of its class."
+    mine = [c() if isinstance(c, type) else c for c in cbs]
+    return [c for c in defaults if type(c) not in {type(m) for m in mine}] + mine
+
+# %% ../nbs/10_learner.ipynb #d3ceeb31
 @patch
 def add_cb(self:Learner, cb:Callback):
     "Add `cb` (an instance or a class) and point it at this learner."
@@ -131,6 +185,7 @@ def add_cbs(self:Learner, cbs:Iterable[Callback]):
     for cb in cbs: self.add_cb(cb)
     return self
 
+# %% ../nbs/10_learner.ipynb #6d89d69a
 @patch
 def remove_cb(self:Learner, cb:Callback|type):
     "Remove `cb`, or every callback of that class."
@@ -150,6 +205,7 @@ def added_cbs(self:Learner, cbs:Iterable[Callback]):
     finally:
         for c in cbs: self.remove_cb(c)
 
+# %% ../nbs/10_learner.ipynb #c71c67e2
 @patch
 def __call__(self:Learner, event:str):
     "Run `event` on every callback, in `order` (or in its `event_order` for that event)."
@@ -157,41 +213,24 @@ def __call__(self:Learner, event:str):
 
 @patch
 def _with_events(self:Learner, f, name, exc):
+    "Run `before_{name}`, `f`, `after_cancel_{name}` if `f` raised `exc`, then `after_{name}`."
     try: self(f'before_{name}'); f()
     except exc: self(f'after_cancel_{name}')
     self(f'after_{name}')
 
-# %% ../nbs/10_learner.ipynb #4a8df9f4
-def default_callbacks(progress:bool=True, # `ProgressCallback`: a bar and a table of evaluations
-                      eval_every:int|None=None, # `EvalEvery`: also evaluate every N optimizer steps
-                      checkpoint_every:int|None=None, # `Checkpointer`: a checkpoint every N optimizer steps
-                      keep_last:int=2, # Checkpoints to keep
-                      output_dir:str|Path|None=None, # With one, every epoch ends in a checkpoint (an interrupted run can resume)
-                      fast_dropout:bool=True, # `FastDropout`: cheaper dropout masks on CPU
-                      augment:Callable|None=None, # `Augment`: `augment(batch) -> batch` on training batches
-                      cpu_speedups:bool=True, # `ReuseCpuMemory` and `ShortAttentionMath` (they act on CPU only)
-                     )->list[Callback]:
-    "The callbacks a `Learner` starts with; its constructor's switches of the same names choose them."
-    cbs = [Recorder(), TerminateOnNaN(), Checkpointer(checkpoint_every, at_epoch_end=output_dir is not None, keep_last=keep_last)]
-    if eval_every: cbs.append(EvalEvery(eval_every))
-    if fast_dropout: cbs.append(FastDropout())
-    if cpu_speedups: cbs += [ReuseCpuMemory(), ShortAttentionMath()]
-    if augment is not None: cbs.append(Augment(augment))
-    if progress: cbs.append(ProgressCallback())
-    return cbs
-
-# %% ../nbs/10_learner.ipynb #11ce4767
+# %% ../nbs/10_learner.ipynb #28b64558
 @patch
 def create_opt(self:Learner):
     "Build the optimizer from `param_groups` (and prepare it with accelerate)."
     groups = param_groups(unwrap_model(self.model), self.lr, self.wd, self.splitter)
     kw = {}
     if self.opt_func is torch.optim.AdamW and all(p.device.type in ('cpu', 'cuda') for g in groups for p in g['params']):
-        kw['fused'] = True  # torch picks neither fused nor foreach on CPU: its per-tensor loop was ~20% of a MiniLM step (bench/)
+        kw['fused'] = True  # torch picks neither fused nor foreach on CPU: its loop was ~20% of a MiniLM step (bench/)
     opt = self.opt_func(groups, lr=groups[0]['lr'], weight_decay=self.wd, **kw)
     self.opt = self.accelerator.prepare_optimizer(opt, device_placement=False)
     return self.opt
 
+# %% ../nbs/10_learner.ipynb #ac01aaf2
 @patch
 def set_lr(self:Learner, lr:float|slice):
     "Set the base learning rate of every group (a slice spreads it over the layer groups)."
@@ -200,14 +239,6 @@ def set_lr(self:Learner, lr:float|slice):
     if self.opt is None: return
     by_name = {g['name']: g['lr'] for g in param_groups(unwrap_model(self.model), lr, self.wd, self.splitter)}
     for g in self.opt.param_groups: g['lr'] = g['initial_lr'] = by_name.get(g.get('name'), g['lr'])
-
-@patch
-def create_sched(self:Learner, total_steps:int, sched:str, warmup:float, **kw):
-    "A `LambdaLR` for `total_steps` optimizer steps."
-    for g in self.opt.param_groups: g['initial_lr'] = g.get('initial_lr', g['lr'])
-    f = lr_multiplier(sched, total_steps, warmup, **kw)
-    self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt.optimizer, [f] * len(self.opt.param_groups))
-    return self.sched
 
 # %% ../nbs/10_learner.ipynb #6ad033a3
 def _cos(start, end, pct): return end + (start - end) / 2 * (1 + math.cos(math.pi * pct))
@@ -233,14 +264,158 @@ def lr_multiplier(sched:str, # One of `SCHEDULES`
         return max(0., 1 - pct) if sched == 'linear' else _cos(1., 0., pct)
     return f
 
-# %% ../nbs/10_learner.ipynb #69428834
+# %% ../nbs/10_learner.ipynb #3cc458a4
+@patch
+def create_sched(self:Learner, total_steps:int, sched:str, warmup:float, **kw):
+    "A `LambdaLR` for `total_steps` optimizer steps."
+    for g in self.opt.param_groups: g['initial_lr'] = g.get('initial_lr', g['lr'])
+    f = lr_multiplier(sched, total_steps, warmup, **kw)
+    self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt.optimizer, [f] * len(self.opt.param_groups))
+    return self.sched
+
+# %% ../nbs/10_learner.ipynb #af193346
+def _windows(it, size:int, start:int=0):
+    "Group the batches of iterator `it` into lists of `size` (the last may be shorter), with their first index."
+    buf, i0 = [], start
+    for b in it:
+        buf.append(b)
+        if len(buf) == size: yield i0, buf; i0 += size; buf = []
+    if buf: yield i0, buf
+
+@patch
+def _items(self:Learner, batches)->int:
+    "Items (supervised tokens, examples) of the window, summed over processes."
+    n = torch.tensor(sum(self.loss_func.count(b) for b in batches), device=self.accelerator.device)
+    return int(self.accelerator.reduce(n, 'sum')) if self.accelerator.num_processes > 1 else int(n)
+
+@patch
+def _inputs(self:Learner, batch:dict)->dict:
+    "The model's inputs: `batch` without the keys the loss keeps for itself (`drop_keys`)."
+    return {k: v for k, v in batch.items() if k not in getattr(self.loss_func, 'drop_keys', ())}
+
+# %% ../nbs/10_learner.ipynb #035fab43
+@patch
+def activate(self:Learner):
+    "Make this learner's precision current again: its accelerate state and its autocast wrapper on the model."
+    restore_accelerate_state(self._accel_state)
+    d = self.model.__dict__
+    if any(d.get(k) is not v for k, v in self._own_forward.items()) or ('forward' in d) != ('forward' in self._own_forward):
+        for k in ('forward', '_original_forward'): d.pop(k, None)
+        d.update(self._own_forward)
+
+@patch
+def _setup_fit(self:Learner, n_epochs:int, lr, sched, warmup, **sched_kw):
+    "What `fit` sets before its first event: precision, seed, optimizer, learning rates, schedule and counters."
+    if n_epochs < 1: raise SftError(f"n_epochs must be >= 1, got {n_epochs}", where='fit')
+    self.activate()
+    cfg = getattr(unwrap_model(self.model), 'config', None)
+    if cfg is not None: cfg.training_precision = self.precision  # saved with the model, for `sft_nb.inference`
+    if self.seed is not None: set_seed(self.seed)
+    if self.opt is None: self.create_opt()
+    if lr is not None or self.step == 0: self.set_lr(self.lr if lr is None else lr)
+    self.n_epochs, self.n_iter = n_epochs, len(self.train_dl)
+    self.total_steps = n_epochs * math.ceil(self.n_iter / self.grad_accum)
+    self.create_sched(self.total_steps, sched or self.sched_name, self.warmup if warmup is None else warmup, **sched_kw)
+    self.step = self.epoch = 0
+
+# %% ../nbs/10_learner.ipynb #9fe5b10a
+@patch
+def _do_step(self:Learner):
+    "One optimizer step: clip, step, schedule, zero the gradients, count the step and its loss."
+    if self.clip: self.grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.clip)
+    self('before_step')
+    self.opt.step()
+    if self.sched is not None and not self.accelerator.optimizer_step_was_skipped: self.sched.step()
+    self.opt.zero_grad(set_to_none=True)
+    self.step += 1
+    w = self.window_loss
+    self.step_loss = float(self.accelerator.reduce(w, 'sum') if self.accelerator.num_processes > 1 else w)
+    self('after_step')
+
+# %% ../nbs/10_learner.ipynb #8ef63d72
+@patch
+def _do_batch(self:Learner, i:int, batch):
+    self.iter, self.batch, self.outputs = i, batch, None
+    self._with_events(self._do_one_batch, 'batch', CancelBatchException)
+
+@patch
+def _do_one_batch(self:Learner):
+    "Forward and loss; training: backward, and the optimizer step on the last micro-batch of the window."
+    # training a causal LM, the output layer runs in the loss on the supervised tokens only (`sft_nb.loss.skip_head`)
+    head = self.loss_func.head_for(self.model) if self.training and hasattr(self.loss_func, 'head_for') else None
+    with skip_head(head): self.outputs = self.model(**self._inputs(self.batch))
+    self('after_pred')
+    if not self.training:  # the sum: the valid loss is totalled over batches
+        self.loss = self.loss_func(self.outputs, self.batch, 1); self.loss_value = self.loss.item()
+        self('after_loss'); return
+    self._train_loss(head)
+    self('after_loss')
+    self('before_backward')
+    with contextlib.nullcontext() if self.last_in_window else self.accelerator.no_sync(self.model):
+        self.accelerator.backward(self.loss)
+    self('after_backward')
+    if self.last_in_window: self._do_step()
+
+@patch
+def _train_loss(self:Learner, head=None):
+    "The micro-batch's loss: its sum over the window's items, times the processes (DDP averages over them)."
+    n = self.accelerator.num_processes  # the normaliser `window_items` is global already
+    kw = {} if head is None else {'head': head}
+    self.loss = self.loss_func(self.outputs, self.batch, self.window_items, **kw) * n
+    self.loss_value = self.loss.item() / n
+    self.window_loss += self.loss.detach() / n
+
+# %% ../nbs/10_learner.ipynb #2f8c6e61
+@patch
+def _do_train(self:Learner):
+    "The training phase: the batches of `dl` in windows of `grad_accum`, one optimizer step per window."
+    self.model.train()
+    for start, batches in _windows(iter(self.dl), self.grad_accum, self.iter):
+        if self.loss_func is None: self.loss_func = default_loss(self.model, batches[0])
+        self.window_items, self.window_loss = self._items(batches), torch.zeros((), device=self.accelerator.device)
+        for j, b in enumerate(batches): self.last_in_window = j == len(batches) - 1; self._do_batch(start + j, b)
+
+@patch
+def _do_validate(self:Learner):
+    "The validation phase: the loss over all items of `dl` and the metrics, in `valid_res`."
+    self.model.eval()
+    for m in self.metrics: m.reset()
+    tot = torch.zeros(2, dtype=torch.float64, device=self.accelerator.device)  # loss sum, items
+    with torch.no_grad():
+        for i, b in enumerate(self.dl or []):
+            if self.loss_func is None: self.loss_func = default_loss(self.model, b)
+            self._do_batch(i, b)
+            if self.outputs is None: continue  # a callback cancelled the batch
+            tot += torch.tensor([float(self.loss), self.loss_func.count(self.batch)], dtype=torch.float64, device=tot.device)
+            for m in self.metrics: m.update(self.accelerator.gather_for_metrics(m.prepare(self.outputs, self.batch)))
+    if self.accelerator.num_processes > 1: tot = self.accelerator.reduce(tot, 'sum')
+    scores = {k: v for m in self.metrics for k, v in m.compute().items()}
+    self.valid_res = {} if self.dl is None else {'valid_loss': (tot[0] / tot[1].clamp(min=1)).item(), **scores}
+
+# %% ../nbs/10_learner.ipynb #f542dbea
+@patch
+def _do_epoch(self:Learner):
+    "Train, then validate, the batches of this epoch in its seeded order."
+    seed_epoch(self.train_dl, self.seed if self.seed is not None else self._data_seed, self.epoch)
+    self.training, self.dl, self.iter = True, self.train_dl, 0  # `before_train` may skip batches: it sets `dl` and `iter`
+    self._with_events(self._do_train, 'train', CancelTrainException)
+    self.training, self.dl, self.iter = False, self.valid_dl, 0
+    self._with_events(self._do_validate, 'validate', CancelValidException)
+
+@patch
+def _do_fit(self:Learner):
+    "The epochs of the run, from `start_epoch` (a resumed run's) to `n_epochs`."
+    for self.epoch in range(self.start_epoch, self.n_epochs):
+        self._with_events(self._do_epoch, 'epoch', CancelEpochException)
+
+# %% ../nbs/10_learner.ipynb #067e3aa7
 @patch
 def fit(self:Learner, n_epochs:int, # Epochs to train
         lr:float|slice|None=None, # Learning rate (default: the Learner's)
         sched:str|None=None, # Schedule (default: the Learner's): 'linear', 'cosine', 'one_cycle', 'constant'
         warmup:float|None=None, # Warm-up fraction or steps (default: the Learner's)
         cbs:Iterable[Callback]=(), # Callbacks for this fit only
-        resume:bool|str|Path=False, # True: continue from the latest checkpoint in `output_dir`; or a checkpoint path (`Checkpointer`)
+        resume:bool|str|Path=False, # True: the latest checkpoint in `output_dir`, or a checkpoint path (`Checkpointer`)
         **sched_kw): # Extra schedule arguments (`div`, `div_final`)
     "Train for `n_epochs`, validating at each epoch end."
     self._setup_fit(n_epochs, lr, sched, warmup, **sched_kw)  # precision, seed, optimizer, schedule, counters
@@ -265,123 +440,14 @@ def _after_fit(self:Learner):
         except Exception as e: errors.append(e)
     if errors: raise errors[0]
 
-@patch
-def _do_fit(self:Learner):
-    for self.epoch in range(self.start_epoch, self.n_epochs): self._with_events(self._do_epoch, 'epoch', CancelEpochException)
-
-@patch
-def _do_epoch(self:Learner):
-    seed_epoch(self.train_dl, self.seed if self.seed is not None else self._data_seed, self.epoch)
-    self.training, self.dl, self.iter = True, self.train_dl, 0  # `before_train` may skip batches: it sets `dl` and `iter`
-    self._with_events(self._do_train, 'train', CancelTrainException)
-    self.training, self.dl, self.iter = False, self.valid_dl, 0
-    self._with_events(self._do_validate, 'validate', CancelValidException)
-
-@patch
-def _do_train(self:Learner):
-    self.model.train()
-    for start, batches in _windows(iter(self.dl), self.grad_accum, self.iter):  # one window of micro-batches per optimizer step
-        if self.loss_func is None: self.loss_func = default_loss(self.model, batches[0])
-        self.window_items, self.window_loss = self._items(batches), torch.zeros((), device=self.accelerator.device)
-        for j, b in enumerate(batches): self.last_in_window = j == len(batches) - 1; self._do_batch(start + j, b)
-
-@patch
-def _do_validate(self:Learner):
-    self.model.eval()
-    for m in self.metrics: m.reset()
-    tot = torch.zeros(2, dtype=torch.float64, device=self.accelerator.device)  # loss sum, items
-    with torch.no_grad():
-        for i, b in enumerate(self.dl or []):
-            if self.loss_func is None: self.loss_func = default_loss(self.model, b)
-            self._do_batch(i, b)
-            if self.outputs is None: continue  # a callback cancelled the batch
-            tot += torch.tensor([float(self.loss), self.loss_func.count(self.batch)], dtype=torch.float64, device=tot.device)
-            for m in self.metrics: m.update(self.accelerator.gather_for_metrics(m.prepare(self.outputs, self.batch)))
-    if self.accelerator.num_processes > 1: tot = self.accelerator.reduce(tot, 'sum')
-    self.valid_res = {} if self.dl is None else {'valid_loss': (tot[0] / tot[1].clamp(min=1)).item(), **{k: v for m in self.metrics for k, v in m.compute().items()}}
-
-@patch
-def _do_batch(self:Learner, i:int, batch):
-    self.iter, self.batch, self.outputs = i, batch, None
-    self._with_events(self._do_one_batch, 'batch', CancelBatchException)
-
-@patch
-def _do_one_batch(self:Learner):
-    # training a causal LM, the output layer runs in the loss on the supervised tokens only (`sft_nb.loss.skip_head`)
-    head = self.loss_func.head_for(self.model) if self.training and hasattr(self.loss_func, 'head_for') else None
-    with skip_head(head): self.outputs = self.model(**self._inputs(self.batch))
-    self('after_pred')
-    if not self.training:  # the sum: the valid loss is totalled over batches
-        self.loss = self.loss_func(self.outputs, self.batch, 1); self.loss_value = self.loss.item(); self('after_loss'); return
-    n = self.accelerator.num_processes  # DDP averages gradients over processes: undo it, the normaliser is global
-    self.loss = self.loss_func(self.outputs, self.batch, self.window_items, **({'head': head} if head is not None else {})) * n
-    self.loss_value = self.loss.item() / n
-    self.window_loss += self.loss.detach() / n
-    self('after_loss')
-    self('before_backward')
-    with contextlib.nullcontext() if self.last_in_window else self.accelerator.no_sync(self.model): self.accelerator.backward(self.loss)
-    self('after_backward')
-    if self.last_in_window: self._do_step()
-
-@patch
-def _do_step(self:Learner):
-    if self.clip: self.grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.clip)
-    self('before_step')
-    self.opt.step()
-    if self.sched is not None and not self.accelerator.optimizer_step_was_skipped: self.sched.step()
-    self.opt.zero_grad(set_to_none=True)
-    self.step += 1
-    self.step_loss = float(self.accelerator.reduce(self.window_loss, 'sum') if self.accelerator.num_processes > 1 else self.window_loss)
-    self('after_step')
-
-# %% ../nbs/10_learner.ipynb #7ab73bbc
-@patch
-def _setup_fit(self:Learner, n_epochs:int, lr, sched, warmup, **sched_kw):
-    "What `fit` sets before its first event: precision, seed, optimizer, learning rates, schedule and counters."
-    if n_epochs < 1: raise SftError(f"n_epochs must be >= 1, got {n_epochs}", where='fit')
-    self.activate()
-    cfg = getattr(unwrap_model(self.model), 'config', None)
-    if cfg is not None: cfg.training_precision = self.precision  # saved with the model: inference uses it (`sft_nb.inference`)
-    if self.seed is not None: set_seed(self.seed)
-    if self.opt is None: self.create_opt()
-    if lr is not None or self.step == 0: self.set_lr(self.lr if lr is None else lr)
-    self.n_epochs, self.n_iter = n_epochs, len(self.train_dl)
-    self.total_steps = n_epochs * math.ceil(self.n_iter / self.grad_accum)
-    self.create_sched(self.total_steps, sched or self.sched_name, self.warmup if warmup is None else warmup, **sched_kw)
-    self.step = self.epoch = 0
-
-def _windows(it, size:int, start:int=0):
-    "Group the batches of iterator `it` into lists of `size` (the last may be shorter), with their first index."
-    buf, i0 = [], start
-    for b in it:
-        buf.append(b)
-        if len(buf) == size: yield i0, buf; i0 += size; buf = []
-    if buf: yield i0, buf
-
-@patch
-def _items(self:Learner, batches)->int:
-    "Items (supervised tokens, examples) of the window, summed over processes."
-    n = torch.tensor(sum(self.loss_func.count(b) for b in batches), device=self.accelerator.device)
-    return int(self.accelerator.reduce(n, 'sum')) if self.accelerator.num_processes > 1 else int(n)
-
-@patch
-def _inputs(self:Learner, batch:dict)->dict:
-    return {k: v for k, v in batch.items() if k not in getattr(self.loss_func, 'drop_keys', ())}
-
-@patch
-def activate(self:Learner):
-    "Make this learner's precision current again: its accelerate state and its autocast wrapper on the model."
-    restore_accelerate_state(self._accel_state)
-    d = self.model.__dict__
-    if any(d.get(k) is not v for k, v in self._own_forward.items()) or ('forward' in d) != ('forward' in self._own_forward):
-        for k in ('forward', '_original_forward'): d.pop(k, None)
-        d.update(self._own_forward)
-
+# %% ../nbs/10_learner.ipynb #912c94f3
 @patch
 def validate(self:Learner, dl=None)->dict:
     "Loss and metrics on `dl` (default: the validation loader), as a dict; inside `fit` the training state is kept."
     dl = self.valid_dl if dl is None else self.accelerator.prepare_data_loader(dl)
-    if dl is None and not self.training: raise SftError("there is no validation data", where="dls.valid", fix="pass dls with a .valid loader, or validate(dl)")
+    if dl is None and not self.training:
+        raise SftError("there is no validation data", where="dls.valid",
+                       fix="pass dls with a .valid loader, or validate(dl)")
     keep = {k: getattr(self, k) for k in ('training', 'dl', 'iter', 'batch', 'outputs', 'loss', 'loss_value')}
     if not self.training: self.activate()  # inside fit it is active already
     self.training, self.dl = False, dl
@@ -390,7 +456,32 @@ def validate(self:Learner, dl=None)->dict:
     if self.training: self.model.train()
     return self.valid_res
 
-# %% ../nbs/10_learner.ipynb #fd543ae3
+# %% ../nbs/10_learner.ipynb #16245c66
+@patch
+def lr_find(self:Learner, start_lr:float=1e-7, # Learning rate of the first step
+            end_lr:float=10., # Learning rate of the last step
+            num_it:int=100, # Steps at most
+            show_plot:bool=True, # Plot (or print) the curve
+           )->dict:
+    "A learning-rate range test (`LRFinder`) alone, returning {'steep', 'lr_min', 'lrs', 'losses'}."
+    finder, base = LRFinder(start_lr, end_lr, num_it), self.accelerator.unwrap_model(self.model)
+    weights = {k: v.detach().clone() for k, v in base.state_dict().items()}  # weights, optimizer, RNG, counters come back
+    opt_state = copy.deepcopy(self.opt.state_dict()) if self.opt is not None else None
+    saved, rng = {k: getattr(self, k) for k in ('cbs', 'step', 'epoch', 'sched')}, rng_state()
+    self.cbs = []  # no records, logs, checkpoints or early stops
+    epochs = math.ceil(num_it / math.ceil(len(self.train_dl) / self.grad_accum))
+    try: self.fit(epochs, sched='constant', warmup=0, cbs=[finder])
+    finally:
+        base.load_state_dict(weights)
+        if opt_state is None: self.opt = None
+        else: self.opt.load_state_dict(opt_state)
+        for k, v in saved.items(): setattr(self, k, v)
+        set_rng_state(rng)
+    res = {**suggest_lr(finder.lrs, finder.losses), 'lrs': finder.lrs, 'losses': finder.losses}
+    if show_plot: plot_lr_find(res)
+    return res
+
+# %% ../nbs/10_learner.ipynb #cdf09089
 @patch
 def fit_one_cycle(self:Learner, n_epochs:int, # Epochs to train
                   lr_max:float|slice|None=None, # Peak learning rate
@@ -401,6 +492,7 @@ def fit_one_cycle(self:Learner, n_epochs:int, # Epochs to train
     "Train with the one-cycle schedule (fastai)."
     return self.fit(n_epochs, lr_max, sched='one_cycle', warmup=pct_start, div=div, div_final=div_final, **kw)
 
+# %% ../nbs/10_learner.ipynb #fa08e3c1
 @patch
 def fine_tune(self:Learner, epochs:int, # Epochs with everything trainable
               base_lr:float|None=None, # Learning rate of the head phase (default: the Learner's)
@@ -421,36 +513,13 @@ def fine_tune(self:Learner, epochs:int, # Epochs with everything trainable
     self.recorder.restore(history=first + self.history)  # the `Recorder` is the one writer of the records
     return self
 
-@patch
-def lr_find(self:Learner, start_lr:float=1e-7, # Learning rate of the first step
-            end_lr:float=10., # Learning rate of the last step
-            num_it:int=100, # Steps at most
-            show_plot:bool=True, # Plot (or print) the curve
-           )->dict:
-    "A learning-rate range test (`LRFinder`) alone: no records, logs, checkpoints or early stops; returns {'steep', 'lr_min', 'lrs', 'losses'}."
-    finder, base = LRFinder(start_lr, end_lr, num_it), self.accelerator.unwrap_model(self.model)
-    weights = {k: v.detach().clone() for k, v in base.state_dict().items()}  # weights, optimizer, RNG, counters come back
-    opt_state = copy.deepcopy(self.opt.state_dict()) if self.opt is not None else None
-    saved, rng = {k: getattr(self, k) for k in ('cbs', 'step', 'epoch', 'sched')}, rng_state()
-    self.cbs = []
-    try: self.fit(math.ceil(num_it / math.ceil(len(self.train_dl) / self.grad_accum)), sched='constant', warmup=0, cbs=[finder])
-    finally:
-        base.load_state_dict(weights)
-        if opt_state is None: self.opt = None
-        else: self.opt.load_state_dict(opt_state)
-        for k, v in saved.items(): setattr(self, k, v)
-        set_rng_state(rng)
-    res = {**suggest_lr(finder.lrs, finder.losses), 'lrs': finder.lrs, 'losses': finder.losses}
-    if show_plot: plot_lr_find(res)
-    return res
-
 # %% ../nbs/10_learner.ipynb #7e14e851
 class _Line(nn.Linear):
     "A linear layer called the way the `Learner` calls a model: with the keys of the batch."
     def forward(self, x, y=None): return super().forward(x)
 
 class _Scripted(BatchMetric):
-    "Reports `valid_losses[i]` at the i-th evaluation (the last one after that), and `accuracy = 1 - valid_loss`."
+    "Reports `valid_losses[i]` at the i-th evaluation (then the last), and `accuracy = 1 - valid_loss`."
     name, higher_is_better = 'valid_loss', False
     def __init__(self, valid_losses): self.values, self.n = list(valid_losses), 0
     def prepare(self, outputs, batch): return {}
@@ -473,20 +542,23 @@ def toy_learner(cbs=(), # Callbacks, added to the defaults
     kw = {'progress': False, 'precision': 'no', 'clip': None, 'sched': 'constant', 'warmup': 0, 'wd': 0.,
           'opt_func': torch.optim.SGD, 'splitter': lambda m: [('head', list(m.named_parameters()))], **kw}  # one layer group
     metrics = [_Scripted(valid_losses)] if valid_losses else []
-    return Learner(_Line(3, 1), dls, loss_func=lambda out, b: ((out - b['y']) ** 2).mean(), metrics=metrics, lr=lr, cbs=cbs, **kw)
+    mse = lambda out, b: ((out - b['y']) ** 2).mean()
+    return Learner(_Line(3, 1), dls, loss_func=mse, metrics=metrics, lr=lr, cbs=cbs, **kw)
 
-# %% ../nbs/10_learner.ipynb #b3967fbc
+# %% ../nbs/10_learner.ipynb #ecbe11f2
 def memory_report()->dict:
     "Memory in use now, in MB: process RSS, and allocated/reserved CUDA memory when there is a GPU."
     r = {'rss_mb': round(rss_mb(), 1)}
     if torch.cuda.is_available():
-        r.update(cuda_allocated_mb=round(torch.cuda.memory_allocated()/2**20, 1), cuda_reserved_mb=round(torch.cuda.memory_reserved()/2**20, 1))
+        r.update(cuda_allocated_mb=round(torch.cuda.memory_allocated() / 2**20, 1),
+                 cuda_reserved_mb=round(torch.cuda.memory_reserved() / 2**20, 1))
     return r
 
+# %% ../nbs/10_learner.ipynb #c6850f06
 def free_memory(learn:Learner|None=None, # The learner whose memory goes
                 keep_model:bool=False, # Keep the model (it trains again; the next `fit` rebuilds the optimizer)
                )->dict:
-    "Drop `learn`'s optimizer state, gradients and last batch (and its model unless `keep_model`), collect garbage, empty the caches; returns `memory_report()` with `freed_mb` of RSS."
+    "Drop `learn`'s optimizer state, gradients, last batch (and model), collect garbage; `memory_report()` + `freed_mb`."
     before = rss_mb()
     if learn is not None:
         keys = ('opt', 'sched', 'batch', 'outputs', 'loss', 'grad_norm', 'window_loss')

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 # %% auto #0
-__all__ = ['BATCH_METRICS', 'ConfusionMatrix', 'Accuracy', 'F1', 'Precision', 'Recall', 'MatthewsCorr', 'Perplexity',
+__all__ = ['BATCH_METRICS', 'ConfusionMatrix', 'Accuracy', 'MatthewsCorr', 'F1', 'Precision', 'Recall', 'Perplexity',
            'TokenAccuracy', 'MultiLabelF1', 'MSE', 'Pearson', 'Spearman', 'argmax_preds', 'EvaluateMetric',
            'batch_metric', 'task_metrics', 'state_nbytes']
 
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import evaluate
+from fastcore.basics import patch
 from .core import SftError, did_you_mean, check_choice, BatchMetric, get_task
 from .text_metrics import OFFLINE_METRICS, load_metric, average_score, matthews_from_cm
 
@@ -28,7 +29,8 @@ def _labels_of(batch)->torch.Tensor:
     "The `labels` tensor of a batch, or an `SftError` saying it is missing."
     labels = batch.get('labels') if hasattr(batch, 'get') else None
     if labels is None:
-        raise SftError("the batch has no 'labels'", where='metric.prepare', fix="validation batches must carry labels for metrics")
+        raise SftError("the batch has no 'labels'", where='metric.prepare',
+                       fix="validation batches must carry labels for metrics")
     return labels
 
 def _logits_of(outputs)->torch.Tensor:
@@ -48,9 +50,11 @@ class ConfusionMatrix(BatchMetric):
                  ignore_index:int=-100): # Label value of examples (or tokens) to skip
         if labels is not None:
             if num_classes is not None and num_classes != len(labels):
-                raise SftError(f"num_classes={num_classes} but {len(labels)} labels", where=type(self).__name__, fix="pass one of them")
+                raise SftError(f"num_classes={num_classes} but {len(labels)} labels", where=type(self).__name__,
+                               fix="pass one of them")
             num_classes = len(labels)
-        self.num_classes, self.labels, self.ignore_index, self.fixed = num_classes, labels, ignore_index, num_classes is not None
+        self.num_classes, self.labels, self.ignore_index = num_classes, labels, ignore_index
+        self.fixed = num_classes is not None
         self.reset()
 
     def reset(self):
@@ -70,36 +74,44 @@ class ConfusionMatrix(BatchMetric):
         m = torch.zeros((k, k), dtype=torch.long); m[:n, :n] = self.matrix
         self.matrix, self.num_classes = m, k
 
-    def update(self, prepared:dict):
-        "Add one batch of (gathered) predictions and labels to the counts."
-        preds, labels = prepared['preds'].detach().flatten().long().cpu(), prepared['labels'].detach().flatten().long().cpu()
-        if preds.shape != labels.shape:
-            raise SftError(f"{preds.numel()} predictions but {labels.numel()} labels", where=f"{type(self).__name__}.update")
-        keep = labels != self.ignore_index
-        preds, labels = preds[keep], labels[keep]
-        if labels.numel() == 0: return
-        lo, hi = int(min(preds.min(), labels.min())), int(max(preds.max(), labels.max()))
-        if lo < 0 or (self.fixed and hi >= self.num_classes):
-            bad = sorted({int(v) for v in torch.cat([preds, labels]) if v < 0 or (self.fixed and v >= self.num_classes)})
-            raise SftError(f"class ids {bad[:10]} are outside 0..{(self.num_classes or 1) - 1}", where=f"{type(self).__name__}.update",
-                           fix="check the label mapping, or pass the right num_classes / labels")
-        self._grow(hi + 1)
-        k = self.num_classes
-        self.matrix += torch.bincount(labels * k + preds, minlength=k*k).view(k, k)
+# %% ../nbs/09_metrics.ipynb #d5b1bf29
+@patch
+def update(self:ConfusionMatrix, prepared:dict):
+    "Add one batch of (gathered) predictions and labels to the counts."
+    preds, labels = prepared['preds'].detach().flatten().long().cpu(), prepared['labels'].detach().flatten().long().cpu()
+    where = f"{type(self).__name__}.update"
+    if preds.shape != labels.shape: raise SftError(f"{preds.numel()} predictions but {labels.numel()} labels", where=where)
+    keep = labels != self.ignore_index
+    preds, labels = preds[keep], labels[keep]
+    if labels.numel() == 0: return
+    lo, hi = int(min(preds.min(), labels.min())), int(max(preds.max(), labels.max()))
+    if lo < 0 or (self.fixed and hi >= self.num_classes):
+        bad = sorted({int(v) for v in torch.cat([preds, labels]) if v < 0 or (self.fixed and v >= self.num_classes)})
+        raise SftError(f"class ids {bad[:10]} are outside 0..{(self.num_classes or 1) - 1}", where=where,
+                       fix="check the label mapping, or pass the right num_classes / labels")
+    self._grow(hi + 1)
+    k = self.num_classes
+    self.matrix += torch.bincount(labels * k + preds, minlength=k*k).view(k, k)
 
-    def _cm(self)->np.ndarray:
-        if self.matrix.sum() == 0:
-            raise SftError("no examples seen", where=f"{type(self).__name__}.compute", fix="call update() with at least one batch first")
-        return self.matrix.numpy()
+# %% ../nbs/09_metrics.ipynb #1677d19c
+@patch
+def _cm(self:ConfusionMatrix)->np.ndarray:
+    "The counts as an array, or an `SftError` when nothing was counted."
+    if self.matrix.sum() == 0:
+        raise SftError("no examples seen", where=f"{type(self).__name__}.compute",
+                       fix="call update() with at least one batch first")
+    return self.matrix.numpy()
 
-    def class_name(self, i:int)->str: return str(self.labels[i]) if self.labels is not None else str(i)
+@patch
+def class_name(self:ConfusionMatrix, i:int)->str: return str(self.labels[i]) if self.labels is not None else str(i)
 
-    def compute(self)->dict:
-        "Every cell of the confusion matrix, keyed `cm_<true>_<pred>`."
-        cm = self._cm()
-        return {f"cm_{self.class_name(t)}_{self.class_name(p)}": float(cm[t, p]) for t in range(len(cm)) for p in range(len(cm))}
+@patch
+def compute(self:ConfusionMatrix)->dict:
+    "Every cell of the confusion matrix, keyed `cm_<true>_<pred>`."
+    cm, name = self._cm(), self.class_name
+    return {f"cm_{name(t)}_{name(p)}": float(cm[t, p]) for t in range(len(cm)) for p in range(len(cm))}
 
-# %% ../nbs/09_metrics.ipynb #3fad3d09
+# %% ../nbs/09_metrics.ipynb #7818d4e1
 class Accuracy(ConfusionMatrix):
     "Accuracy from accumulated confusion counts."
     name = 'accuracy'
@@ -107,6 +119,12 @@ class Accuracy(ConfusionMatrix):
         cm = self._cm()
         return {self.name: float(np.trace(cm) / cm.sum())}
 
+class MatthewsCorr(ConfusionMatrix):
+    "Matthews correlation coefficient from accumulated confusion counts."
+    name = 'matthews_correlation'
+    def compute(self)->dict: return {self.name: matthews_from_cm(self._cm())}
+
+# %% ../nbs/09_metrics.ipynb #84a47edb
 class _Averaged(ConfusionMatrix):
     "A precision / recall / F1 metric with scikit-learn averaging, from accumulated confusion counts."
     kind = 'f1'
@@ -115,7 +133,8 @@ class _Averaged(ConfusionMatrix):
                  pos_label:int=1, # Positive class, for 'binary'
                  name:str|None=None, # Result key; default the kind ('f1', 'precision', 'recall')
                  **kwargs): # `num_classes`, `labels`, `ignore_index`, as for `ConfusionMatrix`
-        self.average = check_choice(average, ['macro','micro','weighted','binary',None], 'average', where=type(self).__name__)
+        averages = ['macro', 'micro', 'weighted', 'binary', None]
+        self.average = check_choice(average, averages, 'average', where=type(self).__name__)
         self.pos_label, self.name = pos_label, name or self.kind
         super().__init__(**kwargs)
 
@@ -134,11 +153,6 @@ class Precision(_Averaged):
 class Recall(_Averaged):
     "Recall (macro by default) from accumulated confusion counts."
     kind = 'recall'
-
-class MatthewsCorr(ConfusionMatrix):
-    "Matthews correlation coefficient from accumulated confusion counts."
-    name = 'matthews_correlation'
-    def compute(self)->dict: return {self.name: matthews_from_cm(self._cm())}
 
 # %% ../nbs/09_metrics.ipynb #da94355c
 def _is_encoder_decoder(outputs)->bool:
@@ -162,7 +176,8 @@ class _TokenMetric(BatchMetric):
         if shift: logits, labels = logits[:, :-1], labels[:, 1:]
         if logits.shape[:2] != labels.shape:
             raise SftError(f"logits {tuple(logits.shape)} do not line up with labels {tuple(labels.shape)}",
-                           where=f"{type(self).__name__}.prepare", fix="pass labels of shape (batch, length) matching the logits")
+                           where=f"{type(self).__name__}.prepare",
+                           fix="pass labels of shape (batch, length) matching the logits")
         return logits, labels
 
     def update(self, prepared:dict):
@@ -184,7 +199,8 @@ class Perplexity(_TokenMetric):
         "Summed NLL and scored-token count per example."
         logits, labels = self._aligned(outputs, batch)
         # one row at a time: a float32 copy of the whole batch's logits can be larger than the model's activations
-        nll = torch.stack([F.cross_entropy(l.float(), y, ignore_index=self.ignore_index, reduction='sum') for l, y in zip(logits, labels)])
+        nll = torch.stack([F.cross_entropy(l.float(), y, ignore_index=self.ignore_index, reduction='sum')
+                           for l, y in zip(logits, labels)])
         return {'nll_sum': nll.detach(), 'n_tokens': (labels != self.ignore_index).sum(1)}
     def compute(self)->dict: return {self.name: math.exp(self._mean())}
 
@@ -198,9 +214,9 @@ class TokenAccuracy(_TokenMetric):
         return {'n_correct': ((logits.argmax(-1) == labels) & scored).sum(1), 'n_tokens': scored.sum(1)}
     def compute(self)->dict: return {self.name: self._mean()}
 
-# %% ../nbs/09_metrics.ipynb #79954257
+# %% ../nbs/09_metrics.ipynb #46f514e2
 class MultiLabelF1(BatchMetric):
-    "Micro and macro F1 of multi-label predictions (`sigmoid(logits) >= threshold`), the threshold chosen on this data unless fixed."
+    "Micro and macro F1 of multi-label predictions (`sigmoid(logits) >= threshold`), at a fixed or the best threshold."
     name = 'multi_label_f1'
     def __init__(self,
                  threshold:float|None=None, # A fixed decision threshold; None: the best of `grid` by micro F1
@@ -214,20 +230,25 @@ class MultiLabelF1(BatchMetric):
     def update(self, prepared:dict):
         "Add true/false positive and false negative counts per threshold and class."
         p, y = prepared['probs'].detach().cpu(), prepared['labels'].detach().cpu() > 0.5
-        if p.shape != y.shape: raise SftError(f"probabilities {tuple(p.shape)} and labels {tuple(y.shape)} differ", where='MultiLabelF1.update', fix="give one 0/1 per class in each label row")
+        if p.shape != y.shape:
+            raise SftError(f"probabilities {tuple(p.shape)} and labels {tuple(y.shape)} differ",
+                           where='MultiLabelF1.update', fix="give one 0/1 per class in each label row")
         pred = p[None] >= self.thresholds[:, None, None]  # [T, B, C]
         tp, fp, fn = (pred & y).sum(1), (pred & ~y).sum(1), (~pred & y).sum(1)
         if self.tp is None: self.tp, self.fp, self.fn = tp, fp, fn
         else: self.tp, self.fp, self.fn = self.tp + tp, self.fp + fp, self.fn + fn
     def compute(self)->dict:
         "Micro F1, macro F1 and the threshold they are measured at."
-        if self.tp is None: raise SftError("no examples seen", where='MultiLabelF1.compute', fix="call update() with at least one batch first")
+        if self.tp is None:
+            raise SftError("no examples seen", where='MultiLabelF1.compute',
+                           fix="call update() with at least one batch first")
         tp, fp, fn = self.tp.double(), self.fp.double(), self.fn.double()
         f1 = lambda t, p, n: torch.where(2*t + p + n > 0, 2*t / (2*t + p + n).clamp(min=1), 0.)
         micro, macro = f1(tp.sum(-1), fp.sum(-1), fn.sum(-1)), f1(tp, fp, fn).mean(-1)
         b = int(micro.argmax())
         return {'f1_micro': float(micro[b]), 'f1_macro': float(macro[b]), 'threshold': float(self.thresholds[b])}
 
+# %% ../nbs/09_metrics.ipynb #bc04a627
 class _RegressionMetric(BatchMetric):
     "Predictions and targets of a regression model, accumulated over batches."
     def reset(self): self.preds, self.targets = [], []
@@ -237,9 +258,12 @@ class _RegressionMetric(BatchMetric):
         y = _labels_of(batch).float()
         return {'preds': _logits_of(outputs).float().reshape(y.shape), 'targets': y}
     def update(self, prepared:dict):
-        self.preds.append(prepared['preds'].detach().double().cpu().flatten()); self.targets.append(prepared['targets'].detach().double().cpu().flatten())
+        self.preds.append(prepared['preds'].detach().double().cpu().flatten())
+        self.targets.append(prepared['targets'].detach().double().cpu().flatten())
     def _pt(self):
-        if not self.preds: raise SftError("no examples seen", where=f'{type(self).__name__}.compute', fix="call update() with at least one batch first")
+        if not self.preds:
+            raise SftError("no examples seen", where=f'{type(self).__name__}.compute',
+                           fix="call update() with at least one batch first")
         return torch.cat(self.preds).numpy(), torch.cat(self.targets).numpy()
 
 class MSE(_RegressionMetric):
@@ -262,7 +286,7 @@ class Spearman(_RegressionMetric):
         p, t = self._pt()
         return {'spearman': float(spearmanr(p, t).statistic) if p.std() > 0 and t.std() > 0 else 0.0}
 
-# %% ../nbs/09_metrics.ipynb #a19474ae
+# %% ../nbs/09_metrics.ipynb #20597730
 def argmax_preds(logits:torch.Tensor)->torch.Tensor:
     "Class ids from logits (last dimension)."
     return logits.argmax(-1)
@@ -276,6 +300,7 @@ def _floats(res:dict)->dict:
             out.update({f"{k}_{i}": float(x) for i, x in enumerate(np.asarray(v).ravel())})
     return out
 
+# %% ../nbs/09_metrics.ipynb #b47ca675
 class EvaluateMetric(BatchMetric):
     "An `evaluate` module used as a `BatchMetric`: logits → `pred_fn` → `add_batch`; `compute` → `{name: float}`."
     def __init__(self,
@@ -300,27 +325,31 @@ class EvaluateMetric(BatchMetric):
         "Predictions from `pred_fn` and the labels."
         return {'predictions': self.pred_fn(_logits_of(outputs)), 'references': _labels_of(batch)}
 
-    def update(self, prepared:dict):
-        "Add one (gathered) batch with `add_batch`, skipping ignored labels."
-        p, r = prepared['predictions'].detach().cpu(), prepared['references'].detach().cpu()
-        if p.shape == r.shape: keep = r != self.ignore_index; p, r = p[keep], r[keep]
-        if len(r) == 0: return
-        self.metric.add_batch(predictions=p.tolist(), references=r.tolist())
-        self._pending = True
+# %% ../nbs/09_metrics.ipynb #d717ff71
+@patch
+def update(self:EvaluateMetric, prepared:dict):
+    "Add one (gathered) batch with `add_batch`, skipping ignored labels."
+    p, r = prepared['predictions'].detach().cpu(), prepared['references'].detach().cpu()
+    if p.shape == r.shape: keep = r != self.ignore_index; p, r = p[keep], r[keep]
+    if len(r) == 0: return
+    self.metric.add_batch(predictions=p.tolist(), references=r.tolist())
+    self._pending = True
 
-    def compute(self)->dict:
-        "The metric's numeric results so far."
-        if not self._pending:
-            raise SftError("no examples seen", where=f"EvaluateMetric({self.name}).compute", fix="call update() with at least one batch first")
-        self._pending = False
-        return _floats(self.metric.compute(**self.compute_kwargs))
+@patch
+def compute(self:EvaluateMetric)->dict:
+    "The metric's numeric results so far."
+    if not self._pending:
+        raise SftError("no examples seen", where=f"EvaluateMetric({self.name}).compute",
+                       fix="call update() with at least one batch first")
+    self._pending = False
+    return _floats(self.metric.compute(**self.compute_kwargs))
 
 # %% ../nbs/09_metrics.ipynb #2352ceb2
 BATCH_METRICS = dict(accuracy=Accuracy, f1=F1, precision=Precision, recall=Recall, matthews_correlation=MatthewsCorr,
                      confusion_matrix=ConfusionMatrix, perplexity=Perplexity, token_accuracy=TokenAccuracy,
                      multi_label_f1=MultiLabelF1, mse=MSE, pearson=Pearson, spearman=Spearman)
 
-def batch_metric(metric, # A `BatchMetric`, an `evaluate` module, or a name (`BATCH_METRICS`, `OFFLINE_METRICS`, a script path)
+def batch_metric(metric, # A `BatchMetric`, an `evaluate` module, or a name (`BATCH_METRICS`, `OFFLINE_METRICS`, a path)
                  **kwargs)->BatchMetric: # Passed to the metric class, or to `EvaluateMetric`
     "A `BatchMetric` for `metric`."
     if isinstance(metric, BatchMetric): return metric
@@ -329,7 +358,9 @@ def batch_metric(metric, # A `BatchMetric`, an `evaluate` module, or a name (`BA
         if metric in BATCH_METRICS: return BATCH_METRICS[metric](**kwargs)
         if metric in OFFLINE_METRICS or Path(metric).exists(): return EvaluateMetric(metric, **kwargs)
         hint = did_you_mean(metric, [*BATCH_METRICS, *OFFLINE_METRICS])
-        if hint: raise SftError(f"unknown metric {metric!r}.{hint}", where='batch_metric', fix=f"use one of: {', '.join(BATCH_METRICS)}")
+        if hint:
+            raise SftError(f"unknown metric {metric!r}.{hint}", where='batch_metric',
+                           fix=f"use one of: {', '.join(BATCH_METRICS)}")
         return EvaluateMetric(metric, **kwargs)
     raise SftError(f"cannot use {type(metric).__name__} as a metric", where='batch_metric',
                    fix="pass a name, a BatchMetric, or an evaluate module")

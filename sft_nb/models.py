@@ -33,6 +33,7 @@ def set_dropout(config, # A transformers config
     for k in keys: setattr(config, k, p)
     return keys
 
+# %% ../nbs/05_models.ipynb #c82aa33e
 def load_model(name_or_path:str|Path, # A bundled name ('minilm', 'smollm2') or a model folder
                task:str, # One of `sft_nb.core.TASKS`; its `auto_class` builds the model
                num_labels:int|None=None, # Classes (classification)
@@ -44,20 +45,25 @@ def load_model(name_or_path:str|Path, # A bundled name ('minilm', 'smollm2') or 
     import transformers
     from sft_nb.assets import resolve_model
     auto_class = get_task(task, where='load_model(task=...)').auto_class
-    path = resolve_model(str(name_or_path))
+    path, name = resolve_model(str(name_or_path)), str(name_or_path)
     try: config = transformers.AutoConfig.from_pretrained(path)
-    except (OSError, ValueError) as e: raise SftError(f"cannot read the model configuration of {str(name_or_path)!r}: {str(e).strip()[:300]}", where=str(path),
-                                                     fix="point to a folder written by save_pretrained (a valid config.json), a Hub id (with internet) or a bundled name") from None
-    if id2label: config.id2label, config.label2id = {int(i): l for i, l in id2label.items()}, {l: int(i) for i, l in id2label.items()}
+    except (OSError, ValueError) as e:
+        raise SftError(f"cannot read the model configuration of {name!r}: {str(e).strip()[:300]}", where=str(path),
+                       fix="point to a folder written by save_pretrained (a valid config.json), a Hub id (with internet) "
+                           "or a bundled name") from None
+    if id2label:
+        config.id2label, config.label2id = {int(i): l for i, l in id2label.items()}, {l: int(i) for i, l in id2label.items()}
     if num_labels: config.num_labels = num_labels
     if dropout is not None: set_dropout(config, dropout)
     if num_labels or id2label: kw.setdefault('ignore_mismatched_sizes', True)  # a new head when the label count changes
     cls = getattr(transformers, auto_class)
     try: return cls.from_pretrained(path, config=config, dtype=dtype or torch.float32, **kw)
     except Exception as e:  # missing, truncated (SafetensorError) or mismatched weight files
-        raise SftError(f"cannot load the weights of {str(name_or_path)!r} as {auto_class}: {type(e).__name__}: {str(e).strip()[:300]}", where=str(path),
+        what = f"cannot load the weights of {name!r} as {auto_class}: {type(e).__name__}: {str(e).strip()[:300]}"
+        raise SftError(what, where=str(path),
                        fix="re-save or re-download the model folder (model.safetensors may be truncated or missing)") from None
 
+# %% ../nbs/05_models.ipynb #6cb7f2e6
 def load_tokenizer(name_or_path:str|Path, # A bundled name, a model folder or a Hub id
                    **kw): # Passed to `AutoTokenizer.from_pretrained`
     "The tokenizer of a model, with an error that says what is wrong with the folder when it cannot be read."
@@ -66,8 +72,9 @@ def load_tokenizer(name_or_path:str|Path, # A bundled name, a model folder or a 
     path = resolve_model(str(name_or_path))
     try: return AutoTokenizer.from_pretrained(path, **kw)
     except Exception as e:
-        raise SftError(f"cannot load the tokenizer of {str(name_or_path)!r}: {type(e).__name__}: {str(e).strip()[:300]}", where=str(path),
-                       fix="point to a folder written by save_pretrained (tokenizer files and a valid config.json), a Hub id or a bundled name") from None
+        raise SftError(f"cannot load the tokenizer of {str(name_or_path)!r}: {type(e).__name__}: {str(e).strip()[:300]}",
+                       where=str(path), fix="point to a folder written by save_pretrained (tokenizer files and a valid "
+                                            "config.json), a Hub id or a bundled name") from None
 
 # %% ../nbs/05_models.ipynb #e4ea81d3
 def set_gradient_checkpointing(model:nn.Module, # A transformers model, or a peft / DDP wrapper around one
@@ -76,14 +83,16 @@ def set_gradient_checkpointing(model:nn.Module, # A transformers model, or a pef
     "Recompute each layer's activations in backward instead of keeping them (torch's non-reentrant checkpoint)."
     base = unwrap_model(model)
     if not getattr(base, 'supports_gradient_checkpointing', False):
-        raise SftError(f"{type(base).__name__} does not support gradient checkpointing", where='gradient_checkpointing=True',
+        raise SftError(f"{type(base).__name__} does not support gradient checkpointing",
+                       where='gradient_checkpointing=True',
                        fix="train without it, or save memory with a smaller batch_size (and grad_accum) or max_length")
     if not on:
         (getattr(base, 'activation_checkpointing_disable', None) or base.gradient_checkpointing_disable)()
         return model
     kw = {'use_reentrant': False}
-    # transformers 5 renamed gradient_checkpointing_enable (now a deprecated alias that warns) to activation_checkpointing_enable
-    if hasattr(base, 'activation_checkpointing_enable'): base.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
+    # transformers 5 renamed gradient_checkpointing_enable (a deprecated alias that warns) to activation_checkpointing_enable
+    if hasattr(base, 'activation_checkpointing_enable'):
+        base.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
     else: base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)
     return model
 

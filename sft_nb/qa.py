@@ -18,10 +18,12 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from .core import SftError, BatchMetric
 from .tokenize import _enc_qa
 from .text_metrics import squad_scores, gold_answers
-from .loading import check_texts, check_same_length, model_device, eval_mode, padding_side, load_model_for_inference, _max_length
+from .loading import (check_texts, check_same_length, model_device, eval_mode, padding_side, load_model_for_inference,
+                            _max_length)
 
 # %% ../nbs/17_qa.ipynb #4b366a06
 def top_spans(start_logits:torch.Tensor, # [B, L] start scores of each window's tokens
@@ -30,8 +32,9 @@ def top_spans(start_logits:torch.Tensor, # [B, L] start scores of each window's 
               n_best:int=20, # Spans to keep per window
               max_answer_tokens:int=30, # Longest answer, in tokens
               )->tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    "Per window, the `n_best` valid spans best first: `(log_probs, starts, ends)`, each `[B, n]` (-inf where there are fewer)."
-    if max_answer_tokens < 1 or n_best < 1: raise SftError(f"max_answer_tokens and n_best must be >= 1, got {max_answer_tokens} and {n_best}", where='top_spans')
+    "Per window, the `n_best` valid spans best first: `(log_probs, starts, ends)`, each `[B, n]` (-inf for missing ones)."
+    if max_answer_tokens < 1 or n_best < 1:
+        raise SftError(f"max_answer_tokens and n_best must be >= 1, got {max_answer_tokens} and {n_best}", where='top_spans')
     mask = context_mask.bool()
     # rows without context tokens give NaN here; the `where` turns every one of their scores into -inf
     lp_s = torch.where(mask, start_logits.float().masked_fill(~mask, -math.inf).log_softmax(-1), -math.inf)
@@ -43,8 +46,18 @@ def top_spans(start_logits:torch.Tensor, # [B, L] start scores of each window's 
     starts = torch.div(idx, k, rounding_mode='floor')
     return val, starts, starts + idx % k
 
-# %% ../nbs/17_qa.ipynb #32a10e29
-def _window_batches(n:int, size:int): return (range(s, min(s + size, n)) for s in range(0, n, size))
+# %% ../nbs/17_qa.ipynb #e1588f10
+def _window_batches(n:int, size:int):
+    "Ranges of `size` window indices (the last may be shorter) covering `range(n)`."
+    return (range(s, min(s + size, n)) for s in range(0, n, size))
+
+def _check_lengths(**seqs)->int:
+    "The common length of the named sequences, or an `SftError` giving each length."
+    lens = {k: len(v) for k,v in seqs.items()}
+    if len(set(lens.values())) > 1:
+        raise SftError(f"{' and '.join(lens)} have different lengths: " + ', '.join(f'{k}={n}' for k,n in lens.items()),
+                       where='qa_postprocess', fix="pass one entry per window in each")
+    return next(iter(lens.values()), 0)
 
 def _span_rows(start_logits, end_logits, offsets, rows, n_best:int, max_answer_tokens:int):
     "Top spans of the windows `rows`, as (window, log_prob, char_start, char_end) tuples."
@@ -60,6 +73,7 @@ def _span_rows(start_logits, end_logits, offsets, rows, n_best:int, max_answer_t
         for v, i, j in zip(val[r].tolist(), st[r].tolist(), en[r].tolist()):
             if math.isfinite(v): yield w, v, offsets[w][i][0], offsets[w][j][1]
 
+# %% ../nbs/17_qa.ipynb #d4192451
 def qa_postprocess(start_logits, # Per window, its start logits (longer arrays, e.g. padded, are cut to the window)
                    end_logits, # Per window, its end logits
                    offsets, # Per window, each token's (start, end) character offsets in the context; (-1, -1) outside it
@@ -75,17 +89,14 @@ def qa_postprocess(start_logits, # Per window, its start logits (longer arrays, 
     for rows in _window_batches(n, batch_size):
         for w, v, a, b in _span_rows(start_logits, end_logits, offsets, list(rows), n_best, max_answer_tokens):
             ex = example_idx[w]
-            if not 0 <= ex < len(contexts): raise SftError(f"window {w} belongs to example {ex}, but there are {len(contexts)} contexts", where='qa_postprocess', fix="pass the contexts of all the examples the windows come from, in order")
+            if not 0 <= ex < len(contexts):
+                raise SftError(f"window {w} belongs to example {ex}, but there are {len(contexts)} contexts",
+                               where='qa_postprocess',
+                               fix="pass the contexts of all the examples the windows come from, in order")
             if v > pool[ex].get((a, b), -math.inf): pool[ex][(a, b)] = v
     best = lambda p: sorted(p.items(), key=lambda kv: -kv[1])[:n_best]
-    return [[{'answer': c[a:b], 'score': math.exp(v), 'start': a, 'end': b} for (a, b), v in best(p)] for p, c in zip(pool, contexts)]
-
-def _check_lengths(**seqs)->int:
-    "The common length of the named sequences, or an `SftError` giving each length."
-    lens = {k: len(v) for k,v in seqs.items()}
-    if len(set(lens.values())) > 1:
-        raise SftError(f"{' and '.join(lens)} have different lengths: " + ', '.join(f'{k}={n}' for k,n in lens.items()), where='qa_postprocess', fix="pass one entry per window in each")
-    return next(iter(lens.values()), 0)
+    return [[{'answer': c[a:b], 'score': math.exp(v), 'start': a, 'end': b} for (a, b), v in best(p)]
+            for p, c in zip(pool, contexts)]
 
 # %% ../nbs/17_qa.ipynb #11abaf6e
 def qa_windows(tokenizer, # A fast tokenizer (it gives character offsets)
@@ -96,11 +107,14 @@ def qa_windows(tokenizer, # A fast tokenizer (it gives character offsets)
                )->dict:
     "Question + context windows as training builds them: `input_ids`, `offset_mapping` (context only), `example_idx`."
     if not getattr(tokenizer, 'is_fast', False):
-        raise SftError(f"{type(tokenizer).__name__} gives no character offsets", where='qa_windows', fix="load the fast tokenizer (AutoTokenizer.from_pretrained(..., use_fast=True))")
+        raise SftError(f"{type(tokenizer).__name__} gives no character offsets", where='qa_windows',
+                       fix="load the fast tokenizer (AutoTokenizer.from_pretrained(..., use_fast=True))")
     n = check_same_length(questions=questions, contexts=contexts)
-    b = {'question': questions, 'context': contexts, 'answers': [{'text': [], 'answer_start': []}] * n, '_idx': list(range(n))}
+    no_answers = [{'text': [], 'answer_start': []}] * n
+    b = {'question': questions, 'context': contexts, 'answers': no_answers, '_idx': list(range(n))}
     return _enc_qa(b, tokenizer, max_length, stride=stride)
 
+# %% ../nbs/17_qa.ipynb #503fc0ae
 def qa_window_logits(model, # A span-head QA model
                      tokenizer, # Its tokenizer
                      windows, # From `qa_windows`, or a tokenized 'qa' split (`input_ids`, optional `token_type_ids`)
@@ -108,18 +122,22 @@ def qa_window_logits(model, # A span-head QA model
                      precision:str|None=None, # 'no', 'bf16', 'fp16'; None: fp32 (`inference_precision`)
                      )->tuple[list[np.ndarray], list[np.ndarray]]:
     "Start and end logits of every window, each cut to its window's length."
-    keys = [k for k in ('input_ids', 'token_type_ids') if k in (windows.column_names if hasattr(windows, 'column_names') else windows)]
+    names = windows.column_names if hasattr(windows, 'column_names') else windows
+    keys = [k for k in ('input_ids', 'token_type_ids') if k in names]
     cols = {k: list(windows[k]) for k in keys}
     starts, ends, dev = [], [], model_device(model)
-    with eval_mode(model, precision), padding_side(tokenizer, 'right'):  # right padding: position t of a row is token t of its window
+    # right padding: position t of a row is token t of its window
+    with eval_mode(model, precision), padding_side(tokenizer, 'right'):
         for s in range(0, len(cols['input_ids']), batch_size):
             rows = [{k: cols[k][i] for k in keys} for i in range(s, min(s + batch_size, len(cols['input_ids'])))]
             out = model(**tokenizer.pad(rows, return_tensors='pt').to(dev))
             for r, row in enumerate(rows):
                 n = len(row['input_ids'])
-                starts.append(out.start_logits[r, :n].float().cpu().numpy()); ends.append(out.end_logits[r, :n].float().cpu().numpy())
+                starts.append(out.start_logits[r, :n].float().cpu().numpy())
+                ends.append(out.end_logits[r, :n].float().cpu().numpy())
     return starts, ends
 
+# %% ../nbs/17_qa.ipynb #8d91bd1a
 def predict_qa(model, # A `...ForQuestionAnswering` model, or the folder of a saved one
                tokenizer, # Its tokenizer (None with a folder)
                questions, # A question or a list of them
@@ -131,28 +149,36 @@ def predict_qa(model, # A `...ForQuestionAnswering` model, or the folder of a sa
                top_k:int=1, # Answers per question: 1 gives a dict, more a list of dicts, best first
                precision:str|None=None, # 'no', 'bf16', 'fp16'; None: fp32 (`inference_precision`)
                )->list:
-    "One `{answer, score, start, end}` per question (a list of `top_k` of them when `top_k > 1`), from the best spans of its context."
+    "One `{answer, score, start, end}` per question (a list of `top_k` when `top_k > 1`), the best spans of its context."
     if isinstance(model, (str, Path)): model, tokenizer = load_model_for_inference(model)
-    if contexts is None: raise SftError("extractive QA needs a context for each question", where='predict', fix="pass the contexts as text_pairs= (predict) or contexts= (predict_qa)")
+    if contexts is None:
+        raise SftError("extractive QA needs a context for each question", where='predict',
+                       fix="pass the contexts as text_pairs= (predict) or contexts= (predict_qa)")
     questions, contexts = check_texts(questions, 'questions'), check_texts(contexts, 'contexts')
     if check_same_length(questions=questions, contexts=contexts) == 0: return []
     max_length = min(384, _max_length(model, tokenizer, max_length) or 384) if max_length is None else max_length
     windows = qa_windows(tokenizer, questions, contexts, max_length, stride)
     starts, ends = qa_window_logits(model, tokenizer, windows, batch_size, precision)
-    res = qa_postprocess(starts, ends, windows['offset_mapping'], windows['example_idx'], contexts, n_best=top_k, max_answer_tokens=max_answer_tokens)
+    res = qa_postprocess(starts, ends, windows['offset_mapping'], windows['example_idx'], contexts, n_best=top_k,
+                         max_answer_tokens=max_answer_tokens)
     none = {'answer': '', 'score': 0.0, 'start': 0, 'end': 0}  # a context too short to hold any span
     return [r[0] if r else none for r in res] if top_k == 1 else res
 
 # %% ../nbs/17_qa.ipynb #9f994403
 def _qa_rows(examples)->list[dict]:
     "QA examples as dicts with `question`, `context` and `answers`, checking the columns."
-    rows = examples.to_dict(orient='records') if isinstance(examples, pd.DataFrame) else examples.to_list() if hasattr(examples, 'to_list') else list(examples)
+    if isinstance(examples, pd.DataFrame): rows = examples.to_dict(orient='records')
+    else: rows = examples.to_list() if hasattr(examples, 'to_list') else list(examples)
     for i, r in enumerate(rows):
         miss = [k for k in ('question', 'context', 'answers') if not isinstance(r, dict) or k not in r]
-        if miss: raise SftError(f"QA example {i} has no {miss[0]!r}", where=f"examples[{i}]", fix="give each example a question, a context and its answers (a string, a list, or {'text': [...], 'answer_start': [...]})")
+        if miss:
+            raise SftError(f"QA example {i} has no {miss[0]!r}", where=f"examples[{i}]",
+                           fix="give each example a question, a context and its answers "
+                               "(a string, a list, or {'text': [...], 'answer_start': [...]})")
     if not rows: raise SftError("no QA examples to evaluate on", fix="pass a few labelled examples")
     return rows
 
+# %% ../nbs/17_qa.ipynb #ac435914
 def evaluate_qa(model, # A span-head QA model, or the folder of a saved one
                 tokenizer, # Its tokenizer (None with a folder)
                 examples, # Dicts, a DataFrame or a `Dataset` with `question`, `context`, `answers`
@@ -167,15 +193,17 @@ def evaluate_qa(model, # A span-head QA model, or the folder of a saved one
                           'prediction': [p['answer'] for p in preds], 'score': [p['score'] for p in preds]})
     return squad_scores(table.prediction.tolist(), golds), table
 
-
-# %% ../nbs/17_qa.ipynb #cef582f8
+# %% ../nbs/17_qa.ipynb #3e72f27f
 def _qa_logits(outputs)->tuple[torch.Tensor, torch.Tensor]:
     "The start and end logits of a QA model output."
     get = (lambda k: outputs.get(k)) if hasattr(outputs, 'get') else (lambda k: getattr(outputs, k, None))
     s, e = get('start_logits'), get('end_logits')
-    if s is None or e is None: raise SftError("the model output has no start_logits / end_logits", where='SquadQA.prepare', fix="use a ...ForQuestionAnswering model")
+    if s is None or e is None:
+        raise SftError("the model output has no start_logits / end_logits", where='SquadQA.prepare',
+                       fix="use a ...ForQuestionAnswering model")
     return s, e
 
+# %% ../nbs/17_qa.ipynb #dee62f03
 class SquadQA(BatchMetric):
     "SQuAD exact match and F1 (0-100) of the answers a span-head model extracts from the validation windows."
     name = 'squad'
@@ -186,12 +214,14 @@ class SquadQA(BatchMetric):
                  prefix:str=''): # Prefix of the result keys, e.g. 'qa_'
         cols = getattr(windows, 'column_names', None) or (list(windows) if isinstance(windows, dict) else [])
         if not {'offset_mapping', 'example_idx'} <= set(cols):
-            raise SftError("the windows have no offset_mapping / example_idx columns", where='SquadQA(windows=...)', fix="pass the tokenized validation split of a 'qa' task, e.g. dls.valid.dataset")
+            raise SftError("the windows have no offset_mapping / example_idx columns", where='SquadQA(windows=...)',
+                           fix="pass the tokenized validation split of a 'qa' task, e.g. dls.valid.dataset")
         self.offsets, self.example_idx = list(windows['offset_mapping']), list(windows['example_idx'])
         rows = examples.to_list() if hasattr(examples, 'to_list') else list(examples)
         self.contexts, self.golds = [r['context'] for r in rows], [gold_answers(r['answers']) for r in rows]
         if max(self.example_idx, default=-1) >= len(rows):
-            raise SftError(f"the windows come from {max(self.example_idx) + 1} examples but {len(rows)} were given", where='SquadQA(examples=...)', fix="pass the same validation examples that were tokenized")
+            raise SftError(f"the windows come from {max(self.example_idx) + 1} examples but {len(rows)} were given",
+                           where='SquadQA(examples=...)', fix="pass the same validation examples that were tokenized")
         self.width, self.max_answer_tokens, self.prefix = max(len(o) for o in self.offsets), max_answer_tokens, prefix
         self.reset()
 
@@ -201,27 +231,36 @@ class SquadQA(BatchMetric):
         "Start and end logits, padded with -inf to the longest window."
         s, e = _qa_logits(outputs)
         if s.shape[-1] > self.width:
-            raise SftError(f"a batch of {s.shape[-1]} tokens is longer than every window ({self.width})", where='SquadQA.prepare', fix="score the loader whose windows were given")
+            raise SftError(f"a batch of {s.shape[-1]} tokens is longer than every window ({self.width})",
+                           where='SquadQA.prepare', fix="score the loader whose windows were given")
         pad = lambda x: F.pad(x.float(), (0, self.width - x.shape[-1]), value=-math.inf)
         return {'start_logits': pad(s), 'end_logits': pad(e)}
 
-    def update(self, prepared:dict):
-        "Keep, per example, the best span of the windows of this batch."
-        S, E = prepared['start_logits'].detach().cpu(), prepared['end_logits'].detach().cpu()
-        rows = list(range(self.seen, self.seen + len(S)))
-        if rows and rows[-1] >= len(self.offsets):
-            raise SftError(f"more windows than the {len(self.offsets)} given", where='SquadQA.update', fix="pass the windows of the loader being scored (validate(dl) on another loader needs its own SquadQA)")
-        for w, v, a, b in _span_rows({w: s for w, s in zip(rows, S)}, {w: e for w, e in zip(rows, E)}, self.offsets, rows, 1, self.max_answer_tokens):
-            ex = self.example_idx[w]
-            if v > self.best.get(ex, (-math.inf,))[0]: self.best[ex] = (v, a, b)
-        self.seen += len(rows)
+# %% ../nbs/17_qa.ipynb #6f059b4d
+@patch
+def update(self:SquadQA, prepared:dict):
+    "Keep, per example, the best span of the windows of this batch."
+    S, E = prepared['start_logits'].detach().cpu(), prepared['end_logits'].detach().cpu()
+    rows = list(range(self.seen, self.seen + len(S)))
+    if rows and rows[-1] >= len(self.offsets):
+        raise SftError(f"more windows than the {len(self.offsets)} given", where='SquadQA.update',
+                       fix="pass the windows of the loader being scored "
+                           "(validate(dl) on another loader needs its own SquadQA)")
+    S, E = dict(zip(rows, S)), dict(zip(rows, E))
+    for w, v, a, b in _span_rows(S, E, self.offsets, rows, 1, self.max_answer_tokens):
+        ex = self.example_idx[w]
+        if v > self.best.get(ex, (-math.inf,))[0]: self.best[ex] = (v, a, b)
+    self.seen += len(rows)
 
-    def predictions(self)->list[str]:
-        "The best answer found for each example so far ('' for none)."
-        return [c[self.best[i][1]:self.best[i][2]] if i in self.best else '' for i, c in enumerate(self.contexts)]
+@patch
+def predictions(self:SquadQA)->list[str]:
+    "The best answer found for each example so far ('' for none)."
+    return [c[self.best[i][1]:self.best[i][2]] if i in self.best else '' for i, c in enumerate(self.contexts)]
 
-    def compute(self)->dict:
-        "SQuAD exact match and F1 of the answers."
-        if self.seen != len(self.offsets):
-            raise SftError(f"saw {self.seen} windows, expected {len(self.offsets)}", where='SquadQA.compute', fix="run one whole pass over the validation loader")
-        return {self.prefix + k: v for k, v in squad_scores(self.predictions(), self.golds).items()}
+@patch
+def compute(self:SquadQA)->dict:
+    "SQuAD exact match and F1 of the answers."
+    if self.seen != len(self.offsets):
+        raise SftError(f"saw {self.seen} windows, expected {len(self.offsets)}", where='SquadQA.compute',
+                       fix="run one whole pass over the validation loader")
+    return {self.prefix + k: v for k, v in squad_scores(self.predictions(), self.golds).items()}

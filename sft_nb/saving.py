@@ -12,8 +12,8 @@ from typing import Sequence
 
 # %% auto #0
 __all__ = ['PIPELINE_TAGS', 'BUNDLED_HUB_IDS', 'set_label_names', 'save_model', 'fingerprint_data', 'library_versions',
-           'pipeline_tag', 'make_run_card', 'run_card_markdown', 'write_run_card', 'read_run_card',
-           'model_card_metadata', 'model_card_header']
+           'pipeline_tag', 'make_run_card', 'model_card_metadata', 'model_card_header', 'run_card_markdown',
+           'write_run_card', 'read_run_card']
 
 # %% ../nbs/18_saving.ipynb #371a8c1a
 import numpy as np
@@ -24,7 +24,9 @@ from .inference import stop_token_ids, is_seq2seq
 from .loading import pickle_files
 
 # %% ../nbs/18_saving.ipynb #ce925b7f
-def _is_peft(model)->bool: return hasattr(model, 'peft_config') and hasattr(model, 'get_base_model')
+def _is_peft(model)->bool:
+    "Whether `model` is a peft `PeftModel` (an adapter on a base model)."
+    return hasattr(model, 'peft_config') and hasattr(model, 'get_base_model')
 
 def set_label_names(model, names:Sequence[str]):
     "Store `names` as `id2label`/`label2id` in `model.config`, checking there is one per output."
@@ -34,6 +36,7 @@ def set_label_names(model, names:Sequence[str]):
     model.config.label2id = {str(v): i for i,v in enumerate(names)}
     return model
 
+# %% ../nbs/18_saving.ipynb #ed8984f6
 def _prepare_generation_config(model, tokenizer):
     "Point `model.generation_config` at the stop and pad tokens of `tokenizer`."
     gc = getattr(model, 'generation_config', None)
@@ -41,7 +44,8 @@ def _prepare_generation_config(model, tokenizer):
     stops = stop_token_ids(model, tokenizer)
     gc.eos_token_id = stops if len(stops) > 1 else stops[0]
     gc.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
-    if getattr(tokenizer, 'bos_token_id', None) is not None and gc.bos_token_id is None: gc.bos_token_id = tokenizer.bos_token_id
+    if getattr(tokenizer, 'bos_token_id', None) is not None and gc.bos_token_id is None:
+        gc.bos_token_id = tokenizer.bos_token_id
 
 # %% ../nbs/18_saving.ipynb #6f0ed3b2
 def save_model(model, # A transformers model, or a peft `PeftModel`
@@ -53,7 +57,8 @@ def save_model(model, # A transformers model, or a peft `PeftModel`
                )->Path:
     "Write `model` and `tokenizer` to `path` as safetensors + config + tokenizer (+ run card), atomically."
     path, model = Path(path), unwrap_model(model, keep_peft=True)  # a DDP or compiled wrapper is not part of the model
-    if _is_peft(model) and merge_lora: model = copy.deepcopy(model).merge_and_unload()  # a copy: the caller's model keeps its adapter
+    # merged on a copy: the caller's model keeps its adapter
+    if _is_peft(model) and merge_lora: model = copy.deepcopy(model).merge_and_unload()
     base = unwrap_model(model)
     if label_names is not None: set_label_names(base, label_names)
     _prepare_generation_config(base, tokenizer)
@@ -63,7 +68,8 @@ def save_model(model, # A transformers model, or a peft `PeftModel`
         tokenizer.save_pretrained(tmp)
         if run_card is not None: write_run_card(tmp, run_card)
         if bad := pickle_files(tmp):
-            raise SftError(f"pickle files were written: {', '.join(bad)}", where=str(path), fix="report this: only safetensors should be saved")
+            raise SftError(f"pickle files were written: {', '.join(bad)}", where=str(path),
+                           fix="report this: only safetensors should be saved")
     return path
 
 # %% ../nbs/18_saving.ipynb #220996c1
@@ -84,6 +90,7 @@ def library_versions()->dict:
         except PackageNotFoundError: out[lib] = None
     return out
 
+# %% ../nbs/18_saving.ipynb #4b96ed9e
 def _jsonable(o):
     "`o` with numbers, paths and tensors turned into plain JSON values."
     if isinstance(o, dict): return {str(k): _jsonable(v) for k,v in o.items()}
@@ -98,7 +105,7 @@ def _jsonable(o):
 PIPELINE_TAGS = {**{t.name: t.pipeline for t in TASKS.values()}, 'token': 'token-classification', 'masked': 'fill-mask'}
 
 def pipeline_tag(model)->str|None:
-    "The Hugging Face pipeline tag of `model`'s task: text-classification, question-answering, text2text-generation, text-generation, ..."
+    "The Hugging Face pipeline tag of `model`'s task: text-classification, question-answering, text-generation, ..."
     base = unwrap_model(model)
     name = type(base).__name__
     if task := task_of_model(base): return PIPELINE_TAGS[task]
@@ -107,6 +114,7 @@ def pipeline_tag(model)->str|None:
     if is_seq2seq(base): return PIPELINE_TAGS['seq2seq']
     return PIPELINE_TAGS['causal'] if getattr(base, 'can_generate', lambda: False)() else None
 
+# %% ../nbs/18_saving.ipynb #92986bc8
 def make_run_card(config:dict|None=None, # The training configuration (hyper-parameters, model name, ...)
                   seed:int|None=None, # The random seed
                   data=None, # The training data (a `Dataset`, `DatasetDict`, DataFrame or list), fingerprinted
@@ -121,24 +129,78 @@ def make_run_card(config:dict|None=None, # The training configuration (hyper-par
             'versions': library_versions()}
     if model is not None:
         base = unwrap_model(model)
-        card['model'] = {'architectures': [type(base).__name__], 'base_model': getattr(base.config, 'name_or_path', None) or None,
+        card['model'] = {'architectures': [type(base).__name__],
+                         'base_model': getattr(base.config, 'name_or_path', None) or None,
                          'parameters': sum(p.numel() for p in base.parameters()), 'pipeline_tag': pipeline_tag(base)}
-        if getattr(base.config, 'training_precision', None): card['precision'] = base.config.training_precision  # set by the Learner
+        if getattr(base.config, 'training_precision', None):
+            card['precision'] = base.config.training_precision  # set by the Learner
     return _jsonable({**card, **extra})
 
+# %% ../nbs/18_saving.ipynb #5e27d31c
+BUNDLED_HUB_IDS = {'minilm': 'sentence-transformers/all-MiniLM-L6-v2', 'smollm2': 'HuggingFaceTB/SmolLM2-135M-Instruct'}
+
+def _data_names(card:dict)->list[str]:
+    "The data sets of a run: `datasets=` given to the card, else the bundled name or the files of `config['data']`."
+    names = card.get('datasets')
+    if names: return [str(d) for d in ([names] if isinstance(names, str) else names)]
+    data = (card.get('config') or {}).get('data')
+    if isinstance(data, str): return [data]
+    if isinstance(data, dict):
+        if data.get('name'): return [str(data['name'])]
+        return [Path(str(data[k])).name for k in ('train', 'validation', 'test') if data.get(k)]
+    return []
+
+# %% ../nbs/18_saving.ipynb #e9524bb0
+def _model_index(card:dict, tag:str|None, data:list[str], scores:dict)->list[dict]:
+    "The `model-index` entry of Hugging Face metadata: the run's metric values on its data."
+    dataset = {'name': data[0] if data else 'validation data', 'type': data[0] if data else 'custom'}
+    metrics = [{'type': k, 'value': v, 'name': k} for k, v in scores.items()]
+    return [{'name': card.get('name') or 'fine-tuned model',
+             'results': [{'task': {'type': tag or 'other'}, 'dataset': dataset, 'metrics': metrics}]}]
+
+def model_card_metadata(card:dict)->dict:
+    "The Hugging Face model-card metadata of a run card: base model, library, pipeline tag, data, metrics, precision."
+    cfg, model = card.get('config') or {}, card.get('model') or {}
+    base = cfg.get('model') if isinstance(cfg.get('model'), str) else model.get('base_model')
+    tag = model.get('pipeline_tag')
+    meta = {'library_name': 'sft_nb', 'tags': ['sft_nb', 'fine-tuned']}
+    if base: meta['base_model'] = BUNDLED_HUB_IDS.get(str(base), str(base))
+    if tag: meta['pipeline_tag'] = tag
+    if data := _data_names(card): meta['datasets'] = data
+    metrics = (card.get('metrics') or {}).items()
+    scores = {k: float(v) for k, v in metrics if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if scores: meta['metrics'], meta['model-index'] = list(scores), _model_index(card, tag, data, scores)
+    prec = card.get('precision') or cfg.get('precision')
+    if prec: meta['training_precision'] = str(prec)
+    if card.get('seed') is not None: meta['seed'] = card['seed']
+    return meta
+
+# %% ../nbs/18_saving.ipynb #333c33a6
+def model_card_header(card:dict)->str:
+    "The YAML front matter (between `---` lines) that opens a Hugging Face model card README."
+    import yaml
+    return '---\n' + yaml.safe_dump(model_card_metadata(card), sort_keys=False, allow_unicode=True) + '---\n'
+
+# %% ../nbs/18_saving.ipynb #771a8bf7
 def run_card_markdown(card:dict, title:str='Fine-tuned model')->str:
-    "A README.md model card for `card`: the Hugging Face metadata header (`model_card_metadata`), then the run in prose and tables."
+    "A README.md model card for `card`: the Hugging Face metadata header, then the run in prose and tables."
     rows = lambda d: '\n'.join(f'| {k} | {v} |' for k,v in d.items()) or '| - | - |'
-    md = [model_card_header(card), f'# {title}', '', f"Fine-tuned with [sft_nb](https://github.com/sft-nb/sft_nb) on {card['date']}.", '',
-          '## Use', '', '```python', 'from transformers import AutoTokenizer, AutoModel  # or the AutoModelFor... class of the task',
-          'from sft_nb.inference import load_model_for_inference', 'model, tokenizer = load_model_for_inference("path/to/this/folder")', '```',
+    md = [model_card_header(card), f'# {title}', '',
+          f"Fine-tuned with [sft_nb](https://github.com/sft-nb/sft_nb) on {card['date']}.", '',
+          '## Use', '', '```python',
+          'from transformers import AutoTokenizer, AutoModel  # or the AutoModelFor... class of the task',
+          'from sft_nb.inference import load_model_for_inference',
+          'model, tokenizer = load_model_for_inference("path/to/this/folder")', '```',
           '', '## Metrics', '', '| metric | value |', '|---|---|', rows(card.get('metrics') or {}),
           '', '## Training', '', f"- seed: {card.get('seed')}", f"- data fingerprint: {card.get('data_fingerprint')}"]
-    if 'model' in card: md += [f"- architecture: {', '.join(card['model']['architectures'])}, {card['model']['parameters']:,} parameters"]
+    if 'model' in card:
+        m = card['model']
+        md += [f"- architecture: {', '.join(m['architectures'])}, {m['parameters']:,} parameters"]
     md += ['', '| setting | value |', '|---|---|', rows(card.get('config') or {}),
            '', '## Library versions', '', '| library | version |', '|---|---|', rows(card.get('versions') or {}), '']
     return '\n'.join(md)
 
+# %% ../nbs/18_saving.ipynb #fc925d74
 def write_run_card(path:str|Path, # The model folder
                    card:dict|None=None, # A run card from `make_run_card`; or build one from `kwargs`
                    **kwargs)->dict: # `make_run_card` arguments
@@ -152,44 +214,7 @@ def write_run_card(path:str|Path, # The model folder
 def read_run_card(path:str|Path)->dict:
     "The run card saved in the model folder `path`."
     f = Path(path)/'run_card.json'
-    if not f.exists(): raise SftError(f"no run_card.json in {path}", where=str(path), fix="save with save_model(..., run_card=make_run_card(...))")
+    if not f.exists():
+        raise SftError(f"no run_card.json in {path}", where=str(path),
+                       fix="save with save_model(..., run_card=make_run_card(...))")
     return json.loads(f.read_text())
-
-# %% ../nbs/18_saving.ipynb #5e27d31c
-BUNDLED_HUB_IDS = {'minilm': 'sentence-transformers/all-MiniLM-L6-v2', 'smollm2': 'HuggingFaceTB/SmolLM2-135M-Instruct'}
-
-def _data_names(card:dict)->list[str]:
-    "The data sets of a run: `datasets=` given to the card, else the bundled name or the files of `config['data']`."
-    if card.get('datasets'): return [str(d) for d in ([card['datasets']] if isinstance(card['datasets'], str) else card['datasets'])]
-    data = (card.get('config') or {}).get('data')
-    if isinstance(data, str): return [data]
-    if isinstance(data, dict):
-        if data.get('name'): return [str(data['name'])]
-        return [Path(str(data[k])).name for k in ('train', 'validation', 'test') if data.get(k)]
-    return []
-
-def model_card_metadata(card:dict)->dict:
-    "The Hugging Face model-card metadata of a run card: base model, library, pipeline tag, data sets, metrics with values, precision."
-    cfg, model = card.get('config') or {}, card.get('model') or {}
-    base = cfg.get('model') if isinstance(cfg.get('model'), str) else model.get('base_model')
-    tag = model.get('pipeline_tag')
-    meta = {'library_name': 'sft_nb', 'tags': ['sft_nb', 'fine-tuned']}
-    if base: meta['base_model'] = BUNDLED_HUB_IDS.get(str(base), str(base))
-    if tag: meta['pipeline_tag'] = tag
-    if data := _data_names(card): meta['datasets'] = data
-    scores = {k: float(v) for k, v in (card.get('metrics') or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    if scores:
-        meta['metrics'] = list(scores)
-        meta['model-index'] = [{'name': card.get('name') or 'fine-tuned model', 'results': [{
-            'task': {'type': tag or 'other'}, 'dataset': {'name': data[0] if data else 'validation data', 'type': data[0] if data else 'custom'},
-            'metrics': [{'type': k, 'value': v, 'name': k} for k, v in scores.items()]}]}]
-    prec = card.get('precision') or cfg.get('precision')
-    if prec: meta['training_precision'] = str(prec)
-    if card.get('seed') is not None: meta['seed'] = card['seed']
-    return meta
-
-def model_card_header(card:dict)->str:
-    "The YAML front matter (between `---` lines) that opens a Hugging Face model card README."
-    import yaml
-    return '---\n' + yaml.safe_dump(model_card_metadata(card), sort_keys=False, allow_unicode=True) + '---\n'
-

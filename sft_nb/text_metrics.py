@@ -29,7 +29,8 @@ def _check_pair(predictions, references, where:str):
     "Raise an `SftError` if `predictions` and `references` differ in length or are empty."
     if predictions is None and references is None: return
     if predictions is None or references is None:
-        raise SftError("got predictions without references (or the reverse)", where=where, fix="pass both predictions= and references=")
+        raise SftError("got predictions without references (or the reverse)", where=where,
+                       fix="pass both predictions= and references=")
     n_p, n_r = len(predictions), len(references)
     if n_p != n_r:
         raise SftError(f"{n_p} predictions but {n_r} references", where=where,
@@ -87,9 +88,10 @@ def normalize_counts(cm:np.ndarray, # Confusion matrix of counts
     "The confusion matrix as counts, or as fractions of its rows, columns or total (0 where a row or column is empty)."
     if normalize is None: return cm
     check_choice(normalize, ('true', 'pred', 'all'), 'normalize', where='confusion matrix')
-    tot = cm.sum(1, keepdims=True) if normalize == 'true' else cm.sum(0, keepdims=True) if normalize == 'pred' else cm.sum()
+    tot = {'true': lambda: cm.sum(1, keepdims=True), 'pred': lambda: cm.sum(0, keepdims=True), 'all': cm.sum}[normalize]()
     return _div(cm, np.broadcast_to(tot, cm.shape))
 
+# %% ../nbs/08_text_metrics.ipynb #5a726476
 def class_scores(cm:np.ndarray, # Confusion matrix of counts, rows = references, columns = predictions
                  zero_division:float=0., # The score of a class where it is undefined (0/0)
                  ) -> dict:
@@ -119,6 +121,7 @@ def average_score(cm:np.ndarray, # Confusion matrix of counts
     if average == 'weighted': return float(_div((per_class[keep] * s['support'][keep]).sum(), s['support'][keep].sum()))
     return float(per_class[keep].mean()) if len(keep) else 0.0  # macro: scikit-learn averages over the classes that occur
 
+# %% ../nbs/08_text_metrics.ipynb #f6f11a87
 def matthews_from_cm(cm:np.ndarray)->float:
     "Multi-class Matthews correlation from a confusion matrix (0 when undefined, as scikit-learn)."
     cm = np.asarray(cm, dtype=np.float64)
@@ -126,9 +129,9 @@ def matthews_from_cm(cm:np.ndarray)->float:
     den = math.sqrt((s*s - p @ p) * (s*s - t @ t))
     return float((c*s - t @ p) / den) if den > 0 else 0.0
 
-# %% ../nbs/08_text_metrics.ipynb #56d3ecc8
+# %% ../nbs/08_text_metrics.ipynb #9196708c
 def _confusion(references, predictions, labels=None, sample_weight=None, extra=())->tuple[np.ndarray, list[int]]:
-    "Confusion counts over `labels` (in their order), then the other values of the data and `extra` (sorted); and those values."
+    "Confusion counts over `labels` (in their order), then the other values of the data and `extra` (sorted); the values."
     r, p = np.asarray(references, dtype=np.int64).ravel(), np.asarray(predictions, dtype=np.int64).ravel()
     first = [int(v) for v in labels] if labels is not None else []
     values = first + sorted({*r.tolist(), *p.tolist(), *map(int, extra)} - set(first))
@@ -142,18 +145,26 @@ class AccuracyMetric(_OfflineMetric):
         cm, _ = _confusion(references, predictions, sample_weight=sample_weight)
         return {'accuracy': float(np.trace(cm) / cm.sum() if normalize else np.trace(cm))}
 
+# %% ../nbs/08_text_metrics.ipynb #98c6a5ca
+def _check_binary(references, predictions, pos_label, where:str):
+    "Refuse `average='binary'` on data with more than two classes, or without `pos_label` among its two."
+    present = sorted({*np.ravel(references).tolist(), *np.ravel(predictions).tolist()})
+    if len(present) > 2:
+        raise SftError(f"average='binary' needs two classes, the data has {len(present)}: {present[:10]}", where=where,
+                       fix="pass average='macro', 'micro', 'weighted' or None")
+    if len(present) == 2 and pos_label not in present:
+        raise SftError(f"pos_label={pos_label} is not one of the classes {present}", where=where,
+                       fix="pass pos_label= one of them")
+
 def _prf(kind:str):
-    "An `_OfflineMetric._compute` for `kind` ('precision', 'recall', 'f1') from the confusion counts, with scikit-learn's arguments."
-    def _compute(self, predictions, references, labels=None, pos_label=1, average='binary', sample_weight=None, zero_division=0):
+    "An `_OfflineMetric._compute` for `kind` ('precision', 'recall', 'f1') from the counts, with scikit-learn's arguments."
+    def _compute(self, predictions, references, labels=None, pos_label=1, average='binary', sample_weight=None,
+                 zero_division=0):
         check_choice(average, ['binary','macro','micro','weighted',None], 'average', where=type(self).__name__)
         binary = average == 'binary'
-        if binary:
-            present = sorted({*np.ravel(references).tolist(), *np.ravel(predictions).tolist()})
-            if len(present) > 2: raise SftError(f"average='binary' needs two classes, the data has {len(present)}: {present[:10]}",
-                                                where=type(self).__name__, fix="pass average='macro', 'micro', 'weighted' or None")
-            if len(present) == 2 and pos_label not in present:
-                raise SftError(f"pos_label={pos_label} is not one of the classes {present}", where=type(self).__name__, fix="pass pos_label= one of them")
-        cm, values = _confusion(references, predictions, None if binary else labels, sample_weight, extra=[pos_label] if binary else ())
+        if binary: _check_binary(references, predictions, pos_label, type(self).__name__)
+        cm, values = _confusion(references, predictions, None if binary else labels, sample_weight,
+                                extra=[pos_label] if binary else ())
         res = average_score(cm, kind, average, values.index(pos_label) if binary else 1,
                             classes=None if labels is None or binary else range(len(labels)),
                             zero_division=0. if zero_division == 'warn' else float(zero_division))
@@ -172,10 +183,12 @@ class RecallMetric(_OfflineMetric):
     "Recall, binary or averaged over classes (as scikit-learn's `recall_score`)."
     _compute = _prf('recall')
 
+# %% ../nbs/08_text_metrics.ipynb #f7aca538
 class MatthewsCorrelationMetric(_OfflineMetric):
     "Matthews correlation coefficient (as scikit-learn's `matthews_corrcoef`), in [-1, 1]."
     def _compute(self, predictions, references, sample_weight=None):
-        return {'matthews_correlation': matthews_from_cm(_confusion(references, predictions, sample_weight=sample_weight)[0])}
+        cm = _confusion(references, predictions, sample_weight=sample_weight)[0]
+        return {'matthews_correlation': matthews_from_cm(cm)}
 
 class ConfusionMatrixMetric(_OfflineMetric):
     "Confusion matrix, rows = references, columns = predictions (as scikit-learn's `confusion_matrix`)."
@@ -184,10 +197,12 @@ class ConfusionMatrixMetric(_OfflineMetric):
             unknown = sorted(set(references) - set(labels) | set(predictions) - set(labels))
             if unknown: raise SftError(f"values {unknown} are not in labels={list(labels)}", where='ConfusionMatrixMetric',
                                        fix="add them to labels, or check the label mapping of the predictions")
-        return {'confusion_matrix': normalize_counts(_confusion(references, predictions, labels, sample_weight)[0], normalize)}
+        cm = _confusion(references, predictions, labels, sample_weight)[0]
+        return {'confusion_matrix': normalize_counts(cm, normalize)}
 
 # %% ../nbs/08_text_metrics.ipynb #d103684c
-_TEXT_FEATURES = [datasets.Features({'predictions': datasets.Value('string'), 'references': datasets.Sequence(datasets.Value('string'))}),
+_TEXT_FEATURES = [datasets.Features({'predictions': datasets.Value('string'),
+                                     'references': datasets.Sequence(datasets.Value('string'))}),
                   datasets.Features({'predictions': datasets.Value('string'), 'references': datasets.Value('string')})]
 
 def _ref_lists(references)->list[list[str]]:
@@ -219,7 +234,8 @@ class SacreBleuMetric(_OfflineMetric):
 class ChrFMetric(_OfflineMetric):
     "Character n-gram F-score computed by sacrebleu (0-100); `word_order=2` gives chrF++."
     features = _TEXT_FEATURES
-    def _compute(self, predictions, references, char_order=6, word_order=0, beta=2, lowercase=False, whitespace=False, eps_smoothing=False):
+    def _compute(self, predictions, references, char_order=6, word_order=0, beta=2, lowercase=False, whitespace=False,
+                 eps_smoothing=False):
         import sacrebleu
         chrf = sacrebleu.CHRF(char_order=char_order, word_order=word_order, beta=beta, lowercase=lowercase,
                               whitespace=whitespace, eps_smoothing=eps_smoothing)
@@ -234,7 +250,8 @@ class CharTokenizer:
 class RougeMetric(_OfflineMetric):
     "Mean ROUGE F-measures (rouge-score), 0-1, best reference per prediction; rougeLsum splits sentences on newlines."
     features = _TEXT_FEATURES
-    def _compute(self, predictions, references, rouge_types=('rouge1','rouge2','rougeL','rougeLsum'), use_stemmer=False, tokenizer=None):
+    def _compute(self, predictions, references, rouge_types=('rouge1','rouge2','rougeL','rougeLsum'), use_stemmer=False,
+                 tokenizer=None):
         from rouge_score import rouge_scorer  # imports nltk: 26 MB
         scorer = rouge_scorer.RougeScorer(list(rouge_types), use_stemmer=use_stemmer, tokenizer=tokenizer)
         scores = [scorer.score_multi(r, p) for r, p in zip(_ref_lists(references), predictions)]
@@ -255,6 +272,7 @@ def qa_exact_match(prediction:str, # The predicted answer
     return float(any(norm(prediction) == norm(g) for g in ([golds] if isinstance(golds, str) else golds)))
 
 def _token_f1(pred:list[str], gold:list[str])->float:
+    "F1 of the tokens two answers share (as multisets); two empty answers agree."
     if not pred or not gold: return float(pred == gold)
     same = sum((Counter(pred) & Counter(gold)).values())
     if same == 0: return 0.0
@@ -267,11 +285,13 @@ def qa_token_f1(prediction:str, # The predicted answer
     golds = [golds] if isinstance(golds, str) else golds
     return max(_token_f1(normalize_answer(prediction).split(), normalize_answer(g).split()) for g in golds)
 
+# %% ../nbs/08_text_metrics.ipynb #b217b888
 class ExactMatchMetric(_OfflineMetric):
     "Fraction (0-1) of predictions equal to a reference, after SQuAD normalisation unless `normalize=False`."
     features = _TEXT_FEATURES
     def _compute(self, predictions, references, normalize=True):
-        return {'exact_match': float(np.mean([qa_exact_match(p, r, normalize) for p, r in zip(predictions, _ref_lists(references))]))}
+        pairs = zip(predictions, _ref_lists(references))
+        return {'exact_match': float(np.mean([qa_exact_match(p, r, normalize) for p, r in pairs]))}
 
 class SquadMetric(_OfflineMetric):
     "SQuAD exact match and token F1 (0-100) of predicted answer strings against one or several gold answers."
@@ -285,7 +305,9 @@ class SquadMetric(_OfflineMetric):
 def gold_answers(ref)->list[str]:
     "The gold answer texts of one reference: a string, a list of strings or a SQuAD `{'text': [...]}` dict ('' if none)."
     if isinstance(ref, dict):
-        if 'text' not in ref: raise SftError(f"a SQuAD answers dict needs a 'text' key, got keys {sorted(ref)}", where='references', fix="pass {'text': [...], 'answer_start': [...]}")
+        if 'text' not in ref:
+            raise SftError(f"a SQuAD answers dict needs a 'text' key, got keys {sorted(ref)}", where='references',
+                           fix="pass {'text': [...], 'answer_start': [...]}")
         ref = ref['text']
     golds = [ref] if isinstance(ref, str) else [str(g) for g in ref]
     return golds or ['']
@@ -321,7 +343,8 @@ class LabelAccuracyMetric(_OfflineMetric):
     def _compute(self, predictions, references, labels:Sequence[str]|None=None):
         labels = sorted(set(references)) if labels is None else list(labels)
         parsed = [parse_label(p, labels) for p in predictions]
-        return {'label_accuracy': float(np.mean([q is not None and _norm_words(q) == _norm_words(r) for q, r in zip(parsed, references)])),
+        right = [q is not None and _norm_words(q) == _norm_words(r) for q, r in zip(parsed, references)]
+        return {'label_accuracy': float(np.mean(right)),
                 'parse_rate': float(np.mean([q is not None for q in parsed]))}
 
 # %% ../nbs/08_text_metrics.ipynb #3a596a16
@@ -337,8 +360,7 @@ def load_metric(name:str, # A metric name (see `OFFLINE_METRICS`), a local metri
     try: return evaluate.load(str(name), **kwargs)
     except Exception as e:
         local = Path(str(name)).exists()
-        raise SftError(f"could not load metric {name!r}: {type(e).__name__}: {str(e)[:200]}.{did_you_mean(name, OFFLINE_METRICS)}",
-                       where='load_metric',
-                       fix=("fix the metric script" if local else
-                            f"use one of the offline metrics ({', '.join(OFFLINE_METRICS)}); metrics on the Hugging Face Hub "
-                            "need internet, or download the metric script and pass its local path (evaluate.load works offline on a .py file)")) from e
+        hub = (f"use one of the offline metrics ({', '.join(OFFLINE_METRICS)}); metrics on the Hugging Face Hub need "
+               "internet, or download the metric script and pass its local path (evaluate.load works offline on a .py file)")
+        what = f"could not load metric {name!r}: {type(e).__name__}: {str(e)[:200]}.{did_you_mean(name, OFFLINE_METRICS)}"
+        raise SftError(what, where='load_metric', fix="fix the metric script" if local else hub) from e
