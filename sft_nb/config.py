@@ -89,9 +89,13 @@ class RunConfig:
     batch_size:int = 32  # Examples per step, per process
     grad_accum:int = 1  # Micro-batches per optimizer step
     max_length:int|None = None  # Tokens per example; unset: the length that keeps 99% of the training examples whole (up to the model's limit)
-    packing:bool|str = 'auto'  # Padding-free batches (one unpadded row per batch, attention per example): true, false, or auto (on where exact: Llama-family causal LMs, BERT-family classifiers)
+    # Padding-free batches (one unpadded row per batch, attention per example): true, false, or auto (on where exact:
+    # Llama-family causal LMs, BERT-family classifiers)
+    packing:bool|str = 'auto'
     group_by_length:bool = True  # Padded batches: group examples of similar length (class mix kept); false: random batches
-    max_length_from:str = 'train'  # With max_length unset, choose it from the train split, or from all splits (`all`: no validation or test example is cut more than training ones)
+    # With max_length unset, choose it from the train split, or from all splits (`all`: no validation or test example is
+    # cut more than training ones)
+    max_length_from:str = 'train'
     drop_truncated:bool = False  # causal: drop (and count) rows whose response max_length cuts away entirely, instead of refusing the data
     dropout:float|None = None  # Override hidden/attention dropout of the model config
     label_smoothing:float = 0.0  # Label smoothing of the cross-entropy
@@ -107,7 +111,8 @@ class RunConfig:
     gradient_checkpointing:bool = False  # Recompute layer activations in backward: less memory, more time
     metrics:list|None = None  # Metric names; None picks them from the task. bleu, chrf, rouge, exact_match score generated text
     generation:GenerationConfig = field(default_factory=GenerationConfig)  # Settings of the generated-text metrics
-    distributed:DistributedConfig = field(default_factory=DistributedConfig)  # Used when several processes train (--num-processes, torchrun, accelerate launch)
+    # Used when several processes train (--num-processes, torchrun, accelerate launch)
+    distributed:DistributedConfig = field(default_factory=DistributedConfig)
     log_every:int|None = None  # Without a terminal (a log file, CI): a progress line every N steps (and at least every 30 s)
     seed:int = 42  # Seed of everything random
     output_dir:str = 'runs/sft'  # Where the model, metrics, log, run card and checkpoints go
@@ -351,8 +356,11 @@ def apply_overrides(d:dict, overrides:list[str])->dict:
         node = d
         for p in parents: node = node.setdefault(p, {})
         try: node[last] = yaml.safe_load(val) if val.strip() else None
-        except yaml.YAMLError as e: raise SftError(f"the value of override {o!r} is not plain YAML: {e}", where='--set', fix="give a plain value, e.g. --set lr=3e-5 (tags such as !!python/... are refused)") from None
-        if not isinstance(node, dict): raise SftError(f"override {o!r} sets a key inside {'.'.join(parents)!r}, which is not a mapping", where='--set')
+        except yaml.YAMLError as e:
+            raise SftError(f"the value of override {o!r} is not plain YAML: {e}", where='--set',
+                           fix="give a plain value, e.g. --set lr=3e-5 (tags such as !!python/... are refused)") from None
+        if not isinstance(node, dict):
+            raise SftError(f"override {o!r} sets a key inside {'.'.join(parents)!r}, which is not a mapping", where='--set')
     return d
 
 def to_dict(cfg:RunConfig)->dict: return asdict(cfg)
@@ -370,11 +378,16 @@ def load_config(path:str|Path|None=None, overrides:list[str]|None=None)->RunConf
     d = {}
     if path is not None:
         p = Path(path)
-        if not p.exists(): raise SftError(f"config file {str(p)!r} does not exist", where=str(p), fix="check the path, or run `sft-nb train` with no config for the default job")
+        if not p.exists(): raise SftError(f"config file {str(p)!r} does not exist", where=str(p),
+                                          fix="check the path, or run `sft-nb train` with no config for the default job")
         try: d = yaml.safe_load(p.read_text(encoding='utf-8')) or {}
-        except yaml.YAMLError as e: raise SftError(f"config file {str(p)!r} is not valid YAML: {e}", where=str(p), fix="fix the YAML syntax (only plain YAML: tags such as !!python/... are refused)") from None
+        except yaml.YAMLError as e:
+            raise SftError(f"config file {str(p)!r} is not valid YAML: {e}", where=str(p),
+                           fix="fix the YAML syntax (only plain YAML: tags such as !!python/... are refused)") from None
         except UnicodeDecodeError: raise SftError(f"config file {str(p)!r} is not UTF-8 text", where=str(p), fix="save the file as UTF-8") from None
-        if not isinstance(d, dict): raise SftError(f"config file {str(p)!r} must hold a mapping of keys to values, not a {type(d).__name__}", where=str(p), fix="write `key: value` lines, e.g. `epochs: 2`; `sft-nb config` prints the defaults")
+        if not isinstance(d, dict):
+            raise SftError(f"config file {str(p)!r} must hold a mapping of keys to values, not a {type(d).__name__}",
+                           where=str(p), fix="write `key: value` lines, e.g. `epochs: 2`; `sft-nb config` prints the defaults")
     return config_from_dict(apply_overrides(d, overrides))
 
 # %% ../nbs/21_config.ipynb #ad292d0d
@@ -387,7 +400,8 @@ def accelerate_env(dc:DistributedConfig)->dict:
     if dc.strategy == 'deepspeed':
         off = 'cpu' if dc.offload else 'none'
         return {'ACCELERATE_USE_DEEPSPEED': 'true', 'ACCELERATE_DEEPSPEED_ZERO_STAGE': str(dc.zero_stage),
-                'ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE': off, 'ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE': off if dc.zero_stage == 3 else 'none'}
+                'ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE': off,
+                'ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE': off if dc.zero_stage == 3 else 'none'}
     return {}
 
 def check_strategy(dc:DistributedConfig, # The run's `distributed` section
@@ -400,6 +414,7 @@ def check_strategy(dc:DistributedConfig, # The run's `distributed` section
         raise SftError("distributed.strategy deepspeed needs the deepspeed package, which is not installed", where='distributed.strategy',
                        fix="install deepspeed on a machine with CUDA GPUs, or use strategy: fsdp (part of torch) or ddp")
     if not (torch.cuda.is_available() if cuda is None else cuda):
-        raise SftError(f"distributed.strategy {dc.strategy} shards the model over GPUs, and this machine has none (accelerate runs CPU processes data-parallel only)",
+        raise SftError(f"distributed.strategy {dc.strategy} shards the model over GPUs, and this machine has none "
+                       f"(accelerate runs CPU processes data-parallel only)",
                        where='distributed.strategy', fix="use strategy: ddp for several CPU processes")
     return dc

@@ -122,10 +122,12 @@ def launch(train_fn:Callable, # Builds its own `Learner` and trains; its return 
     if not isinstance(num_processes, int) or num_processes < 1:
         raise SftError(f"num_processes must be an integer >= 1, got {num_processes!r}", where='launch(num_processes=...)')
     if torch.distributed.is_available() and torch.distributed.is_initialized():
-        raise SftError("launch was called inside a distributed run", where='launch', fix="call train_fn directly: this process is already one of several")
+        raise SftError("launch was called inside a distributed run", where='launch',
+                       fix="call train_fn directly: this process is already one of several")
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         raise SftError("CUDA is already initialized in this kernel, and forked processes cannot use it", where='launch',
-                       fix="restart the kernel and call launch before anything touches the GPU (no Learner, no model.cuda()), or train with `torchrun` / `sft-nb train --num-processes`")
+                       fix="restart the kernel and call launch before anything touches the GPU (no Learner, no "
+                           "model.cuda()), or train with `torchrun` / `sft-nb train --num-processes`")
     # notebook_launcher refuses to start once any Accelerator exists in the kernel, and the forked processes would inherit
     # its single-process state: move every accelerate singleton aside for the launch, and put it back for the kernel's learners
     shared = [AcceleratorState._shared_state, GradientState._shared_state, PartialState._shared_state]

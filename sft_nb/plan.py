@@ -426,7 +426,8 @@ def batch_flops(roles:pd.DataFrame, # From `param_roles`
     head_per = 2 + 2 * any_train + 2 * bool(roles.loc[head, 'trains'].any()) + 2 * head_on_supervised  # the chunked loss recomputes its forward
     out_flops = float(head_per * roles.loc[head, 'numel'].sum() * head_tokens) if head.any() else 0.
     layer_params = roles['part'].isin(['body', 'encoder'])
-    through = float(np.average(roles.loc[layer_params, 'grad_through'], weights=roles.loc[layer_params, 'numel'])) if any_train and layer_params.any() else 0.
+    through = (float(np.average(roles.loc[layer_params, 'grad_through'], weights=roles.loc[layer_params, 'numel']))
+               if any_train and layer_params.any() else 0.)
     a = 4 * layers[2] * (1 + 2 * through + checkpointing * through)  # backward (and recompute) where gradients flow
     enc_attn, dec_attn = shape['attn'], shape['rows'] * (shape.get('target_tokens', 0) // max(shape['rows'], 1)) ** 2
     attn = a * (layers[0] * enc_attn + layers[1] * (dec_attn + shape['rows'] * (tgt // max(shape['rows'], 1)) * (src // max(shape['rows'], 1))))
@@ -526,7 +527,8 @@ def _ffn_width(model:nn.Module)->int:
     c = unwrap_model(model).config
     c = getattr(c, 'text_config', c)
     h = _attention_layers(model)[2]
-    return getattr(c, 'intermediate_size', None) or getattr(c, 'd_ff', None) or getattr(c, 'encoder_ffn_dim', None) or getattr(c, 'n_inner', None) or 4 * h
+    return (getattr(c, 'intermediate_size', None) or getattr(c, 'd_ff', None) or getattr(c, 'encoder_ffn_dim', None)
+            or getattr(c, 'n_inner', None) or 4 * h)
 
 def _probe_all(model:nn.Module, precision:str, checkpointing:bool)->tuple[dict, dict|None]:
     "The activation probe as the model will train, and (with checkpointing) the probe without it, for one layer's recompute."
@@ -554,9 +556,12 @@ def memory_terms(model:nn.Module, shape:dict, probe:dict, full_probe:dict|None, 
     t = {'weights': float(sum(p.numel() * p.element_size() for p in ps) + sum(b.numel() * b.element_size() for b in model.buffers())),
          'gradients': float(trained), 'optimizer': 2. * trained,
          'activations': activation_bytes(probe, shape['tokens'], shape['attn'])}
-    if full_probe is not None: t['recompute'] = (activation_bytes(full_probe, shape['tokens'], shape['attn']) - full_probe['const']) / max(n_layers, 1)
+    if full_probe is not None:
+        t['recompute'] = (activation_bytes(full_probe, shape['tokens'], shape['attn']) - full_probe['const']) / max(n_layers, 1)
     vocab = getattr(getattr(c, 'text_config', c), 'vocab_size', 0)
-    if get_task(task).decoder_only: t['loss buffers'] = loss_bytes(vocab, shape['tokens'], shape.get('supervised') if _head_on_supervised(model, task) else None, precision)
+    if get_task(task).decoder_only:
+        sup = shape.get('supervised') if _head_on_supervised(model, task) else None
+        t['loss buffers'] = loss_bytes(vocab, shape['tokens'], sup, precision)
     elif get_task(task).encoder_decoder: t['loss buffers'] = loss_bytes(vocab, shape.get('target_tokens', shape['tokens']), None, precision)
     return t
 

@@ -56,7 +56,9 @@ def load_task_data(cfg:RunConfig):
     else:
         raw = {k: v for k, v in (('train', dc.train), ('validation', dc.validation), ('test', dc.test)) if v}
         for split, f in raw.items():
-            if not Path(f).expanduser().exists(): raise SftError(f"data file {f!r} for the {split} split does not exist", where=f'data.{split}', fix="check the path (relative paths start from the current folder)")
+            if not Path(f).expanduser().exists():
+                raise SftError(f"data file {f!r} for the {split} split does not exist", where=f'data.{split}',
+                               fix="check the path (relative paths start from the current folder)")
     labels = dict(problem_type=hf_problem_type(cfg.problem_type), label_sep=dc.label_sep) if get_task(cfg.task).classifies else {}
     dsd = load_data(raw, cfg.task, columns=dc.columns or None, seed=cfg.seed, encoding=dc.encoding, verbose=False, **labels)
     for split, n in (('train', dc.max_train_examples), ('validation', dc.max_eval_examples), ('test', dc.max_eval_examples)):
@@ -140,7 +142,8 @@ def run_max_length(cfg:RunConfig, dsd, tok)->tuple[int, dict, list[str]]:
     from sft_nb.tokenize import fit_max_length, length_warning, default_max_length
     n_pos = _model_positions(cfg)
     if cfg.max_length is not None and n_pos and cfg.max_length > n_pos:
-        raise SftError(f"max_length {cfg.max_length} is longer than the model's {n_pos} positions", where='max_length', fix=f"set max_length to at most {n_pos}, or null to choose it from the data")
+        raise SftError(f"max_length {cfg.max_length} is longer than the model's {n_pos} positions", where='max_length',
+                       fix=f"set max_length to at most {n_pos}, or null to choose it from the data")
     limit = min(default_max_length(tok), n_pos or 10**9)
     every = cfg.max_length_from == 'all' and cfg.max_length is None
     fit = lambda k, n=None: fit_max_length(dsd[k], tok, cfg.task, limit=max(limit, cfg.max_length or 0), max_length=n)
@@ -148,7 +151,8 @@ def run_max_length(cfg:RunConfig, dsd, tok)->tuple[int, dict, list[str]]:
     if every:  # `all`: the length that keeps 99% of *each* split whole, so held-out examples are cut no more than training ones
         rep = fit('train', max(fit(k)['max_length'] for k in dsd))
     cut = f"it truncates {rep['truncated']} of {rep['examples']:,} training examples ({rep['truncated_pct']}%)"
-    if cfg.max_length is None: lines = [f"max_length {rep['max_length']}: chosen from the {'data of every split' if every else 'training data'} (model limit {limit}); {cut}"]
+    source = 'data of every split' if every else 'training data'
+    if cfg.max_length is None: lines = [f"max_length {rep['max_length']}: chosen from the {source} (model limit {limit}); {cut}"]
     else: lines = [f"max_length {rep['max_length']} (from the config): {cut}"] if rep['truncated'] else []
     if (w := length_warning(rep)): lines.append(f"warning: {w}")
     return rep['max_length'], rep, lines
