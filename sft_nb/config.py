@@ -363,6 +363,7 @@ def apply_overrides(d:dict, overrides:list[str])->dict:
             raise SftError(f"override {o!r} sets a key inside {'.'.join(parents)!r}, which is not a mapping", where='--set')
     return d
 
+# %% ../nbs/21_config.ipynb #f84a25d6
 def to_dict(cfg:RunConfig)->dict: return asdict(cfg)
 
 def to_yaml(cfg:RunConfig, path:str|Path|None=None)->str:

@@ -100,6 +100,7 @@ def set_rng_state(st:dict):
 
 # %% ../nbs/15_distributed.ipynb #51e1f563
 def _free_port()->int:
+    "A TCP port nobody listens on now, for the launched processes to meet at."
     import socket
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
@@ -111,6 +112,7 @@ def _rank0_result(train_fn:Callable, path:Path)->Callable:
         if int(os.environ.get('RANK', 0)) == 0: torch.save(res, path)  # read back with weights_only: no code runs on load
     return run
 
+# %% ../nbs/15_distributed.ipynb #6370de6d
 def launch(train_fn:Callable, # Builds its own `Learner` and trains; its return value (rank 0's): tensors, numbers, strings, lists, dicts
            *args, # Passed to `train_fn` in every process
            num_processes:int=2, # Processes: CPU processes on a CPU machine (gloo), one per GPU on GPUs

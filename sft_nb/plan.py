@@ -524,6 +524,7 @@ def loss_bytes(vocab:int, # Output classes of the token loss (the vocabulary)
 
 # %% ../nbs/25_plan.ipynb #1ecc7fc5
 def _ffn_width(model:nn.Module)->int:
+    "Width of the model's feed-forward layers (4 x hidden when the config does not say)."
     c = unwrap_model(model).config
     c = getattr(c, 'text_config', c)
     h = _attention_layers(model)[2]
@@ -531,7 +532,7 @@ def _ffn_width(model:nn.Module)->int:
             or getattr(c, 'n_inner', None) or 4 * h)
 
 def _probe_all(model:nn.Module, precision:str, checkpointing:bool)->tuple[dict, dict|None]:
-    "The activation probe as the model will train, and (with checkpointing) the probe without it, for one layer's recompute."
+    "The activation probe as the model will train, and with checkpointing the probe without it (one layer's recompute)."
     from sft_nb.models import set_gradient_checkpointing
     import warnings
     pr = activation_probe(model, precision)
@@ -544,9 +545,11 @@ def _probe_all(model:nn.Module, precision:str, checkpointing:bool)->tuple[dict, 
     return pr, full
 
 def _head_on_supervised(model:nn.Module, task:str)->bool:
+    "Whether the output layer runs on the supervised tokens only (`sft_nb.loss.skip_head`: a causal LM's plain head)."
     from sft_nb.loss import plain_lm_head
     return get_task(task).decoder_only and plain_lm_head(model) is not None
 
+# %% ../nbs/25_plan.ipynb #35ef2998
 def memory_terms(model:nn.Module, shape:dict, probe:dict, full_probe:dict|None, task:str, precision:str)->dict:
     "Bytes per memory term of one batch `shape` (see the table above), without runtime and data."
     ps = list({id(p): p for p in model.parameters()}.values())
@@ -607,9 +610,10 @@ def _suggest(terms:dict, # Bytes per term at the longest batch
     if mb(lora) < free_mb: return f"freeze: lora fits: about {mb(lora):,.0f} MB"
     return None
 
-def _memory_warning(peak_t:dict, longest:dict, free:float, layers:tuple, ckpt:bool, batch_size:int)->str:
+def _memory_warning(peak_t:dict, longest:dict, free:float, layers:tuple, ckpt:bool, train_dl, shapes)->str:
     "The warning of a run that will likely run out of memory, with the cheapest change that fits."
     peak_mb = sum(peak_t.values()) / 2**20
+    batch_size = getattr(train_dl, 'batch_size', None) or int(shapes['rows'].max())
     fix = _suggest({k: v for k, v in peak_t.items()}, longest, free, sum(layers[:2]), layers[2], ckpt, batch_size)
     return (f"the run needs about {peak_mb:,.0f} MB but {free:,.0f} MB are available: it will likely run out of memory"
             + (f"; cheapest change: {fix}" if fix else "; use a smaller model, or a machine with more memory"))
@@ -707,17 +711,17 @@ def plan(model:nn.Module, # The model as it will train: freezing, LoRA and check
                                                              device, ckpt, efficiency, seconds, timed_steps, loss_func, clock)
     n_steps, batch_s = math.ceil(len(shapes) / grad_accum), flops.sum(axis=1) / rate
     epoch_s = float(batch_s.sum() + n_steps * upd)
-    free = available_mb(device) if free_mb is None else free_mb
     nums = dict(clock=clock, peak_mb=sum(peak_t.values()) / 2**20, typical_mb=sum(typ_t.values()) / 2**20,
                 step_s=float(grad_accum * batch_s.iloc[typ_i] + upd), epoch_s=epoch_s, total_s=epoch_s * epochs,
-                steps_per_epoch=n_steps, batches=len(shapes), available_mb=free, matmul_tflops=rate / efficiency / 1e12,
+                steps_per_epoch=n_steps, batches=len(shapes),
+                available_mb=available_mb(device) if free_mb is None else free_mb, matmul_tflops=rate / efficiency / 1e12,
                 flops_per_epoch=float(flops.values.sum()), efficiency=efficiency, batch_s=batch_s.tolist(),
                 terms={k: v / 2**20 for k, v in peak_t.items()}, precision=precision, device=device)
     p = Plan('plan', numbers=nums)
     _plan_tables(p, peak_t, typ_t, flops, rate, n_steps, upd)
     p.notes = _plan_notes(nums, peak_t, longest, epochs, rate, timed)
-    batch_size = getattr(train_dl, 'batch_size', None) or int(shapes['rows'].max())
-    if nums['peak_mb'] > free: p.warnings.append(_memory_warning(peak_t, longest, free, layers, ckpt, batch_size))
+    if nums['peak_mb'] > nums['available_mb']: p.warnings.append(_memory_warning(peak_t, longest, nums['available_mb'], layers,
+                                                                                ckpt, train_dl, shapes))
     return p
 
 # %% ../nbs/25_plan.ipynb #69274df4

@@ -65,6 +65,7 @@ def load_task_data(cfg:RunConfig):
         if n is not None and split in dsd and len(dsd[split]) > n: dsd[split] = dsd[split].shuffle(seed=cfg.seed).select(range(n))
     return dsd
 
+# %% ../nbs/21_run_data.ipynb #14512c58
 def data_summary(cfg:RunConfig, dsd)->dict:
     "Which data the run reads: the files or the bundled set, rows per split, label names, splits held out of train."
     from datasets import ClassLabel
