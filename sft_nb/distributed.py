@@ -100,6 +100,7 @@ def set_rng_state(st:dict):
 
 # %% ../nbs/15_distributed.ipynb #51e1f563
 def _free_port()->int:
+    "A TCP port nobody listens on now, for the launched processes to meet at."
     import socket
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
@@ -111,6 +112,7 @@ def _rank0_result(train_fn:Callable, path:Path)->Callable:
         if int(os.environ.get('RANK', 0)) == 0: torch.save(res, path)  # read back with weights_only: no code runs on load
     return run
 
+# %% ../nbs/15_distributed.ipynb #6370de6d
 def launch(train_fn:Callable, # Builds its own `Learner` and trains; its return value (rank 0's): tensors, numbers, strings, lists, dicts
            *args, # Passed to `train_fn` in every process
            num_processes:int=2, # Processes: CPU processes on a CPU machine (gloo), one per GPU on GPUs
@@ -122,10 +124,12 @@ def launch(train_fn:Callable, # Builds its own `Learner` and trains; its return 
     if not isinstance(num_processes, int) or num_processes < 1:
         raise SftError(f"num_processes must be an integer >= 1, got {num_processes!r}", where='launch(num_processes=...)')
     if torch.distributed.is_available() and torch.distributed.is_initialized():
-        raise SftError("launch was called inside a distributed run", where='launch', fix="call train_fn directly: this process is already one of several")
+        raise SftError("launch was called inside a distributed run", where='launch',
+                       fix="call train_fn directly: this process is already one of several")
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         raise SftError("CUDA is already initialized in this kernel, and forked processes cannot use it", where='launch',
-                       fix="restart the kernel and call launch before anything touches the GPU (no Learner, no model.cuda()), or train with `torchrun` / `sft-nb train --num-processes`")
+                       fix="restart the kernel and call launch before anything touches the GPU (no Learner, no "
+                           "model.cuda()), or train with `torchrun` / `sft-nb train --num-processes`")
     # notebook_launcher refuses to start once any Accelerator exists in the kernel, and the forked processes would inherit
     # its single-process state: move every accelerate singleton aside for the launch, and put it back for the kernel's learners
     shared = [AcceleratorState._shared_state, GradientState._shared_state, PartialState._shared_state]

@@ -59,13 +59,11 @@ def _block_lists(model:nn.Module)->list[str]:
         found.append(name)
     return found
 
-# %% ../nbs/06_freeze.ipynb #18b44d92
 def _param_owners(model:nn.Module)->dict:
     "Map each parameter name (duplicates included) to the module that owns it."
     return {(f"{mn}.{pn}" if mn else pn): m for mn,m in model.named_modules(remove_duplicate=False)
             for pn,_ in m.named_parameters(recurse=False, remove_duplicate=False)}
 
-# %% ../nbs/06_freeze.ipynb #78c87c0b
 def _stack_of(name:str, stacks:list[str])->str|None:
     "The stack (module owning a block list) that contains parameter `name`, if any."
     return next((s for s in stacks if s == '' or name.startswith(s + '.')), None)
@@ -144,7 +142,6 @@ def _adapter_param_names(model:nn.Module)->set[str]|None:
     if not prefixes and not any('.modules_to_save.' in n for n in names): return None
     return {n for n in names if '.modules_to_save.' in n or any(n.startswith(p) for p in prefixes)}
 
-# %% ../nbs/06_freeze.ipynb #dbf05da4
 def _tunable(model:nn.Module)->Callable[[str], bool]:
     "Predicate on (unwrapped) parameter names: may freezing functions make this parameter trainable?"
     # Decided from the injected peft layers, not from the wrapper, so it also holds when a caller passes
@@ -157,7 +154,6 @@ def trainable_count(model:nn.Module)->int:
     "Number of trainable parameter elements (tied tensors counted once)."
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
-# %% ../nbs/06_freeze.ipynb #d0294ba3
 def _norm_param_ids(model:nn.Module)->set:
     "ids of the parameters owned by normalisation layers."
     return {id(p) for m in model.modules() if is_norm(m) for p in m.parameters(recurse=False)}
@@ -181,7 +177,6 @@ def freeze_to(model:nn.Module, # The model (or PeftModel) to freeze in place
             if ok(name): p.requires_grad_(i >= cut or id(p) in norms)
     return groups
 
-# %% ../nbs/06_freeze.ipynb #02d2a312
 def freeze(model:nn.Module, # The model to freeze in place
            keep_norm_trainable:bool=False, # Keep normalisation weights trainable
            splitter:Callable|None=None, # Custom `splitter(model) -> groups`
@@ -189,7 +184,6 @@ def freeze(model:nn.Module, # The model to freeze in place
     "Freeze everything but the last layer group (the task head)."
     return freeze_to(model, -1, keep_norm_trainable, splitter)
 
-# %% ../nbs/06_freeze.ipynb #27ac1954
 def unfreeze(model:nn.Module, # The model to unfreeze in place
              splitter:Callable|None=None, # Custom `splitter(model) -> groups`
             )->list[LayerGroup]:
@@ -205,10 +199,10 @@ def _match(model:nn.Module, pattern:str)->list[tuple[str, nn.Parameter]]:
         mods = {part for n,_ in base.named_modules() for part in n.split('.') if part and not part.isdigit()}
         raise SftError(f"the pattern {pattern!r} matches no parameter name.{did_you_mean(pattern, sorted(mods))}",
                        where=type(base).__name__,
-                       fix="list names with [n for n,_ in model.named_parameters()]; the pattern is a regex, searched anywhere in the name")
+                       fix="list names with [n for n,_ in model.named_parameters()]; "
+                           "the pattern is a regex, searched anywhere in the name")
     return hits
 
-# %% ../nbs/06_freeze.ipynb #99812acb
 def freeze_pattern(model:nn.Module, # The model to change in place
                    pattern:str, # Regex searched in parameter names
                   )->list[str]:
@@ -217,11 +211,10 @@ def freeze_pattern(model:nn.Module, # The model to change in place
     for _,p in hits: p.requires_grad_(False)
     return [n for n,_ in hits]
 
-# %% ../nbs/06_freeze.ipynb #6486f644
 def unfreeze_pattern(model:nn.Module, # The model to change in place
                      pattern:str, # Regex searched in parameter names
                     )->list[str]:
-    "Unfreeze the parameters whose name matches `pattern` (on a PeftModel, adapter parameters only); returns their names."
+    "Unfreeze the parameters whose name matches `pattern` (on a PeftModel, adapters only); returns their names."
     ok = _tunable(model)
     hits = [(n,p) for n,p in _match(model, pattern) if ok(n)]
     for _,p in hits: p.requires_grad_(True)
@@ -280,8 +273,8 @@ def _fmt_set(vals:set, fmt:str='{:.1e}')->str:
     "Format a set of numbers compactly: one value, or 'a / b'."
     return ' / '.join(fmt.format(v) for v in sorted(vals, reverse=True)) if vals else ''
 
-# %% ../nbs/06_freeze.ipynb #45b15376
-_ADAPTERS = {'lora_': 'LoRA', 'ia3_': 'IA3', 'oft_': 'OFT', 'boft_': 'BOFT', 'vera_': 'VeRA', 'loha_': 'LoHa', 'lokr_': 'LoKr'}
+_ADAPTERS = {'lora_': 'LoRA', 'ia3_': 'IA3', 'oft_': 'OFT', 'boft_': 'BOFT', 'vera_': 'VeRA', 'loha_': 'LoHa',
+             'lokr_': 'LoKr'}
 
 def _adapter_kind(names:list[str])->str:
     "Adapter types found in parameter names ('LoRA', 'LoRA + saved copy', ...)."
@@ -322,18 +315,17 @@ def _fingerprint(p:torch.Tensor)->torch.Tensor:
     x = p.detach().double()
     return torch.stack([x.sum(), x.pow(2).sum(), x.abs().sum()]).cpu()
 
-# %% ../nbs/06_freeze.ipynb #36af42ae
 class WeightSnapshot(dict):
     "Parameter name → full copy or fingerprint, as taken by `weight_snapshot`."
     exact:bool = False
 
-# %% ../nbs/06_freeze.ipynb #e3bda905
 def weight_snapshot(model:nn.Module, # The model (or PeftModel) before training
                     exact:bool=False, # Keep full CPU copies instead of fingerprints
                    )->dict:
     "Record every parameter (by name in the unwrapped model) to compare after training with `check_moved`."
     base = unwrap_model(model)
-    snap = WeightSnapshot({n: (p.detach().to('cpu', copy=True) if exact else _fingerprint(p)) for n,p in base.named_parameters()})
+    snap = WeightSnapshot({n: (p.detach().to('cpu', copy=True) if exact else _fingerprint(p))
+                           for n,p in base.named_parameters()})
     snap.exact = exact
     return snap
 

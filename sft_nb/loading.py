@@ -97,15 +97,16 @@ def pickle_files(path:str|Path)->list[str]:
     "Files under `path` stored with pickle (`.bin`, `.pt`, ...), which can run code when loaded."
     return sorted(str(p.relative_to(path)) for p in Path(path).rglob('*') if p.suffix in PICKLE_SUFFIXES)
 
-
 # %% ../nbs/16_loading.ipynb #106afbc7
 # the tasks' auto classes first, then those of model kinds a saved folder may hold
-AUTO_CLASSES = (*(t.auto_class for t in TASKS.values()), 'AutoModelForTokenClassification', 'AutoModelForMaskedLM', 'AutoModel')
+AUTO_CLASSES = (*(t.auto_class for t in TASKS.values()), 'AutoModelForTokenClassification', 'AutoModelForMaskedLM',
+                'AutoModel')
 
 def auto_class_for(config):
     "The `AutoModelFor...` class that builds `config.architectures[0]`, falling back to the class of that name."
     arch = (getattr(config, 'architectures', None) or [None])[0]
-    if arch is None: raise SftError("the config names no architecture", fix="save the model with save_model or model.save_pretrained")
+    if arch is None:
+        raise SftError("the config names no architecture", fix="save the model with save_model or model.save_pretrained")
     for name in AUTO_CLASSES:
         auto = getattr(transformers, name)
         cls = auto._model_mapping.get(type(config), None) if type(config) in auto._model_mapping else None
@@ -113,6 +114,7 @@ def auto_class_for(config):
     if hasattr(transformers, arch): return getattr(transformers, arch)
     raise SftError(f"transformers {transformers.__version__} has no model class {arch!r}", fix="upgrade transformers")
 
+# %% ../nbs/16_loading.ipynb #15ae0e97
 def check_model_folder(path:str|Path)->Path:
     "`path` if it holds a config, weights and a tokenizer; else an `SftError` naming the missing file."
     p = Path(path).expanduser()

@@ -14,7 +14,7 @@ __all__ = ['CLOCKS', 'Report', 'norm_text', 'input_texts', 'duplicate_table', 'l
            'length_table', 'length_signal_warning', 'split_lengths', 'token_table', 'task_problems', 'data_report',
            'batch_shapes', 'saved_bytes', 'activation_probe', 'activation_bytes', 'param_roles', 'batch_flops',
            'matmul_rate', 'update_rate', 'time_batch', 'runtime_mb', 'loss_bytes', 'memory_terms', 'Plan',
-           'available_mb', 'plan', 'precision_name', 'run_model', 'plan_run']
+           'available_mb', 'precision_name', 'plan', 'run_model', 'plan_run']
 
 # %% ../nbs/25_plan.ipynb #f5d01517
 import numpy as np
@@ -25,6 +25,7 @@ from datasets import Dataset, DatasetDict, ClassLabel
 
 # %% ../nbs/25_plan.ipynb #6a029e4c
 from .core import SftError, TASKS, get_task, check_choice, show_df, in_notebook, human_count, default_precision, check_precision, unwrap_model
+from .run_data import epoch_batches
 
 # %% ../nbs/25_plan.ipynb #bba5bbb1
 @dataclass
@@ -93,6 +94,7 @@ def _conflicts(texts:list[str], labels:list)->int:
     for t, l in zip(texts, labels): by.setdefault(norm_text(t), set()).add(str(l))
     return sum(len(v) > 1 for v in by.values())
 
+# %% ../nbs/25_plan.ipynb #6c2e58a8
 def duplicate_table(dsd:DatasetDict, # Canonical splits
                     task:str, # One of `TASKS`
                     )->tuple[pd.DataFrame, list[str]]:
@@ -108,12 +110,14 @@ def duplicate_table(dsd:DatasetDict, # Canonical splits
             r['in_train_exact'] = sum(t in raw for t in ts)
             r['in_train_near'] = sum(t not in raw and norm_text(t) in normed for t in ts)
             if (n := r['in_train_exact'] + r['in_train_near']):
-                warns.append(f"{n} of {len(ts)} {k} rows ({100*n/max(len(ts),1):.1f}%) also appear in train ({r['in_train_exact']} exact, {r['in_train_near']} near): "
+                warns.append(f"{n} of {len(ts)} {k} rows ({100*n/max(len(ts),1):.1f}%) also appear in train "
+                             f"({r['in_train_exact']} exact, {r['in_train_near']} near): "
                              f"they measure memory, not generalisation; drop them from {k}")
         if get_task(task).classifies and 'label' in dsd[k].column_names:
             r['label_conflicts'] = _conflicts(ts, dsd[k]['label'])
         if ex + nr and ex + nr >= 0.01 * len(ts):
-            warns.append(f"{ex + nr} of {len(ts)} {k} rows ({100*(ex+nr)/len(ts):.1f}%) repeat an earlier row ({ex} exact, {nr} near): they weigh more than the others")
+            warns.append(f"{ex + nr} of {len(ts)} {k} rows ({100*(ex+nr)/len(ts):.1f}%) repeat an earlier row "
+                         f"({ex} exact, {nr} near): they weigh more than the others")
         if r.get('label_conflicts'):
             warns.append(f"{r['label_conflicts']} {k} text(s) occur with different labels: check those labels")
         rows.append(r)
@@ -188,7 +192,8 @@ def length_signal_warning(lengths, labels, alarm:float=0.3)->str|None:
 # %% ../nbs/25_plan.ipynb #a66853b4
 def _count(tokenizer, texts:list, pairs:list|None=None, target:bool=False)->np.ndarray:
     "Tokens per text (no truncation), or words per text without a tokenizer."
-    if tokenizer is None: return np.array([len(str(t).split()) + (len(str(p).split()) if pairs else 0) for t, p in zip(texts, pairs or texts)])
+    if tokenizer is None:
+        return np.array([len(str(t).split()) + (len(str(p).split()) if pairs else 0) for t, p in zip(texts, pairs or texts)])
     kw = dict(text_target=list(texts)) if target else dict(text=list(texts), text_pair=pairs)
     return np.array([len(x) for x in tokenizer(**kw, truncation=False, verbose=False)['input_ids']])
 
@@ -203,14 +208,19 @@ def _causal_lengths(ds:Dataset, tokenizer, max_length:int)->dict:
 def split_lengths(ds:Dataset, task:str, tokenizer=None, max_length:int|None=None)->dict:
     "Lengths of one split's examples: `lengths` (inputs), and `targets` (seq2seq) or `first_supervised` (causal)."
     t = get_task(task)
-    if t.encoder_decoder: return {'lengths': _count(tokenizer, ds['source']), 'targets': _count(tokenizer, ds['target'], target=True)}
-    if t.inputs: return {'lengths': _count(tokenizer, *[ds[r] for r in t.inputs if r in ds.column_names])}  # a text and its pair
-    if tokenizer is None: return {'lengths': np.array([len(input_texts(ds.select([i]), 'causal')[0].split()) for i in range(len(ds))])}
+    if t.encoder_decoder:
+        return {'lengths': _count(tokenizer, ds['source']), 'targets': _count(tokenizer, ds['target'], target=True)}
+    # a text and its pair
+    if t.inputs: return {'lengths': _count(tokenizer, *[ds[r] for r in t.inputs if r in ds.column_names])}
+    if tokenizer is None:
+        return {'lengths': np.array([len(input_texts(ds.select([i]), 'causal')[0].split()) for i in range(len(ds))])}
     return _causal_lengths(ds, tokenizer, max_length or 10**6)
 
 # %% ../nbs/25_plan.ipynb #7ec4f114
 def _stats(x:np.ndarray, max_length:int|None, prefix:str='')->dict:
-    r = {f'{prefix}mean': round(float(x.mean()), 1), f'{prefix}median': float(np.median(x)), f'{prefix}p95': float(np.percentile(x, 95)), f'{prefix}max': int(x.max())}
+    "Mean, median, 95th percentile and longest of lengths `x`, and the share `max_length` cuts."
+    r = {f'{prefix}mean': round(float(x.mean()), 1), f'{prefix}median': float(np.median(x)),
+         f'{prefix}p95': float(np.percentile(x, 95)), f'{prefix}max': int(x.max())}
     if max_length: r[f'{prefix}cut_pct'] = round(100 * float((x > max_length).mean()), 2)
     return r
 
@@ -225,10 +235,12 @@ def token_table(lens:dict, # split -> `split_lengths` result
         if 'first_supervised' in d and max_length:
             gone = int((d['first_supervised'] >= max_length).sum())
             r['responses_cut_away'] = gone
-            if gone: warns.append(f"{k}: {gone} of {len(d['lengths'])} responses start after max_length={max_length} and are cut away entirely "
-                                  f"(nothing to learn from them): raise max_length, shorten prompts or drop those rows")
+            if gone: warns.append(f"{k}: {gone} of {len(d['lengths'])} responses start after max_length={max_length} "
+                                  f"and are cut away entirely (nothing to learn from them): raise max_length, "
+                                  f"shorten prompts or drop those rows")
         if max_length and (cut := max(r.get('cut_pct', 0), r.get('target_cut_pct', 0))) > 5:
-            warns.append(f"{k}: max_length={max_length} cuts {cut}% of the examples ({unit}); the 95th percentile is {r['p95']:.0f}")
+            warns.append(f"{k}: max_length={max_length} cuts {cut}% of the examples ({unit}); "
+                         f"the 95th percentile is {r['p95']:.0f}")
         rows.append(r)
     return pd.DataFrame(rows), warns
 
@@ -291,28 +303,19 @@ def data_report(dsd:DatasetDict, # Canonical splits (`load_data`, or a `DatasetD
     return rep
 
 # %% ../nbs/25_plan.ipynb #abc1bfa9
-def _epoch_batches(dl)->list[list[int]]:
-    "The example indices of each batch of `dl`'s next epoch, leaving the loader's state (epoch counter, generator) as it was."
-    bs = dl.batch_sampler
-    if hasattr(bs, 'batches'): return bs.batches(bs.epoch)  # LengthGroupedBatchSampler: `iter` would advance its epoch
-    gen = getattr(getattr(bs, 'sampler', None), 'generator', None)
-    state = gen.get_state() if gen is not None else None
-    out = [list(b) for b in bs]
-    if gen is not None: gen.set_state(state)
-    return out
-
 def batch_shapes(dl, # The training `DataLoader` (from `dataloaders(...).train`)
                  )->pd.DataFrame:
-    "One row per batch of an epoch: rows, padded length, computed and real tokens, attention cost, targets, supervised tokens."
+    "One row per batch of an epoch: rows, padded length, computed and real tokens, attention cost, targets, supervision."
     ds = dl.dataset
     lens = np.asarray(ds['length'])
-    s2s = 'labels' in ds.column_names and 'decoder_input_ids' not in ds.column_names and ds.features['labels'].__class__.__name__ in ('List', 'Sequence', 'LargeList')
+    s2s = ('labels' in ds.column_names and 'decoder_input_ids' not in ds.column_names
+           and ds.features['labels'].__class__.__name__ in ('List', 'Sequence', 'LargeList'))
     lab = ds['labels'] if s2s else None
     tlen = np.array([len(l) for l in lab]) if lab is not None else None
     sup = np.array([sum(t != -100 for t in l) for l in lab]) if lab is not None else None
     free = type(dl.collate_fn).__name__ == 'PaddingFreeCollator'
     rows = []
-    for idx in _epoch_batches(dl):
+    for idx in epoch_batches(dl):  # the batches the loader gives next (`sft_nb.run_data`)
         l = lens[idx]
         r = {'rows': len(idx), 'longest': int(l.max()), 'real_tokens': int(l.sum()),
              'tokens': int(l.sum()) if free else len(idx) * int(l.max()),
@@ -351,15 +354,17 @@ def saved_bytes(model:nn.Module, batch:dict, precision:str='no')->int:
         model(**batch)
     return sum(seen.values())
 
+# %% ../nbs/25_plan.ipynb #d7c33eae
 def activation_probe(model:nn.Module, # The model as it will train (frozen parts, LoRA, checkpointing applied)
                      precision:str='no', # The run's precision
                      seq:int=32, # Probe length t: batches (1,t), (2,t), (1,2t)
                      )->dict:
-    "Saved-activation bytes as `const + per_token x tokens + per_token_sq x rows x len^2`, fitted on three small batches."
+    "Saved-activation bytes as `const + per_token x tokens + per_token_sq x rows x len^2`, fitted on three batches."
     dev = next(model.parameters()).device.type
     was = model.training; model.train()
     try:
-        m11, m21, m12 = (saved_bytes(model, _probe_batch(model, r, s, dev), precision) for r, s in ((1, seq), (2, seq), (1, 2 * seq)))
+        shapes = ((1, seq), (2, seq), (1, 2 * seq))
+        m11, m21, m12 = (saved_bytes(model, _probe_batch(model, r, s, dev), precision) for r, s in shapes)
     finally: model.train(was)
     d1, d2 = m21 - m11, m12 - m11  # b*t + c*t^2, and b*t + 3*c*t^2
     c = max((d2 - d1) / (2 * seq ** 2), 0.)
@@ -421,7 +426,8 @@ def batch_flops(roles:pd.DataFrame, # From `param_roles`
     head_per = 2 + 2 * any_train + 2 * bool(roles.loc[head, 'trains'].any()) + 2 * head_on_supervised  # the chunked loss recomputes its forward
     out_flops = float(head_per * roles.loc[head, 'numel'].sum() * head_tokens) if head.any() else 0.
     layer_params = roles['part'].isin(['body', 'encoder'])
-    through = float(np.average(roles.loc[layer_params, 'grad_through'], weights=roles.loc[layer_params, 'numel'])) if any_train and layer_params.any() else 0.
+    through = (float(np.average(roles.loc[layer_params, 'grad_through'], weights=roles.loc[layer_params, 'numel']))
+               if any_train and layer_params.any() else 0.)
     a = 4 * layers[2] * (1 + 2 * through + checkpointing * through)  # backward (and recompute) where gradients flow
     enc_attn, dec_attn = shape['attn'], shape['rows'] * (shape.get('target_tokens', 0) // max(shape['rows'], 1)) ** 2
     attn = a * (layers[0] * enc_attn + layers[1] * (dec_attn + shape['rows'] * (tgt // max(shape['rows'], 1)) * (src // max(shape['rows'], 1))))
@@ -518,13 +524,15 @@ def loss_bytes(vocab:int, # Output classes of the token loss (the vocabulary)
 
 # %% ../nbs/25_plan.ipynb #1ecc7fc5
 def _ffn_width(model:nn.Module)->int:
+    "Width of the model's feed-forward layers (4 x hidden when the config does not say)."
     c = unwrap_model(model).config
     c = getattr(c, 'text_config', c)
     h = _attention_layers(model)[2]
-    return getattr(c, 'intermediate_size', None) or getattr(c, 'd_ff', None) or getattr(c, 'encoder_ffn_dim', None) or getattr(c, 'n_inner', None) or 4 * h
+    return (getattr(c, 'intermediate_size', None) or getattr(c, 'd_ff', None) or getattr(c, 'encoder_ffn_dim', None)
+            or getattr(c, 'n_inner', None) or 4 * h)
 
 def _probe_all(model:nn.Module, precision:str, checkpointing:bool)->tuple[dict, dict|None]:
-    "The activation probe as the model will train, and (with checkpointing) the probe without it, for one layer's recompute."
+    "The activation probe as the model will train, and with checkpointing the probe without it (one layer's recompute)."
     from sft_nb.models import set_gradient_checkpointing
     import warnings
     pr = activation_probe(model, precision)
@@ -537,9 +545,11 @@ def _probe_all(model:nn.Module, precision:str, checkpointing:bool)->tuple[dict, 
     return pr, full
 
 def _head_on_supervised(model:nn.Module, task:str)->bool:
+    "Whether the output layer runs on the supervised tokens only (`sft_nb.loss.skip_head`: a causal LM's plain head)."
     from sft_nb.loss import plain_lm_head
     return get_task(task).decoder_only and plain_lm_head(model) is not None
 
+# %% ../nbs/25_plan.ipynb #35ef2998
 def memory_terms(model:nn.Module, shape:dict, probe:dict, full_probe:dict|None, task:str, precision:str)->dict:
     "Bytes per memory term of one batch `shape` (see the table above), without runtime and data."
     ps = list({id(p): p for p in model.parameters()}.values())
@@ -549,16 +559,19 @@ def memory_terms(model:nn.Module, shape:dict, probe:dict, full_probe:dict|None, 
     t = {'weights': float(sum(p.numel() * p.element_size() for p in ps) + sum(b.numel() * b.element_size() for b in model.buffers())),
          'gradients': float(trained), 'optimizer': 2. * trained,
          'activations': activation_bytes(probe, shape['tokens'], shape['attn'])}
-    if full_probe is not None: t['recompute'] = (activation_bytes(full_probe, shape['tokens'], shape['attn']) - full_probe['const']) / max(n_layers, 1)
+    if full_probe is not None:
+        t['recompute'] = (activation_bytes(full_probe, shape['tokens'], shape['attn']) - full_probe['const']) / max(n_layers, 1)
     vocab = getattr(getattr(c, 'text_config', c), 'vocab_size', 0)
-    if get_task(task).decoder_only: t['loss buffers'] = loss_bytes(vocab, shape['tokens'], shape.get('supervised') if _head_on_supervised(model, task) else None, precision)
+    if get_task(task).decoder_only:
+        sup = shape.get('supervised') if _head_on_supervised(model, task) else None
+        t['loss buffers'] = loss_bytes(vocab, shape['tokens'], sup, precision)
     elif get_task(task).encoder_decoder: t['loss buffers'] = loss_bytes(vocab, shape.get('target_tokens', shape['tokens']), None, precision)
     return t
 
 # %% ../nbs/25_plan.ipynb #c0cdf46c
 @dataclass
 class Plan(Report):
-    "A `Report` with the predicted numbers: `peak_mb`, `typical_mb`, `step_s`, `epoch_s`, `available_mb`, and `terms` (MB)."
+    "A `Report` with the predicted numbers: `peak_mb`, `typical_mb`, `step_s`, `epoch_s`, `available_mb`, `terms` (MB)."
     numbers:dict = field(default_factory=dict)
     def __getattr__(self, k):
         if k != 'numbers' and k in self.__dict__.get('numbers', {}): return self.numbers[k]
@@ -571,25 +584,103 @@ def available_mb(device:str='cpu')->float:
     return psutil.virtual_memory().available / 2**20
 
 def _fmt_s(s:float)->str:
+    "A duration in the unit that reads best: ms, s, min or h."
     return f"{s*1000:.0f} ms" if s < 1 else f"{s:.1f} s" if s < 120 else f"{s/60:.1f} min" if s < 7200 else f"{s/3600:.1f} h"
 
+def precision_name(precision:str)->str: return {'no': 'fp32', 'bf16': 'bf16', 'fp16': 'fp16'}[precision]
+
 # %% ../nbs/25_plan.ipynb #e634532a
-def _suggest(terms:dict, shape:dict, free_mb:float, n_layers:int, hidden:int, checkpointing:bool, batch_size:int|None)->str|None:
-    "The cheapest change (smaller batches with more accumulation, checkpointing, LoRA) whose predicted peak fits `free_mb`."
+def _suggest(terms:dict, # Bytes per term at the longest batch
+             shape:dict, # The longest batch (`batch_shapes` row)
+             free_mb:float, n_layers:int, hidden:int, checkpointing:bool, batch_size:int|None)->str|None:
+    "The cheapest change (smaller batches with more accumulation, checkpointing, LoRA) whose peak fits `free_mb`."
     mb = lambda d: sum(d.values()) / 2**20
     per_batch = ('activations', 'recompute', 'loss buffers')
     def scaled(d, f): return {k: v * f if k in per_batch else v for k, v in d.items()}
     for k in (2, 4, 8):
         if mb(scaled(terms, 1 / k)) < free_mb and (batch_size is None or batch_size // k >= 1):
-            bs = f"batch_size {batch_size // k} with grad_accum x{k}" if batch_size else f"batches {k}x smaller with grad_accum x{k}"
+            bs = (f"batch_size {batch_size // k} with grad_accum x{k}" if batch_size
+                  else f"batches {k}x smaller with grad_accum x{k}")
             return f"{bs} (the same effective batch) fits: {mb(scaled(terms, 1 / k)):,.0f} MB"
     if not checkpointing:
-        gc = {**terms, 'activations': 4. * n_layers * shape['tokens'] * hidden, 'recompute': terms['activations'] / max(n_layers, 1)}
+        gc = {**terms, 'activations': 4. * n_layers * shape['tokens'] * hidden,
+              'recompute': terms['activations'] / max(n_layers, 1)}
         if mb(gc) < free_mb: return f"gradient_checkpointing: true fits: about {mb(gc):,.0f} MB (about a third more compute)"
     lora = {**terms, 'gradients': 0.01 * terms['weights'], 'optimizer': 0.02 * terms['weights']}
     if mb(lora) < free_mb: return f"freeze: lora fits: about {mb(lora):,.0f} MB"
     return None
 
+def _memory_warning(peak_t:dict, longest:dict, free:float, layers:tuple, ckpt:bool, train_dl, shapes)->str:
+    "The warning of a run that will likely run out of memory, with the cheapest change that fits."
+    peak_mb = sum(peak_t.values()) / 2**20
+    batch_size = getattr(train_dl, 'batch_size', None) or int(shapes['rows'].max())
+    fix = _suggest({k: v for k, v in peak_t.items()}, longest, free, sum(layers[:2]), layers[2], ckpt, batch_size)
+    return (f"the run needs about {peak_mb:,.0f} MB but {free:,.0f} MB are available: it will likely run out of memory"
+            + (f"; cheapest change: {fix}" if fix else "; use a smaller model, or a machine with more memory"))
+
+# %% ../nbs/25_plan.ipynb #cf3a7b22
+def _memory_plan(model:nn.Module, shapes:pd.DataFrame, train_dl, task:str, precision:str, ckpt:bool, cpu:bool,
+                 runtime:float|None)->tuple:
+    "The longest and the typical batch (with its index), and the memory terms (bytes) of each."
+    longest = shapes.loc[(shapes['tokens'] + shapes.get('target_tokens', 0)).idxmax()].to_dict()
+    typ_i = int((shapes['tokens'] - shapes['tokens'].median()).abs().argmin())
+    typical = shapes.iloc[typ_i].to_dict()
+    pr, full = _probe_all(model, precision, ckpt)
+    data = float(sum(getattr(d, 'data', None).nbytes for d in [train_dl.dataset] if hasattr(d, 'data')))
+    host = {'runtime': (runtime_mb() if runtime is None else runtime) * 2**20 if cpu else 0., 'data': data}
+    peak_t, typ_t = ({**host, **memory_terms(model, s, pr, full, task, precision)} for s in (longest, typical))
+    return longest, typical, typ_i, peak_t, typ_t
+
+def _timed_efficiency(model:nn.Module, train_dl, typ_i:int, flops:float, peak_rate:float, precision:str, loss_func,
+                      timed_steps:int, clock:str)->float:
+    "The share of the matmul rate a whole step reaches, timed on the typical batch (`flops` its FLOPs)."
+    idx = epoch_batches(train_dl)[typ_i]
+    dev = next(model.parameters()).device
+    batch = train_dl.collate_fn([train_dl.dataset[i] for i in idx])
+    batch = {k: v.to(dev) if torch.is_tensor(v) else v for k, v in batch.items()}
+    return flops / time_batch(model, batch, precision, loss_func, timed_steps, clock) / peak_rate
+
+def _time_plan(model:nn.Module, train_dl, shapes:pd.DataFrame, typical:dict, typ_i:int, task:str, precision:str,
+               device:str, ckpt:bool, efficiency:float, seconds:float, timed_steps:int, loss_func, clock:str)->tuple:
+    "FLOPs per batch and term, the layer sizes, the rate and efficiency, the optimizer's seconds per step, timed or not."
+    roles, layers = param_roles(model), _attention_layers(model)
+    hos = _head_on_supervised(model, task)
+    flops = pd.DataFrame([batch_flops(roles, s, layers, ckpt, hos) for s in shapes.to_dict('records')])
+    m = int(min(max(typical['tokens'], 16), 4096))
+    peak_rate = matmul_rate(m, layers[2], _ffn_width(model), precision, device, seconds, clock)
+    # not on its device yet: FLOPs only
+    if timed_steps and next(model.parameters()).device.type != device.split(':')[0]: timed_steps = 0
+    if timed_steps: efficiency = _timed_efficiency(model, train_dl, typ_i, float(flops.iloc[typ_i].sum()), peak_rate,
+                                                   precision, loss_func, timed_steps, clock)
+    trained_n = int(roles.loc[roles.trains, 'numel'].sum())
+    upd = trained_n / update_rate(device, seconds=seconds / 2, clock=clock) if trained_n else 0.
+    return flops, layers, peak_rate * efficiency, efficiency, upd, bool(timed_steps)
+
+# %% ../nbs/25_plan.ipynb #95ad529f
+def _plan_tables(p:Plan, peak_t:dict, typ_t:dict, flops:pd.DataFrame, rate:float, n_steps:int, upd:float):
+    "The memory and time tables of plan `p`."
+    p.tables['memory'] = pd.DataFrame([{'term': k, 'longest batch MB': round(v / 2**20, 1),
+                                        'typical batch MB': round(typ_t[k] / 2**20, 1)} for k, v in peak_t.items()])
+    time = [{'term': f"{k} (FLOPs)", 'per epoch': human_count(v), 'seconds': round(v / rate, 2)}
+            for k, v in flops.sum().items()]
+    time.append({'term': 'optimizer + clipping', 'per epoch': f"{n_steps} steps", 'seconds': round(n_steps * upd, 2)})
+    p.tables['time'] = pd.DataFrame(time)
+
+def _plan_notes(n:dict, peak_t:dict, longest:dict, epochs:int, rate:float, timed:bool)->list[str]:
+    "What a plan says: peak and typical memory, time per step and epoch, where the time goes, the largest terms."
+    unit = '' if n['clock'] == 'wall' else ' (CPU seconds)'
+    total = f", {_fmt_s(n['epoch_s'] * epochs)} for {epochs} epochs" if epochs > 1 else ''
+    top = sorted(peak_t.items(), key=lambda kv: -kv[1])[:3]
+    return [f"peak memory {n['peak_mb']:,.0f} MB (longest batch: {int(longest['rows'])} x {int(longest['longest'])} "
+            f"tokens), typical {n['typical_mb']:,.0f} MB; "
+            f"{'RAM' if n['device'] == 'cpu' else 'GPU memory'} available {n['available_mb']:,.0f} MB",
+            f"time{unit} {_fmt_s(n['step_s'])} per step, {_fmt_s(n['epoch_s'])} per epoch ({n['steps_per_epoch']} "
+            f"steps){total}; {n['flops_per_epoch']/1e12:,.2f} TFLOP per epoch at {rate/1e9:,.0f} GFLOP/s "
+            f"({precision_name(n['precision'])}, {n['efficiency']:.0%} of this {n['device']}'s matmul rate, "
+            f"{'timed on the typical batch' if timed else 'assumed'})",
+            "largest terms: " + ', '.join(f"{k} {v / 2**20:,.0f} MB" for k, v in top)]
+
+# %% ../nbs/25_plan.ipynb #71b2344f
 def plan(model:nn.Module, # The model as it will train: freezing, LoRA and checkpointing applied
          dl, # The training `DataLoader` (or `DataLoaders`: its `.train`)
          task:str|None=None, # One of `TASKS` (default: the `DataLoaders`' or the model's)
@@ -597,13 +688,13 @@ def plan(model:nn.Module, # The model as it will train: freezing, LoRA and check
          grad_accum:int=1, # Micro-batches per optimizer step
          epochs:int=1, # Passes over the data, for the total time
          device:str|None=None, # 'cpu' or 'cuda' (default: where the run would train)
-         efficiency:float=0.5, # With timed_steps=0: the share of the matmul rate a whole step reaches (bench/mfu.py: about half in fp32)
+         efficiency:float=0.5, # With timed_steps=0: the share of the matmul rate a step reaches (bench/mfu.py: ~half)
          runtime:float|None=None, # MB of the interpreter and libraries (default: `runtime_mb()` on CPU, 0 on a GPU)
          free_mb:float|None=None, # Memory available to the run (default: `available_mb(device)`)
          seconds:float=0.3, # Time spent measuring this machine's matmul rate
-         timed_steps:int=2, # Forward+backward passes of the typical batch to time (0: FLOPs / (matmul rate x efficiency) only)
+         timed_steps:int=2, # Forward+backward passes of the typical batch to time (0: FLOPs / assumed rate only)
          loss_func=None, # The run's loss, for the timed passes (default: the Learner's default)
-         clock:str='wall', # Time in 'wall' seconds, or 'cpu' seconds of the process (all threads; unaffected by other processes)
+         clock:str='wall', # 'wall' seconds, or 'cpu' seconds of the process (all threads; unaffected by other processes)
          )->Plan:
     "Predicted peak memory and time per step and epoch of training `model` on `dl`, with the terms that make them up."
     from sft_nb.core import default_device, task_of_model
@@ -614,67 +705,31 @@ def plan(model:nn.Module, # The model as it will train: freezing, LoRA and check
     device = device or default_device()
     ckpt = uses_gradient_checkpointing(model)
     shapes = batch_shapes(train_dl)
-    longest = shapes.loc[(shapes['tokens'] + shapes.get('target_tokens', 0)).idxmax()].to_dict()
-    typical = shapes.iloc[(shapes['tokens'] - shapes['tokens'].median()).abs().argmin()].to_dict()
-    pr, full = _probe_all(model, precision, ckpt)
-    peak_t, typ_t = (memory_terms(model, s, pr, full, task, precision) for s in (longest, typical))
-    cpu = device == 'cpu'
-    host = {'runtime': (runtime_mb() if runtime is None else runtime) * 2**20 if cpu else 0.,
-            'data': float(sum(getattr(d, 'data', None).nbytes for d in [train_dl.dataset] if hasattr(d, 'data')))}
-    peak_t, typ_t = {**host, **peak_t}, {**host, **typ_t}
-    # time
-    roles, layers = param_roles(model), _attention_layers(model)
-    hos = _head_on_supervised(model, task)
-    flops = pd.DataFrame([batch_flops(roles, s, layers, ckpt, hos) for s in shapes.to_dict('records')])
-    m = int(min(max(typical['tokens'], 16), 4096))
-    peak_rate = matmul_rate(m, layers[2], _ffn_width(model), precision, device, seconds, clock)
-    typ_i = int((shapes['tokens'] - shapes['tokens'].median()).abs().argmin())
-    if timed_steps and next(model.parameters()).device.type != device.split(':')[0]: timed_steps = 0  # not on its device yet: FLOPs only
-    if timed_steps:
-        idx = _epoch_batches(train_dl)[typ_i]
-        batch = {k: v.to(next(model.parameters()).device) if torch.is_tensor(v) else v for k, v in train_dl.collate_fn([train_dl.dataset[i] for i in idx]).items()}
-        efficiency = float(flops.iloc[typ_i].sum()) / time_batch(model, batch, precision, loss_func, timed_steps, clock) / peak_rate
-    rate = peak_rate * efficiency
-    trained_n = int(roles.loc[roles.trains, 'numel'].sum())
-    upd = trained_n / update_rate(device, seconds=seconds / 2, clock=clock) if trained_n else 0.
-    n_steps = math.ceil(len(shapes) / grad_accum)
-    batch_s = flops.sum(axis=1) / rate
+    longest, typical, typ_i, peak_t, typ_t = _memory_plan(model, shapes, train_dl, task, precision, ckpt, device == 'cpu',
+                                                          runtime)
+    flops, layers, rate, efficiency, upd, timed = _time_plan(model, train_dl, shapes, typical, typ_i, task, precision,
+                                                             device, ckpt, efficiency, seconds, timed_steps, loss_func, clock)
+    n_steps, batch_s = math.ceil(len(shapes) / grad_accum), flops.sum(axis=1) / rate
     epoch_s = float(batch_s.sum() + n_steps * upd)
-    peak_mb, typical_mb = sum(peak_t.values()) / 2**20, sum(typ_t.values()) / 2**20
-    free = available_mb(device) if free_mb is None else free_mb
-    nums = dict(clock=clock, peak_mb=peak_mb, typical_mb=typical_mb, step_s=float(grad_accum * batch_s.iloc[typ_i] + upd), epoch_s=epoch_s,
-                total_s=epoch_s * epochs, steps_per_epoch=n_steps, batches=len(shapes), available_mb=free, matmul_tflops=rate / efficiency / 1e12,
-                flops_per_epoch=float(flops.values.sum()), efficiency=efficiency, batch_s=batch_s.tolist(), terms={k: v / 2**20 for k, v in peak_t.items()}, precision=precision, device=device)
+    nums = dict(clock=clock, peak_mb=sum(peak_t.values()) / 2**20, typical_mb=sum(typ_t.values()) / 2**20,
+                step_s=float(grad_accum * batch_s.iloc[typ_i] + upd), epoch_s=epoch_s, total_s=epoch_s * epochs,
+                steps_per_epoch=n_steps, batches=len(shapes),
+                available_mb=available_mb(device) if free_mb is None else free_mb, matmul_tflops=rate / efficiency / 1e12,
+                flops_per_epoch=float(flops.values.sum()), efficiency=efficiency, batch_s=batch_s.tolist(),
+                terms={k: v / 2**20 for k, v in peak_t.items()}, precision=precision, device=device)
     p = Plan('plan', numbers=nums)
-    p.tables['memory'] = pd.DataFrame([{'term': k, 'longest batch MB': round(v / 2**20, 1), 'typical batch MB': round(typ_t[k] / 2**20, 1)} for k, v in peak_t.items()])
-    tot = flops.sum()
-    p.tables['time'] = pd.DataFrame([{'term': f"{k} (FLOPs)", 'per epoch': human_count(v), 'seconds': round(v / rate, 2)} for k, v in tot.items()] +
-                                    [{'term': 'optimizer + clipping', 'per epoch': f"{n_steps} steps", 'seconds': round(n_steps * upd, 2)}])
-    unit = '' if clock == 'wall' else ' (CPU seconds)'
-    p.notes = [f"peak memory {peak_mb:,.0f} MB (longest batch: {int(longest['rows'])} x {int(longest['longest'])} tokens), typical {typical_mb:,.0f} MB; "
-               f"{'RAM' if cpu else 'GPU memory'} available {free:,.0f} MB",
-               f"time{unit} {_fmt_s(nums['step_s'])} per step, {_fmt_s(epoch_s)} per epoch ({n_steps} steps){f', {_fmt_s(epoch_s * epochs)} for {epochs} epochs' if epochs > 1 else ''}; "
-               f"{nums['flops_per_epoch']/1e12:,.2f} TFLOP per epoch at {rate/1e9:,.0f} GFLOP/s ({precision_name(precision)}, {efficiency:.0%} of this {device}'s matmul rate, "
-               f"{'timed on the typical batch' if timed_steps else 'assumed'})",
-               "largest terms: " + ', '.join(f"{k} {v / 2**20:,.0f} MB" for k, v in sorted(peak_t.items(), key=lambda kv: -kv[1])[:3])]
-    if peak_mb > free:
-        fix = _suggest({k: v for k, v in peak_t.items()}, longest, free, sum(layers[:2]), layers[2], ckpt, getattr(train_dl, 'batch_size', None) or int(shapes['rows'].max()))
-        p.warnings.append(f"the run needs about {peak_mb:,.0f} MB but {free:,.0f} MB are available: it will likely run out of memory"
-                          + (f"; cheapest change: {fix}" if fix else "; use a smaller model, or a machine with more memory"))
+    _plan_tables(p, peak_t, typ_t, flops, rate, n_steps, upd)
+    p.notes = _plan_notes(nums, peak_t, longest, epochs, rate, timed)
+    if nums['peak_mb'] > nums['available_mb']: p.warnings.append(_memory_warning(peak_t, longest, nums['available_mb'], layers,
+                                                                                ckpt, train_dl, shapes))
     return p
-
-def precision_name(precision:str)->str: return {'no': 'fp32', 'bf16': 'bf16', 'fp16': 'fp16'}[precision]
 
 # %% ../nbs/25_plan.ipynb #69274df4
 def run_model(cfg, id2label:dict|None=None)->nn.Module:
-    "The run's model as it will train: loaded as `train` loads it, frozen or LoRA-wrapped, checkpointing on when configured."
-    from sft_nb.models import load_model, set_gradient_checkpointing
-    from sft_nb.run_data import apply_freezing
-    from sft_nb.config import hf_problem_type
-    regression = get_task(cfg.task).classifies and cfg.problem_type == 'regression'
-    model = load_model(cfg.model, cfg.task, id2label=id2label, num_labels=1 if regression else None, dropout=cfg.dropout)
-    if get_task(cfg.task).classifies: model.config.problem_type = hf_problem_type(cfg.problem_type)
-    model, _ = apply_freezing(model, cfg)
+    "The run's model as it will train: loaded and frozen as `train` loads it, checkpointing on when configured."
+    from sft_nb.models import set_gradient_checkpointing
+    from sft_nb.run_data import load_run_model
+    model, _ = load_run_model(cfg, id2label)
     if cfg.gradient_checkpointing: set_gradient_checkpointing(model)
     return model
 
@@ -684,7 +739,7 @@ def plan_run(cfg, # A `RunConfig`, a dict of one, or the path of a YAML config
              quiet:bool=True, # Don't print the lines (they are returned)
              **plan_kw, # Passed to `plan` (efficiency, free_mb, runtime, seconds)
              )->tuple[Report, Plan, list[str]]:
-    "The data report and resource plan of a run, and the lines to print; loads data, tokenizer and model, trains nothing."
+    "The data report and resource plan of a run, and the lines to print; loads data, tokenizer and model; no training."
     from sft_nb.config import RunConfig, config_from_dict, load_config
     from sft_nb.run_data import load_task_data, run_max_length, run_dataloaders
     from sft_nb.models import load_tokenizer

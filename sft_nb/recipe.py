@@ -1,4 +1,4 @@
-"""`train(cfg)`: one run from a `RunConfig` to a saved, scored model folder; scoring, predicting and chatting with a saved folder. Notebooks, tutorials and the `sft-nb` command call the same functions.
+"""`train(cfg)`: one run from a `RunConfig` to a saved, scored model folder, in named steps. Notebooks, tutorials and the `sft-nb` command call the same function; `sft_nb.folder` scores, predicts and chats with the saved folder.
 
 Docs: https://sft-nb.github.io/sft_nb/recipe.html.md"""
 
@@ -10,28 +10,98 @@ import os, sys, json, contextlib
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['generation_samples', 'generation_eval', 'say_plan', 'process_state', 'header_line', 'finish_run', 'run_loss',
-           'run_metrics', 'train', 'load_saved', 'evaluate_folder', 'generated_text_scores', 'score_legend',
-           'predict_folder', 'chat_replies', 'chat_folder']
+__all__ = ['read_run_data', 'run_loss', 'with_label_smoothing', 'generation_eval', 'run_metrics', 'run_callbacks', 'run_learner',
+           'say_plan', 'process_state', 'header_line', 'card_extra', 'keep_threshold', 'finish_run', 'train']
 
 # %% ../nbs/22_recipe.ipynb #5b8fb983
 import yaml
 from .core import SftError, check_choice, set_seed, atomic_write
 from .core import TASKS, get_task
-from .run_data import (INSTRUCT_PROMPT, BUNDLED_DATA, rotten_tomatoes_instruct, chat_pairs_splits, load_task_data, data_summary,
-                             data_line, apply_freezing, run_packing, run_max_length, run_dataloaders, _loader_input)
-from .config import RunConfig, GENERATION_METRICS, hf_problem_type, config_from_dict, to_dict, to_yaml, accelerate_env, check_strategy
+from .run_data import (INSTRUCT_PROMPT, BUNDLED_DATA, rotten_tomatoes_instruct, chat_pairs_splits, load_task_data,
+                             data_summary, data_line, apply_freezing, load_run_model, run_packing, run_max_length,
+                             run_dataloaders, _loader_input)
+from .config import (RunConfig, GENERATION_METRICS, hf_problem_type, config_from_dict, to_dict, to_yaml,
+                           accelerate_env, check_strategy)
+from .folder import (generation_samples, load_saved, evaluate_folder, generated_text_scores, score_legend,
+                           predict_folder, chat_replies, chat_folder)
 
-# %% ../nbs/22_recipe.ipynb #b5561fea
-def generation_samples(ds, # One canonical split (from `load_task_data`)
-                       task:str, # 'seq2seq' or 'causal'
-                       n:int, # Use the first n examples
-                       )->list:
-    "The first `n` examples of `ds` as `GenerationEval` samples: (source, target) pairs, or prompt/completion and messages rows."
-    ds = ds.select(range(min(n, len(ds))))
-    if get_task(task).encoder_decoder: return list(zip(ds['source'], ds['target']))
-    return [dict(r) for r in ds]  # `split_samples` reads the completion or the last assistant turn as the reference
+# %% ../nbs/22_recipe.ipynb #7fe08a8d
+def _settled(d):
+    "A run folder's config as the current keys hold it (old names renamed, new keys at their defaults), else as is."
+    if not isinstance(d, dict): return d
+    try: return to_dict(config_from_dict(d))
+    except SftError: return d
 
+def _check_not_other_run(out:Path, cfg:RunConfig):
+    "Refuse an output folder whose `config.yaml` holds a run of another configuration."
+    prev = out/'config.yaml'
+    if not prev.exists(): return
+    try: old = _settled(yaml.safe_load(prev.read_text()))
+    except yaml.YAMLError: return
+    new = to_dict(cfg)
+    if old is None or old == new: return
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    raise SftError(f"output_dir {str(out)!r} holds a run with a different configuration "
+                   f"(changed: {', '.join(changed)})", where='output_dir',
+                   fix="use a new output_dir (--set output_dir=...) to keep both runs; nothing was overwritten")
+
+def _check_output_dir(cfg:RunConfig)->Path:
+    "The output folder, refusing one that is a file or that holds a run of another configuration."
+    out = Path(cfg.output_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise SftError(f"output_dir {str(out)!r} is a file, not a folder", where='output_dir',
+                       fix="choose another output_dir; the file was left untouched")
+    _check_not_other_run(out, cfg)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not os.access(out, os.W_OK): raise PermissionError(out)
+        # os.access misses read-only mounts and ACLs
+        atomic_write(out/'.write-test', 'ok'); (out/'.write-test').unlink()
+    except OSError as e:
+        raise SftError(f"output_dir {str(out)!r} cannot be written ({type(e).__name__}: {e})", where='output_dir',
+                       fix="choose a folder you can write to, on a disk with free space") from None
+    return out
+
+# %% ../nbs/22_recipe.ipynb #b837fdc5
+def read_run_data(cfg:RunConfig, # The run
+                  say=print, # Where the data and length lines go
+                  )->tuple:
+    "Seed, then the run's splits, their summary, the tokenizer, max_length (with its report) and the batches."
+    from sft_nb.models import load_tokenizer
+    set_seed(cfg.seed)
+    dsd = load_task_data(cfg)
+    summary = data_summary(cfg, dsd); say(data_line(summary))
+    tok = load_tokenizer(cfg.model)
+    max_length, len_report, lines = run_max_length(cfg, dsd, tok)
+    for l in lines: say(l)
+    return dsd, summary, tok, max_length, len_report, run_dataloaders(cfg, dsd, tok, max_length, say)
+
+# %% ../nbs/22_recipe.ipynb #b14881d9
+def run_loss(cfg:RunConfig, model, batch:dict, dsd):
+    "The run's loss: the model's default (cross-entropy, BCE or MSE), weighted by `class_weights`."
+    from sft_nb.loss import default_loss, ClassificationLoss, MultiLabelLoss
+    from sft_nb.data import multi_hot
+    loss, cw = default_loss(model, batch), cfg.class_weights
+    if not get_task(cfg.task).classifies or cw is None: return loss
+    n, ids = model.config.num_labels, dsd['train']['label']
+    if isinstance(cw, (list, tuple)) and len(cw) != n:
+        names = [model.config.id2label[i] for i in range(n)]
+        raise SftError(f"class_weights has {len(cw)} weights for {n} classes", where='class_weights',
+                       fix=f"give one weight per class, in this order: {', '.join(map(str, names))}")
+    if cfg.problem_type == 'multi_label':
+        return MultiLabelLoss(pos_weight=cw, labels=[multi_hot(l, n) for l in ids])
+    return ClassificationLoss(weight=cw, labels=ids, num_classes=n)
+
+def with_label_smoothing(loss, cfg:RunConfig):
+    "`loss` with the run's label smoothing, refused for a loss that has none."
+    if not cfg.label_smoothing: return loss
+    if not hasattr(loss, 'label_smoothing'):
+        raise SftError(f"label smoothing does not apply to the {cfg.task} loss", where='label_smoothing',
+                       fix='set label_smoothing: 0')
+    loss.label_smoothing = cfg.label_smoothing
+    return loss
+
+# %% ../nbs/22_recipe.ipynb #634c3062
 def generation_eval(cfg:RunConfig, # The run; its `metrics` and `generation` settings
                     ds, # The split to score (validation or test)
                     max_length:int|None=None, # Longest prompt in tokens (the run's max_length)
@@ -41,113 +111,12 @@ def generation_eval(cfg:RunConfig, # The run; its `metrics` and `generation` set
     names = [m for m in (cfg.metrics or []) if m in GENERATION_METRICS]
     if not names or ds is None or not get_task(cfg.task).generative: return None
     g = cfg.generation
-    return GenerationEval(generation_samples(ds, cfg.task, g.examples), metrics=names, max_new_tokens=g.max_new_tokens,
-                          batch_size=g.batch_size, show=False, prefix='', max_length=max_length)
-
-def _settled(d):
-    "A run folder's config as the current keys hold it (older names renamed, newer keys at their defaults); as written if it no longer reads."
-    if not isinstance(d, dict): return d
-    try: return to_dict(config_from_dict(d))
-    except SftError: return d
-
-def _check_output_dir(cfg:RunConfig)->Path:
-    "The output folder, refusing one that is a file or that holds a run of another configuration."
-    out = Path(cfg.output_dir).expanduser()
-    if out.exists() and not out.is_dir():
-        raise SftError(f"output_dir {str(out)!r} is a file, not a folder", where='output_dir', fix="choose another output_dir; the file was left untouched")
-    prev = out/'config.yaml'
-    if prev.exists():
-        try: old = _settled(yaml.safe_load(prev.read_text()))
-        except yaml.YAMLError: old = None
-        if old is not None and old != to_dict(cfg):
-            changed = sorted(k for k in set(old) | set(to_dict(cfg)) if old.get(k) != to_dict(cfg).get(k))
-            raise SftError(f"output_dir {str(out)!r} holds a run with a different configuration (changed: {', '.join(changed)})",
-                           where='output_dir', fix="use a new output_dir (--set output_dir=...) to keep both runs; nothing was overwritten")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        if not os.access(out, os.W_OK): raise PermissionError(out)
-        atomic_write(out/'.write-test', 'ok'); (out/'.write-test').unlink()  # os.access misses read-only mounts and ACLs
-    except OSError as e:
-        raise SftError(f"output_dir {str(out)!r} cannot be written ({type(e).__name__}: {e})", where='output_dir', fix="choose a folder you can write to, on a disk with free space") from None
-    return out
-
-# %% ../nbs/22_recipe.ipynb #7825ccf1
-def say_plan(cfg:RunConfig, dsd, tok, dls, model, max_length:int, loss, say=print):
-    "The data report's warnings and the resource plan (`sft_nb.plan`) before the first step; a plan that cannot be made is said, never fatal."
-    from sft_nb.plan import plan_run
-    from sft_nb.models import set_gradient_checkpointing
-    if cfg.gradient_checkpointing: set_gradient_checkpointing(model)  # so the plan counts it; the Learner sets it again, harmlessly
-    try: rep, pl, _ = plan_run(cfg, dsd=dsd, tok=tok, dls=dls, model=model, max_length=max_length, loss_func=loss, timed_steps=0)
-    except Exception as e:
-        say(f"plan: not made ({type(e).__name__}: {str(e).strip()[:200]})"); return
-    for l in [f"warning: {w}" for w in rep.warnings] + pl.lines(): say(l)
-
-def process_state():
-    "accelerate's process state when this process is one of several (`--num-processes`, torchrun, accelerate launch), else None."
-    if int(os.environ.get('WORLD_SIZE', '1')) < 2: return None
-    from accelerate import PartialState
-    from sft_nb.core import default_device
-    return PartialState(cpu=default_device() == 'cpu')  # as the Learner's Accelerator: a gloo group on CPU, NCCL on GPUs
-
-def header_line(cfg:RunConfig, learn, max_length:int)->str:
-    "The one line printed before training: model, task, precision, device, data rows, trainable parameters."
-    from sft_nb.core import human_count
-    ps = list(learn.model.parameters())
-    n_all, n_train = sum(p.numel() for p in ps), sum(p.numel() for p in ps if p.requires_grad)
-    dls = learn.dls
-    rows = ', '.join(f"{k} {len(dl.dataset):,}" for k, dl in (('train', dls.train), ('valid', dls.valid), ('test', dls.test)) if dl is not None)
-    n = learn.accelerator.num_processes
-    free = 'padding-free' if type(dls.train.collate_fn).__name__ == 'PaddingFreeCollator' else 'padded'
-    return (f"sft-nb: model {cfg.model} | {cfg.task} | {free} batches | precision {learn.precision} | device {learn.accelerator.device}{f' x {n} processes' if n > 1 else ''} | rows {rows} | "
-            f"trainable {human_count(n_train)} of {human_count(n_all)} params | max_length {max_length}")
-
-def _final_metrics(learn, extra:dict)->dict:
-    "Validation metrics of the weights the model holds after `fit`: the best record (early stopping), else the last."
-    rec = (extra.get('best') or {}).get('record') or next((r for r in reversed(learn.history) if 'valid_loss' in r), {})
-    return {k: v for k, v in rec.items() if k not in ('epoch', 'step', 'train_loss', 'lr', 'time')}
-
-def finish_run(learn, cfg:RunConfig, out:Path, tok, dsd, **card_extra)->dict:
-    "Save the model and `metrics.json`, then run the final evaluation: a failure after training never loses the trained model."
-    from sft_nb.core import unwrap_model
-    from sft_nb.saving import save_model, make_run_card, write_run_card
-    main = learn.accelerator.is_main_process  # only it writes; every process takes part in the evaluations
-    results = _final_metrics(learn, card_extra)
-    model = unwrap_model(learn.model, keep_peft=True)  # without the DDP wrapper of a multi-process run
-    card = make_run_card(config=to_dict(cfg), seed=cfg.seed, data=dsd, metrics=results, model=model, precision=learn.precision, **card_extra)
-    folders = ([out/'adapter'] if cfg.freeze == 'lora' else []) + [out/'model']
-    if main:
-        for f in folders: save_model(model, tok, f, run_card=card, merge_lora=cfg.freeze == 'lora' and f.name == 'model')
-        atomic_write(out/'metrics.json', json.dumps(results, indent=2))
-    try:
-        # the loss-based metrics are measured again; generated-text scores of the same weights stay from the last record
-        if learn.valid_dl is not None: results = {**results, **learn.validate()}
-        if 'test' in dsd:  # scored exactly as `sft-nb eval` scores the saved folder: the same numbers by construction
-            learn.accelerator.wait_for_everyone()  # the main process has written the folder
-            results.update({f'test_{k}': v for k, v in evaluate_folder(out/'model', dsd['test'], task=cfg.task).items()})
-    except Exception as e:
-        raise SftError(f"the final evaluation failed ({type(e).__name__}: {str(e).strip()[:300]}); the trained model is saved, and metrics.json holds the metrics of its last evaluation during training",
-                       where=str(out/'model'), fix=f"evaluate the saved model with `sft-nb eval --model {out} --data FILE`; add --debug to see the traceback") from e
-    card['metrics'] = results
-    if main:
-        for f in folders: write_run_card(f, card)
-        atomic_write(out/'metrics.json', json.dumps(results, indent=2))
-    return results
-
-def run_loss(cfg:RunConfig, model, batch:dict, dsd):
-    "The run's loss: the model's default (cross-entropy, BCE for multi-label, MSE for regression), weighted by `class_weights`."
-    from sft_nb.loss import default_loss, ClassificationLoss, MultiLabelLoss
-    from sft_nb.data import multi_hot
-    loss, cw = default_loss(model, batch), cfg.class_weights
-    if not get_task(cfg.task).classifies or cw is None: return loss
-    n, ids = model.config.num_labels, dsd['train']['label']
-    if isinstance(cw, (list, tuple)) and len(cw) != n:
-        names = [model.config.id2label[i] for i in range(n)]
-        raise SftError(f"class_weights has {len(cw)} weights for {n} classes", where='class_weights', fix=f"give one weight per class, in this order: {', '.join(map(str, names))}")
-    if cfg.problem_type == 'multi_label': return MultiLabelLoss(pos_weight=cw, labels=[multi_hot(l, n) for l in ids])
-    return ClassificationLoss(weight=cw, labels=ids, num_classes=n)
+    return GenerationEval(generation_samples(ds, cfg.task, g.examples), metrics=names,
+                          max_new_tokens=g.max_new_tokens, batch_size=g.batch_size, show=False, prefix='',
+                          max_length=max_length)
 
 def run_metrics(cfg:RunConfig, dls, dsd, gen=None)->list:
-    "The run's batch metrics: the config's names, else the task's (and problem type's) defaults; extractive QA: SQuAD exact match and F1."
+    "The run's batch metrics: the config's names, else the task's defaults; extractive QA: SQuAD exact match and F1."
     from sft_nb.metrics import task_metrics
     t = get_task(cfg.task)
     names = cfg.metrics if cfg.metrics is not None else t.metric_names(cfg.problem_type)[1]
@@ -157,18 +126,136 @@ def run_metrics(cfg:RunConfig, dls, dsd, gen=None)->list:
     threshold = cfg.threshold if cfg.threshold != 'auto' and t.classifies else None
     return task_metrics(t, cfg.problem_type, names, threshold, skip=GENERATION_METRICS if gen is not None else ())
 
+# %% ../nbs/22_recipe.ipynb #04c2ea6c
+def run_callbacks(cfg:RunConfig, # The run
+                  extra:list, # Callbacks of the run's freezing and generated-text scores, and the caller's
+                  quiet:bool=False, # No progress display
+                  text:bool=False, # Text progress even inside Jupyter
+                  )->tuple[list, object]:
+    "The run's callbacks, in order, and its `SaveBestModel` (None without early stopping)."
+    from sft_nb.callbacks.progress import MetricsLogger, ProgressCallback
+    from sft_nb.callbacks.core import TerminateOnNaN, EarlyStopping, SaveBestModel
+    cbs = [MetricsLogger(), TerminateOnNaN(), *extra]
+    if not quiet: cbs.append(ProgressCallback(log_steps=cfg.log_every, **({'html': False} if text else {})))
+    if not cfg.early_stopping: return cbs, None
+    # stopping keeps the best weights, not the last ones
+    best = SaveBestModel(monitor='valid_loss', trainable_only=cfg.freeze in ('lora', 'head'), verbose=not quiet)
+    return cbs + [best, EarlyStopping(patience=cfg.early_stopping, verbose=not quiet)], best
+
+def run_learner(cfg:RunConfig, model, dls, loss, metrics:list, cbs:list, out:Path, tok):
+    "The `Learner` of the run, with the config's optimizer, schedule, precision, evaluation and checkpoint settings."
+    from sft_nb.learner import Learner
+    lr = slice(cfg.lr*cfg.lr_ratio, cfg.lr) if cfg.lr_ratio < 1 else cfg.lr
+    return Learner(model, dls, loss_func=loss, metrics=metrics, cbs=cbs, lr=lr, wd=cfg.wd, grad_accum=cfg.grad_accum,
+                   clip=cfg.clip, precision=cfg.precision, seed=cfg.seed, output_dir=out, tokenizer=tok, progress=False,
+                   sched=cfg.sched, warmup=cfg.warmup, eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every,
+                   keep_last=cfg.keep_last, gradient_checkpointing=cfg.gradient_checkpointing)
+
+# %% ../nbs/22_recipe.ipynb #5c23e910
+def say_plan(cfg:RunConfig, dsd, tok, dls, model, max_length:int, loss, say=print):
+    "The data report's warnings and the resource plan (`sft_nb.plan`) before the first step; never fatal."
+    from sft_nb.plan import plan_run
+    from sft_nb.models import set_gradient_checkpointing
+    # so the plan counts it; the Learner sets it again, harmlessly
+    if cfg.gradient_checkpointing: set_gradient_checkpointing(model)
+    try: rep, pl, _ = plan_run(cfg, dsd=dsd, tok=tok, dls=dls, model=model, max_length=max_length, loss_func=loss,
+                               timed_steps=0)
+    except Exception as e:
+        say(f"plan: not made ({type(e).__name__}: {str(e).strip()[:200]})"); return
+    for l in [f"warning: {w}" for w in rep.warnings] + pl.lines(): say(l)
+
+def process_state():
+    "accelerate's process state when this process is one of several (`--num-processes`, torchrun), else None."
+    if int(os.environ.get('WORLD_SIZE', '1')) < 2: return None
+    from accelerate import PartialState
+    from sft_nb.core import default_device
+    return PartialState(cpu=default_device() == 'cpu')  # as the Learner's Accelerator: gloo on CPU, NCCL on GPUs
+
+def header_line(cfg:RunConfig, learn, max_length:int)->str:
+    "The one line printed before training: model, task, precision, device, data rows, trainable parameters."
+    from sft_nb.core import human_count
+    ps = list(learn.model.parameters())
+    n_all, n_train = sum(p.numel() for p in ps), sum(p.numel() for p in ps if p.requires_grad)
+    dls = learn.dls
+    splits = (('train', dls.train), ('valid', dls.valid), ('test', dls.test))
+    rows = ', '.join(f"{k} {len(dl.dataset):,}" for k, dl in splits if dl is not None)
+    n = learn.accelerator.num_processes
+    free = 'padding-free' if type(dls.train.collate_fn).__name__ == 'PaddingFreeCollator' else 'padded'
+    procs = f' x {n} processes' if n > 1 else ''
+    return (f"sft-nb: model {cfg.model} | {cfg.task} | {free} batches | precision {learn.precision} | "
+            f"device {learn.accelerator.device}{procs} | rows {rows} | "
+            f"trainable {human_count(n_train)} of {human_count(n_all)} params | max_length {max_length}")
+
+# %% ../nbs/22_recipe.ipynb #cbab374d
+def _final_metrics(learn, extra:dict)->dict:
+    "Validation metrics of the weights the model holds after `fit`: the best record (early stopping), else the last."
+    last = next((r for r in reversed(learn.history) if 'valid_loss' in r), {})
+    rec = (extra.get('best') or {}).get('record') or last
+    return {k: v for k, v in rec.items() if k not in ('epoch', 'step', 'train_loss', 'lr', 'time')}
+
+def card_extra(cfg:RunConfig, summary:dict, len_report:dict, gen=None, best=None)->dict:
+    "What the run card says besides the config: data source, max_length, generated-text scoring, best weights."
+    keys = ('max_length', 'truncated', 'truncated_pct', 'covering_length')
+    extra = {'data_source': summary, 'max_length': {k: len_report[k] for k in keys if k in len_report}}
+    if gen is not None:
+        extra['generation'] = {'metrics': gen.metrics, 'scored_on': 'generated text (greedy decoding)',
+                               'examples': len(gen.prompts), 'max_new_tokens': gen.max_new_tokens, 'split': 'validation'}
+    if best is not None and best.saved:
+        extra['best'] = {k: best.saved[k] for k in ('monitor', 'value', 'epoch', 'step', 'record')}
+    return extra
+
+def keep_threshold(learn, cfg:RunConfig, extra:dict):
+    "A multi-label model keeps the threshold chosen on validation: predict and eval use it."
+    if not (get_task(cfg.task).classifies and cfg.problem_type == 'multi_label'): return
+    from sft_nb.core import unwrap_model
+    default = cfg.threshold if cfg.threshold != 'auto' else 0.5
+    unwrap_model(learn.model).config.multi_label_threshold = _final_metrics(learn, extra).get('threshold', default)
+
+# %% ../nbs/22_recipe.ipynb #92fd8a72
+def _final_eval(learn, cfg:RunConfig, out:Path, dsd, results:dict)->dict:
+    "`results` with the loss-based metrics measured again, and a test split's scores as `sft-nb eval` gives them."
+    try:
+        # generated-text scores of the same weights stay from the last record
+        if learn.valid_dl is not None: results = {**results, **learn.validate()}
+        if 'test' in dsd:  # scored exactly as `sft-nb eval` scores the saved folder: the same numbers by construction
+            learn.accelerator.wait_for_everyone()  # the main process has written the folder
+            scores = evaluate_folder(out/'model', dsd['test'], task=cfg.task)
+            results.update({f'test_{k}': v for k, v in scores.items()})
+    except Exception as e:
+        raise SftError(f"the final evaluation failed ({type(e).__name__}: {str(e).strip()[:300]}); the trained model "
+                       f"is saved, and metrics.json holds the metrics of its last evaluation during training",
+                       where=str(out/'model'), fix=f"evaluate the saved model with `sft-nb eval --model {out} "
+                                                   f"--data FILE`; add --debug to see the traceback") from e
+    return results
+
+def finish_run(learn, cfg:RunConfig, out:Path, tok, dsd, **card_extra)->dict:
+    "Save the model and `metrics.json`, then evaluate: a failure after training never loses the trained model."
+    from sft_nb.core import unwrap_model
+    from sft_nb.saving import save_model, make_run_card, write_run_card
+    main = learn.accelerator.is_main_process  # only it writes; every process takes part in the evaluations
+    results = _final_metrics(learn, card_extra)
+    model = unwrap_model(learn.model, keep_peft=True)  # without the DDP wrapper of a multi-process run
+    card = make_run_card(config=to_dict(cfg), seed=cfg.seed, data=dsd, metrics=results, model=model,
+                         precision=learn.precision, **card_extra)
+    folders = ([out/'adapter'] if cfg.freeze == 'lora' else []) + [out/'model']
+    if main:
+        for f in folders:
+            save_model(model, tok, f, run_card=card, merge_lora=cfg.freeze == 'lora' and f.name == 'model')
+        atomic_write(out/'metrics.json', json.dumps(results, indent=2))
+    card['metrics'] = results = _final_eval(learn, cfg, out, dsd, results)
+    if main:
+        for f in folders: write_run_card(f, card)
+        atomic_write(out/'metrics.json', json.dumps(results, indent=2))
+    return results
+
+# %% ../nbs/22_recipe.ipynb #dc515a9f
 def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job) also work
           cbs:list|None=None, # Extra callbacks
           quiet:bool=False, # No progress display, no messages
-          text:bool=False, # Text progress (a bar on a terminal, else lines) even inside Jupyter: the command line's output
+          text:bool=False, # Text progress (a bar on a terminal, else lines) even inside Jupyter: the command line's
           ):
     "Run one fine-tuning job end to end; returns `(learner, metrics)`."
     from accelerate.utils import patch_environment
-    from sft_nb.learner import Learner
-    from sft_nb.models import load_model, load_tokenizer
-    from sft_nb.core import unwrap_model
-    from sft_nb.callbacks.progress import MetricsLogger, ProgressCallback
-    from sft_nb.callbacks.core import TerminateOnNaN, EarlyStopping, SaveBestModel
     cfg = cfg if isinstance(cfg, RunConfig) else config_from_dict(cfg)
     check_strategy(cfg.distributed)
     state = process_state()
@@ -177,233 +264,22 @@ def train(cfg:RunConfig|dict|None=None, # The run; a dict or None (the main job)
     # the main process checks the folder, reads and tokenizes first; the others wait, then read its tokenization cache
     with state.main_process_first() if state else contextlib.nullcontext():
         out = _check_output_dir(cfg) if main else Path(cfg.output_dir).expanduser()
-        set_seed(cfg.seed)
-        dsd = load_task_data(cfg)
-        summary = data_summary(cfg, dsd); say(data_line(summary))
-        tok = load_tokenizer(cfg.model)
-        max_length, len_report, lines = run_max_length(cfg, dsd, tok)
-        for l in lines: say(l)
-        dls = run_dataloaders(cfg, dsd, tok, max_length, say)
-    regression = get_task(cfg.task).classifies and cfg.problem_type == 'regression'
-    model = load_model(cfg.model, cfg.task, id2label=dls.id2label, num_labels=1 if regression else None, dropout=cfg.dropout)
-    if get_task(cfg.task).classifies: model.config.problem_type = hf_problem_type(cfg.problem_type)  # saved with the model: predict and pipelines read it
-    model, freeze_cbs = apply_freezing(model, cfg)
-    lr = slice(cfg.lr*cfg.lr_ratio, cfg.lr) if cfg.lr_ratio < 1 else cfg.lr
+        dsd, summary, tok, max_length, len_report, dls = read_run_data(cfg, say)
+    model, freeze_cbs = load_run_model(cfg, dls.id2label)
     gen = generation_eval(cfg, dsd.get('validation'), max_length)
     metrics = run_metrics(cfg, dls, dsd, gen)
-    run_cbs = [MetricsLogger(), TerminateOnNaN(), *freeze_cbs, *([gen] if gen else []), *(cbs or [])]
-    if not quiet: run_cbs.append(ProgressCallback(log_steps=cfg.log_every, **({'html': False} if text else {})))
-    best = None
-    if cfg.early_stopping:  # stopping keeps the best weights, not the last ones
-        best = SaveBestModel(monitor='valid_loss', trainable_only=cfg.freeze in ('lora', 'head'), verbose=not quiet)
-        run_cbs += [best, EarlyStopping(patience=cfg.early_stopping, verbose=not quiet)]
+    run_cbs, best = run_callbacks(cfg, [*freeze_cbs, *([gen] if gen else []), *(cbs or [])], quiet, text)
     if main: atomic_write(out/'config.yaml', to_yaml(cfg))
     loss = run_loss(cfg, model, dls.one_batch(), dsd)
-    if main and not quiet: say_plan(cfg, dsd, tok, dls, model, max_length, loss, say)  # before anything moves to the device
-    if cfg.label_smoothing:
-        if not hasattr(loss, 'label_smoothing'): raise SftError(f"label smoothing does not apply to the {cfg.task} loss", where='label_smoothing', fix='set label_smoothing: 0')
-        loss.label_smoothing = cfg.label_smoothing
-    with patch_environment(**accelerate_env(cfg.distributed)):  # accelerate builds its FSDP / DeepSpeed plugin from these
-        learn = Learner(model, dls, loss_func=loss, metrics=metrics, cbs=run_cbs, lr=lr, wd=cfg.wd, grad_accum=cfg.grad_accum, clip=cfg.clip,
-                        precision=cfg.precision, seed=cfg.seed, output_dir=out, tokenizer=tok, progress=False, sched=cfg.sched, warmup=cfg.warmup,
-                        eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every, keep_last=cfg.keep_last,
-                        gradient_checkpointing=cfg.gradient_checkpointing)
+    # the plan is said before anything moves to the device
+    if main and not quiet: say_plan(cfg, dsd, tok, dls, model, max_length, loss, say)
+    loss = with_label_smoothing(loss, cfg)
+    # accelerate builds its FSDP / DeepSpeed plugin from these variables
+    with patch_environment(**accelerate_env(cfg.distributed)):
+        learn = run_learner(cfg, model, dls, loss, metrics, run_cbs, out, tok)
         say(header_line(cfg, learn, max_length))
         learn.fit(cfg.epochs, resume=True)
-    extra = {'data_source': summary, 'max_length': {k: len_report[k] for k in ('max_length', 'truncated', 'truncated_pct', 'covering_length') if k in len_report}}
-    if gen is not None: extra['generation'] = {'metrics': gen.metrics, 'scored_on': 'generated text (greedy decoding)', 'examples': len(gen.prompts),
-                                               'max_new_tokens': gen.max_new_tokens, 'split': 'validation'}
-    if best is not None and best.saved: extra['best'] = {k: best.saved[k] for k in ('monitor', 'value', 'epoch', 'step', 'record')}
-    if get_task(cfg.task).classifies and cfg.problem_type == 'multi_label':  # predict and eval use the threshold chosen on validation
-        unwrap_model(learn.model).config.multi_label_threshold = _final_metrics(learn, extra).get('threshold', cfg.threshold if cfg.threshold != 'auto' else 0.5)
+    extra = card_extra(cfg, summary, len_report, gen, best)
+    keep_threshold(learn, cfg, extra)
     with patch_environment(**accelerate_env(cfg.distributed)): results = finish_run(learn, cfg, out, tok, dsd, **extra)
     return learn, results
-
-# %% ../nbs/22_recipe.ipynb #e5f265b3
-def _model_dir(path:str)->Path:
-    "Accept a run folder (with model/ inside), a model folder, or the name of a bundled model ('smollm2', 'minilm')."
-    from sft_nb.assets import BUNDLED_MODELS, resolve_model
-    p = Path(path).expanduser()
-    if not p.exists() and str(path) in BUNDLED_MODELS: return Path(resolve_model(str(path)))  # a folder of that name wins
-    return p/'model' if (p/'model'/'config.json').exists() and not (p/'config.json').exists() else p
-
-def load_saved(model:str):
-    "`(model, tokenizer, folder)` of a saved model, with an error that says why a folder cannot be loaded (unsafe pickles included)."
-    from sft_nb.loading import load_model_for_inference, pickle_files
-    folder = _model_dir(model)
-    try: m, tok = load_model_for_inference(folder)
-    except SftError: raise
-    except Exception as e:
-        msg = (str(e).strip().splitlines() or [''])[0][:200]
-        if pk := pickle_files(folder):
-            raise SftError(f"the weights in {', '.join(pk)} are a pickle that cannot be loaded safely ({type(e).__name__}: {msg}); pickles can run code, so nothing was loaded",
-                           where=str(folder), fix="use a copy of the model saved as safetensors (model.safetensors): re-save it with save_model where you trust it, or train it with sft-nb train") from None
-        raise SftError(f"cannot load the model in {str(folder)!r}: {type(e).__name__}: {msg}", where=str(folder),
-                       fix="point --model to a folder written by sft-nb train (the run folder or its model/) or by save_model") from None
-    return m, tok, folder
-
-# %% ../nbs/22_recipe.ipynb #2812a2b8
-def _scored_split(data, task:str, columns:dict|None, encoding:str, label_names:list|None, labels:dict):
-    "`data` as one canonical split: a file read with `load_data`, or a split the run already read (kept as it is)."
-    from datasets import Dataset
-    from sft_nb.data import load_data
-    if isinstance(data, Dataset): return data
-    return load_data({'validation': data}, task, columns=columns or None, label_names=label_names, valid_pct=0, encoding=encoding, **labels)['validation']
-
-def evaluate_folder(model:str, # A run folder, a model folder or a bundled model name
-                    data, # A labelled file, or a canonical split (`load_task_data`)
-                    task:str|None=None, # Default: the run card's task, else the model's
-                    columns:dict|None=None, # Role -> column name
-                    batch_size:int=32, # Examples per batch
-                    max_length:int|None=None, # Default: the run's
-                    encoding:str='utf-8', # Text encoding of `data`
-                    max_new_tokens:int|None=None, # seq2seq and causal: most tokens generated per answer (default: the run's, else 64)
-                    max_examples:int|None=None, # seq2seq and causal: generate for the first N examples (default: the run's `generation.examples`, else all)
-                    precision:str='no', # 'no' (fp32), 'bf16', 'fp16': what the model computes in
-                    )->dict:
-    "The task's scores (`Task.score_keys`) of the saved model in `model` on the labelled `data`; a run's `test_` metrics are this."
-    from sft_nb.saving import read_run_card
-    from sft_nb.core import get_task, task_of_model
-    from sft_nb.inference import problem_type
-    m, tok, folder = load_saved(model)
-    card = read_run_card(folder) if (folder/'run_card.json').exists() else {}
-    run = card.get('config', {})
-    t = get_task(task or run.get('task') or task_of_model(m) or 'classification', where='--task'); task = t.name
-    if max_length is None: max_length = (card.get('max_length') or {}).get('max_length') or run.get('max_length')
-    pt = problem_type(m) if t.classifies else None
-    names = [m.config.id2label[i] for i in range(m.config.num_labels)] if pt and pt != 'regression' else None
-    labels = {'problem_type': pt, 'label_sep': (run.get('data') or {}).get('label_sep')} if pt else {}
-    ds = _scored_split(data, task, columns, encoding, names, labels)
-    if t.extractive: return _evaluate_qa(m, tok, ds, batch_size, max_length, precision)
-    res = _loss_scores(m, tok, ds, task, pt, batch_size, max_length, precision)
-    if t.generative:
-        gen = run.get('generation') or {}
-        n = min(max_examples or gen.get('examples') or len(ds), len(ds))
-        res.update(generated_text_scores(m, tok, ds, task, max_new_tokens or gen.get('max_new_tokens') or 64, n, max_length, gen.get('batch_size') or 16, precision))
-        res['generated_examples'] = n
-    return res
-
-def _loss_scores(m, tok, ds, task:str, pt:str|None, batch_size:int, max_length:int|None, precision:str)->dict:
-    "Loss and the task's batch metrics of model `m` on the canonical split `ds` (the threshold of a multi-label model: its own)."
-    from types import SimpleNamespace
-    from datasets import DatasetDict
-    from torch.utils.data import DataLoader
-    from sft_nb.tokenize import tokenize
-    from sft_nb.batches import PadCollator
-    from sft_nb.learner import Learner
-    from sft_nb.metrics import batch_metric
-    tds = tokenize(DatasetDict(validation=ds), tok, task, max_length=max_length, verbose=False)['validation']
-    dl = DataLoader(tds, batch_size=batch_size, collate_fn=PadCollator(tok))
-    keys = TASKS[task].score_keys(pt)
-    names = [n for n in TASKS[task].metric_names(pt and pt.removesuffix('_classification'))[0] if n not in GENERATION_METRICS and (n in keys or n == 'multi_label_f1')]
-    kw = lambda n: {'threshold': float(getattr(m.config, 'multi_label_threshold', 0.5))} if n == 'multi_label_f1' else {}  # the threshold predict uses
-    learn = Learner(m, SimpleNamespace(train=dl, valid=dl), metrics=[batch_metric(n, **kw(n)) for n in names], tokenizer=tok, seed=None, progress=False, precision=precision)
-    res = learn.validate(dl)
-    return {('loss' if k == 'valid_loss' else k): v for k, v in res.items() if k in keys or k == 'valid_loss'}
-
-def _evaluate_qa(m, tok, ds, batch_size:int, max_length:int|None, precision:str)->dict:
-    "SQuAD exact match and F1 of a QA model's answers to the questions of the canonical split `ds`, with the number of examples."
-    from sft_nb.qa import evaluate_qa
-    scores, _ = evaluate_qa(m, tok, ds, batch_size=batch_size, precision=precision, **({'max_length': max_length} if max_length else {}))
-    return {**scores, 'examples': len(ds)}
-
-def generated_text_scores(model, tok, ds, # A seq2seq or causal model, its tokenizer, and a canonical split
-                          task:str, # 'seq2seq' or 'causal'
-                          max_new_tokens:int=64, # Most tokens per answer
-                          max_examples:int|None=None, # Score the first N examples (None: all)
-                          max_length:int|None=None, # Longest prompt in tokens
-                          batch_size:int=16, # Prompts per generate call
-                          precision:str='no', # What the model computes in
-                          )->dict:
-    "BLEU, chrF, ROUGE and exact match of greedy answers to the examples of `ds` (with `GenerationEval`, as during training)."
-    from sft_nb.callbacks.evaluation import GenerationEval
-    samples = generation_samples(ds, task, max_examples or len(ds))
-    return GenerationEval(samples, metrics=GENERATION_METRICS, max_new_tokens=max_new_tokens, batch_size=batch_size, show=False,
-                          max_length=max_length, precision=precision).evaluate(model, tok)
-
-def score_legend(model:str, # A run folder, a model folder or a bundled model name
-                 task:str|None=None, # As given to `evaluate_folder`
-                 )->str:
-    "What each key `evaluate_folder` reports for `model` means, and its scale (`Task.score_legend`), read from the folder's files alone."
-    from transformers import AutoConfig
-    from sft_nb.saving import read_run_card
-    from sft_nb.core import get_task, task_of_model
-    folder = _model_dir(model)
-    card = read_run_card(folder) if (folder/'run_card.json').exists() else {}
-    mc = AutoConfig.from_pretrained(folder)
-    arch = (getattr(mc, 'architectures', None) or [''])[0]
-    task = task or card.get('config', {}).get('task') or task_of_model(arch) or 'classification'
-    pt = mc.problem_type or ('regression' if mc.num_labels == 1 else 'single_label') if get_task(task).classifies else None
-    return get_task(task).score_legend(pt)
-
-# %% ../nbs/22_recipe.ipynb #333ad9fd
-def predict_folder(model:str, # A run folder, a model folder or a bundled model name
-                   texts:list[str], # Inputs (QA: the questions)
-                   max_new_tokens:int=64, # Generation: most new tokens per answer
-                   contexts:list[str]|None=None, # QA: the context of each question (one context serves every question)
-                   precision:str='no', # 'no' (fp32: full-precision scores and values), 'bf16', 'fp16'
-                   )->list:
-    "Predictions of the saved model in `model`: a label (multi-label: `labels`, regression: `value`), generated text, or a QA `{answer, score, start, end}`."
-    from sft_nb.inference import predict, generate, is_qa_model
-    from sft_nb.qa import predict_qa
-    m, tok, folder = load_saved(model)
-    qa = is_qa_model(m)
-    if not texts: raise SftError("no input texts" if not qa else "no questions", where='sft-nb predict',
-                                 fix='give --question "..." and --context "..."' if qa else 'give --text "..." (repeatable) or --file inputs.txt')
-    if qa:
-        if not contexts: raise SftError("an extractive QA model needs the context to find the answer in", where='sft-nb predict', fix='give --context "..." (once for all questions, or once per question)')
-        if len(contexts) == 1: contexts = contexts * len(texts)
-        if len(contexts) != len(texts): raise SftError(f"{len(texts)} questions but {len(contexts)} contexts", where='sft-nb predict', fix="give one --context, or one per --question")
-        return predict_qa(m, tok, texts, contexts, precision=precision)
-    if contexts: raise SftError(f"--context is for extractive QA models, and this is a {type(m).__name__}", where='sft-nb predict', fix='drop --context, and give the inputs with --text')
-    name = type(m).__name__
-    if 'ForSequenceClassification' in name and getattr(m.config, 'num_labels', None): return predict(m, tok, texts, precision=precision)
-    if m.can_generate() if hasattr(m, 'can_generate') else False: return generate(m, tok, texts, max_new_tokens=max_new_tokens, precision=precision)
-    raise SftError(f"sft-nb predict handles classification and text generation models, not {name}", where=str(folder),
-                   fix="score it with `sft-nb eval --model ... --data FILE`, or use it from Python (sft_nb.inference)")
-
-# %% ../nbs/22_recipe.ipynb #99140e5e
-def chat_replies(model, tok, # A causal model whose tokenizer has a chat template
-                 turns, # The user's turns, one string each (an iterator works: replies come as turns arrive)
-                 system:str|None=None, # A system message
-                 max_new_tokens:int=128, # Most tokens per reply
-                 precision:str='no', # 'no' (fp32), 'bf16', 'fp16'
-                 ):
-    "Yield `(reply, messages)` for each user turn, each reply generated from the whole conversation so far."
-    from sft_nb import inference
-    if inference.is_seq2seq(model) or not getattr(tok, 'chat_template', None):
-        why = 'is an encoder-decoder model' if inference.is_seq2seq(model) else 'has a tokenizer without a chat template'
-        raise SftError(f"chat needs a causal model whose tokenizer has a chat template; this {type(model).__name__} {why}",
-                       where='sft-nb chat', fix="use a dialogue model (e.g. one trained with task: causal from smollm2), or `sft-nb predict --text` for one-off answers")
-    n_pos = getattr(model.config, 'max_position_embeddings', None) or getattr(model.config, 'n_positions', None)
-    keep = max(n_pos - max_new_tokens, 1) if n_pos else None  # long conversations keep their latest turns
-    messages = []
-    for turn in turns:
-        if not turn.strip(): continue
-        messages.append({'role': 'user', 'content': turn.strip()})
-        reply = inference.generate(model, tok, [list(messages)], max_new_tokens=max_new_tokens, system=system, max_length=keep, precision=precision)[0]
-        messages.append({'role': 'assistant', 'content': reply})
-        yield reply, list(messages)
-
-def chat_folder(model:str, # A run folder or a model folder of a dialogue model
-                stdin=None, stdout=None, # Default: sys.stdin / sys.stdout
-                system:str|None=None, # A system message
-                max_new_tokens:int=128, # Most tokens per reply
-                jsonl:bool=False, # One JSON object per turn instead of plain replies
-                precision:str='no', # 'no' (fp32), 'bf16', 'fp16'
-                )->int:
-    "Chat with a saved model: a turn per line of `stdin`, the conversation carried across turns, until end of input."
-    stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
-    m, tok, _ = load_saved(model)
-    tty = stdin.isatty()
-    def turns():
-        while True:
-            if tty: print('you> ', end='', file=stdout, flush=True)
-            line = stdin.readline()
-            if not line: return  # end of input (Ctrl-D): a clean exit
-            yield line.rstrip('\n')
-    n = 0
-    for n, (reply, msgs) in enumerate(chat_replies(m, tok, turns(), system=system, max_new_tokens=max_new_tokens, precision=precision), 1):
-        print(json.dumps({'turn': n, 'user': msgs[-2]['content'], 'reply': reply}) if jsonl else (f'bot> {reply}' if tty else reply), file=stdout, flush=True)
-    if tty: print(file=stdout)
-    return n

@@ -10,7 +10,8 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['INSTRUCT_PROMPT', 'BUNDLED_DATA', 'rotten_tomatoes_instruct', 'chat_pairs_splits', 'load_task_data', 'data_summary',
-           'data_line', 'apply_freezing', 'run_packing', 'run_max_length', 'run_dataloaders']
+           'data_line', 'apply_freezing', 'load_run_model', 'run_packing', 'run_max_length', 'epoch_batches',
+           'run_dataloaders']
 
 # %% ../nbs/21_run_data.ipynb #36b48d7f
 from .core import SftError, check_choice, get_task
@@ -55,13 +56,16 @@ def load_task_data(cfg:RunConfig):
     else:
         raw = {k: v for k, v in (('train', dc.train), ('validation', dc.validation), ('test', dc.test)) if v}
         for split, f in raw.items():
-            if not Path(f).expanduser().exists(): raise SftError(f"data file {f!r} for the {split} split does not exist", where=f'data.{split}', fix="check the path (relative paths start from the current folder)")
+            if not Path(f).expanduser().exists():
+                raise SftError(f"data file {f!r} for the {split} split does not exist", where=f'data.{split}',
+                               fix="check the path (relative paths start from the current folder)")
     labels = dict(problem_type=hf_problem_type(cfg.problem_type), label_sep=dc.label_sep) if get_task(cfg.task).classifies else {}
     dsd = load_data(raw, cfg.task, columns=dc.columns or None, seed=cfg.seed, encoding=dc.encoding, verbose=False, **labels)
     for split, n in (('train', dc.max_train_examples), ('validation', dc.max_eval_examples), ('test', dc.max_eval_examples)):
         if n is not None and split in dsd and len(dsd[split]) > n: dsd[split] = dsd[split].shuffle(seed=cfg.seed).select(range(n))
     return dsd
 
+# %% ../nbs/21_run_data.ipynb #14512c58
 def data_summary(cfg:RunConfig, dsd)->dict:
     "Which data the run reads: the files or the bundled set, rows per split, label names, splits held out of train."
     from datasets import ClassLabel
@@ -97,8 +101,23 @@ def apply_freezing(model, cfg:RunConfig):
         return model, [GradualUnfreezing(every=cfg.unfreeze_every)]
     elif cfg.freeze == 'lora':
         lc = cfg.lora
-        model = fz.apply_lora(model, r=lc.r, alpha=lc.alpha, dropout=lc.dropout, target_modules=lc.target_modules, task=cfg.task)
+        model = fz.apply_lora(model, r=lc.r, alpha=lc.alpha, dropout=lc.dropout, target_modules=lc.target_modules,
+                              task=cfg.task)
     return model, []
+
+# %% ../nbs/21_run_data.ipynb #625397a1
+def load_run_model(cfg:RunConfig, # The run
+                   id2label:dict|None=None, # Label names of a classification run (`dataloaders(...).id2label`)
+                   )->tuple:
+    "The run's model as `train` loads it, frozen as the config says: `(model, callbacks the freezing needs)`."
+    from sft_nb.models import load_model
+    t = get_task(cfg.task)
+    regression = t.classifies and cfg.problem_type == 'regression'
+    model = load_model(cfg.model, cfg.task, id2label=id2label, num_labels=1 if regression else None,
+                       dropout=cfg.dropout)
+    # saved with the model: predict and pipelines read it
+    if t.classifies: model.config.problem_type = hf_problem_type(cfg.problem_type)
+    return apply_freezing(model, cfg)
 
 # %% ../nbs/21_run_data.ipynb #ccf1d33d
 def _model_config(cfg:RunConfig):
@@ -124,7 +143,8 @@ def run_max_length(cfg:RunConfig, dsd, tok)->tuple[int, dict, list[str]]:
     from sft_nb.tokenize import fit_max_length, length_warning, default_max_length
     n_pos = _model_positions(cfg)
     if cfg.max_length is not None and n_pos and cfg.max_length > n_pos:
-        raise SftError(f"max_length {cfg.max_length} is longer than the model's {n_pos} positions", where='max_length', fix=f"set max_length to at most {n_pos}, or null to choose it from the data")
+        raise SftError(f"max_length {cfg.max_length} is longer than the model's {n_pos} positions", where='max_length',
+                       fix=f"set max_length to at most {n_pos}, or null to choose it from the data")
     limit = min(default_max_length(tok), n_pos or 10**9)
     every = cfg.max_length_from == 'all' and cfg.max_length is None
     fit = lambda k, n=None: fit_max_length(dsd[k], tok, cfg.task, limit=max(limit, cfg.max_length or 0), max_length=n)
@@ -132,19 +152,22 @@ def run_max_length(cfg:RunConfig, dsd, tok)->tuple[int, dict, list[str]]:
     if every:  # `all`: the length that keeps 99% of *each* split whole, so held-out examples are cut no more than training ones
         rep = fit('train', max(fit(k)['max_length'] for k in dsd))
     cut = f"it truncates {rep['truncated']} of {rep['examples']:,} training examples ({rep['truncated_pct']}%)"
-    if cfg.max_length is None: lines = [f"max_length {rep['max_length']}: chosen from the {'data of every split' if every else 'training data'} (model limit {limit}); {cut}"]
+    source = 'data of every split' if every else 'training data'
+    if cfg.max_length is None: lines = [f"max_length {rep['max_length']}: chosen from the {source} (model limit {limit}); {cut}"]
     else: lines = [f"max_length {rep['max_length']} (from the config): {cut}"] if rep['truncated'] else []
     if (w := length_warning(rep)): lines.append(f"warning: {w}")
     return rep['max_length'], rep, lines
 
 # %% ../nbs/21_run_data.ipynb #058abaf0
-def _epoch_batches(dl)->list[list[int]]:
-    "The batches (example indices) of `dl`'s first epoch: its length-grouped sampler's, or random ones of its batch size."
-    import numpy as np
-    smp = dl.batch_sampler
-    if hasattr(smp, 'batches'): return smp.batches(0)
-    perm = np.random.default_rng(0).permutation(len(dl.dataset))
-    return [perm[i:i + dl.batch_size].tolist() for i in range(0, len(perm), dl.batch_size)]
+def epoch_batches(dl)->list[list[int]]:
+    "The example indices of each batch of `dl`'s next epoch, leaving the loader's state (epoch, generator) as it was."
+    bs = dl.batch_sampler
+    if hasattr(bs, 'batches'): return bs.batches(bs.epoch)  # LengthGroupedBatchSampler: `iter` would advance its epoch
+    gen = getattr(getattr(bs, 'sampler', None), 'generator', None)
+    state = gen.get_state() if gen is not None else None
+    out = [list(b) for b in bs]
+    if gen is not None: gen.set_state(state)
+    return out
 
 def _loader_input(cfg:RunConfig, dsd)->dict:
     "`dataloaders` arguments for the run's data (already-encoded multi-label ids read back as themselves, `sft_nb.data`)."
@@ -155,12 +178,14 @@ def run_dataloaders(cfg:RunConfig, dsd, tok, max_length:int, say=print):
     "The run's batches: padding-free where `packing` says so, with `auto` where they are exact and faster here (`padding_free_pays`)."
     from sft_nb.batches import dataloaders, padding_free_pays
     from sft_nb.core import default_precision, default_device
-    load = lambda packing: dataloaders(tokenizer=tok, task=cfg.task, **_loader_input(cfg, dsd), batch_size=cfg.batch_size, max_length=max_length, packing=packing,
-                                       group_by_length=cfg.group_by_length, drop_truncated=cfg.drop_truncated, seed=cfg.seed, verbose=False)
+    load = lambda packing: dataloaders(tokenizer=tok, task=cfg.task, **_loader_input(cfg, dsd), batch_size=cfg.batch_size,
+                                       max_length=max_length, packing=packing, group_by_length=cfg.group_by_length,
+                                       drop_truncated=cfg.drop_truncated, seed=cfg.seed, verbose=False)
     exact = run_packing(cfg)
     dls = load(exact and cfg.packing is True)
     if exact and cfg.packing == 'auto':  # padding-free only where it is faster for these batches on this machine
-        pays, why = padding_free_pays(dls.train.dataset['length'], _epoch_batches(dls.train), cfg.precision or default_precision(), default_device())
+        pays, why = padding_free_pays(dls.train.dataset['length'], epoch_batches(dls.train),
+                                      cfg.precision or default_precision(), default_device())
         say(f"packing auto: {'padding-free' if pays else 'padded'} batches: {why}")
         if pays: dls = load(True)  # the tokenization is cached: only the batches change
     return dls
