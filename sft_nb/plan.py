@@ -619,7 +619,7 @@ def _memory_warning(peak_t:dict, longest:dict, free:float, layers:tuple, ckpt:bo
             + (f"; cheapest change: {fix}" if fix else "; use a smaller model, or a machine with more memory"))
 
 # %% ../nbs/25_plan.ipynb #cf3a7b22
-def _memory_plan(model:nn.Module, shapes:pd.DataFrame, train_dl, task:str, precision:str, ckpt:bool, cpu:bool,
+def _memory_plan(model:nn.Module, shapes:pd.DataFrame, train_dl, task:str, precision:str, ckpt:bool, device:str,
                  runtime:float|None)->tuple:
     "The longest and the typical batch (with its index), and the memory terms (bytes) of each."
     longest = shapes.loc[(shapes['tokens'] + shapes.get('target_tokens', 0)).idxmax()].to_dict()
@@ -627,7 +627,7 @@ def _memory_plan(model:nn.Module, shapes:pd.DataFrame, train_dl, task:str, preci
     typical = shapes.iloc[typ_i].to_dict()
     pr, full = _probe_all(model, precision, ckpt)
     data = float(sum(getattr(d, 'data', None).nbytes for d in [train_dl.dataset] if hasattr(d, 'data')))
-    host = {'runtime': (runtime_mb() if runtime is None else runtime) * 2**20 if cpu else 0., 'data': data}
+    host = {'runtime': (runtime_mb() if runtime is None else runtime) * 2**20 if device == 'cpu' else 0., 'data': data}
     peak_t, typ_t = ({**host, **memory_terms(model, s, pr, full, task, precision)} for s in (longest, typical))
     return longest, typical, typ_i, peak_t, typ_t
 
@@ -705,8 +705,7 @@ def plan(model:nn.Module, # The model as it will train: freezing, LoRA and check
     device = device or default_device()
     ckpt = uses_gradient_checkpointing(model)
     shapes = batch_shapes(train_dl)
-    longest, typical, typ_i, peak_t, typ_t = _memory_plan(model, shapes, train_dl, task, precision, ckpt, device == 'cpu',
-                                                          runtime)
+    longest, typical, typ_i, peak_t, typ_t = _memory_plan(model, shapes, train_dl, task, precision, ckpt, device, runtime)
     flops, layers, rate, efficiency, upd, timed = _time_plan(model, train_dl, shapes, typical, typ_i, task, precision,
                                                              device, ckpt, efficiency, seconds, timed_steps, loss_func, clock)
     n_steps, batch_s = math.ceil(len(shapes) / grad_accum), flops.sum(axis=1) / rate
@@ -720,8 +719,8 @@ def plan(model:nn.Module, # The model as it will train: freezing, LoRA and check
     p = Plan('plan', numbers=nums)
     _plan_tables(p, peak_t, typ_t, flops, rate, n_steps, upd)
     p.notes = _plan_notes(nums, peak_t, longest, epochs, rate, timed)
-    if nums['peak_mb'] > nums['available_mb']: p.warnings.append(_memory_warning(peak_t, longest, nums['available_mb'], layers,
-                                                                                ckpt, train_dl, shapes))
+    if nums['peak_mb'] > (free := nums['available_mb']):
+        p.warnings.append(_memory_warning(peak_t, longest, free, layers, ckpt, train_dl, shapes))
     return p
 
 # %% ../nbs/25_plan.ipynb #69274df4
