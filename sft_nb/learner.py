@@ -29,7 +29,7 @@ from .models import set_gradient_checkpointing
 from .distributed import (new_accelerator, strip_autocast, accelerate_state, restore_accelerate_state, seed_epoch,
                                 rng_state, set_rng_state)
 from .callbacks.core import Recorder, EvalEvery, TerminateOnNaN, LRFinder, suggest_lr, plot_lr_find
-from .callbacks.speed import FastDropout, ReuseCpuMemory, ShortAttentionMath
+from .callbacks.speed import FastDropout, ReuseCpuMemory, CpuAttention, FirstTokenHead
 from .callbacks.checkpoint import Checkpointer
 from .callbacks.progress import ProgressCallback
 from .callbacks.augment import Augment
@@ -92,7 +92,8 @@ class Learner:
                  checkpoint_every:int|None=None, # Save a checkpoint every N steps (needs `output_dir`)
                  keep_last:int=2, # Checkpoints to keep
                  fast_dropout:bool=True, # On CPU, draw dropout masks with `FastDropout` (the same dropout, cheaper)
-                 cpu_speedups:bool=True, # On CPU: `ReuseCpuMemory` and `ShortAttentionMath`
+                 cpu_speedups:bool=True, # On CPU: `ReuseCpuMemory` and `CpuAttention`
+                 first_token_head:bool=True, # A BERT-family classifier's last layer for its first token only, in training
                  gradient_checkpointing:bool=False): # Recompute activations in backward: less memory, more time
         _check_args(model, dls, lr, grad_accum, tokenizer, checkpoint_every, output_dir)
         self._prepare(model, dls, precision, gradient_checkpointing)  # precision, accelerator, model and loaders
@@ -104,7 +105,7 @@ class Learner:
         self._data_seed = random.randrange(2**31)  # seed=None: a different data order per Learner
         self._init_state()
         defaults = default_callbacks(progress, eval_every, checkpoint_every, keep_last, output_dir, fast_dropout,
-                                     augment, cpu_speedups)
+                                     augment, cpu_speedups, first_token_head)
         self.add_cbs(_replace_defaults(defaults, cbs))
 
 # %% ../nbs/10_learner.ipynb #6a7c8734
@@ -150,14 +151,16 @@ def default_callbacks(progress:bool=True, # `ProgressCallback`: a bar and a tabl
                       output_dir:str|Path|None=None, # With one, every epoch ends in a checkpoint (a run can resume)
                       fast_dropout:bool=True, # `FastDropout`: cheaper dropout masks on CPU
                       augment:Callable|None=None, # `Augment`: `augment(batch) -> batch` on training batches
-                      cpu_speedups:bool=True, # `ReuseCpuMemory` and `ShortAttentionMath` (they act on CPU only)
+                      cpu_speedups:bool=True, # `ReuseCpuMemory` and `CpuAttention` (they act on CPU only)
+                      first_token_head:bool=True, # `FirstTokenHead`: exact, less work for BERT-family classifiers
                      )->list[Callback]:
     "The callbacks a `Learner` starts with; its constructor's switches of the same names choose them."
     at_epoch_end = output_dir is not None
     cbs = [Recorder(), TerminateOnNaN(), Checkpointer(checkpoint_every, at_epoch_end=at_epoch_end, keep_last=keep_last)]
     if eval_every: cbs.append(EvalEvery(eval_every))
     if fast_dropout: cbs.append(FastDropout())
-    if cpu_speedups: cbs += [ReuseCpuMemory(), ShortAttentionMath()]
+    if cpu_speedups: cbs += [ReuseCpuMemory(), CpuAttention()]
+    if first_token_head: cbs.append(FirstTokenHead())
     if augment is not None: cbs.append(Augment(augment))
     if progress: cbs.append(ProgressCallback())
     return cbs

@@ -10,10 +10,11 @@ import contextlib, functools
 from typing import NamedTuple
 
 # %% auto #0
-__all__ = ['PLAIN_HEAD_MODELS', 'VARLEN_MODELS', 'VARLEN_CLASSIFIERS', 'VARLEN', 'log_softmax_stable', 'stable_cross_entropy',
-           'shift_labels', 'count_items', 'token_cross_entropy', 'chunked_cross_entropy', 'TokenLoss', 'class_weights',
-           'ClassificationLoss', 'MeanLoss', 'default_loss', 'MultiLabelLoss', 'RegressionLoss', 'plain_lm_head',
-           'skip_head', 'ExampleSlots', 'example_slots', 'padding_free_exact', 'varlen_sdpa', 'use_varlen_attention']
+__all__ = ['PLAIN_HEAD_MODELS', 'VARLEN_MODELS', 'VARLEN_CLASSIFIERS', 'VARLEN', 'VARLEN_CPU', 'log_softmax_stable',
+           'stable_cross_entropy', 'shift_labels', 'count_items', 'token_cross_entropy', 'chunked_cross_entropy',
+           'TokenLoss', 'class_weights', 'ClassificationLoss', 'MeanLoss', 'default_loss', 'MultiLabelLoss',
+           'RegressionLoss', 'plain_lm_head', 'skip_head', 'ExampleSlots', 'example_slots', 'padding_free_exact',
+           'varlen_sdpa', 'use_varlen_attention']
 
 # %% ../nbs/07_loss.ipynb #c4aab657
 import numpy as np
@@ -29,6 +30,7 @@ from .core import SftError, Task, get_task, unwrap_model
 from transformers import AttentionInterface
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from .kernels import cpu_attention, cpu_attention_wins, CPU_VARIANTS
 
 # %% ../nbs/07_loss.ipynb #71997379
 def log_softmax_stable(logits:torch.Tensor, # [..., n_classes] raw scores
@@ -336,6 +338,26 @@ VARLEN = 'sft_nb_varlen'
 
 def _bounds(cu:torch.Tensor)->list[int]: return cu.tolist()  # a host sync per layer on GPUs; nothing on CPU
 
+def _row_bounds(module, query, cu_q, cu_k, sliding_window)->list[int]:
+    "The example boundaries of a padding-free row, refusing rows `varlen_sdpa` cannot compute exactly."
+    if query.shape[0] != 1 or (cu_k is not None and not torch.equal(cu_k, cu_q)):
+        raise SftError(f"a padding-free batch is one row with the same query and key boundaries, got {query.shape[0]} rows",
+                       where='varlen_sdpa',
+                       fix='collate with sft_nb.batches.PaddingFreeCollator, and generate without cu_seq_lens_q')
+    b = _bounds(cu_q)
+    longest = max(e - s for s, e in zip(b[:-1], b[1:]))
+    if sliding_window is not None and longest > sliding_window:
+        raise SftError(f"an example of {longest} tokens is longer than the attention window ({sliding_window})",
+                       where=f'{type(module).__name__} sliding window',
+                       fix="use packing='mask' or packing=False, or a max_length within the window")
+    return b
+
+def _group_kernel(module, q, k, cpu_kernel:bool):
+    "`cpu_attention` for a training group where it beats SDPA (with `cpu_kernel`), SDPA otherwise."
+    return cpu_attention if cpu_kernel and module.training and cpu_attention_wins(q, k) else F.scaled_dot_product_attention
+
+
+# %% ../nbs/07_loss.ipynb #98abf50e
 def varlen_sdpa(module:nn.Module, # The attention layer (for `num_key_value_groups`, `training`)
                 query:torch.Tensor, key:torch.Tensor, value:torch.Tensor, # [1, heads, tokens, dim] (keys may have fewer heads)
                 attention_mask:torch.Tensor|None, # transformers' mask, unused on padding-free rows
@@ -344,34 +366,31 @@ def varlen_sdpa(module:nn.Module, # The attention layer (for `num_key_value_grou
                 cu_seq_lens_q:torch.Tensor|None=None, # Example boundaries in the row, [0, l1, l1+l2, ...]
                 cu_seq_lens_k:torch.Tensor|None=None, # Must equal `cu_seq_lens_q` (no cache in training)
                 sliding_window:int|None=None, # A window shorter than an example is refused
+                cpu_kernel:bool=False, # Training groups on `sft_nb.kernels.cpu_attention` where it wins (`VARLEN_CPU`)
                 **kwargs):
     "SDPA per example of a padding-free row (`cu_seq_lens_q`), causal or not as the layer is; transformers' SDPA otherwise."
     if cu_seq_lens_q is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       sliding_window=sliding_window, **kwargs)
-    if query.shape[0] != 1 or (cu_seq_lens_k is not None and not torch.equal(cu_seq_lens_k, cu_seq_lens_q)):
-        raise SftError(f"a padding-free batch is one row with the same query and key boundaries, got {query.shape[0]} rows",
-                       where='varlen_sdpa',
-                       fix='collate with sft_nb.batches.PaddingFreeCollator, and generate without cu_seq_lens_q')
-    b = _bounds(cu_seq_lens_q)
-    longest = max(e - s for s, e in zip(b[:-1], b[1:]))
-    if sliding_window is not None and longest > sliding_window:
-        raise SftError(f"an example of {longest} tokens is longer than the attention window ({sliding_window})",
-                       where=f'{type(module).__name__} sliding window',
-                       fix="use packing='mask' or packing=False, or a max_length within the window")
+    b = _row_bounds(module, query, cu_seq_lens_q, cu_seq_lens_k, sliding_window)
     p = dropout if module.training else 0.0
     gqa = dict(enable_gqa=True) if key.shape[1] != query.shape[1] else {}  # keys keep their few heads: no repeat copies
     causal = getattr(module, 'is_causal', True)  # encoder layers say False
     slots = _cached_slots(tuple(e - s for s, e in zip(b[:-1], b[1:])), causal, query.device)
     # one SDPA call per group of similar lengths, not one per example: small calls cost more than their padding
-    outs = [F.scaled_dot_product_attention(*(_to_group(t, pos, n, L) for t in (query, key, value)), attn_mask=mask,
-                                           dropout_p=p, scale=scaling, **gqa).transpose(1, 2).flatten(0, 1)
-            for pos, n, L, mask in slots.groups]
+    outs = []
+    for pos, n, L, mask in slots.groups:
+        q, k, v = (_to_group(t, pos, n, L) for t in (query, key, value))
+        attend = _group_kernel(module, q, k, cpu_kernel)
+        outs.append(attend(q, k, v, attn_mask=mask, dropout_p=p, scale=scaling, **gqa).transpose(1, 2).flatten(0, 1))
     out = torch.cat(outs) if len(outs) > 1 else outs[0]  # [slots, heads, dim]
     return out.index_select(0, slots.of_token).unsqueeze(0), None
 
-AttentionInterface.register(VARLEN, varlen_sdpa)
-AttentionMaskInterface.register(VARLEN, sdpa_mask)  # padded batches and generation get SDPA's own mask, unchanged
+VARLEN_CPU = 'sft_nb_varlen_cpu'
+for name, kw in ((VARLEN, {}), (VARLEN_CPU, dict(cpu_kernel=True))):
+    AttentionInterface.register(name, functools.partial(varlen_sdpa, **kw))
+    AttentionMaskInterface.register(name, sdpa_mask)  # padded batches and generation get SDPA's own mask, unchanged
+CPU_VARIANTS[VARLEN] = VARLEN_CPU  # `CpuAttention` (during `fit` on CPU) switches padding-free rows to it
 
 # %% ../nbs/07_loss.ipynb #dff1c3a5
 def _pool_first_tokens(m:nn.Module):
@@ -403,7 +422,7 @@ def use_varlen_attention(model:nn.Module, # A transformers causal LM or BERT-fam
         raise SftError(f"padding-free packing is not known to be exact for {kind!r} models", where=type(m).__name__,
                        fix=f"use dataloaders(..., packing='mask') (block-diagonal 4-D mask) or packing=False; "
                            f"exact for: {', '.join(VARLEN_MODELS + VARLEN_CLASSIFIERS)}")
-    if attn in (VARLEN,) or (attn or '').startswith('flash_attention'): return attn  # flash-attention reads cu_seq_lens_q itself
+    if attn in (VARLEN, VARLEN_CPU) or (attn or '').startswith('flash_attention'): return attn  # flash-attention reads cu_seq_lens_q itself
     if attn not in ('sdpa', 'eager'):
         raise SftError(f"padding-free packing needs SDPA, eager or flash attention, the model uses {attn!r}",
                        where=type(m).__name__,

@@ -1,4 +1,4 @@
-"""Callbacks that make a fit on CPU cheaper without changing what it computes: cheaper dropout masks (`FastDropout`), reused memory (`ReuseCpuMemory`) and the attention kernel for short examples (`ShortAttentionMath`).
+"""Callbacks that make a fit on CPU cheaper without changing what it computes: cheaper dropout masks (`FastDropout`), reused memory (`ReuseCpuMemory`), a faster attention in half precision (`CpuAttention`) and, for BERT-family classifiers, a last layer computed for the one token the head reads (`FirstTokenHead`).
 
 Docs: https://sft-nb.github.io/sft_nb/callbacks.speed.html.md"""
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys, math, ctypes
 
 # %% auto #0
-__all__ = ['keep_mask', 'CpuDropout', 'FastDropout', 'glibc', 'ReuseCpuMemory', 'longest_example', 'ShortAttentionMath']
+__all__ = ['CpuDropout', 'FastDropout', 'glibc', 'ReuseCpuMemory', 'CpuAttention', 'FirstTokenHead']
 
 # %% ../../nbs/11a_callbacks.speed.ipynb #4ca92f66
 import torch
@@ -17,34 +17,15 @@ from torch import nn
 from ..core import Callback
 
 # %% ../../nbs/11a_callbacks.speed.ipynb #e4b3064e
-def keep_mask(shape:tuple, # Shape of the mask
-              p:float, # Probability of dropping each element
-              device=None)->torch.Tensor:
-    "Boolean mask, each element False with probability `p` (to 1/32768), from 15 random bits per element."
-    n = math.prod(shape)
-    # bit 63 is always 0, bits 0-62 uniform
-    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_()
-    lanes = words.view(torch.int16)[:n].view(shape).bitwise_and_(0x7FFF)  # so use 15 bits of each 16-bit lane
-    return lanes >= round(p * 32768)
+from ..kernels import masked_dropout, use_cpu_attention, first_token_classifier
 
 # %% ../../nbs/11a_callbacks.speed.ipynb #22541686
-class _MaskScale(torch.autograd.Function):
-    "`x * keep * scale`, keeping only the boolean mask for backward."
-    @staticmethod
-    def forward(ctx, x, keep, scale):
-        ctx.save_for_backward(keep); ctx.scale = scale
-        return x * keep * scale
-    @staticmethod
-    def backward(ctx, grad):
-        keep, = ctx.saved_tensors
-        return grad * keep * ctx.scale, None, None
-
 class CpuDropout(nn.Dropout):
     "`nn.Dropout` whose CPU masks come from `keep_mask`: the same Bernoulli(p) dropout, cheaper to draw."
     def forward(self, x):
         if not self.training or not 0 < self.p < 1 or x.device.type != 'cpu' or not x.is_floating_point():
             return super().forward(x)
-        return _MaskScale.apply(x, keep_mask(x.shape, self.p, x.device), 1 / (1 - self.p))
+        return masked_dropout(x, self.p)
 
 # %% ../../nbs/11a_callbacks.speed.ipynb #22e9acc6
 class FastDropout(Callback):
@@ -85,27 +66,20 @@ class ReuseCpuMemory(Callback):
         self.libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20); self.libc.malloc_trim(0)
         self.libc = None
 
-# %% ../../nbs/11a_callbacks.speed.ipynb #76ba4d99
-def longest_example(batch:dict)->int:
-    "Tokens of the longest example in a batch: padded rows' width, or a padding-free row's `max_length_q`."
-    if 'max_length_q' in batch: return int(batch['max_length_q'])
-    keys = ('input_ids', 'labels', 'decoder_input_ids')
-    return max((v.shape[-1] for k, v in batch.items() if k in keys and torch.is_tensor(v) and v.dim() == 2), default=0)
-
-class ShortAttentionMath(Callback):
-    "During `fit` on CPU, SDPA's math kernel for batches of short examples (<= `max_len` tokens): faster than flash."
-    order = -30
-    def __init__(self,
-                 max_len:int=128, # Longest example (tokens) whose batch uses the math kernel
-                ): self.max_len, self.flash = max_len, None
-    def before_fit(self):
-        on_cpu = self.learn.accelerator.device.type == 'cpu'
-        self.flash = torch.backends.cuda.flash_sdp_enabled() if on_cpu else None
-    def before_batch(self):  # training batches only: validation and generation compute as they would outside `fit`
-        if self.flash is not None and self.learn.training:
-            torch.backends.cuda.enable_flash_sdp(self.flash and longest_example(self.learn.batch) > self.max_len)
-    def after_batch(self):
-        if self.flash is not None: torch.backends.cuda.enable_flash_sdp(self.flash)
+# %% ../../nbs/11a_callbacks.speed.ipynb #4727467e
+class _DuringFit(Callback):
+    "Apply `self.switch(model)` (an undo function or None) at `before_fit`, undo it at `after_fit`."
+    order, undo = -30, None
+    def switch(self, model): return None
+    def before_fit(self): self.undo = self.switch(self.learn.model)
     def after_fit(self):
-        if self.flash is not None: torch.backends.cuda.enable_flash_sdp(self.flash)
-        self.flash = None
+        if self.undo is not None: self.undo()
+        self.undo = None
+
+class CpuAttention(_DuringFit):
+    "During `fit` on CPU, the model's attention is `sft_nb.kernels.cpu_attention_forward` (training passes only)."
+    def switch(self, model): return use_cpu_attention(model) if self.learn.accelerator.device.type == 'cpu' else None
+
+class FirstTokenHead(_DuringFit):
+    "During `fit`, a BERT-family classifier's last layer computes only the first token in training passes."
+    def switch(self, model): return first_token_classifier(model)
