@@ -53,7 +53,7 @@ def example_labels(labs:list, # One label per example: a class id, a value, or a
     "One label per example as a tensor: class ids (long), or values and multi-label rows (float)."
     return torch.tensor(labs, dtype=torch.float if isinstance(labs[0], float) or _is_label_row(labs[0]) else torch.long)
 
-# %% ../nbs/04_batches.ipynb #f4ba2a76
+# %% ../nbs/04_batches.ipynb #bd4cee47
 class PadCollator:
     "Collate tokenized examples into a dict of tensors: pad to the longest, labels with -100, attention mask from lengths."
     def __init__(self, tokenizer, # Gives the pad id, pad token type and padding side
@@ -104,7 +104,7 @@ def _mixed_batches(chunk:np.ndarray, # Example indices, in random order
     for b in order: out[b] = [int(pools[c].pop(0)) for c in slots[b]]
     return out
 
-# %% ../nbs/04_batches.ipynb #d673646b
+# %% ../nbs/04_batches.ipynb #ce338855
 class LengthGroupedBatchSampler(Sampler):
     "Shuffled batches of similar-length examples whose class mix is that of random batches; reproducible (`seed` + epoch)."
     def __init__(self, lengths:list[int], # Length of each example
@@ -133,7 +133,7 @@ class LengthGroupedBatchSampler(Sampler):
 
     def __len__(self): return len(self.lengths) // self.bs if self.drop_last else -(-len(self.lengths) // self.bs)
 
-# %% ../nbs/04_batches.ipynb #971a65e1
+# %% ../nbs/04_batches.ipynb #3dbfc877
 @patch
 def batches(self:LengthGroupedBatchSampler, epoch:int)->list[list[int]]:
     "The batches of pass `epoch`."
@@ -177,7 +177,7 @@ def pack(ds:Dataset, # Tokenized causal data (`input_ids`, `labels`, `length`)
         rows['length'].append(sum(lengths[i] for i in b))
     return Dataset.from_dict(rows)
 
-# %% ../nbs/04_batches.ipynb #1d9e0787
+# %% ../nbs/04_batches.ipynb #5dcec5c2
 def packed_attention_mask(seq_lens:list[list[int]], # Per row, the lengths of the examples packed in it
                           length:int, # Padded row length
                           )->torch.Tensor:
@@ -260,7 +260,7 @@ class DataLoaders:
                  for k, dl in (('train', self.train), ('valid', self.valid), ('test', self.test)) if dl is not None]
         return f"DataLoaders({self.task}: {', '.join(parts)})"
 
-# %% ../nbs/04_batches.ipynb #235d392c
+# %% ../nbs/04_batches.ipynb #d3553cfa
 def _is_tokenized(d)->bool:
     return isinstance(d, DatasetDict) and len(d) and 'input_ids' in next(iter(d.values())).column_names
 
@@ -292,7 +292,7 @@ def padding_stats(dl:DataLoader)->dict:
     real = int(sum(dl.dataset['length']))
     return {'tokens': real, 'padding': total - real, 'padding_pct': round(100 * (total - real) / total, 1)}
 
-# %% ../nbs/04_batches.ipynb #5ca0286e
+# %% ../nbs/04_batches.ipynb #3a419919
 def _check_sizes(**sizes):
     "Refuse a batch size that is not a positive integer."
     for k, v in sizes.items():
@@ -326,7 +326,7 @@ def _train_loader(train:Dataset, t:Task, coll, packing:str|None, batch_size:int,
     return DataLoader(train, batch_size=batch_size, shuffle=True, drop_last=drop_last, collate_fn=coll,
                       generator=torch.Generator().manual_seed(seed), num_workers=num_workers)
 
-# %% ../nbs/04_batches.ipynb #e373e9ee
+# %% ../nbs/04_batches.ipynb #e71fbdb2
 def dataloaders(data, # Anything `load_data` accepts, or a tokenized `DatasetDict`
                 tokenizer, # A Hugging Face tokenizer
                 task:str|Task, # One of `TASKS`
@@ -358,8 +358,7 @@ def dataloaders(data, # Anything `load_data` accepts, or a tokenized `DatasetDic
     load_kw = dict(columns=columns, label_names=label_names, valid_pct=valid_pct, seed=seed, encoding=encoding,
                    problem_type=problem_type, label_sep=label_sep)
     tds, id2label = _tokenized(data, tokenizer, t, max_length, load_kw, tok_kwargs)
-    if 'train' not in tds: raise SftError(f"no 'train' split (splits: {', '.join(tds)})",
-                                          fix="name the training split 'train'")
+    if 'train' not in tds: raise SftError(f"no 'train' split (splits: {', '.join(tds)})", fix="name the training split 'train'")
     if drop_truncated and t.decoder_only: tds = _drop_cut_away(tds, max_length)
     if check: check_data(tds, tokenizer, t, num_labels=len(id2label) if id2label else None)
     train = pack(tds['train'], max_length) if packing == 'mask' else tds['train']
@@ -367,9 +366,8 @@ def dataloaders(data, # Anything `load_data` accepts, or a tokenized `DatasetDic
                              group_by_length, seed, drop_last, num_workers)
     ev = dict(batch_size=valid_batch_size or 2 * batch_size, shuffle=False, num_workers=num_workers,
               collate_fn=PadCollator(tokenizer, pad_to_multiple_of=pad_to_multiple_of))
-    mk = lambda k: DataLoader(tds[k], **ev) if k in tds else None
-    return DataLoaders(train_dl, mk('validation'), mk('test'), tokenizer=tokenizer, task=t, id2label=id2label,
-                       report=getattr(tds, 'report', None))
+    valid, test = (DataLoader(tds[k], **ev) if k in tds else None for k in ('validation', 'test'))
+    return DataLoaders(train_dl, valid, test, tokenizer=tokenizer, task=t, id2label=id2label, report=getattr(tds, 'report', None))
 
 # %% ../nbs/04_batches.ipynb #36b1b627
 # Tokens of matmul work that one example costs in a padding-free row beyond its own tokens, on a 2-core AMD EPYC with
@@ -437,7 +435,7 @@ def _real_positions(batch:dict, r:int, pad_id:int|None)->torch.Tensor:
     keep[n:] = False
     return keep
 
-# %% ../nbs/04_batches.ipynb #b1708018
+# %% ../nbs/04_batches.ipynb #25da0aee
 def _esc(t:str)->str:
     import html
     return html.escape(t).replace('\n', '⏎<br>')
@@ -475,7 +473,7 @@ def _spans_row(batch, r, keep, ids, tokenizer, id2label, html)->dict:
 
 ROW_VIEWS = {'chat': _chat_row, 'classes': _classes_row, 'source_target': _source_target_row, 'spans': _spans_row}
 
-# %% ../nbs/04_batches.ipynb #b8f573a8
+# %% ../nbs/04_batches.ipynb #69eeaeaa
 def batch_table(batch:dict, # A batch from one of our collators
                 tokenizer, # The tokenizer of the batch
                 task:str|Task|None=None, # One of `TASKS` (default: guessed from the batch)

@@ -144,7 +144,7 @@ class TokenLoss:
                                    self.ignore_index)
     def __repr__(self): return f"TokenLoss(shift={self.shift}, label_smoothing={self.label_smoothing})"
 
-# %% ../nbs/07_loss.ipynb #d700aaf1
+# %% ../nbs/07_loss.ipynb #2aeb499a
 def class_weights(labels, # Class ids of the training examples
                   num_classes:int|None=None, # Number of classes (default: the largest id + 1)
                   )->torch.Tensor:
@@ -170,6 +170,7 @@ def _weights(weight, labels, num_classes, what:str)->torch.Tensor|None:
         return class_weights(labels, num_classes)
     return torch.as_tensor(weight, dtype=torch.float32)
 
+# %% ../nbs/07_loss.ipynb #9110991c
 class ClassificationLoss:
     "Cross-entropy over `outputs.logits` and `batch['labels']` (one class per example), with smoothing and class weights."
     drop_keys = ('labels',)
@@ -188,7 +189,7 @@ class ClassificationLoss:
         return total / (self.count(batch) if num_items is None else max(num_items, 1))
     def __repr__(self): return f"ClassificationLoss(label_smoothing={self.label_smoothing}, weighted={self.weight is not None})"
 
-# %% ../nbs/07_loss.ipynb #7294c3ab
+# %% ../nbs/07_loss.ipynb #af6e7a37
 class MeanLoss:
     "Wrap `f(outputs, batch) -> mean loss over the batch` (or the model's own `outputs.loss`), weighted by batch size."
     drop_keys = ()
@@ -288,7 +289,7 @@ def _length_groups(lens:list[int], waste:float)->list[list[int]]:
         else: groups.append([i]); own = lens[i] ** 2
     return groups
 
-# %% ../nbs/07_loss.ipynb #f551de95
+# %% ../nbs/07_loss.ipynb #0dace628
 def example_slots(lens:list[int], # Tokens of each example, in row order
                   causal:bool, # Causal attention within each example
                   device=None, # Where the index tensors live
@@ -333,7 +334,7 @@ def padding_free_exact(model_type:str|None, # A transformers `config.model_type`
     "Whether padding-free batches compute exactly what padded ones do for this architecture and task."
     return model_type in _varlen_archs(get_task(task, where='padding_free_exact(task=...)'))
 
-# %% ../nbs/07_loss.ipynb #28a4589d
+# %% ../nbs/07_loss.ipynb #45819259
 VARLEN = 'sft_nb_varlen'
 
 def _bounds(cu:torch.Tensor)->list[int]: return cu.tolist()  # a host sync per layer on GPUs; nothing on CPU
@@ -392,7 +393,7 @@ for name, kw in ((VARLEN, {}), (VARLEN_CPU, dict(cpu_kernel=True))):
     AttentionMaskInterface.register(name, sdpa_mask)  # padded batches and generation get SDPA's own mask, unchanged
 CPU_VARIANTS[VARLEN] = VARLEN_CPU  # `CpuAttention` (during `fit` on CPU) switches padding-free rows to it
 
-# %% ../nbs/07_loss.ipynb #dff1c3a5
+# %% ../nbs/07_loss.ipynb #25020a25
 def _pool_first_tokens(m:nn.Module):
     "Make a BERT-family sequence classifier pool the first token of EVERY example of a padding-free row (hooks, once)."
     base = m.base_model
