@@ -12,7 +12,7 @@ optimizer count as zero: they are overhead. MFU = step FLOPs / step time / matmu
 
 Variants: `adamw` (torch.optim.AdamW defaults: the for-loop implementation on CPU), `adamw_fused` (what HF
 Trainer uses: `optim="adamw_torch_fused"`), `sft_nb` (what `Learner` does by default: fused AdamW and, on CPU,
-`CpuDropout` masks, `ReuseCpuMemory` and `ShortAttentionMath`, its `cpu_speedups`), and `sft_nb_frozen_emb` (the same with the word embeddings frozen: half of MiniLM's
+`CpuDropout` masks, `ReuseCpuMemory` and `CpuAttention`, its `cpu_speedups`, and `FirstTokenHead`), and `sft_nb_frozen_emb` (the same with the word embeddings frozen: half of MiniLM's
 22.7 M parameters leave the optimizer and get no gradient).
 
 `--profile` adds a torch-profiler pass over the `sft_nb` variant: the operators that take the step's time, and the
@@ -32,16 +32,18 @@ VARIANTS = {'adamw': dict(), 'adamw_fused': dict(fused=True), 'sft_nb': dict(fus
             'sft_nb_frozen_emb': dict(fused=True, cpu_dropout=True, cpu_speedups=True, freeze_emb=True)}
 OPTIONS = ('freeze_emb', 'cpu_dropout', 'cpu_speedups')
 
-def speedups(on:bool, batch:dict, device:str):
-    "The Learner's `cpu_speedups` callbacks (`ReuseCpuMemory`: process-wide, so switched on around one variant's steps only)."
+def speedups(on:bool, batch:dict, device:str, model=None):
+    "The Learner's default speed callbacks (`ReuseCpuMemory` is process-wide: switched on around one variant's steps only)."
     import contextlib, torch
     from types import SimpleNamespace
-    from sft_nb.callbacks.speed import ReuseCpuMemory, ShortAttentionMath
+    from sft_nb.callbacks.speed import ReuseCpuMemory, CpuAttention, FirstTokenHead
     @contextlib.contextmanager
     def ctx():
-        cbs = [ReuseCpuMemory(), ShortAttentionMath()] if on else []
-        for cb in cbs: cb.learn = SimpleNamespace(accelerator=SimpleNamespace(device=torch.device(device)), batch=batch, training=True); cb.before_fit()
-        if cbs: cbs[1].before_batch()
+        cbs = [ReuseCpuMemory(), CpuAttention(), FirstTokenHead()] if on else []
+        for cb in cbs:
+            cb.learn = SimpleNamespace(accelerator=SimpleNamespace(device=torch.device(device)), batch=batch, training=True,
+                                       model=model)
+            cb.before_fit()
         try: yield
         finally:
             for cb in cbs: cb.after_fit()
@@ -116,7 +118,7 @@ def main(args):
     for r in range(args.rounds):
         peaks.append(matmul_gflops(seconds=1.0))
         for name in (list(VARIANTS) if r % 2 == 0 else list(VARIANTS)[::-1]):
-            with speedups(VARIANTS[name].get('cpu_speedups', False), batch, args.device):
+            with speedups(VARIANTS[name].get('cpu_speedups', False), batch, args.device, runs[name][0]):
                 for _ in range(args.steps):
                     for k, t in zip(('fwd_bwd', 'clip', 'opt'), step(*runs[name])): rec[name][k].append(t)
         print(f"round {r+1}/{args.rounds}: matmul {peaks[-1]:.1f} GFLOP/s, " +
@@ -129,7 +131,7 @@ def main(args):
     if args.profile:
         from torch.profiler import profile, ProfilerActivity
         with profile(activities=[ProfilerActivity.CPU]) as p:
-            with speedups(True, batch, args.device):
+            with speedups(True, batch, args.device, runs['sft_nb'][0]):
                 for _ in range(args.steps * 2): step(*runs['sft_nb'])
         ev = sorted(p.key_averages(), key=lambda e: -e.self_cpu_time_total)
         total = sum(e.self_cpu_time_total for e in ev)

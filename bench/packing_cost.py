@@ -39,12 +39,13 @@ def measure(precision:str, n_batches:int, repeats:int, batch_size:int, max_lengt
         with torch.autocast('cpu', dtype=dtype or torch.float32, enabled=dtype is not None):
             out = model(**b)
         out.loss.backward(); model.zero_grad(set_to_none=True)
-    # the Learner's CPU defaults (`cpu_speedups`): heap reuse, and the math attention kernel for these short examples
+    # the Learner's defaults: heap reuse, `cpu_attention` in half precision, a classifier's last layer for its first token
     from types import SimpleNamespace
-    from sft_nb.callbacks.speed import ReuseCpuMemory, ShortAttentionMath
-    cbs = [ReuseCpuMemory(), ShortAttentionMath()]
-    for cb in cbs: cb.learn = SimpleNamespace(accelerator=SimpleNamespace(device=torch.device('cpu')), batch=padded[0], training=True); cb.before_fit()
-    cbs[1].before_batch()
+    from sft_nb.callbacks.speed import ReuseCpuMemory, CpuAttention, FirstTokenHead
+    cbs = [ReuseCpuMemory(), CpuAttention(), FirstTokenHead()]
+    for cb in cbs:
+        cb.learn = SimpleNamespace(accelerator=SimpleNamespace(device=torch.device('cpu')), model=model)
+        cb.before_fit()
     for b in padded[:2] + free[:2]: step(b)  # warm-up
     times = {'padded': [], 'free': []}
     for r in range(repeats):
