@@ -392,13 +392,17 @@ def padding_free_pays(lengths, # Tokens of each training example
                       batches, # The padded run's batches of one epoch (lists of indices)
                       precision:str, # 'no', 'bf16' or 'fp16'
                       device:str='cpu', # 'cpu' or 'cuda'
+                      padded_share:float=1., # Share of a padded token's work computed (`sft_nb.kernels.first_token_share`)
                       )->tuple[bool, str]:
-    "Whether padding-free rows beat these padded batches on `device` in `precision` (`PER_EXAMPLE_TOKENS`), and why, in one line."
+    "Whether padding-free rows beat these padded batches on `device` in `precision` (`PER_EXAMPLE_TOKENS`), and why."
     real, padded = batch_tokens(lengths, batches)
     n, cost = sum(len(b) for b in batches), PER_EXAMPLE_TOKENS.get((device.split(':')[0], precision), 64.0)
-    pays = padded - real > n * cost
-    why = (f"padded batches would be {100 * (padded - real) / max(padded, 1):.1f}% padding ({(padded - real) / max(n, 1):.1f} tokens per example), "
-           f"{'more' if pays else 'less'} than the ~{cost:g} tokens of work one example's attention costs padding-free in {precision_label(precision)} on {device}")
+    saved = padded * padded_share - real  # padded batches' extra work, net of what they skip
+    pays = saved > n * cost
+    skip = f", {100 * (1 - padded_share):.0f}% of their work skipped" if padded_share < 1 else ''
+    why = (f"padded batches would be {100 * (padded - real) / max(padded, 1):.1f}% padding{skip} "
+           f"({saved / max(n, 1):.1f} tokens of extra work per example), {'more' if pays else 'less'} than the "
+           f"~{cost:g} tokens one example's attention costs padding-free in {precision_label(precision)} on {device}")
     return pays, why
 
 # %% ../nbs/04_batches.ipynb #9b82d874

@@ -178,14 +178,16 @@ def run_dataloaders(cfg:RunConfig, dsd, tok, max_length:int, say=print):
     "The run's batches: padding-free where `packing` says so, with `auto` where they are exact and faster here (`padding_free_pays`)."
     from sft_nb.batches import dataloaders, padding_free_pays
     from sft_nb.core import default_precision, default_device
+    from sft_nb.kernels import first_token_share
     load = lambda packing: dataloaders(tokenizer=tok, task=cfg.task, **_loader_input(cfg, dsd), batch_size=cfg.batch_size,
                                        max_length=max_length, packing=packing, group_by_length=cfg.group_by_length,
                                        drop_truncated=cfg.drop_truncated, seed=cfg.seed, verbose=False)
     exact = run_packing(cfg)
     dls = load(exact and cfg.packing is True)
     if exact and cfg.packing == 'auto':  # padding-free only where it is faster for these batches on this machine
+        share = first_token_share(_model_config(cfg)) if get_task(cfg.task).classifies else 1.  # `FirstTokenHead`
         pays, why = padding_free_pays(dls.train.dataset['length'], epoch_batches(dls.train),
-                                      cfg.precision or default_precision(), default_device())
+                                      cfg.precision or default_precision(), default_device(), padded_share=share)
         say(f"packing auto: {'padding-free' if pays else 'padded'} batches: {why}")
         if pays: dls = load(True)  # the tokenization is cached: only the batches change
     return dls
