@@ -338,6 +338,7 @@ def _do_step(self:Learner):
 # %% ../nbs/10_learner.ipynb #8ef63d72
 @patch
 def _do_batch(self:Learner, i:int, batch):
+    "Run micro-batch `batch` (number `i` of the phase) inside the batch events."
     self.iter, self.batch, self.outputs = i, batch, None
     self._with_events(self._do_one_batch, 'batch', CancelBatchException)
 
