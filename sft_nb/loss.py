@@ -30,7 +30,7 @@ from .core import SftError, Task, get_task, unwrap_model
 from transformers import AttentionInterface
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from .kernels import cpu_attention, cpu_attention_wins, CPU_VARIANTS
+from .kernels import cpu_attention, cpu_attention_wins, CPU_VARIANTS, CPU_ATTENTION
 
 # %% ../nbs/07_loss.ipynb #71997379
 def log_softmax_stable(logits:torch.Tensor, # [..., n_classes] raw scores
@@ -424,6 +424,8 @@ def use_varlen_attention(model:nn.Module, # A transformers causal LM or BERT-fam
                        fix=f"use dataloaders(..., packing='mask') (block-diagonal 4-D mask) or packing=False; "
                            f"exact for: {', '.join(VARLEN_MODELS + VARLEN_CLASSIFIERS)}")
     if attn in (VARLEN, VARLEN_CPU) or (attn or '').startswith('flash_attention'): return attn  # flash-attention reads cu_seq_lens_q itself
+    if attn == CPU_ATTENTION:  # `CpuAttention` is on (a `fit` on CPU): its padding-free variant
+        m.set_attn_implementation(VARLEN_CPU); return VARLEN_CPU
     if attn not in ('sdpa', 'eager'):
         raise SftError(f"padding-free packing needs SDPA, eager or flash attention, the model uses {attn!r}",
                        where=type(m).__name__,
