@@ -12,9 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 
 # %% auto #0
-__all__ = ['CPU_ATTENTION_MAX_LEN', 'CPU_ATTENTION', 'CPU_VARIANTS', 'FIRST_TOKEN_CLASSIFIERS', 'FIRST_TOKEN_MODEL_TYPES',
-           'keep_mask', 'masked_dropout', 'cpu_attention', 'attention_timing', 'cpu_attention_wins',
-           'cpu_attention_forward', 'use_cpu_attention', 'first_token_classifier', 'first_token_share']
+__all__ = ['CPU_ATTENTION_SCORES', 'CPU_ATTENTION_MAX_LEN', 'CPU_ATTENTION_CHUNKED_LEN', 'CPU_ATTENTION', 'CPU_VARIANTS',
+           'FIRST_TOKEN_CLASSIFIERS', 'FIRST_TOKEN_MODEL_TYPES', 'keep_mask', 'masked_dropout', 'cpu_attention',
+           'attention_timing', 'cpu_attention_wins', 'cpu_attention_forward', 'use_cpu_attention',
+           'first_token_classifier', 'first_token_share']
 
 # %% ../nbs/06a_kernels.ipynb #0cc876d8
 from transformers import AttentionInterface, AttentionMaskInterface
@@ -64,14 +65,8 @@ def _causal_mask(L:int, S:int, device)->torch.Tensor:
     "Boolean mask of causal attention for the last `L` of `S` positions."
     return torch.ones(L, S, dtype=torch.bool, device=device).tril(S - L)
 
-def cpu_attention(query, key, value, # [B, H, L, D]; keys and values [B, Hk, S, D], Hk dividing H
-                  attn_mask:torch.Tensor|None=None, # Boolean (True: attend) or float (added), broadcast to [B, H, L, S]
-                  dropout_p:float=0., # Dropout on the attention probabilities
-                  is_causal:bool=False, # Causal attention (with no `attn_mask`)
-                  scale:float|None=None, # Softmax scale (default 1/sqrt(D))
-                  enable_gqa:bool=True, # Accepted for SDPA's signature: fewer key heads always work
-                 )->torch.Tensor:
-    "SDPA's attention with an fp32 softmax and `keep_mask` dropout: what PyTorch computes, faster on CPU for short rows."
+def _attend(query, key, value, attn_mask, dropout_p:float, is_causal:bool, scale:float|None)->torch.Tensor:
+    "`cpu_attention` in one call."
     B, H, L, D = query.shape
     s = _scores(query, key, D ** -0.5 if scale is None else scale)
     if is_causal: attn_mask = _causal_mask(L, s.shape[-1], query.device)
@@ -82,6 +77,24 @@ def cpu_attention(query, key, value, # [B, H, L, D]; keys and values [B, Hk, S, 
     p = masked_dropout(p.to(value.dtype), dropout_p)
     Hk = key.shape[1]
     return torch.matmul(p.view(B, Hk, H // Hk * L, -1), value).view(B, H, L, D)
+
+CPU_ATTENTION_SCORES = 1 << 20  # fp32 scores per call: bigger batches run in chunks of rows that stay in cache
+
+def cpu_attention(query, key, value, # [B, H, L, D]; keys and values [B, Hk, S, D], Hk dividing H
+                  attn_mask:torch.Tensor|None=None, # Boolean (True: attend) or float (added), broadcast to [B, H, L, S]
+                  dropout_p:float=0., # Dropout on the attention probabilities
+                  is_causal:bool=False, # Causal attention (with no `attn_mask`)
+                  scale:float|None=None, # Softmax scale (default 1/sqrt(D))
+                  enable_gqa:bool=True, # Accepted for SDPA's signature: fewer key heads always work
+                 )->torch.Tensor:
+    "SDPA's attention with an fp32 softmax and `keep_mask` dropout: what PyTorch computes, faster on CPU for short rows."
+    B, H, L, _ = query.shape
+    rows = max(1, CPU_ATTENTION_SCORES // (H * L * key.shape[-2]))
+    if B <= rows: return _attend(query, key, value, attn_mask, dropout_p, is_causal, scale)
+    # scores that spill out of the cache cost more than a few more calls (up to 2x at 64 rows of 128 tokens)
+    part = lambda t, i: t[i:i + rows] if t is not None and t.dim() == 4 and t.shape[0] == B else t
+    return torch.cat([_attend(query[i:i + rows], key[i:i + rows], value[i:i + rows], part(attn_mask, i), dropout_p,
+                              is_causal, scale) for i in range(0, B, rows)])
 
 # %% ../nbs/06a_kernels.ipynb #2a0a754e
 def attention_timing(B:int, H:int, Hk:int, L:int, D:int, # Shape: batch, query heads, key heads, tokens, head dim
@@ -102,13 +115,18 @@ def attention_timing(B:int, H:int, Hk:int, L:int, D:int, # Shape: batch, query h
 
 # %% ../nbs/06a_kernels.ipynb #b711bb52
 CPU_ATTENTION_MAX_LEN = 256  # longest rows for `cpu_attention` in half precision (see the table)
+CPU_ATTENTION_CHUNKED_LEN = 128  # up to this length any batch runs in chunks; longer rows only in small batches
 
 def cpu_attention_wins(query:torch.Tensor, # [B, H, L, D] queries
                        key:torch.Tensor, # [B, Hk, S, D] keys
+                       dropout:float=0., # The call's attention dropout
                       )->bool:
     "Whether `cpu_attention` beats SDPA for this training call on CPU (see the table above)."
-    half = query.dtype in (torch.bfloat16, torch.float16)
-    return query.device.type == 'cpu' and half and key.shape[-2] <= CPU_ATTENTION_MAX_LEN
+    if query.device.type != 'cpu' or query.dtype not in (torch.bfloat16, torch.float16): return False
+    if dropout > 0: return True  # SDPA's only CPU kernel with dropout is its math kernel, slower still at any length
+    B, H, L, _ = query.shape
+    S = key.shape[-2]
+    return S <= CPU_ATTENTION_CHUNKED_LEN or (S <= CPU_ATTENTION_MAX_LEN and B * H * L * S <= 2 * CPU_ATTENTION_SCORES)
 
 # %% ../nbs/06a_kernels.ipynb #9a1f6d49
 CPU_ATTENTION = 'sft_nb_cpu'
@@ -118,7 +136,7 @@ def cpu_attention_forward(module:nn.Module, # The attention layer (`training`, `
                           attention_mask:torch.Tensor|None, # SDPA's mask from transformers
                           dropout:float=0.0, scaling:float|None=None, is_causal:bool|None=None, **kwargs):
     "transformers attention: `cpu_attention` for training calls where it wins, transformers' SDPA for every other."
-    if not module.training or kwargs.get('cu_seq_lens_q') is not None or not cpu_attention_wins(query, key):
+    if not module.training or kwargs.get('cu_seq_lens_q') is not None or not cpu_attention_wins(query, key, dropout):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
     causal = getattr(module, 'is_causal', True) if is_causal is None else is_causal

@@ -6,11 +6,11 @@ Docs: https://sft-nb.github.io/sft_nb/loss.html.md"""
 
 # %% ../nbs/07_loss.ipynb #fef5edc9
 from __future__ import annotations
-import contextlib, functools
+import contextlib, functools, math
 from typing import NamedTuple
 
 # %% auto #0
-__all__ = ['PLAIN_HEAD_MODELS', 'VARLEN_MODELS', 'VARLEN_CLASSIFIERS', 'VARLEN', 'VARLEN_CPU', 'log_softmax_stable',
+__all__ = ['PLAIN_HEAD_MODELS', 'CALL_AREA', 'VARLEN_MODELS', 'VARLEN_CLASSIFIERS', 'VARLEN', 'VARLEN_CPU', 'log_softmax_stable',
            'stable_cross_entropy', 'shift_labels', 'count_items', 'token_cross_entropy', 'chunked_cross_entropy',
            'TokenLoss', 'class_weights', 'ClassificationLoss', 'MeanLoss', 'default_loss', 'MultiLabelLoss',
            'RegressionLoss', 'plain_lm_head', 'skip_head', 'ExampleSlots', 'example_slots', 'padding_free_exact',
@@ -277,35 +277,44 @@ def _identity(x): return x
 # %% ../nbs/07_loss.ipynb #795d59f6
 class ExampleSlots(NamedTuple):
     "Where the examples of a padding-free row sit in padded `[examples, longest]` groups (see `example_slots`)."
-    groups:list # Per group: (row position of each slot, examples, longest, boolean attention mask [examples, 1, L, L])
+    groups:list # Per group: (row position of each slot, examples, longest, key mask [examples, 1, 1, L] or None: causal)
     of_token:torch.Tensor # For each token of the row, its slot in the groups' outputs laid end to end
 
-def _length_groups(lens:list[int], waste:float)->list[list[int]]:
-    "Example indices in groups of similar length whose padded attention area stays within `waste` x their own."
-    groups, own = [], 0  # own: the current group's own attention area
-    for i in sorted(range(len(lens)), key=lambda i: -lens[i]):
-        g = groups[-1] if groups else None
-        if g and (len(g) + 1) * lens[g[0]] ** 2 <= waste * (own + lens[i] ** 2): g.append(i); own += lens[i] ** 2
-        else: groups.append([i]); own = lens[i] ** 2
-    return groups
+CALL_AREA = 12288  # what one more attention call costs, in slots of [longest x (longest + 16)] (see below)
+
+def _group_cost(n:int, L:int, call_area:int)->int: return call_area + n * L * (L + 16)
+
+def _length_groups(lens:list[int], # Tokens of each example
+                   call_area:int=CALL_AREA, # Cost of one more call, in attention slots
+                  )->list[list[int]]:
+    "Example indices, longest first, cut into the groups of least total cost: one call each, plus its padded area."
+    order = sorted(range(len(lens)), key=lambda i: -lens[i])
+    best, cut = [0] + [math.inf] * len(order), [0] * (len(order) + 1)
+    for j in range(1, len(order) + 1):  # best[j]: the j longest examples in groups; the last group is order[i:j]
+        for i in range(j):
+            c = best[i] + _group_cost(j - i, lens[order[i]], call_area)
+            if c < best[j]: best[j], cut[j] = c, i
+    groups, j = [], len(order)
+    while j: groups.append(order[cut[j]:j]); j = cut[j]
+    return groups[::-1]
 
 # %% ../nbs/07_loss.ipynb #0dace628
 def example_slots(lens:list[int], # Tokens of each example, in row order
                   causal:bool, # Causal attention within each example
                   device=None, # Where the index tensors live
-                  waste:float=2.0, # Most padded attention area a group may compute, as a multiple of its examples' own
+                  call_area:int=CALL_AREA, # Cost of one more attention call, in slots (see `_length_groups`)
                  )->ExampleSlots:
     "Gather plan that runs a padding-free row's attention as a few padded SDPA calls instead of one per example."
     starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
     groups, of_token, done = [], np.empty(sum(lens), dtype=np.int64), 0
-    for g in _length_groups(lens, waste):
+    for g in _length_groups(lens, call_area):
         L, gl = lens[g[0]], np.array([lens[i] for i in g])
         off = np.arange(L)
         real = off[None] < gl[:, None]  # [examples, L]
         pos = np.where(real, starts[g][:, None] + off, 0)  # padding slots read token 0: masked as keys, dropped as queries
         for r, i in enumerate(g): of_token[starts[i]:starts[i] + lens[i]] = done + r * L + np.arange(lens[i])
-        keys = torch.as_tensor(real, device=device)[:, None, None, :]
-        mask = keys & torch.ones(L, L, dtype=torch.bool, device=device).tril() if causal else keys
+        # causal: an example's queries see only earlier slots, all its own, so the kernel's causal mode is exact
+        mask = None if causal else torch.as_tensor(real, device=device)[:, None, None, :]
         groups.append((torch.as_tensor(pos.reshape(-1), device=device), len(g), L, mask))
         done += len(g) * L
     return ExampleSlots(groups, torch.as_tensor(of_token, device=device))
@@ -353,9 +362,9 @@ def _row_bounds(module, query, cu_q, cu_k, sliding_window)->list[int]:
                        fix="use packing='mask' or packing=False, or a max_length within the window")
     return b
 
-def _group_kernel(module, q, k, cpu_kernel:bool):
+def _group_kernel(module, q, k, cpu_kernel:bool, dropout:float):
     "`cpu_attention` for a training group where it beats SDPA (with `cpu_kernel`), SDPA otherwise."
-    return cpu_attention if cpu_kernel and module.training and cpu_attention_wins(q, k) else F.scaled_dot_product_attention
+    return cpu_attention if cpu_kernel and module.training and cpu_attention_wins(q, k, dropout) else F.scaled_dot_product_attention
 
 
 # %% ../nbs/07_loss.ipynb #98abf50e
@@ -382,8 +391,9 @@ def varlen_sdpa(module:nn.Module, # The attention layer (for `num_key_value_grou
     outs = []
     for pos, n, L, mask in slots.groups:
         q, k, v = (_to_group(t, pos, n, L) for t in (query, key, value))
-        attend = _group_kernel(module, q, k, cpu_kernel)
-        outs.append(attend(q, k, v, attn_mask=mask, dropout_p=p, scale=scaling, **gqa).transpose(1, 2).flatten(0, 1))
+        attend = _group_kernel(module, q, k, cpu_kernel, p)
+        out = attend(q, k, v, attn_mask=mask, is_causal=causal, dropout_p=p, scale=scaling, **gqa)
+        outs.append(out.transpose(1, 2).flatten(0, 1))
     out = torch.cat(outs) if len(outs) > 1 else outs[0]  # [slots, heads, dim]
     return out.index_select(0, slots.of_token).unsqueeze(0), None
 
