@@ -78,6 +78,10 @@ def _attend(query, key, value, attn_mask, dropout_p:float, is_causal:bool, scale
     Hk = key.shape[1]
     return torch.matmul(p.view(B, Hk, H // Hk * L, -1), value).view(B, H, L, D)
 
+def _compute_dtype(t:torch.Tensor)->torch.dtype:
+    "The precision attention on `t` runs in: autocast's on CPU (rotary embeddings hand over fp32 queries), else `t`'s."
+    return torch.get_autocast_dtype('cpu') if torch.is_autocast_enabled('cpu') else t.dtype
+
 CPU_ATTENTION_SCORES = 1 << 20  # fp32 scores per call: bigger batches run in chunks of rows that stay in cache
 
 def cpu_attention(query, key, value, # [B, H, L, D]; keys and values [B, Hk, S, D], Hk dividing H
@@ -89,6 +93,8 @@ def cpu_attention(query, key, value, # [B, H, L, D]; keys and values [B, Hk, S, 
                  )->torch.Tensor:
     "SDPA's attention with an fp32 softmax and `keep_mask` dropout: what PyTorch computes, faster on CPU for short rows."
     B, H, L, _ = query.shape
+    dtype = _compute_dtype(query)  # under autocast, cast once here rather than at every matmul of every chunk
+    if query.dtype != dtype: query, key, value = (t.to(dtype) for t in (query, key, value))
     rows = max(1, CPU_ATTENTION_SCORES // (H * L * key.shape[-2]))
     if B <= rows: return _attend(query, key, value, attn_mask, dropout_p, is_causal, scale)
     # scores that spill out of the cache cost more than a few more calls (up to 2x at 64 rows of 128 tokens)
@@ -122,7 +128,7 @@ def cpu_attention_wins(query:torch.Tensor, # [B, H, L, D] queries
                        dropout:float=0., # The call's attention dropout
                       )->bool:
     "Whether `cpu_attention` beats SDPA for this training call on CPU (see the table above)."
-    if query.device.type != 'cpu' or query.dtype not in (torch.bfloat16, torch.float16): return False
+    if query.device.type != 'cpu' or _compute_dtype(query) not in (torch.bfloat16, torch.float16): return False
     if dropout > 0: return True  # SDPA's only CPU kernel with dropout is its math kernel, slower still at any length
     B, H, L, _ = query.shape
     S = key.shape[-2]
