@@ -34,3 +34,10 @@ def test_causal_bench_runs(tmp_path):
     for c in ('sft_nb', 'sft_nb_packed'):
         assert 'error' not in res[c], res[c].get('error')
     assert res['sft_nb_packed']['padding_pct'] == 0
+
+def test_learner_step_does_no_extra_work(tmp_path):
+    "bench/learner_ops.py: a Learner step runs the bare loop's matmuls and optimizer calls, no more (what bench/README claims)."
+    out = run_bench('learner_ops.py', '--n-train', '64', tmp_path=tmp_path)
+    assert 'operators whose calls per step differ' in out, out
+    differing = {l.split()[0] for l in out.splitlines() if l.startswith('  aten::')}
+    assert not differing & {'aten::mm', 'aten::addmm', 'aten::bmm', 'aten::_fused_adamw_', 'aten::native_layer_norm'}, out
