@@ -5,13 +5,10 @@ one measurement cannot hide in the other's freed memory. Used by `nbs/07_loss.ip
 `python bench/loss_memory.py` (both) or `python bench/loss_memory.py naive` (one, in this process).
 """
 from __future__ import annotations
-import os, re, resource, subprocess, sys
-
-def peak_kb()->int:
-    "This process's peak resident memory in kB."
-    # VmHWM is this process's own high-water mark; ru_maxrss also carries the parent's peak across fork+exec on Linux
-    try: return int(re.search(r'VmHWM:\s+(\d+)', open('/proc/self/status').read()).group(1))
-    except OSError: return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+import os, subprocess, sys
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import peak_rss_mb
 
 def measure(how:str)->tuple[float, float]:
     "Extra peak memory (MB) and loss of one forward+backward in this process, `how` = 'naive' or 'chunked'."
@@ -20,10 +17,10 @@ def measure(how:str)->tuple[float, float]:
     torch.manual_seed(0)
     n, d, v = 4096, 256, 32000
     h = torch.randn(n, d, requires_grad=True); w = (torch.randn(v, d) * 0.02).requires_grad_(); y = torch.randint(0, v, (n,))
-    base = peak_kb()
+    base = peak_rss_mb()
     loss = token_cross_entropy(h @ w.t(), y) if how == 'naive' else chunked_cross_entropy(h, w, y, chunk_size=256)
     loss.backward()
-    return (peak_kb() - base) / 1024, loss.item()
+    return peak_rss_mb() - base, loss.item()
 
 def cross_entropy_peak_mb(how:str='chunked')->tuple[float, float]:
     "Extra peak memory (MB) and loss of `measure(how)`, run in a fresh process."

@@ -8,11 +8,10 @@ in a fresh Python process, built the way `sft_nb.recipe.train` builds a run (`lo
     python bench/plan_check.py '{"model": "minilm", "data": {"max_train_examples": 256}}'
 """
 from __future__ import annotations
-import json, os, re, subprocess, sys, time
-
-def peak_mb()->float:
-    "This process's own peak resident memory in MB (VmHWM; ru_maxrss can carry a parent's peak across fork+exec)."
-    return int(re.search(r'VmHWM:\s+(\d+)', open('/proc/self/status').read()).group(1)) / 1024
+import json, os, subprocess, sys, time
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import peak_rss_mb as peak_mb  # VmHWM: this process's own peak
 
 def worker(d:dict, with_plan:bool=False, clock:str='cpu', threads:int|None=1)->dict:
     "Train the configuration `d` for one epoch; peak memory (MB) and seconds per batch."
