@@ -17,6 +17,11 @@ def op_counts(prof)->collections.Counter:
     "Calls of each operator and input shape in a finished profile."
     return collections.Counter({(e.key, str(e.input_shapes)): e.count for e in prof.key_averages(group_by_input_shape=True)})
 
+def speed_callbacks():
+    "The callback classes that change how a step runs (the bare loop holds the Learner's own on around it)."
+    from sft_nb.callbacks.speed import ReuseCpuMemory, CpuAttention, FirstTokenHead, FastDropout
+    return (FastDropout, ReuseCpuMemory, CpuAttention, FirstTokenHead)
+
 def main(n_train:int):
     import torch
     from torch.profiler import profile
@@ -26,7 +31,6 @@ def main(n_train:int):
     from sft_nb.batches import dataloaders
     from sft_nb.learner import Learner
     from sft_nb.core import Callback
-    from sft_nb.callbacks.speed import ReuseCpuMemory, CpuAttention, FirstTokenHead, FastDropout
     torch.manual_seed(0)
     precision = precision_for('cpu')
     tok = AutoTokenizer.from_pretrained(minilm_path())
@@ -40,8 +44,8 @@ def main(n_train:int):
 
     class Profile(Callback):
         "Profile the fit, and keep the batches it trained on (the bare loop takes the very same)."
-        order, batches = 100, []
-        def before_fit(self): self.p = profile(record_shapes=True); self.p.__enter__()
+        order = 100
+        def before_fit(self): self.batches, self.p = [], profile(record_shapes=True); self.p.__enter__()
         def before_batch(self): self.batches.append(self.learn.batch)
         def after_fit(self): self.p.__exit__(None, None, None)
     learn.add_cb(prof := Profile())
@@ -49,8 +53,8 @@ def main(n_train:int):
     learn.remove_cb(prof)
 
     batches = prof.batches  # collated already: the bare loop runs the steps alone
-    cbs = [FastDropout(), ReuseCpuMemory(), CpuAttention(), FirstTokenHead()]
-    for cb in cbs: cb.learn = learn; cb.before_fit()
+    cbs = [cb for cb in learn.cbs if isinstance(cb, speed_callbacks())]  # the Learner's own, whatever its defaults
+    for cb in cbs: cb.before_fit()
     m, opt = learn.model, learn.opt
     amp = torch.autocast('cpu', dtype=torch.bfloat16, enabled=precision == 'bf16')
     try:
