@@ -9,7 +9,7 @@ A script calls `main_or_worker(RUNNERS, parent)`: with `--worker NAME --cfg JSON
 and prints one `BENCH_RESULT {json}` line; otherwise it runs `parent(args)`, which calls `alternate(...)`.
 """
 from __future__ import annotations
-import json, os, platform, re, resource, subprocess, sys, time, statistics
+import json, os, platform, subprocess, sys, time, statistics
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,12 +19,9 @@ MARK = 'BENCH_RESULT '
 
 # ---------------------------------------------------------------- worker side
 def peak_rss_mb()->float:
-    "Peak resident memory of this process, MB: its own high-water mark (VmHWM) where Linux has it."
-    # ru_maxrss also carries the parent's peak across fork+exec on Linux: a worker would report its launcher's peak
-    try: return int(re.search(r'VmHWM:\s+(\d+)', open('/proc/self/status').read()).group(1)) / 1024
-    except (OSError, AttributeError): pass
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kb / 1024 if platform.system() != 'Darwin' else kb / 2**20
+    "Peak resident memory of this process, MB: its own high-water mark (`sft_nb.core.peak_rss_mb`)."
+    from sft_nb.core import peak_rss_mb as own_peak  # imported late: a contender's process loads nothing of sft_nb before its run
+    return own_peak()
 
 def device_memory(device:str)->dict:
     "Peak memory figures of this process: host RSS always, GPU allocator peak on CUDA."

@@ -3,9 +3,10 @@
 Each configuration (a `RunConfig` dict) trains for one short epoch (its `data.max_train_examples` rows, no validation)
 in a fresh Python process, built the way `sft_nb.recipe.train` builds a run (`load_task_data`, `run_max_length`,
 `dataloaders`, `sft_nb.plan.run_model`, `run_loss`, `Learner`). The worker reports the process's peak resident memory
-(VmHWM, read at the end) and the wall time of every training batch. Used by `nbs/25_plan.ipynb`; by hand:
+(VmHWM, read at the end) and the wall time of every training batch; with `--plan` also the plan `train` would make
+there, just before the `Learner`. Used by `nbs/25_plan.ipynb`; by hand:
 
-    python bench/plan_check.py '{"model": "minilm", "data": {"max_train_examples": 256}}'
+    python bench/plan_check.py '{"model": "minilm", "data": {"max_train_examples": 256}}' --plan
 """
 from __future__ import annotations
 import json, os, subprocess, sys, time
@@ -36,10 +37,11 @@ def worker(d:dict, with_plan:bool=False, clock:str='cpu', threads:int|None=1)->d
     stages['model'] = peak_mb()
     loss = run_loss(cfg, model, dls.one_batch(), dsd)
     predicted = None
-    if with_plan:  # as `train` would: just before the Learner; its passes add no state (weights, gradients, RNG as they were)
+    if with_plan:  # as `train` plans: just before the Learner, no timed passes; its probes add no state (weights, RNG as they were)
         from sft_nb.plan import plan_run
         t = time.perf_counter()
-        _, pl, _ = plan_run(cfg, dsd=dsd, tok=tok, dls=dls, model=model, max_length=max_length, loss_func=loss, clock=clock)
+        _, pl, _ = plan_run(cfg, dsd=dsd, tok=tok, dls=dls, model=model, max_length=max_length, loss_func=loss, clock=clock,
+                            timed_steps=0)
         predicted = {**{k: v for k, v in pl.numbers.items() if k != 'terms'}, 'terms': pl.terms, 'seconds': time.perf_counter() - t}
     stages['plan'] = peak_mb()
     times, cpu = [], []
@@ -52,13 +54,13 @@ def worker(d:dict, with_plan:bool=False, clock:str='cpu', threads:int|None=1)->d
         learn.fit(1)
     return {'peak_mb': peak_mb(), 'stages': stages, 'batch_s': times, 'batch_cpu_s': cpu, 'precision': learn.precision, 'max_length': max_length, 'threads': torch.get_num_threads(), 'plan': predicted}
 
-def measure(d:dict, timeout:float=1800)->dict:
-    "`worker(d)` in a fresh process (so that no other measurement's memory hides in its peak)."
+def measure(d:dict, with_plan:bool=False, timeout:float=1800)->dict:
+    "`worker(d, with_plan)` in a fresh process (so that no other measurement's memory hides in its peak)."
     env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'TOKENIZERS_PARALLELISM': 'false', 'TRANSFORMERS_VERBOSITY': 'error', 'PYTHONWARNINGS': 'ignore'}
-    p = subprocess.run([sys.executable, __file__, json.dumps(d)], capture_output=True, text=True, timeout=timeout, env=env)
+    p = subprocess.run([sys.executable, __file__, json.dumps(d)] + ['--plan'] * with_plan, capture_output=True, text=True, timeout=timeout, env=env)
     line = next((l for l in p.stdout.splitlines()[::-1] if l.startswith('RESULT ')), None)
     if line is None: raise RuntimeError(f"the worker failed:\n{p.stderr[-3000:]}")
     return json.loads(line[7:])
 
 if __name__ == '__main__':
-    print('RESULT ' + json.dumps(worker(json.loads(sys.argv[1]))), flush=True)
+    print('RESULT ' + json.dumps(worker(json.loads(sys.argv[1]), with_plan='--plan' in sys.argv)), flush=True)

@@ -201,7 +201,10 @@ def human_count(n:float)->str:
     return f"{n:g}"
 
 def peak_rss_mb()->float:
-    "Peak resident memory of this process so far, in MB."
+    "Peak resident memory of this process so far (its own high-water mark), in MB."
+    # Linux's ru_maxrss carries a parent's peak across fork + exec: a child started by a big notebook would report the notebook's
+    try: return int(re.search(r'VmHWM:\s+(\d+)', Path('/proc/self/status').read_text()).group(1)) / 1024
+    except (OSError, AttributeError): pass
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kb/1024 if platform.system() != 'Darwin' else kb/2**20
 

@@ -6,15 +6,15 @@ Docs: https://sft-nb.github.io/sft_nb/plan.html.md"""
 
 # %% ../nbs/25_plan.ipynb #93ef88d5
 from __future__ import annotations
-import time, math, unicodedata, platform, subprocess, sys
+import time, math, unicodedata
 from dataclasses import dataclass, field
 
 # %% auto #0
 __all__ = ['CLOCKS', 'Report', 'norm_text', 'input_texts', 'duplicate_table', 'label_ids', 'class_table', 'length_accuracy',
            'length_table', 'length_signal_warning', 'split_lengths', 'token_table', 'task_problems', 'data_report',
            'batch_shapes', 'saved_bytes', 'activation_probe', 'activation_bytes', 'param_roles', 'batch_flops',
-           'matmul_rate', 'update_rate', 'time_batch', 'runtime_mb', 'loss_bytes', 'memory_terms', 'Plan',
-           'available_mb', 'precision_name', 'plan', 'run_model', 'plan_run']
+           'matmul_rate', 'update_rate', 'time_batch', 'host_mb', 'loss_bytes', 'memory_terms', 'Plan', 'available_mb',
+           'precision_name', 'plan', 'run_model', 'plan_run']
 
 # %% ../nbs/25_plan.ipynb #f5d01517
 import numpy as np
@@ -342,17 +342,19 @@ def saved_bytes(model:nn.Module, batch:dict, precision:str='no')->int:
     "Bytes of the tensors one forward pass of `model` on `batch` saves for backward (parameters excluded)."
     from sft_nb.loss import skip_head, plain_lm_head
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    seen = {}
+    seen = {}  # data pointer -> storage, held here until the pass ends so that no two saved storages share a pointer
     def pack(t):
         if isinstance(t, torch.Tensor) and t.device.type != 'meta':
             s = t.untyped_storage()
-            if s.data_ptr() not in params: seen[s.data_ptr()] = s.nbytes()
-        return t
+            if s.data_ptr() not in params: seen[s.data_ptr()] = s
+        # no backward follows: the graph keeps nothing. Handing `t` back would tie a saved output to its own graph in
+        # a cycle that no collector frees (hundreds of MB a pass in bf16, for the rest of the process)
+        return None
     dev = next(model.parameters()).device.type
     head = plain_lm_head(model) if 'CausalLM' in type(unwrap_model(model)).__name__ else None
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), _autocast(precision, dev), skip_head(head):
         model(**batch)
-    return sum(seen.values())
+    return sum(s.nbytes() for s in seen.values())
 
 # %% ../nbs/25_plan.ipynb #d7c33eae
 def activation_probe(model:nn.Module, # The model as it will train (frozen parts, LoRA, checkpointing applied)
@@ -496,21 +498,15 @@ def time_batch(model:nn.Module, # The model as it will train
     return min(times[1:] or times)
 
 # %% ../nbs/25_plan.ipynb #65ba33b6
-_RUNTIME_CODE = ("import torch, transformers, datasets, accelerate, peft, sft_nb.learner, sft_nb.recipe; from sft_nb.core import peak_rss_mb; "
-                 "print(peak_rss_mb())")
-
-def runtime_mb(refresh:bool=False)->float:
-    "Resident memory (MB) of a process that has imported what training needs, before any model or data: measured once, cached."
-    import json, transformers
-    from sft_nb.core import cache_dir
-    key = f"{sys.executable}|{torch.__version__}|{transformers.__version__}|{platform.machine()}"
-    f = cache_dir('plan')/'runtime.json'
-    known = json.loads(f.read_text()) if f.exists() else {}
-    if key not in known or refresh:
-        out = subprocess.run([sys.executable, '-c', _RUNTIME_CODE], capture_output=True, text=True, timeout=300, check=True)
-        known[key] = float(out.stdout.split()[-1])
-        f.write_text(json.dumps(known))
-    return known[key]
+def host_mb(model:nn.Module|None=None, # Its weights on the CPU are not counted (they are the plan's `weights` term)
+           )->float:
+    "Resident memory (MB) of this process besides `model`'s weights: interpreter, libraries, tokenizer, data, the rest."
+    from sft_nb.core import rss_mb
+    held = {id(t): t for t in [*model.parameters(), *model.buffers()]}.values() if model is not None else []
+    held = [t for t in held if t.device.type == 'cpu']
+    with torch.no_grad():  # weights mapped from a file count once resident: read every page of them first
+        for t in held: t.sum()
+    return max(rss_mb() - sum(t.numel() * t.element_size() for t in held) / 2**20, 0.)
 
 # %% ../nbs/25_plan.ipynb #9cd0e9c8
 def loss_bytes(vocab:int, # Output classes of the token loss (the vocabulary)
@@ -551,7 +547,7 @@ def _head_on_supervised(model:nn.Module, task:str)->bool:
 
 # %% ../nbs/25_plan.ipynb #35ef2998
 def memory_terms(model:nn.Module, shape:dict, probe:dict, full_probe:dict|None, task:str, precision:str)->dict:
-    "Bytes per memory term of one batch `shape` (see the table above), without runtime and data."
+    "Bytes per memory term of one batch `shape` (see the table above), without the host's."
     ps = list({id(p): p for p in model.parameters()}.values())
     trained = sum(p.numel() * p.element_size() for p in ps if p.requires_grad)
     c = unwrap_model(model).config
@@ -578,10 +574,12 @@ class Plan(Report):
         raise AttributeError(k)
 
 def available_mb(device:str='cpu')->float:
-    "Memory a new run can use: free GPU memory on a GPU, available RAM (psutil) otherwise."
+    "Memory a run in this process can use: free GPU memory on a GPU; on a CPU, available RAM plus what the process holds."
     if device.startswith('cuda'): return torch.cuda.mem_get_info()[0] / 2**20
     import psutil
-    return psutil.virtual_memory().available / 2**20
+    from sft_nb.core import rss_mb
+    # the plan's peak counts what the process already holds (`host`, `weights`): so must the memory it is held against
+    return psutil.virtual_memory().available / 2**20 + rss_mb()
 
 def _fmt_s(s:float)->str:
     "A duration in the unit that reads best: ms, s, min or h."
@@ -620,14 +618,14 @@ def _memory_warning(peak_t:dict, longest:dict, free:float, layers:tuple, ckpt:bo
 
 # %% ../nbs/25_plan.ipynb #cf3a7b22
 def _memory_plan(model:nn.Module, shapes:pd.DataFrame, train_dl, task:str, precision:str, ckpt:bool, device:str,
-                 runtime:float|None)->tuple:
+                 host:float|None)->tuple:
     "The longest and the typical batch (with its index), and the memory terms (bytes) of each."
     longest = shapes.loc[(shapes['tokens'] + shapes.get('target_tokens', 0)).idxmax()].to_dict()
     typ_i = int((shapes['tokens'] - shapes['tokens'].median()).abs().argmin())
     typical = shapes.iloc[typ_i].to_dict()
+    # before the probes: their passes leave freed memory in the heap, which would read as host memory
+    host = {'host': (host_mb(model) if host is None else host) * 2**20 if device == 'cpu' else 0.}
     pr, full = _probe_all(model, precision, ckpt)
-    data = float(sum(getattr(d, 'data', None).nbytes for d in [train_dl.dataset] if hasattr(d, 'data')))
-    host = {'runtime': (runtime_mb() if runtime is None else runtime) * 2**20 if device == 'cpu' else 0., 'data': data}
     peak_t, typ_t = ({**host, **memory_terms(model, s, pr, full, task, precision)} for s in (longest, typical))
     return longest, typical, typ_i, peak_t, typ_t
 
@@ -689,7 +687,7 @@ def plan(model:nn.Module, # The model as it will train: freezing, LoRA and check
          epochs:int=1, # Passes over the data, for the total time
          device:str|None=None, # 'cpu' or 'cuda' (default: where the run would train)
          efficiency:float=0.5, # With timed_steps=0: the share of the matmul rate a step reaches (bench/mfu.py: ~half)
-         runtime:float|None=None, # MB of the interpreter and libraries (default: `runtime_mb()` on CPU, 0 on a GPU)
+         host:float|None=None, # MB the process holds besides the weights (default: `host_mb(model)` on CPU, 0 on a GPU)
          free_mb:float|None=None, # Memory available to the run (default: `available_mb(device)`)
          seconds:float=0.3, # Time spent measuring this machine's matmul rate
          timed_steps:int=2, # Forward+backward passes of the typical batch to time (0: FLOPs / assumed rate only)
@@ -705,7 +703,7 @@ def plan(model:nn.Module, # The model as it will train: freezing, LoRA and check
     device = device or default_device()
     ckpt = uses_gradient_checkpointing(model)
     shapes = batch_shapes(train_dl)
-    longest, typical, typ_i, peak_t, typ_t = _memory_plan(model, shapes, train_dl, task, precision, ckpt, device, runtime)
+    longest, typical, typ_i, peak_t, typ_t = _memory_plan(model, shapes, train_dl, task, precision, ckpt, device, host)
     flops, layers, rate, efficiency, upd, timed = _time_plan(model, train_dl, shapes, typical, typ_i, task, precision,
                                                              device, ckpt, efficiency, seconds, timed_steps, loss_func, clock)
     n_steps, batch_s = math.ceil(len(shapes) / grad_accum), flops.sum(axis=1) / rate
@@ -736,7 +734,7 @@ def plan_run(cfg, # A `RunConfig`, a dict of one, or the path of a YAML config
              dsd=None, tok=None, dls=None, model=None, # What `train` already built (each None: built here)
              max_length:int|None=None, # The run's max_length (default: `run_max_length`)
              quiet:bool=True, # Don't print the lines (they are returned)
-             **plan_kw, # Passed to `plan` (efficiency, free_mb, runtime, seconds)
+             **plan_kw, # Passed to `plan` (efficiency, free_mb, host, seconds)
              )->tuple[Report, Plan, list[str]]:
     "The data report and resource plan of a run, and the lines to print; loads data, tokenizer and model; no training."
     from sft_nb.config import RunConfig, config_from_dict, load_config
