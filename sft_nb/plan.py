@@ -479,19 +479,21 @@ def time_batch(model:nn.Module, # The model as it will train
                )->float:
     "Seconds of one forward and backward pass on `batch` (the fastest after the first), leaving weights, gradients and RNG as they were."
     from sft_nb.loss import default_loss, skip_head
+    from sft_nb.callbacks.speed import model_speedups
     loss_func = loss_func or default_loss(model, batch)
     head = loss_func.head_for(model) if hasattr(loss_func, 'head_for') else None
     inputs = {k: v for k, v in batch.items() if k not in getattr(loss_func, 'drop_keys', ())}
     dev, rng, was, times = next(model.parameters()).device.type, torch.get_rng_state(), model.training, []
     model.train()
     try:
-        for _ in range(repeats):
-            t = CLOCKS[clock]()
-            with _autocast(precision, dev):
-                with skip_head(head): out = model(**inputs)
-                loss = loss_func(out, batch, **({'head': head} if head is not None else {}))
-            loss.backward(); _sync(dev)
-            times.append(CLOCKS[clock]() - t)
+        with model_speedups(model, dev):  # the step `fit` runs: its attention, dropout and classifier switches
+            for _ in range(repeats):
+                t = CLOCKS[clock]()
+                with _autocast(precision, dev):
+                    with skip_head(head): out = model(**inputs)
+                    loss = loss_func(out, batch, **({'head': head} if head is not None else {}))
+                loss.backward(); _sync(dev)
+                times.append(CLOCKS[clock]() - t)
     finally:
         for p in model.parameters(): p.grad = None
         torch.set_rng_state(rng); model.train(was)

@@ -7,9 +7,12 @@ Docs: https://sft-nb.github.io/sft_nb/callbacks.speed.html.md"""
 # %% ../../nbs/11a_callbacks.speed.ipynb #9d404bd0
 from __future__ import annotations
 import sys, math, ctypes
+from contextlib import contextmanager
+from typing import Callable
 
 # %% auto #0
-__all__ = ['CpuDropout', 'FastDropout', 'glibc', 'ReuseCpuMemory', 'CpuAttention', 'FirstTokenHead']
+__all__ = ['MODEL_SPEEDUPS', 'CpuDropout', 'cpu_dropout', 'FastDropout', 'glibc', 'ReuseCpuMemory', 'CpuAttention',
+           'FirstTokenHead', 'model_speedups']
 
 # %% ../../nbs/11a_callbacks.speed.ipynb #4ca92f66
 import torch
@@ -28,18 +31,28 @@ class CpuDropout(nn.Dropout):
         return masked_dropout(x, self.p)
 
 # %% ../../nbs/11a_callbacks.speed.ipynb #22e9acc6
-class FastDropout(Callback):
-    "During `fit` on CPU, turn the model's `nn.Dropout` modules into `CpuDropout`; restore them after."
-    order = -30
-    swapped = ()
-    def before_fit(self):
-        self.swapped = []
-        if self.learn.accelerator.device.type != 'cpu': return
-        for m in self.learn.model.modules():
-            if type(m) is nn.Dropout: m.__class__ = CpuDropout; self.swapped.append(m)
+class _DuringFit(Callback):
+    "Apply `self.switch(model, device)` (an undo function or None) at `before_fit`, undo it at `after_fit`."
+    order, undo = -30, None
+    @staticmethod
+    def switch(model:nn.Module, device:torch.device): return None
+    def before_fit(self): self.undo = self.switch(self.learn.model, self.learn.accelerator.device)
     def after_fit(self):
-        for m in self.swapped: m.__class__ = nn.Dropout
-        self.swapped = []
+        if self.undo is not None: self.undo()
+        self.undo = None
+
+def cpu_dropout(model:nn.Module)->Callable:
+    "Make `model`'s `nn.Dropout` modules `CpuDropout`s; returns the function that makes them plain again."
+    swapped = [m for m in model.modules() if type(m) is nn.Dropout]
+    for m in swapped: m.__class__ = CpuDropout
+    def undo():
+        for m in swapped: m.__class__ = nn.Dropout
+    return undo
+
+class FastDropout(_DuringFit):
+    "During `fit` on CPU, turn the model's `nn.Dropout` modules into `CpuDropout`; restore them after."
+    @staticmethod
+    def switch(model, device): return cpu_dropout(model) if device.type == 'cpu' else None
 
 # %% ../../nbs/11a_callbacks.speed.ipynb #d64db782
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4  # glibc's mallopt parameter numbers (malloc.h)
@@ -67,19 +80,27 @@ class ReuseCpuMemory(Callback):
         self.libc = None
 
 # %% ../../nbs/11a_callbacks.speed.ipynb #4727467e
-class _DuringFit(Callback):
-    "Apply `self.switch(model)` (an undo function or None) at `before_fit`, undo it at `after_fit`."
-    order, undo = -30, None
-    def switch(self, model): return None
-    def before_fit(self): self.undo = self.switch(self.learn.model)
-    def after_fit(self):
-        if self.undo is not None: self.undo()
-        self.undo = None
-
 class CpuAttention(_DuringFit):
     "During `fit` on CPU, the model's attention is `sft_nb.kernels.cpu_attention_forward` (training passes only)."
-    def switch(self, model): return use_cpu_attention(model) if self.learn.accelerator.device.type == 'cpu' else None
+    @staticmethod
+    def switch(model, device): return use_cpu_attention(model) if device.type == 'cpu' else None
 
 class FirstTokenHead(_DuringFit):
     "During `fit`, a BERT-family classifier's last layer computes only the first token in training passes."
-    def switch(self, model): return first_token_classifier(model)
+    @staticmethod
+    def switch(model, device): return first_token_classifier(model)
+
+# %% ../../nbs/11a_callbacks.speed.ipynb #454aae34
+MODEL_SPEEDUPS = (FastDropout, CpuAttention, FirstTokenHead)  # the default callbacks that switch the model during `fit`
+
+@contextmanager
+def model_speedups(model:nn.Module, # The model (possibly wrapped)
+                   device:str|torch.device='cpu', # Where the passes run: the CPU-only switches act on 'cpu' only
+                   switches:tuple=MODEL_SPEEDUPS, # `_DuringFit` callback classes whose switches to apply
+                  ):
+    "The `Learner`'s default model switches (`MODEL_SPEEDUPS`) for the passes of a block outside `fit`."
+    undos = [s.switch(model, torch.device(device)) for s in switches]
+    try: yield model
+    finally:
+        for undo in reversed(undos):
+            if undo is not None: undo()
