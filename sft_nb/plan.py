@@ -678,7 +678,9 @@ def _plan_notes(n:dict, peak_t:dict, longest:dict, epochs:int, rate:float, timed
             f"steps){total}; {n['flops_per_epoch']/1e12:,.2f} TFLOP per epoch at {rate/1e9:,.0f} GFLOP/s "
             f"({precision_name(n['precision'])}, {n['efficiency']:.0%} of this {n['device']}'s matmul rate, "
             f"{'timed on the typical batch' if timed else 'assumed'})",
-            "largest terms: " + ', '.join(f"{k} {v / 2**20:,.0f} MB" for k, v in top)]
+            "largest terms: " + ', '.join(f"{k} {v / 2**20:,.0f} MB" for k, v in top)] + (
+           ["not counted on CPU: oneDNN's kernel cache and heap growth over many batch shapes; a long run can peak at up "
+            "to twice the plan (see sft_nb.plan's docs)"] if n['device'] == 'cpu' else [])
 
 # %% ../nbs/25_plan.ipynb #71b2344f
 def plan(model:nn.Module, # The model as it will train: freezing, LoRA and checkpointing applied
