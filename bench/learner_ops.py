@@ -19,8 +19,8 @@ def op_counts(prof)->collections.Counter:
 
 def speed_callbacks():
     "The callback classes that change how a step runs (the bare loop holds the Learner's own on around it)."
-    from sft_nb.callbacks.speed import ReuseCpuMemory, CpuAttention, FirstTokenHead, FastDropout
-    return (FastDropout, ReuseCpuMemory, CpuAttention, FirstTokenHead)
+    from sft_nb.callbacks.speed import ReuseCpuMemory, MODEL_SPEEDUPS
+    return (*MODEL_SPEEDUPS, ReuseCpuMemory)
 
 def main(n_train:int):
     import torch

@@ -619,16 +619,16 @@ def _memory_warning(peak_t:dict, longest:dict, free:float, layers:tuple, ckpt:bo
             + (f"; cheapest change: {fix}" if fix else "; use a smaller model, or a machine with more memory"))
 
 # %% ../nbs/25_plan.ipynb #cf3a7b22
-def _memory_plan(model:nn.Module, shapes:pd.DataFrame, train_dl, task:str, precision:str, ckpt:bool, device:str,
+def _memory_plan(model:nn.Module, shapes:pd.DataFrame, task:str, precision:str, ckpt:bool, device:str,
                  host:float|None)->tuple:
     "The longest and the typical batch (with its index), and the memory terms (bytes) of each."
     longest = shapes.loc[(shapes['tokens'] + shapes.get('target_tokens', 0)).idxmax()].to_dict()
     typ_i = int((shapes['tokens'] - shapes['tokens'].median()).abs().argmin())
     typical = shapes.iloc[typ_i].to_dict()
     # before the probes: their passes leave freed memory in the heap, which would read as host memory
-    host = {'host': (host_mb(model) if host is None else host) * 2**20 if device == 'cpu' else 0.}
+    host_t = {'host': (host_mb(model) if host is None else host) * 2**20 if device == 'cpu' else 0.}
     pr, full = _probe_all(model, precision, ckpt)
-    peak_t, typ_t = ({**host, **memory_terms(model, s, pr, full, task, precision)} for s in (longest, typical))
+    peak_t, typ_t = ({**host_t, **memory_terms(model, s, pr, full, task, precision)} for s in (longest, typical))
     return longest, typical, typ_i, peak_t, typ_t
 
 def _timed_efficiency(model:nn.Module, train_dl, typ_i:int, flops:float, peak_rate:float, precision:str, loss_func,
@@ -707,7 +707,7 @@ def plan(model:nn.Module, # The model as it will train: freezing, LoRA and check
     device = device or default_device()
     ckpt = uses_gradient_checkpointing(model)
     shapes = batch_shapes(train_dl)
-    longest, typical, typ_i, peak_t, typ_t = _memory_plan(model, shapes, train_dl, task, precision, ckpt, device, host)
+    longest, typical, typ_i, peak_t, typ_t = _memory_plan(model, shapes, task, precision, ckpt, device, host)
     flops, layers, rate, efficiency, upd, timed = _time_plan(model, train_dl, shapes, typical, typ_i, task, precision,
                                                              device, ckpt, efficiency, seconds, timed_steps, loss_func, clock)
     n_steps, batch_s = math.ceil(len(shapes) / grad_accum), flops.sum(axis=1) / rate
