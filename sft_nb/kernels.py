@@ -6,23 +6,24 @@ Docs: https://sft-nb.github.io/sft_nb/kernels.html.md"""
 
 # %% ../nbs/06a_kernels.ipynb #cf8bb10a
 from __future__ import annotations
-import math, types
+import functools, math, types
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 # %% auto #0
-__all__ = ['CPU_ATTENTION_SCORES', 'CPU_ATTENTION_MAX_LEN', 'CPU_ATTENTION_CHUNKED_LEN', 'CPU_ATTENTION', 'CPU_VARIANTS',
-           'FIRST_TOKEN_CLASSIFIERS', 'FIRST_TOKEN_MODEL_TYPES', 'keep_mask', 'masked_dropout', 'cpu_attention',
-           'attention_timing', 'cpu_attention_wins', 'cpu_attention_forward', 'use_cpu_attention',
-           'first_token_classifier', 'first_token_share']
+__all__ = ['CPU_ATTENTION_SCORES', 'CPU_ATTENTION_MAX_LEN', 'CPU_ATTENTION_CHUNKED_LEN', 'CAUSAL_BLOCK', 'CPU_ATTENTION',
+           'CPU_VARIANTS', 'FIRST_TOKEN_CLASSIFIERS', 'FIRST_TOKEN_MODEL_TYPES', 'keep_mask', 'masked_dropout',
+           'cpu_attention', 'attention_timing', 'cpu_attention_wins', 'causal_backward', 'causal_attention',
+           'causal_attention_wins', 'cpu_attention_forward', 'use_cpu_attention', 'first_token_classifier',
+           'first_token_share']
 
 # %% ../nbs/06a_kernels.ipynb #0cc876d8
 from transformers import AttentionInterface, AttentionMaskInterface
 from transformers.masking_utils import sdpa_mask
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from .core import unwrap_model
+from .core import SftError, unwrap_model
 
 # %% ../nbs/06a_kernels.ipynb #3f1beed9
 def keep_mask(shape:tuple, # Shape of the mask
@@ -134,6 +135,76 @@ def cpu_attention_wins(query:torch.Tensor, # [B, H, L, D] queries
     S = key.shape[-2]
     return S <= CPU_ATTENTION_CHUNKED_LEN or (S <= CPU_ATTENTION_MAX_LEN and B * H * L * S <= 2 * CPU_ATTENTION_SCORES)
 
+# %% ../nbs/06a_kernels.ipynb #0289f9c8
+CAUSAL_BLOCK = 128  # queries per block of `causal_backward`
+
+_flash_cpu = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+
+@functools.lru_cache(maxsize=4)
+def _above_diagonal(n:int)->torch.Tensor: return torch.ones(n, n, dtype=torch.bool).triu(1)
+
+def causal_backward(grad, query, key, value, out, lse, # [B, H, L, D] (keys, values [B, Hk, L, D]); `lse` [B, H, L] fp32
+                    scale:float, # Softmax scale of the forward pass (`lse` is of the scaled scores)
+                    block:int=CAUSAL_BLOCK, # Queries per block
+                   )->tuple:
+    "Gradients of causal self-attention for queries, keys and values, from its output and log-sum-exp, block by block."
+    B, H, L, D = query.shape
+    Hk = key.shape[1]; g = H // Hk
+    qs, go = (query * scale).view(B, Hk, g, L, D), grad.reshape(B, Hk, g, L, D)
+    ks = key * scale
+    # softmax's backward term rowsum(dO * O) once for every query; per block, everything in fp32 but the products
+    delta = (grad.float() * out.float()).sum(-1).view(B, Hk, g, L, 1)
+    lse = lse.view(B, Hk, g, L, 1)
+    dq = torch.empty(B, Hk, g, L, D, dtype=query.dtype, device=query.device)
+    dk, dv = (torch.zeros(B, Hk, L, D, device=query.device) for _ in range(2))
+    kt, vt = key.transpose(-1, -2), value.transpose(-1, -2)
+    for s in range(0, L, block):
+        e = min(L, s + block); n = e - s  # queries s..e-1 see keys 0..e-1
+        qb, gb = (t[:, :, :, s:e].reshape(B, Hk, g * n, D) for t in (qs, go))
+        p = torch.sub(torch.matmul(qb, kt[..., :e]).view(B, Hk, g, n, e), lse[..., s:e, :])
+        p[..., s:].masked_fill_(_above_diagonal(n).to(query.device), float('-inf'))
+        p = p.exp_()
+        dv[:, :, :e] += torch.matmul(p.to(value.dtype).view(B, Hk, g * n, e).transpose(-1, -2), gb)
+        ds = torch.sub(torch.matmul(gb, vt[..., :e]).view(B, Hk, g, n, e), delta[..., s:e, :]).mul_(p)
+        ds = ds.to(query.dtype).view(B, Hk, g * n, e)
+        dq[:, :, :, s:e] = torch.matmul(ds, ks[:, :, :e]).view(B, Hk, g, n, D)
+        dk[:, :, :e] += torch.matmul(ds.transpose(-1, -2), qb)
+    return dq.view(B, H, L, D), dk.to(key.dtype), dv.to(value.dtype)
+
+class _FlashCausal(torch.autograd.Function):
+    "Causal self-attention: PyTorch's CPU flash kernel forward, `causal_backward` backward."
+    @staticmethod
+    def forward(ctx, query, key, value, scale):
+        out, lse = _flash_cpu(query, key, value, 0.0, True, scale=scale)
+        ctx.save_for_backward(query, key, value, out, lse); ctx.scale = scale
+        return out
+    @staticmethod
+    def backward(ctx, grad): return (*causal_backward(grad, *ctx.saved_tensors, ctx.scale), None)
+
+def causal_attention(query, key, value, # [B, H, L, D]; keys and values [B, Hk, L, D], Hk dividing H
+                     attn_mask:torch.Tensor|None=None, # Must be None: causal attention needs no mask
+                     dropout_p:float=0., # Must be 0 (flash has no dropout)
+                     is_causal:bool=True, # Must be True
+                     scale:float|None=None, # Softmax scale (default 1/sqrt(D))
+                     enable_gqa:bool=True, # Accepted for SDPA's signature: fewer key heads always work
+                    )->torch.Tensor:
+    "SDPA's causal self-attention on CPU: flash's forward pass, and a backward pass that skips the masked half."
+    if attn_mask is not None or dropout_p or not is_causal or query.shape[-2] != key.shape[-2]:
+        raise SftError("causal_attention computes causal self-attention only: no mask, no dropout, as many queries as keys",
+                       where='causal_attention', fix='use torch.nn.functional.scaled_dot_product_attention')
+    dtype = _compute_dtype(query)
+    if query.dtype != dtype: query, key, value = (t.to(dtype) for t in (query, key, value))
+    return _FlashCausal.apply(query, key, value, query.shape[-1] ** -0.5 if scale is None else scale)
+
+# %% ../nbs/06a_kernels.ipynb #67145962
+def causal_attention_wins(query:torch.Tensor, # [B, H, L, D] queries of a causal self-attention training call
+                          key:torch.Tensor, # [B, Hk, L, D] keys
+                          dropout:float=0., # The call's attention dropout
+                         )->bool:
+    "Whether a causal training call that `cpu_attention` does not take runs faster as `causal_attention` than as SDPA."
+    return (query.device.type == 'cpu' and _compute_dtype(query) in (torch.bfloat16, torch.float16) and dropout == 0
+            and query.shape[-2] == key.shape[-2] > 1)
+
 # %% ../nbs/06a_kernels.ipynb #9a1f6d49
 CPU_ATTENTION = 'sft_nb_cpu'
 
@@ -141,13 +212,16 @@ def cpu_attention_forward(module:nn.Module, # The attention layer (`training`, `
                           query, key, value, # [B, heads, L, D] (keys may have fewer heads)
                           attention_mask:torch.Tensor|None, # SDPA's mask from transformers
                           dropout:float=0.0, scaling:float|None=None, is_causal:bool|None=None, **kwargs):
-    "transformers attention: `cpu_attention` for training calls where it wins, transformers' SDPA for every other."
-    if not module.training or kwargs.get('cu_seq_lens_q') is not None or not cpu_attention_wins(query, key, dropout):
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      is_causal=is_causal, **kwargs)
+    "transformers attention: `cpu_attention` or `causal_attention` for training calls where they win, SDPA for the rest."
     causal = getattr(module, 'is_causal', True) if is_causal is None else is_causal
     causal = causal and query.shape[2] > 1 and attention_mask is None  # as transformers' SDPA decides
-    out = cpu_attention(query, key, value, attention_mask, dropout, causal, scaling)
+    training = module.training and kwargs.get('cu_seq_lens_q') is None
+    if training and cpu_attention_wins(query, key, dropout):
+        out = cpu_attention(query, key, value, attention_mask, dropout, causal, scaling)
+    elif training and causal and causal_attention_wins(query, key, dropout):
+        out = causal_attention(query, key, value, scale=scaling)
+    else: return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                        is_causal=is_causal, **kwargs)
     return out.transpose(1, 2).contiguous(), None
 
 AttentionInterface.register(CPU_ATTENTION, cpu_attention_forward)

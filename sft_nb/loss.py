@@ -30,7 +30,7 @@ from .core import SftError, Task, get_task, unwrap_model
 from transformers import AttentionInterface
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from .kernels import cpu_attention, cpu_attention_wins, CPU_VARIANTS, CPU_ATTENTION
+from .kernels import cpu_attention, cpu_attention_wins, causal_attention, causal_attention_wins, CPU_VARIANTS, CPU_ATTENTION
 
 # %% ../nbs/07_loss.ipynb #71997379
 def log_softmax_stable(logits:torch.Tensor, # [..., n_classes] raw scores
@@ -362,9 +362,12 @@ def _row_bounds(module, query, cu_q, cu_k, sliding_window)->list[int]:
                        fix="use packing='mask' or packing=False, or a max_length within the window")
     return b
 
-def _group_kernel(module, q, k, cpu_kernel:bool, dropout:float):
-    "`cpu_attention` for a training group where it beats SDPA (with `cpu_kernel`), SDPA otherwise."
-    return cpu_attention if cpu_kernel and module.training and cpu_attention_wins(q, k, dropout) else F.scaled_dot_product_attention
+def _group_kernel(module, q, k, cpu_kernel:bool, dropout:float, causal:bool=False):
+    "With `cpu_kernel`, a training group's attention where it beats SDPA: `cpu_attention`, or `causal_attention`; else SDPA."
+    if cpu_kernel and module.training:
+        if cpu_attention_wins(q, k, dropout): return cpu_attention
+        if causal and causal_attention_wins(q, k, dropout): return causal_attention
+    return F.scaled_dot_product_attention
 
 
 # %% ../nbs/07_loss.ipynb #98abf50e
@@ -391,7 +394,7 @@ def varlen_sdpa(module:nn.Module, # The attention layer (for `num_key_value_grou
     outs = []
     for pos, n, L, mask in slots.groups:
         q, k, v = (_to_group(t, pos, n, L) for t in (query, key, value))
-        attend = _group_kernel(module, q, k, cpu_kernel, p)
+        attend = _group_kernel(module, q, k, cpu_kernel, p, causal)
         out = attend(q, k, v, attn_mask=mask, is_causal=causal, dropout_p=p, scale=scaling, **gqa)
         outs.append(out.transpose(1, 2).flatten(0, 1))
     out = torch.cat(outs) if len(outs) > 1 else outs[0]  # [slots, heads, dim]
