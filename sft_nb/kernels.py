@@ -202,7 +202,7 @@ def causal_attention_wins(query:torch.Tensor, # [B, H, L, D] queries of a causal
                           dropout:float=0., # The call's attention dropout
                          )->bool:
     "Whether a causal training call that `cpu_attention` does not take runs faster as `causal_attention` than as SDPA."
-    return (query.device.type == 'cpu' and _compute_dtype(query) in (torch.bfloat16, torch.float16) and dropout == 0
+    return (query.device.type == 'cpu' and _compute_dtype(query) == torch.bfloat16 and dropout == 0
             and query.shape[-2] == key.shape[-2] > 1)
 
 # %% ../nbs/06a_kernels.ipynb #9a1f6d49
