@@ -15,8 +15,8 @@ from torch import nn
 __all__ = ['CPU_ATTENTION_SCORES', 'CPU_ATTENTION_MAX_LEN', 'CPU_ATTENTION_CHUNKED_LEN', 'CAUSAL_BLOCK', 'CPU_ATTENTION',
            'CPU_VARIANTS', 'FIRST_TOKEN_CLASSIFIERS', 'FIRST_TOKEN_MODEL_TYPES', 'keep_mask', 'masked_dropout',
            'cpu_attention', 'attention_timing', 'cpu_attention_wins', 'causal_backward', 'causal_attention',
-           'causal_attention_wins', 'cpu_attention_forward', 'use_cpu_attention', 'first_token_classifier',
-           'first_token_share']
+           'causal_attention_wins', 'cpu_training_kernel', 'cpu_attention_forward', 'use_cpu_attention',
+           'first_token_classifier', 'first_token_share']
 
 # %% ../nbs/06a_kernels.ipynb #0cc876d8
 from transformers import AttentionInterface, AttentionMaskInterface
@@ -83,6 +83,11 @@ def _compute_dtype(t:torch.Tensor)->torch.dtype:
     "The precision attention on `t` runs in: autocast's on CPU (rotary embeddings hand over fp32 queries), else `t`'s."
     return torch.get_autocast_dtype('cpu') if torch.is_autocast_enabled('cpu') else t.dtype
 
+def _in_compute_dtype(*ts:torch.Tensor)->tuple:
+    "Queries, keys and values cast to the precision the attention runs in (`_compute_dtype` of the queries)."
+    dtype = _compute_dtype(ts[0])
+    return ts if ts[0].dtype == dtype else tuple(t.to(dtype) for t in ts)
+
 CPU_ATTENTION_SCORES = 1 << 20  # fp32 scores per call: bigger batches run in chunks of rows that stay in cache
 
 def cpu_attention(query, key, value, # [B, H, L, D]; keys and values [B, Hk, S, D], Hk dividing H
@@ -94,8 +99,7 @@ def cpu_attention(query, key, value, # [B, H, L, D]; keys and values [B, Hk, S, 
                  )->torch.Tensor:
     "SDPA's attention with an fp32 softmax and `keep_mask` dropout: what PyTorch computes, faster on CPU for short rows."
     B, H, L, _ = query.shape
-    dtype = _compute_dtype(query)  # under autocast, cast once here rather than at every matmul of every chunk
-    if query.dtype != dtype: query, key, value = (t.to(dtype) for t in (query, key, value))
+    query, key, value = _in_compute_dtype(query, key, value)  # under autocast: once here, not at every chunk's matmul
     rows = max(1, CPU_ATTENTION_SCORES // (H * L * key.shape[-2]))
     if B <= rows: return _attend(query, key, value, attn_mask, dropout_p, is_causal, scale)
     # scores that spill out of the cache cost more than a few more calls (up to 2x at 64 rows of 128 tokens)
@@ -192,8 +196,7 @@ def causal_attention(query, key, value, # [B, H, L, D]; keys and values [B, Hk, 
     if attn_mask is not None or dropout_p or not is_causal or query.shape[-2] != key.shape[-2]:
         raise SftError("causal_attention computes causal self-attention only: no mask, no dropout, as many queries as keys",
                        where='causal_attention', fix='use torch.nn.functional.scaled_dot_product_attention')
-    dtype = _compute_dtype(query)
-    if query.dtype != dtype: query, key, value = (t.to(dtype) for t in (query, key, value))
+    query, key, value = _in_compute_dtype(query, key, value)
     return _FlashCausal.apply(query, key, value, query.shape[-1] ** -0.5 if scale is None else scale)
 
 # %% ../nbs/06a_kernels.ipynb #67145962
@@ -204,6 +207,15 @@ def causal_attention_wins(query:torch.Tensor, # [B, H, L, D] queries of a causal
     "Whether a causal training call that `cpu_attention` does not take runs faster as `causal_attention` than as SDPA."
     return (query.device.type == 'cpu' and _compute_dtype(query) == torch.bfloat16 and dropout == 0
             and query.shape[-2] == key.shape[-2] > 1)
+
+def cpu_training_kernel(query:torch.Tensor, key:torch.Tensor, # [B, H, L, D] queries, [B, Hk, S, D] keys of a training call
+                        dropout:float=0., # The call's attention dropout
+                        causal:bool=False, # Causal self-attention with no mask
+                       ):
+    "The SDPA-compatible kernel for this training call on CPU: `cpu_attention`, `causal_attention`, or None (SDPA's)."
+    if cpu_attention_wins(query, key, dropout): return cpu_attention
+    if causal and causal_attention_wins(query, key, dropout): return causal_attention
+    return None
 
 # %% ../nbs/06a_kernels.ipynb #9a1f6d49
 CPU_ATTENTION = 'sft_nb_cpu'
@@ -216,12 +228,10 @@ def cpu_attention_forward(module:nn.Module, # The attention layer (`training`, `
     causal = getattr(module, 'is_causal', True) if is_causal is None else is_causal
     causal = causal and query.shape[2] > 1 and attention_mask is None  # as transformers' SDPA decides
     training = module.training and kwargs.get('cu_seq_lens_q') is None
-    if training and cpu_attention_wins(query, key, dropout):
-        out = cpu_attention(query, key, value, attention_mask, dropout, causal, scaling)
-    elif training and causal and causal_attention_wins(query, key, dropout):
-        out = causal_attention(query, key, value, scale=scaling)
-    else: return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                        is_causal=is_causal, **kwargs)
+    kernel = cpu_training_kernel(query, key, dropout, causal) if training else None
+    if kernel is None: return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                                     scaling=scaling, is_causal=is_causal, **kwargs)
+    out = kernel(query, key, value, attn_mask=attention_mask, dropout_p=dropout, is_causal=causal, scale=scaling)
     return out.transpose(1, 2).contiguous(), None
 
 AttentionInterface.register(CPU_ATTENTION, cpu_attention_forward)

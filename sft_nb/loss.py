@@ -30,7 +30,7 @@ from .core import SftError, Task, get_task, unwrap_model
 from transformers import AttentionInterface
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from .kernels import cpu_attention, cpu_attention_wins, causal_attention, causal_attention_wins, CPU_VARIANTS, CPU_ATTENTION
+from .kernels import cpu_attention, causal_attention, cpu_training_kernel, CPU_VARIANTS, CPU_ATTENTION
 
 # %% ../nbs/07_loss.ipynb #71997379
 def log_softmax_stable(logits:torch.Tensor, # [..., n_classes] raw scores
@@ -364,10 +364,8 @@ def _row_bounds(module, query, cu_q, cu_k, sliding_window)->list[int]:
 
 def _group_kernel(module, q, k, cpu_kernel:bool, dropout:float, causal:bool=False):
     "With `cpu_kernel`, a training group's attention where it beats SDPA: `cpu_attention`, or `causal_attention`; else SDPA."
-    if cpu_kernel and module.training:
-        if cpu_attention_wins(q, k, dropout): return cpu_attention
-        if causal and causal_attention_wins(q, k, dropout): return causal_attention
-    return F.scaled_dot_product_attention
+    kernel = cpu_training_kernel(q, k, dropout, causal) if cpu_kernel and module.training else None
+    return kernel or F.scaled_dot_product_attention
 
 
 # %% ../nbs/07_loss.ipynb #98abf50e
