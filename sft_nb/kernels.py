@@ -80,8 +80,9 @@ def _attend(query, key, value, attn_mask, dropout_p:float, is_causal:bool, scale
     return torch.matmul(p.view(B, Hk, H // Hk * L, -1), value).view(B, H, L, D)
 
 def _compute_dtype(t:torch.Tensor)->torch.dtype:
-    "The precision attention on `t` runs in: autocast's on CPU (rotary embeddings hand over fp32 queries), else `t`'s."
-    return torch.get_autocast_dtype('cpu') if torch.is_autocast_enabled('cpu') else t.dtype
+    "The precision products on `t` run in: autocast's where it is on for `t`'s device (rotary embeddings hand over fp32 queries), else `t`'s."
+    dev = t.device.type
+    return torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else t.dtype
 
 def _in_compute_dtype(*ts:torch.Tensor)->tuple:
     "Queries, keys and values cast to the precision the attention runs in (`_compute_dtype` of the queries)."

@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
 
 # %% ../nbs/07_loss.ipynb #0eaca73b
 from .core import SftError, Task, get_task, unwrap_model
@@ -30,7 +29,7 @@ from .core import SftError, Task, get_task, unwrap_model
 from transformers import AttentionInterface
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from .kernels import cpu_attention, causal_attention, cpu_training_kernel, CPU_VARIANTS, CPU_ATTENTION
+from .kernels import cpu_attention, causal_attention, cpu_training_kernel, CPU_VARIANTS, CPU_ATTENTION, _compute_dtype
 
 # %% ../nbs/07_loss.ipynb #71997379
 def log_softmax_stable(logits:torch.Tensor, # [..., n_classes] raw scores
@@ -91,10 +90,48 @@ def token_cross_entropy(logits:torch.Tensor, # [B, T, vocab] decoder outputs
     return total / max(num_items, 1) if isinstance(num_items, int) else total / num_items.clamp(min=1)
 
 # %% ../nbs/07_loss.ipynb #2c6c245f
-def _chunk_loss(h, w, b, y, ignore_index, label_smoothing):
-    logits = (h @ w.t()).float()
-    if b is not None: logits = logits + b.float()
-    return F.cross_entropy(logits, y, ignore_index=ignore_index, label_smoothing=label_smoothing, reduction='sum')
+def _accumulate(total:torch.Tensor|None, part:torch.Tensor)->torch.Tensor:
+    "`total + part` in float32, in place from the second part on."
+    return part.float() if total is None else total.add_(part)
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    "Summed token cross-entropy of `h @ w.T + b`, one chunk of logits at a time, its gradients computed in the forward pass."
+    @staticmethod
+    def forward(ctx, h, w, b, y, chunk_size:int, label_smoothing:float):
+        dtype, need = _compute_dtype(h), ctx.needs_input_grad[:3]
+        # in fp16 most of softmax - one-hot is below the smallest normal number: scale up before the cast, down after
+        up = 1024. if dtype == torch.float16 else 1.
+        gh = torch.empty_like(h) if need[0] else None
+        gw = gb = None
+        total = torch.zeros((), dtype=torch.float32, device=h.device)
+        with torch.autocast(h.device.type, enabled=False):
+            hc, wc = h.to(dtype), w.to(dtype)
+            for s in range(0, len(y), chunk_size):
+                hs, ys = hc[s:s + chunk_size], y[s:s + chunk_size]
+                z = (hs @ wc.t()).float()
+                if b is not None: z += b.float()
+                lse = torch.logsumexp(z, -1)
+                nll = lse - z.gather(1, ys[:, None]).squeeze(1)
+                total += (nll if not label_smoothing else (1 - label_smoothing) * nll + label_smoothing * (lse - z.mean(-1))).sum()
+                if not any(need): continue
+                # the loss ends the graph: its gradient in z is softmax minus the (smoothed) one-hot now, backward only scales it
+                p = z.sub_(lse[:, None]).exp_()
+                p[torch.arange(len(ys), device=p.device), ys] -= 1 - label_smoothing
+                if label_smoothing: p -= label_smoothing / p.shape[-1]
+                if need[2]: gb = _accumulate(gb, p.sum(0))
+                dz = (p.mul_(up) if up != 1 else p).to(dtype)
+                if need[0]: gh[s:s + chunk_size] = dz @ wc
+                if need[1]: gw = _accumulate(gw, dz.t() @ hs)
+        ctx.save_for_backward(gh, gw, gb); ctx.up, ctx.used = up, False
+        return total
+    @staticmethod
+    def backward(ctx, grad):
+        if ctx.used: raise SftError("the output layer's gradients from chunked_cross_entropy serve one backward pass only",
+                                    where="chunked_cross_entropy", fix="compute the loss again instead of backward(retain_graph=True)")
+        ctx.used = True
+        gh, gw, gb = ctx.saved_tensors
+        down = lambda g, s: None if g is None else g.mul_(grad / s)  # ours alone: scaled in place
+        return down(gh, ctx.up), down(gw, ctx.up), down(gb, 1.), None, None, None
 
 def chunked_cross_entropy(hidden:torch.Tensor, # [..., d] last hidden states (before the lm head)
                           lm_head_weight:torch.Tensor, # [vocab, d] output projection
@@ -106,16 +143,13 @@ def chunked_cross_entropy(hidden:torch.Tensor, # [..., d] last hidden states (be
                           label_smoothing:float=0.0, # Label smoothing
                           ignore_index:int=-100, # Label value of unsupervised tokens
                           )->torch.Tensor:
-    "Token cross-entropy computed chunk by chunk with recompute in backward: never builds all the logits."
+    "Token cross-entropy of the supervised tokens, chunk by chunk, gradients in the same pass: never builds all the logits."
     if chunk_size < 1: raise SftError(f"chunk_size must be >= 1, got {chunk_size}", where="chunked_cross_entropy")
     if shift: labels = shift_labels(labels, ignore_index)
     h, y = hidden.reshape(-1, hidden.shape[-1]), labels.reshape(-1)
     keep = y != ignore_index
     h, y = h[keep], y[keep]  # unsupervised tokens need no logits at all
-    total = hidden.new_zeros((), dtype=torch.float32)
-    for s in range(0, len(y), chunk_size):
-        args = (h[s:s+chunk_size], lm_head_weight, bias, y[s:s+chunk_size], ignore_index, label_smoothing)
-        total = total + (checkpoint(_chunk_loss, *args, use_reentrant=False) if torch.is_grad_enabled() else _chunk_loss(*args))
+    total = _LinearCrossEntropy.apply(h, lm_head_weight, bias, y, chunk_size, label_smoothing)
     if num_items is None: num_items = int(keep.sum())
     return total / max(num_items, 1) if isinstance(num_items, int) else total / num_items.clamp(min=1)
 

@@ -425,7 +425,7 @@ def batch_flops(roles:pd.DataFrame, # From `param_roles`
     lin = per * roles['numel'] * tok
     head = roles['part'] == 'head'
     head_tokens = shape.get('supervised', src) if head_on_supervised else tgt
-    head_per = 2 + 2 * any_train + 2 * bool(roles.loc[head, 'trains'].any()) + 2 * head_on_supervised  # the chunked loss recomputes its forward
+    head_per = 2 + 2 * any_train + 2 * bool(roles.loc[head, 'trains'].any())  # the chunked loss: forward and both gradients, once
     out_flops = float(head_per * roles.loc[head, 'numel'].sum() * head_tokens) if head.any() else 0.
     layer_params = roles['part'].isin(['body', 'encoder'])
     through = (float(np.average(roles.loc[layer_params, 'grad_through'], weights=roles.loc[layer_params, 'numel']))
