@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from typing import Callable
 
 # %% auto #0
-__all__ = ['MODEL_SPEEDUPS', 'CpuDropout', 'cpu_dropout', 'FastDropout', 'glibc', 'ReuseCpuMemory', 'CpuAttention',
-           'FirstTokenHead', 'model_speedups']
+__all__ = ['MODEL_SPEEDUPS', 'CpuDropout', 'cpu_dropout', 'FastDropout', 'file_backed', 'copy_file_backed', 'glibc',
+           'ReuseCpuMemory', 'CpuAttention', 'FirstTokenHead', 'model_speedups']
 
 # %% ../../nbs/11a_callbacks.speed.ipynb #4ca92f66
 import torch
@@ -54,6 +54,35 @@ class FastDropout(_DuringFit):
     @staticmethod
     def switch(model, device): return cpu_dropout(model) if device.type == 'cpu' else None
 
+# %% ../../nbs/11a_callbacks.speed.ipynb #8414d8ab
+def _private_file_spans()->list:
+    "Address ranges of this process's private writable file mappings (from Linux's `/proc/self/maps`; [] elsewhere)."
+    try:
+        with open('/proc/self/maps') as f: lines = f.read().splitlines()
+    except OSError: return []
+    spans = []
+    for line in lines:
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and fields[1] == 'rw-p' and fields[5].startswith('/'):
+            start, end = fields[0].split('-'); spans.append((int(start, 16), int(end, 16)))
+    return spans
+
+def file_backed(t:torch.Tensor, spans:list|None=None)->bool:
+    "Whether CPU tensor `t` reads its values from a copy-on-write mapping of a file (as transformers loads checkpoints)."
+    if t.device.type != 'cpu' or t.numel() == 0: return False
+    ptr = t.untyped_storage().data_ptr()
+    return any(start <= ptr < end for start, end in (_private_file_spans() if spans is None else spans))
+
+@torch.no_grad()
+def copy_file_backed(params, # Tensors to check, e.g. a model's trainable parameters
+                    )->int:
+    "Give each tensor of `params` that is `file_backed` memory of its own (`.data` replaced by a copy); returns bytes copied."
+    spans, copied = _private_file_spans(), 0
+    if not spans: return 0
+    for p in {id(p): p for p in params}.values():  # tied weights are one parameter: copy it once
+        if file_backed(p, spans): p.data = p.data.clone(); copied += p.nbytes
+    return copied
+
 # %% ../../nbs/11a_callbacks.speed.ipynb #d64db782
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4  # glibc's mallopt parameter numbers (malloc.h)
 
@@ -65,10 +94,12 @@ def glibc():
     return libc if all(hasattr(libc, f) for f in ('gnu_get_libc_version', 'mallopt', 'malloc_trim')) else None
 
 class ReuseCpuMemory(Callback):
-    "During `fit` on CPU, glibc keeps big freed blocks in its heap: each step's large tensors reuse mapped pages."
+    "During `fit` on CPU: trainable weights get memory of their own, and big freed blocks stay in glibc's heap for reuse."
     order, libc = -30, None
     def before_fit(self):
-        self.libc = glibc() if self.learn.accelerator.device.type == 'cpu' else None
+        if self.learn.accelerator.device.type != 'cpu': return
+        copy_file_backed(p for p in self.learn.model.parameters() if p.requires_grad)  # before the first step writes them
+        self.libc = glibc()
         if self.libc is None: return
         self.libc.mallopt(_M_MMAP_MAX, 0)  # no block gets its own mapping...
         self.libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)  # ...and up to 1 GB of free heap stays mapped between steps
