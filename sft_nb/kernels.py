@@ -1,4 +1,4 @@
-"""Attention and dropout for training on CPU: the same computation as PyTorch's, in less time, and a classifier's last layer run for the one token its head reads.
+"""Attention and dropout for training on CPU: the same computation as PyTorch's, in less time, and last layers run only where the loss reads them (a classifier's first token, a causal LM's supervised positions).
 
 Docs: https://sft-nb.github.io/sft_nb/kernels.html.md"""
 
@@ -6,7 +6,7 @@ Docs: https://sft-nb.github.io/sft_nb/kernels.html.md"""
 
 # %% ../nbs/06a_kernels.ipynb #cf8bb10a
 from __future__ import annotations
-import functools, math, types
+import contextlib, functools, math, sys, types
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,7 +16,7 @@ __all__ = ['CPU_ATTENTION_SCORES', 'CPU_ATTENTION_MAX_LEN', 'CPU_ATTENTION_CHUNK
            'CPU_VARIANTS', 'FIRST_TOKEN_CLASSIFIERS', 'FIRST_TOKEN_MODEL_TYPES', 'keep_mask', 'masked_dropout',
            'cpu_attention', 'attention_timing', 'cpu_attention_wins', 'causal_backward', 'causal_attention',
            'causal_attention_wins', 'cpu_training_kernel', 'cpu_attention_forward', 'use_cpu_attention',
-           'first_token_classifier', 'first_token_share']
+           'first_token_classifier', 'first_token_share', 'last_layer_exact', 'last_layer_at']
 
 # %% ../nbs/06a_kernels.ipynb #0cc876d8
 from transformers import AttentionInterface, AttentionMaskInterface
@@ -293,3 +293,91 @@ def first_token_share(config, # A transformers config (of the classifier to trai
     if getattr(config, 'model_type', None) not in FIRST_TOKEN_MODEL_TYPES: return 1.
     d, f, n = config.hidden_size, config.intermediate_size, config.num_hidden_layers
     return 1 - (2 * d * d + 2 * d * f) / (4 * d * d + 2 * d * f) / n
+
+# %% ../nbs/06a_kernels.ipynb #28868e68
+def _rows_at(x:torch.Tensor, idx:torch.Tensor)->torch.Tensor:
+    "`x[b, idx[b, i]]` for `x` of shape [B, L, ...] and `idx` [B, Q]: [B, Q, ...]."
+    return x.gather(1, idx.view(*idx.shape, *[1] * (x.dim() - 2)).expand(*idx.shape, *x.shape[2:]))
+
+def _positions_forward(self, hidden_states, attention_mask=None, position_ids=None, position_embeddings=None, **kwargs):
+    "A Llama-style decoder layer's `forward` computing the positions `self._sft_positions` only (zeros elsewhere)."
+    keep, att = self.__dict__.get('_sft_positions'), self.self_attn
+    cache = kwargs.get('cache', kwargs.get('past_key_values'))
+    if (keep is None or position_embeddings is None or (cache is not None and cache.get_seq_length(att.layer_idx) > 0)
+            or (attention_mask is not None and not (torch.is_tensor(attention_mask) and attention_mask.dim() == 4))):
+        return type(self).forward(self, hidden_states, attention_mask=attention_mask, position_ids=position_ids,
+                                  position_embeddings=position_embeddings, **kwargs)
+    (B, L, D), hd = hidden_states.shape, att.head_dim
+    counts = keep.sum(1)
+    Q = max(int(counts.max()), 1)
+    at = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices[:, :Q]  # kept positions first, in order
+    valid = torch.arange(Q, device=keep.device)[None] < counts[:, None]  # short rows fill up with unkept positions
+    normed = self.input_layernorm(hidden_states)
+    k = att.k_proj(normed).view(B, L, -1, hd)
+    v = att.v_proj(normed).view(B, L, -1, hd).transpose(1, 2)
+    q = att.q_proj(_rows_at(normed, at)).view(B, Q, -1, hd)
+    if hasattr(att, 'q_norm'): q, k = att.q_norm(q), att.k_norm(k)
+    q, k = q.transpose(1, 2), k.transpose(1, 2)
+    cos, sin = (t.expand(B, *t.shape[1:]) for t in position_embeddings)
+    rotate = sys.modules[type(att).__module__].apply_rotary_pos_emb
+    q, k = rotate(q, q, _rows_at(cos, at), _rows_at(sin, at))[0], rotate(k, k, cos, sin)[0]
+    if cache is not None: k, v = cache.update(k, v, att.layer_idx)
+    if attention_mask is not None: mask = attention_mask.expand(B, -1, L, -1).gather(2, at[:, None, :, None].expand(B, attention_mask.shape[1], Q, attention_mask.shape[-1]))
+    else:  # causal within each example: padding-free rows restart `position_ids` where an example starts
+        pos = (torch.arange(L, device=keep.device)[None] if position_ids is None else position_ids).expand(B, L)
+        start, j = at - pos.gather(1, at), torch.arange(L, device=keep.device)[None, None]
+        mask = ((j >= start[..., None]) & (j <= at[..., None]))[:, None]
+    dropout = getattr(att, 'attention_dropout', 0.0) if self.training else 0.0
+    out = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), attn_mask=mask, dropout_p=dropout,
+                                         scale=att.scaling, enable_gqa=k.shape[1] != q.shape[1])
+    h = _rows_at(hidden_states, at) + att.o_proj(out.transpose(1, 2).reshape(B, Q, -1))
+    h = h + self.mlp(self.post_attention_layernorm(h))
+    return h.new_zeros(B, L, D).scatter(1, at[..., None].expand(B, Q, D), h * valid[..., None])
+
+# %% ../nbs/06a_kernels.ipynb #bec001c9
+def _last_decoder_layer(model:nn.Module)->tuple:
+    "A causal LM's (decoder, last layer), or (None, None) where they are not where Llama-style models keep them."
+    m = unwrap_model(model)
+    dec = m.get_decoder() if callable(getattr(m, 'get_decoder', None)) else None
+    layers = getattr(dec, 'layers', None)
+    if not isinstance(layers, nn.ModuleList) or not len(layers) or not hasattr(dec, 'rotary_emb'): return None, None
+    return dec, layers[-1]
+
+@torch.no_grad()
+def last_layer_exact(dec:nn.Module, layer:nn.Module)->bool:
+    "Whether `_positions_forward` computes `layer` (last of decoder `dec`) as its own `forward` does, on a probe."
+    if '_sft_exact' in layer.__dict__: return layer._sft_exact
+    att, ok = getattr(layer, 'self_attn', None), False
+    if (att is not None and not getattr(att, 'sliding_window', None)
+            and all(hasattr(att, a) for a in ('q_proj', 'k_proj', 'v_proj', 'o_proj', 'head_dim', 'scaling', 'layer_idx'))
+            and all(hasattr(layer, a) for a in ('input_layernorm', 'post_attention_layernorm', 'mlp'))):
+        w = next(layer.parameters())
+        g = torch.Generator(device='cpu').manual_seed(0)
+        x = torch.randn(2, 7, dec.config.hidden_size, generator=g).to(w)
+        pos = torch.arange(7, device=w.device)[None]
+        mask = torch.ones(7, 7, dtype=torch.bool, device=w.device).tril()[None, None].expand(2, 1, 7, 7)
+        keep = torch.tensor([[0, 1, 0, 0, 1, 1, 0], [1, 0, 0, 0, 0, 0, 1]], dtype=torch.bool, device=w.device)
+        training = layer.training; layer.eval()
+        try:
+            kw = dict(attention_mask=mask, position_ids=pos, position_embeddings=dec.rotary_emb(x, pos))
+            plain = type(layer).forward(layer, x, **kw)
+            layer._sft_positions = keep
+            fast = _positions_forward(layer, x, **kw)
+            tol = 1e-4 if w.dtype == torch.float32 else 2e-2
+            ok = bool(((plain - fast)[keep].abs().max() <= tol * plain[keep].abs().max().clamp(min=1)).item())
+        except Exception: ok = False  # a layer whose forward takes other arguments keeps it
+        finally: layer.__dict__.pop('_sft_positions', None); layer.train(training)
+    layer._sft_exact = ok
+    return ok
+
+@contextlib.contextmanager
+def last_layer_at(model:nn.Module, # A causal LM (possibly wrapped)
+                  positions:torch.Tensor|None, # [B, L] booleans: where the last layer's output is read (None: all)
+                 ):
+    "Within the block, `model`'s last decoder layer computes `positions` only, where it is exact (`last_layer_exact`)."
+    dec, layer = _last_decoder_layer(model) if positions is not None else (None, None)
+    if layer is None or getattr(layer, 'gradient_checkpointing', False) or not last_layer_exact(dec, layer):
+        yield; return
+    layer.forward, layer._sft_positions = types.MethodType(_positions_forward, layer), positions
+    try: yield
+    finally: del layer.forward, layer._sft_positions

@@ -160,7 +160,7 @@ class TokenLoss:
                  label_smoothing:float=0.0, # Label smoothing
                  keep_labels:bool=False, # Pass `labels` to the model (seq2seq models build decoder inputs from them)
                  ignore_index:int=-100, # Label value of unsupervised tokens
-                 head_on_supervised:bool=True): # Causal LMs in training: output layer on supervised tokens only (`skip_head`)
+                 head_on_supervised:bool=True): # Causal LMs in training: output layer (and last layer) on supervised tokens only
         self.shift,self.label_smoothing,self.ignore_index = shift,label_smoothing,ignore_index
         self.drop_keys = () if keep_labels else ('labels',)
         self.head_on_supervised = head_on_supervised
@@ -169,6 +169,10 @@ class TokenLoss:
         "The output layer to apply in the loss instead of the model (None: the model computes full logits)."
         if not (self.head_on_supervised and self.shift and 'labels' in self.drop_keys): return None
         return plain_lm_head(model)
+    def positions(self, batch)->torch.Tensor:
+        "[B, L] booleans: the positions whose output the loss reads (with `head_for`, `sft_nb.kernels.last_layer_at`)."
+        y = shift_labels(batch['labels'], self.ignore_index) if self.shift else batch['labels']
+        return y != self.ignore_index
     def __call__(self, outputs, batch, num_items=None,
                  head:nn.Linear|None=None): # Set when `outputs.logits` are hidden states (`head_for`)
         if head is not None:
