@@ -322,7 +322,9 @@ def _positions_forward(self, hidden_states, attention_mask=None, position_ids=No
     rotate = sys.modules[type(att).__module__].apply_rotary_pos_emb
     q, k = rotate(q, q, _rows_at(cos, at), _rows_at(sin, at))[0], rotate(k, k, cos, sin)[0]
     if cache is not None: k, v = cache.update(k, v, att.layer_idx)
-    if attention_mask is not None: mask = attention_mask.expand(B, -1, L, -1).gather(2, at[:, None, :, None].expand(B, attention_mask.shape[1], Q, attention_mask.shape[-1]))
+    if attention_mask is not None:  # the mask's rows of the kept queries
+        H, S = attention_mask.shape[1], attention_mask.shape[-1]
+        mask = attention_mask.expand(B, H, L, S).gather(2, at[:, None, :, None].expand(B, H, Q, S))
     else:  # causal within each example: padding-free rows restart `position_ids` where an example starts
         pos = (torch.arange(L, device=keep.device)[None] if position_ids is None else position_ids).expand(B, L)
         start, j = at - pos.gather(1, at), torch.arange(L, device=keep.device)[None, None]

@@ -23,8 +23,7 @@ from fastcore.basics import patch
 from .core import (SftError, SCHEDULES, check_choice, check_precision, set_seed, default_precision, rss_mb, Callback,
                          BatchMetric, unwrap_model,
                          CancelBatchException, CancelTrainException, CancelValidException, CancelEpochException, CancelFitException)
-from .loss import default_loss, MeanLoss, skip_head
-from .kernels import last_layer_at
+from .loss import default_loss, MeanLoss, supervised_only
 from .freeze import param_groups, freeze, unfreeze
 from .models import set_gradient_checkpointing
 from .distributed import (new_accelerator, strip_autocast, accelerate_state, restore_accelerate_state, seed_epoch,
@@ -346,11 +345,9 @@ def _do_batch(self:Learner, i:int, batch):
 @patch
 def _do_one_batch(self:Learner):
     "Forward and loss; training: backward, and the optimizer step on the last micro-batch of the window."
-    # training a causal LM, the output layer runs in the loss on the supervised tokens only (`sft_nb.loss.skip_head`)
-    head = self.loss_func.head_for(self.model) if self.training and hasattr(self.loss_func, 'head_for') else None
-    # and the last decoder layer on the positions the loss reads (`sft_nb.kernels.last_layer_at`)
-    positions = self.loss_func.positions(self.batch) if head is not None else None
-    with skip_head(head), last_layer_at(self.model, positions): self.outputs = self.model(**self._inputs(self.batch))
+    # training a causal LM, the output layer runs in the loss and the last layer on the supervised tokens only
+    with supervised_only(self.loss_func, self.model, self.batch) if self.training else contextlib.nullcontext() as head:
+        self.outputs = self.model(**self._inputs(self.batch))
     self('after_pred')
     if not self.training:  # the sum: the valid loss is totalled over batches
         self.loss = self.loss_func(self.outputs, self.batch, 1); self.loss_value = self.loss.item()

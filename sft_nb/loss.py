@@ -13,8 +13,8 @@ from typing import NamedTuple
 __all__ = ['PLAIN_HEAD_MODELS', 'CALL_AREA', 'VARLEN_MODELS', 'VARLEN_CLASSIFIERS', 'VARLEN', 'VARLEN_CPU', 'log_softmax_stable',
            'stable_cross_entropy', 'shift_labels', 'count_items', 'token_cross_entropy', 'chunked_cross_entropy',
            'TokenLoss', 'class_weights', 'ClassificationLoss', 'MeanLoss', 'default_loss', 'MultiLabelLoss',
-           'RegressionLoss', 'plain_lm_head', 'skip_head', 'ExampleSlots', 'example_slots', 'padding_free_exact',
-           'varlen_sdpa', 'use_varlen_attention']
+           'RegressionLoss', 'plain_lm_head', 'skip_head', 'supervised_only', 'ExampleSlots', 'example_slots',
+           'padding_free_exact', 'varlen_sdpa', 'use_varlen_attention']
 
 # %% ../nbs/07_loss.ipynb #c4aab657
 import numpy as np
@@ -29,7 +29,7 @@ from .core import SftError, Task, get_task, unwrap_model
 from transformers import AttentionInterface
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from .kernels import cpu_attention, causal_attention, cpu_training_kernel, CPU_VARIANTS, CPU_ATTENTION, _compute_dtype
+from .kernels import cpu_attention, causal_attention, cpu_training_kernel, CPU_VARIANTS, CPU_ATTENTION, _compute_dtype, last_layer_at
 
 # %% ../nbs/07_loss.ipynb #71997379
 def log_softmax_stable(logits:torch.Tensor, # [..., n_classes] raw scores
@@ -311,6 +311,16 @@ def skip_head(head:nn.Module|None): # The output layer (None: do nothing)
     finally: del head.forward
 
 def _identity(x): return x
+
+# %% ../nbs/07_loss.ipynb #09702b42
+@contextlib.contextmanager
+def supervised_only(loss_func, # The run's loss (`TokenLoss` for causal LMs; others yield None)
+                    model:nn.Module, # The (possibly wrapped) model
+                    batch:dict, # The training batch (its labels say which positions are read)
+                   ):
+    "Within the block, `model` skips its output layer (`skip_head`) and runs its last layer where `loss_func` reads; yields that head."
+    head = loss_func.head_for(model) if hasattr(loss_func, 'head_for') else None
+    with skip_head(head), last_layer_at(model, loss_func.positions(batch) if head is not None else None): yield head
 
 # %% ../nbs/07_loss.ipynb #795d59f6
 class ExampleSlots(NamedTuple):

@@ -478,12 +478,9 @@ def time_batch(model:nn.Module, # The model as it will train
                clock:str='wall', # 'wall' seconds, or 'cpu': this process's CPU seconds (robust to other processes' load)
                )->float:
     "Seconds of one forward and backward pass on `batch` (the fastest after the first), leaving weights, gradients and RNG as they were."
-    from sft_nb.loss import default_loss, skip_head
-    from sft_nb.kernels import last_layer_at
+    from sft_nb.loss import default_loss, supervised_only
     from sft_nb.callbacks.speed import model_speedups
     loss_func = loss_func or default_loss(model, batch)
-    head = loss_func.head_for(model) if hasattr(loss_func, 'head_for') else None
-    positions = loss_func.positions(batch) if head is not None else None  # the last layer as `fit` runs it
     inputs = {k: v for k, v in batch.items() if k not in getattr(loss_func, 'drop_keys', ())}
     dev, rng, was, times = next(model.parameters()).device.type, torch.get_rng_state(), model.training, []
     model.train()
@@ -492,7 +489,7 @@ def time_batch(model:nn.Module, # The model as it will train
             for _ in range(repeats):
                 t = CLOCKS[clock]()
                 with _autocast(precision, dev):
-                    with skip_head(head), last_layer_at(model, positions): out = model(**inputs)
+                    with supervised_only(loss_func, model, batch) as head: out = model(**inputs)  # as `fit` runs it
                     loss = loss_func(out, batch, **({'head': head} if head is not None else {}))
                 loss.backward(); _sync(dev)
                 times.append(CLOCKS[clock]() - t)
