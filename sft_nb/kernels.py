@@ -29,29 +29,33 @@ from .core import SftError, unwrap_model
 def keep_mask(shape:tuple, # Shape of the mask
               p:float, # Probability of dropping each element
               device=None)->torch.Tensor:
-    "Boolean mask, each element False with probability `p` (to 1/32768), from 15 random bits per element."
+    "0/1 bytes (`uint8`), each element 0 with probability `p` (to 1/32768), from 15 random bits per element."
     n = math.prod(shape)
     # bit 63 is always 0, bits 0-62 uniform
     words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_()
     lanes = words.view(torch.int16)[:n].view(shape).bitwise_and_(0x7FFF)  # so use 15 bits of each 16-bit lane
-    return lanes >= round(p * 32768)
+    # lane - threshold is negative exactly when the element is dropped; its sign bit shifted down is -1, else 0.
+    # Integer arithmetic, not `lanes >= threshold`: PyTorch's CPU kernels that make or read bool tensors are slow.
+    return lanes.sub_(round(p * 32768)).bitwise_right_shift_(15).add_(1).to(torch.uint8)
 
 # %% ../nbs/06a_kernels.ipynb #3733667c
 class _MaskScale(torch.autograd.Function):
-    "`x * keep * scale`, keeping only the boolean mask for backward."
+    "`x * keep * scale`, keeping only the 0/1 byte mask for backward."
+    # `keep` is cast to x's dtype and `scale` applied by a second multiply: a float times a bool or byte tensor takes
+    # PyTorch's slow mixed-dtype path, and `scale` cast to bf16 would round (1/0.9 becomes 1.109)
     @staticmethod
     def forward(ctx, x, keep, scale):
         ctx.save_for_backward(keep); ctx.scale = scale
-        return x * keep * scale
+        return (x * keep.to(x.dtype)).mul_(scale)
     @staticmethod
     def backward(ctx, grad):
         keep, = ctx.saved_tensors
-        return grad * keep * ctx.scale, None, None
+        return (grad * keep.to(grad.dtype)).mul_(ctx.scale), None, None
 
 def masked_dropout(x:torch.Tensor, # Any floating tensor
                    p:float, # Drop probability
                   )->torch.Tensor:
-    "Inverted dropout of `x` with a `keep_mask` (the backward pass keeps only the boolean mask)."
+    "Inverted dropout of `x` with a `keep_mask` (the backward pass keeps only the byte mask)."
     return _MaskScale.apply(x, keep_mask(x.shape, p, x.device), 1 / (1 - p)) if 0 < p < 1 else x
 
 # %% ../nbs/06a_kernels.ipynb #9106d5ab
