@@ -10,10 +10,10 @@ import bisect
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['MODEL_KEYS', 'PER_EXAMPLE_TOKENS', 'ROW_VIEWS', 'pad_sequences', 'example_labels', 'PadCollator',
-           'LengthGroupedBatchSampler', 'pack', 'packed_attention_mask', 'PackedCollator', 'PaddingFreeCollator',
-           'DataLoaders', 'padding_stats', 'dataloaders', 'batch_tokens', 'padding_free_pays', 'batch_table',
-           'show_batch']
+__all__ = ['MODEL_KEYS', 'LENGTH_CLASS_P', 'PER_EXAMPLE_TOKENS', 'ROW_VIEWS', 'pad_sequences', 'example_labels', 'PadCollator',
+           'LengthGroupedBatchSampler', 'length_class_p', 'pack', 'packed_attention_mask', 'PackedCollator',
+           'PaddingFreeCollator', 'DataLoaders', 'padding_stats', 'dataloaders', 'batch_tokens', 'padding_free_pays',
+           'batch_table', 'show_batch']
 
 # %% ../nbs/04_batches.ipynb #d0a49519
 import numpy as np
@@ -151,6 +151,25 @@ def batches(self:LengthGroupedBatchSampler, epoch:int)->list[list[int]]:
     if self.drop_last: out = [b for b in out if len(b) == self.bs]
     rng.shuffle(out)
     return out
+
+# %% ../nbs/04_batches.ipynb #a9ac94a0
+LENGTH_CLASS_P = 0.05  # below this p-value the class is taken to depend on the length, and batches keep the class mix
+
+def length_class_p(lengths, # Length of each example
+                   labels, # Class of each example
+                   bins:int=10, # Length bins at most (fewer where the rarest class could not fill them)
+                  )->float:
+    "p-value of a chi-square test that the class is independent of the length bin (1.0 where there is nothing to test)."
+    from scipy.stats import chi2_contingency  # scipy comes with scikit-learn; imported where it is used
+    lengths, labels = np.asarray(lengths), np.asarray(labels)
+    classes, counts = np.unique(labels, return_counts=True)
+    k = int(min(bins, max(2, counts.min() // 5)))  # about five of the rarest class per bin
+    edges = np.unique(np.quantile(lengths, np.linspace(0, 1, k + 1)[1:-1])) if len(classes) > 1 else []
+    if not len(edges): return 1.  # one class, or one length: grouping cannot sort by class
+    bin_of = np.searchsorted(edges, lengths, side='right')
+    table = np.stack([np.bincount(bin_of[labels == c], minlength=len(edges) + 1) for c in classes])
+    table = table[:, table.sum(0) > 0]
+    return 1. if table.shape[1] < 2 else float(chi2_contingency(table, correction=False)[1])
 
 # %% ../nbs/04_batches.ipynb #e68e89a7
 def pack(ds:Dataset, # Tokenized causal data (`input_ids`, `labels`, `length`)
@@ -318,10 +337,13 @@ def _tokenized(data, tokenizer, t:Task, max_length:int, load_kw:dict, tok_kw:dic
 
 def _train_loader(train:Dataset, t:Task, coll, packing:str|None, batch_size:int, group_by_length:bool, seed:int,
                   drop_last:bool, num_workers:int)->DataLoader:
-    "Length-grouped training batches (class mix kept), or random ones: without padding, grouping has nothing to save."
+    "Length-grouped training batches (class mix kept where the class depends on the length), or random ones: without padding, grouping has nothing to save."
     if group_by_length and not packing:
+        labels = _single_labels(train, t)
+        p = None if labels is None else length_class_p(train['length'], labels)
         smp = LengthGroupedBatchSampler(train['length'], batch_size, seed=seed, drop_last=drop_last,
-                                        labels=_single_labels(train, t))
+                                        labels=labels if p is not None and p < LENGTH_CLASS_P else None)
+        smp.length_class_p = p  # why the batches keep the class mix, or need not
         return DataLoader(train, batch_sampler=smp, collate_fn=coll, num_workers=num_workers)
     return DataLoader(train, batch_size=batch_size, shuffle=True, drop_last=drop_last, collate_fn=coll,
                       generator=torch.Generator().manual_seed(seed), num_workers=num_workers)
@@ -333,7 +355,7 @@ def dataloaders(data, # Anything `load_data` accepts, or a tokenized `DatasetDic
                 batch_size:int=32, # Training examples (packing='mask': packed rows) per batch
                 valid_batch_size:int|None=None, # Evaluation batch size (default: 2 x batch_size)
                 max_length:int|None=None, # Tokens per example or packed row (default: the tokenizer's, capped at 1024)
-                group_by_length:bool=True, # Batch examples of similar length (less padding), shuffled, class mix kept
+                group_by_length:bool=True, # Batch examples of similar length (less padding), shuffled; class mix kept if length predicts it
                 packing:bool|str=False, # True/'free': unpadded rows (causal, classification); 'mask': causal, 4-D mask
                 pad_to_multiple_of:int|None=None, # Round padded lengths up to a multiple of this
                 seed:int=42, # Seed of splits and shuffles

@@ -92,7 +92,7 @@ class RunConfig:
     # Padding-free batches (one unpadded row per batch, attention per example): true, false, or auto (on where exact:
     # Llama-family causal LMs, BERT-family classifiers)
     packing:bool|str = 'auto'
-    group_by_length:bool = True  # Padded batches: group examples of similar length (class mix kept); false: random batches
+    group_by_length:bool = True  # Padded batches: group examples of similar length (class mix kept where length predicts it); false: random batches
     # With max_length unset, choose it from the train split, or from all splits (`all`: no validation or test example is
     # cut more than training ones)
     max_length_from:str = 'train'
