@@ -343,10 +343,10 @@ def _train_loader(train:Dataset, t:Task, coll, packing:str|None, batch_size:int,
                   drop_last:bool, num_workers:int)->DataLoader:
     "Length-grouped training batches (class mix kept where the class depends on the length), or random ones: without padding, grouping has nothing to save."
     if group_by_length and not packing:
-        labels = _single_labels(train, t)
-        p = None if labels is None else length_class_p(train['length'], labels)
-        smp = LengthGroupedBatchSampler(train['length'], batch_size, seed=seed, drop_last=drop_last,
-                                        labels=labels if p is not None and p < LENGTH_CLASS_P else None)
+        lengths, labels = train['length'], _single_labels(train, t)
+        p = None if labels is None else length_class_p(lengths, labels)
+        smp = LengthGroupedBatchSampler(lengths, batch_size, seed=seed, drop_last=drop_last,
+                                        labels=labels if labels is not None and p < LENGTH_CLASS_P else None)
         smp.length_class_p = p  # why the batches keep the class mix, or need not
         return DataLoader(train, batch_sampler=smp, collate_fn=coll, num_workers=num_workers)
     return DataLoader(train, batch_size=batch_size, shuffle=True, drop_last=drop_last, collate_fn=coll,
